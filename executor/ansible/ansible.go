@@ -1,0 +1,370 @@
+// Package ansible is the Executor for physical nodes: it runs the bundled playbooks (playbooks/, roles/)
+// with ansible-playbook over SSH, one process per batch of nodes, and maps each host's results back to
+// that node's status. The node keeps its own record (docs/node-contract.md), so status needs no database.
+package ansible
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apenella/go-ansible/v2/pkg/execute"
+	jsonresults "github.com/apenella/go-ansible/v2/pkg/execute/result/json"
+	"github.com/apenella/go-ansible/v2/pkg/playbook"
+	"github.com/sirupsen/logrus"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+// Config says where the playbooks are and how to reach the nodes.
+type Config struct {
+	// PlaybookDir holds ansible.cfg, playbooks/ and roles/ (the bundle, extracted, or a checkout).
+	PlaybookDir string
+	// AnsiblePlaybook is the ansible-playbook binary; default: found on PATH.
+	AnsiblePlaybook string
+	// WorkDir gets one short-lived directory per run (inventory, vars); default: the system temp dir.
+	WorkDir string
+	SSH     SSH
+	// BaseDir is where services live on the nodes; default /opt.
+	BaseDir string
+	// MaxForks caps how many nodes one ansible-playbook works on at once; default 50.
+	MaxForks int
+	// LockTTL is the longest a node lock may be held; default 1h. A crashed run frees its locks then.
+	LockTTL time.Duration
+	// KillGrace is how long a cancelled run gets between SIGTERM and SIGKILL; default 5s.
+	KillGrace time.Duration
+	// RecoveryTimeout bounds the status pass after a cancelled run; default 2m.
+	RecoveryTimeout time.Duration
+	Logger          logrus.FieldLogger
+}
+
+// SSH is how ansible-playbook connects. The key is a path: no secret ever goes into the environment
+// or onto a command line.
+type SSH struct {
+	User           string
+	PrivateKeyFile string
+	Port           int
+	ConnectTimeout time.Duration
+	// HostKeyChecking on (the default) uses the system's known_hosts; off is for throwaway test hosts.
+	HostKeyChecking *bool
+}
+
+// Executor runs the bundled playbooks on physical nodes.
+type Executor struct {
+	cfg Config
+	log logrus.FieldLogger
+}
+
+var _ executor.Executor = (*Executor)(nil)
+
+// New checks the configuration and finds ansible-playbook.
+func New(cfg Config) (*Executor, error) {
+	if cfg.PlaybookDir == "" {
+		return nil, errors.New("ansible executor: PlaybookDir is required (the directory with ansible.cfg, playbooks/ and roles/)")
+	}
+	for _, need := range []string{"ansible.cfg", "playbooks/deploy.yml", "roles"} {
+		if _, err := os.Stat(filepath.Join(cfg.PlaybookDir, need)); err != nil {
+			return nil, fmt.Errorf("ansible executor: %s has no %s: %w", cfg.PlaybookDir, need, err)
+		}
+	}
+	if cfg.AnsiblePlaybook == "" {
+		cfg.AnsiblePlaybook = "ansible-playbook"
+	}
+	bin, err := osexec.LookPath(cfg.AnsiblePlaybook)
+	if err != nil {
+		return nil, fmt.Errorf("ansible executor: %s not found; install it with `apt-get install ansible-core ansible`: %w", cfg.AnsiblePlaybook, err)
+	}
+	cfg.AnsiblePlaybook = bin
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = os.TempDir()
+	}
+	if cfg.BaseDir == "" {
+		cfg.BaseDir = "/opt"
+	}
+	if cfg.MaxForks <= 0 {
+		cfg.MaxForks = 50
+	}
+	if cfg.LockTTL <= 0 {
+		cfg.LockTTL = time.Hour
+	}
+	if cfg.KillGrace <= 0 {
+		cfg.KillGrace = 5 * time.Second
+	}
+	if cfg.RecoveryTimeout <= 0 {
+		cfg.RecoveryTimeout = 2 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	return &Executor{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Deploy puts req.Version of req.Service on every node in one ansible-playbook run. A node whose new
+// release fails verification is switched back in the same run and reported rolled_back. When ctx is
+// cancelled, the whole process group is stopped, locks taken by this run are released, and each node
+// reports what it really runs; the error then says it was cancelled.
+func (e *Executor) Deploy(ctx context.Context, req executor.DeployRequest) ([]executor.NodeResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	vars := e.commonVars(req.Service, req.DeploymentID)
+	vars["nodeexec_version"] = req.Version
+	vars["nodeexec_package_url"] = req.Package.URL
+	vars["nodeexec_package_sha256"] = strings.ToLower(req.Package.SHA256)
+	healthVars(vars, req.Health)
+	if req.Unit.Exec != "" {
+		vars["nodeexec_exec"] = req.Unit.Exec
+	}
+	if req.Unit.Args != "" {
+		vars["nodeexec_exec_args"] = req.Unit.Args
+	}
+	if len(req.Unit.Env) > 0 {
+		vars["nodeexec_service_env"] = req.Unit.Env
+	}
+	log := e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "version": req.Version})
+	return e.write(ctx, log, opDeploy, "deploy.yml", vars, req.Service, req.Nodes)
+}
+
+// Rollback switches every node back to its previous release, or to req.ToVersion when set.
+func (e *Executor) Rollback(ctx context.Context, req executor.RollbackRequest) ([]executor.NodeResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	vars := e.commonVars(req.Service, req.DeploymentID)
+	if req.ToVersion != "" {
+		vars["nodeexec_rollback_to"] = req.ToVersion
+	}
+	healthVars(vars, req.Health)
+	log := e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "version": req.ToVersion})
+	return e.write(ctx, log, opRollback, "rollback.yml", vars, req.Service, req.Nodes)
+}
+
+// CleanupRequest asks each node to keep only its newest Keep releases of Service.
+type CleanupRequest struct {
+	Service string
+	Keep    int
+	Nodes   []executor.Node
+}
+
+// Cleanup removes old releases on every node, by the node's own deploy record. Current and previous
+// are always kept.
+func (e *Executor) Cleanup(ctx context.Context, req CleanupRequest) ([]executor.NodeResult, error) {
+	if err := executor.ValidateService(req.Service); err != nil {
+		return nil, err
+	}
+	if req.Keep < 2 {
+		return nil, &executor.ValidationError{Field: "keep", Reason: "must be at least 2 (current and previous are always kept)"}
+	}
+	if err := executor.ValidateNodes(req.Nodes); err != nil {
+		return nil, err
+	}
+	vars := e.commonVars(req.Service, "cleanup")
+	vars["nodeexec_keep"] = req.Keep
+	log := e.log.WithFields(logrus.Fields{"service": req.Service, "keep": req.Keep})
+	return e.write(ctx, log, opStatus, "cleanup.yml", vars, req.Service, req.Nodes)
+}
+
+// Status asks each node what it runs, from the node's own record; it takes no lock and changes nothing.
+func (e *Executor) Status(ctx context.Context, req executor.StatusRequest) ([]executor.NodeResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	vars := map[string]any{"nodeexec_service": req.Service, "nodeexec_base_dir": e.cfg.BaseDir}
+	res, stderr, err := e.run(ctx, []string{"status.yml"}, vars, req.Nodes)
+	if res == nil && err != nil {
+		return nil, err
+	}
+	return nodeResults(res, opStatus, req.Service, req.Nodes, stderr), nil
+}
+
+// write runs a playbook that changes nodes under their locks, and cleans up after a cancellation.
+func (e *Executor) write(ctx context.Context, log logrus.FieldLogger, op operation, book string, vars map[string]any, service string, nodes []executor.Node) ([]executor.NodeResult, error) {
+	holder := vars["nodeexec_lock_holder"].(string)
+	log.WithField("nodes", len(nodes)).Infof("running %s", book)
+	res, stderr, err := e.run(ctx, []string{book}, vars, nodes)
+	if ctx.Err() != nil {
+		return e.afterCancel(ctx, log, service, holder, nodes)
+	}
+	if res == nil && err != nil {
+		return nil, err
+	}
+	results := nodeResults(res, op, service, nodes, stderr)
+	for _, r := range results {
+		entry := log.WithFields(logrus.Fields{"node": r.Host, "state": r.State, "current": r.CurrentVersion, "changed": r.Changed})
+		if r.LastError != "" {
+			entry.WithField("error", r.LastError).Warn("node finished with an error")
+		} else {
+			entry.Info("node finished")
+		}
+	}
+	return results, nil
+}
+
+// afterCancel runs once the cancelled run's process group is gone: it releases the locks this run holds
+// and asks every node what it really runs, so each reports the release it is on and says which.
+func (e *Executor) afterCancel(ctx context.Context, log logrus.FieldLogger, service, holder string, nodes []executor.Node) ([]executor.NodeResult, error) {
+	cause := ctx.Err()
+	log.WithField("cause", cause).Warn("run cancelled; releasing its locks and reading each node's state")
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RecoveryTimeout)
+	defer cancel()
+	vars := map[string]any{"nodeexec_service": service, "nodeexec_base_dir": e.cfg.BaseDir, "nodeexec_unlock_holder": holder}
+	res, stderr, err := e.run(rctx, []string{"unlock.yml", "status.yml"}, vars, nodes)
+	if res == nil && err != nil {
+		return nil, fmt.Errorf("cancelled (%v), and reading the nodes' state afterwards failed: %w", cause, err)
+	}
+	results := nodeResults(res, opStatus, service, nodes, stderr)
+	for i := range results {
+		r := &results[i]
+		r.State = executor.StateFailed
+		running := r.RunningVersion
+		if running == "" {
+			running = "nothing (the unit is not running)"
+		}
+		r.LastError = fmt.Sprintf("cancelled (%v); the node runs %s", cause, running)
+		log.WithFields(logrus.Fields{"node": r.Host, "running": r.RunningVersion, "current": r.CurrentVersion}).Warn("node state after cancel")
+	}
+	return results, fmt.Errorf("cancelled: %w", cause)
+}
+
+func (e *Executor) commonVars(service, deploymentID string) map[string]any {
+	if deploymentID == "" {
+		deploymentID = "adhoc"
+	}
+	return map[string]any{
+		"nodeexec_service":     service,
+		"nodeexec_base_dir":    e.cfg.BaseDir,
+		"nodeexec_lock_holder": fmt.Sprintf("nodeexec %s run %s", deploymentID, randomID()),
+		"nodeexec_lock_ttl":    int(e.cfg.LockTTL.Seconds()),
+	}
+}
+
+func healthVars(vars map[string]any, h executor.HealthCheck) {
+	vars["nodeexec_health_http_port"] = h.HTTPPort
+	vars["nodeexec_health_tcp_port"] = h.TCPPort
+	if h.HTTPPath != "" {
+		vars["nodeexec_health_http_path"] = h.HTTPPath
+	}
+	if h.HTTPStatus != 0 {
+		vars["nodeexec_health_http_status"] = h.HTTPStatus
+	}
+	if h.Retries != 0 {
+		vars["nodeexec_health_retries"] = h.Retries
+	}
+	if h.Delay != 0 {
+		vars["nodeexec_health_delay"] = max(1, int(h.Delay.Round(time.Second).Seconds()))
+	}
+}
+
+// run executes playbooks once over nodes: one ansible-playbook process, forks = number of nodes. It
+// returns the parsed results when the output parses, even if ansible-playbook exited non-zero (it does
+// whenever any one host failed); err is set when there are no results to read.
+func (e *Executor) run(ctx context.Context, books []string, vars map[string]any, nodes []executor.Node) (*jsonresults.AnsiblePlaybookJSONResults, string, error) {
+	dir, err := os.MkdirTemp(e.cfg.WorkDir, "nodeexec-run-")
+	if err != nil {
+		return nil, "", fmt.Errorf("make a run directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	inventory, err := writeUnsafeYAML(dir, "inventory.yml", e.inventory(nodes))
+	if err != nil {
+		return nil, "", fmt.Errorf("write the inventory: %w", err)
+	}
+	varsFile, err := writeUnsafeYAML(dir, "vars.yml", vars)
+	if err != nil {
+		return nil, "", fmt.Errorf("write the extra vars: %w", err)
+	}
+	paths := make([]string, len(books))
+	for i, b := range books {
+		paths[i] = filepath.Join(e.cfg.PlaybookDir, "playbooks", b)
+	}
+	cmd := playbook.NewAnsiblePlaybookCmd(
+		playbook.WithBinary(e.cfg.AnsiblePlaybook),
+		playbook.WithPlaybooks(paths...),
+		playbook.WithPlaybookOptions(&playbook.AnsiblePlaybookOptions{
+			Inventory:     inventory,
+			ExtraVarsFile: []string{"@" + varsFile},
+			Forks:         strconv.Itoa(min(len(nodes), e.cfg.MaxForks)),
+		}),
+	)
+	var stdout, stderr bytes.Buffer
+	group := &groupExec{env: e.environ(dir), dir: e.cfg.PlaybookDir, grace: e.cfg.KillGrace}
+	exec := execute.NewDefaultExecute(
+		execute.WithCmd(cmd),
+		execute.WithExecutable(group),
+		execute.WithOutput(jsonresults.NewJSONStdoutCallbackResults()),
+		execute.WithWrite(&stdout),
+		execute.WithWriteError(&stderr),
+	)
+	exec.Quiet()
+	runErr := exec.Execute(ctx)
+	group.reap()
+	res, parseErr := jsonresults.ParseJSONResultsStream(bytes.NewReader(stdout.Bytes()))
+	if parseErr != nil || (len(res.Plays) == 0 && len(res.Stats) == 0) {
+		if runErr == nil {
+			runErr = parseErr
+		}
+		return nil, stderr.String(), fmt.Errorf("ansible-playbook %s: %w%s", strings.Join(books, " "), errors.Unwrap(runErr), stderrHint(stderr.String()))
+	}
+	return res, stderr.String(), nil
+}
+
+// environ is ansible-playbook's environment: ours plus the settings that make its output JSON and its
+// runs independent of the caller's own Ansible configuration. Nothing secret goes here.
+func (e *Executor) environ(runDir string) []string {
+	checking := e.cfg.SSH.HostKeyChecking == nil || *e.cfg.SSH.HostKeyChecking
+	return append(os.Environ(),
+		"ANSIBLE_CONFIG="+filepath.Join(e.cfg.PlaybookDir, "ansible.cfg"),
+		"ANSIBLE_STDOUT_CALLBACK=ansible.posix.json",
+		"ANSIBLE_NOCOLOR=1",
+		"ANSIBLE_RETRY_FILES_ENABLED=0",
+		"ANSIBLE_HOST_KEY_CHECKING="+strconv.FormatBool(checking),
+		"ANSIBLE_LOCAL_TEMP="+filepath.Join(runDir, "tmp"),
+		"LANG=C.UTF-8",
+	)
+}
+
+// inventory lists the request's nodes; names are validated, and every string is passed unsafe.
+func (e *Executor) inventory(nodes []executor.Node) map[string]any {
+	hosts := make(map[string]any, len(nodes))
+	for _, n := range nodes {
+		h := map[string]any{}
+		if n.Address != "" {
+			h["ansible_host"] = n.Address
+		}
+		if n.Port != 0 {
+			h["ansible_port"] = n.Port
+		}
+		hosts[n.Host] = h
+	}
+	all := map[string]any{}
+	if e.cfg.SSH.User != "" {
+		all["ansible_user"] = e.cfg.SSH.User
+	}
+	if e.cfg.SSH.PrivateKeyFile != "" {
+		all["ansible_ssh_private_key_file"] = e.cfg.SSH.PrivateKeyFile
+	}
+	if e.cfg.SSH.Port != 0 {
+		all["ansible_port"] = e.cfg.SSH.Port
+	}
+	if e.cfg.SSH.ConnectTimeout > 0 {
+		all["ansible_timeout"] = max(1, int(e.cfg.SSH.ConnectTimeout.Seconds()))
+	}
+	if e.cfg.SSH.HostKeyChecking != nil && !*e.cfg.SSH.HostKeyChecking {
+		all["ansible_ssh_common_args"] = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+	}
+	return map[string]any{"all": map[string]any{"hosts": hosts, "vars": all}}
+}
+
+func randomID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

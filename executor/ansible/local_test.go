@@ -1,0 +1,150 @@
+package ansible
+
+import (
+	"context"
+	"errors"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+// These tests run the real ansible-playbook on this machine (connection local): no test hosts needed.
+
+func probeExecutor(t *testing.T) *Executor {
+	t.Helper()
+	if _, err := osexec.LookPath("ansible-playbook"); err != nil {
+		t.Skip("ansible-playbook is not installed")
+	}
+	dir, err := filepath.Abs("testdata/probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(testWriter{t})
+	e, err := New(Config{PlaybookDir: dir, WorkDir: t.TempDir(), KillGrace: 2 * time.Second, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+var localNode = []executor.Node{{Host: "localhost"}}
+
+func TestHostileVersionIsRefusedBeforeAnythingRuns(t *testing.T) {
+	e := probeExecutor(t)
+	marker := filepath.Join(t.TempDir(), "pwned")
+	_, err := e.Deploy(context.Background(), executor.DeployRequest{
+		Service: "probe", Version: "{{ lookup('pipe','touch " + marker + "') }}", Nodes: localNode,
+		Package: executor.Package{URL: "http://127.0.0.1/x.tgz", SHA256: strings.Repeat("0", 64)},
+	})
+	if !executor.IsValidation(err) {
+		t.Fatalf("want a validation error, got %v", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the hostile version ran a command")
+	}
+}
+
+func TestHostileValueThatSlipsThroughIsNotTemplated(t *testing.T) {
+	e := probeExecutor(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "pwned")
+	out := filepath.Join(dir, "out")
+	hostile := "{{ lookup('pipe','touch " + marker + "') }}"
+	// Straight to the runner, past validation, as if a validator had a hole.
+	res, _, err := e.run(context.Background(), []string{"deploy.yml"}, map[string]any{
+		"nodeexec_version": hostile, "probe_out": out, "ansible_connection": "local",
+	}, localNode)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("Ansible templated the value and ran the command")
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != hostile {
+		t.Fatalf("the node got %q, want the literal %q", got, hostile)
+	}
+	results := nodeResults(res, opDeploy, "probe", localNode, "")
+	if results[0].State != executor.StateSuccess || results[0].CurrentVersion != hostile {
+		t.Fatalf("result = %+v", results[0].NodeStatus)
+	}
+}
+
+func TestCancelStopsTheWholeProcessGroup(t *testing.T) {
+	e := probeExecutor(t)
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	marker := "nodeexec-cancel-probe-" + randomID()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := e.run(ctx, []string{"sleep.yml"}, map[string]any{
+			"probe_out": started, "probe_marker": marker, "ansible_connection": "local",
+		}, localNode)
+		done <- err
+	}()
+	waitFor(t, 60*time.Second, func() bool { return processRunning(marker) })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	// reap() has waited for the group and killed it: nothing of the run may be left.
+	if processRunning(marker) {
+		t.Fatal("a task of the cancelled run is still running")
+	}
+}
+
+func TestMissingPlaybookDirIsAClearError(t *testing.T) {
+	_, err := New(Config{PlaybookDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "ansible.cfg") {
+		t.Fatalf("want an error naming ansible.cfg, got %v", err)
+	}
+	if _, err := New(Config{}); err == nil {
+		t.Fatal("empty config accepted")
+	}
+}
+
+// processRunning reports whether any process has marker in its command line.
+func processRunning(marker string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), marker) && !strings.Contains(string(cmdline), "ansible") {
+			state, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
+			if !strings.Contains(string(state), ") Z ") { // a zombie is not running
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(errors.New("condition not met before the deadline"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,234 @@
+package ansible
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	jsonresults "github.com/apenella/go-ansible/v2/pkg/execute/result/json"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+// reportTask is the name of the last task of every bundled play (docs/node-contract.md).
+const reportTask = "nodeexec report"
+
+// operation is what a run did; it decides what a clean finish means for a node.
+type operation string
+
+const (
+	opDeploy   operation = "deploy"
+	opRollback operation = "rollback"
+	opStatus   operation = "status"
+)
+
+// nodeReport is the msg of the "nodeexec report" task: the node's own record and what it really runs.
+type nodeReport struct {
+	Service        string   `json:"service"`
+	Current        string   `json:"current"`
+	Previous       string   `json:"previous"`
+	State          string   `json:"state"`
+	LastError      string   `json:"last_error"`
+	RunningVersion string   `json:"running_version"`
+	Active         bool     `json:"active"`
+	Releases       []string `json:"releases"`
+	LockedBy       string   `json:"locked_by"`
+}
+
+// nodeOutcome is everything one run said about one host.
+type nodeOutcome struct {
+	steps       []executor.Step
+	report      *nodeReport
+	lastFailure *executor.Step
+	unreachable bool
+	failed      bool
+	changed     bool
+	seen        bool
+}
+
+// collect walks the run's plays and tasks once and groups the per-host results.
+func collect(res *jsonresults.AnsiblePlaybookJSONResults) map[string]*nodeOutcome {
+	out := map[string]*nodeOutcome{}
+	get := func(host string) *nodeOutcome {
+		o, ok := out[host]
+		if !ok {
+			o = &nodeOutcome{}
+			out[host] = o
+		}
+		return o
+	}
+	if res == nil {
+		return out
+	}
+	for _, play := range res.Plays {
+		for _, task := range play.Tasks {
+			name := ""
+			if task.Task != nil {
+				name = task.Task.Name
+			}
+			for host, r := range task.Hosts {
+				if r == nil {
+					continue
+				}
+				o := get(host)
+				o.seen = true
+				if name == reportTask {
+					if rep, err := parseReport(r.Msg); err == nil {
+						o.report = rep
+					}
+					continue
+				}
+				step := executor.Step{
+					Name: name, Action: r.Action, Changed: r.Changed, Skipped: r.Skipped,
+					Failed:  r.Failed || r.Unreachable,
+					Message: text(r.Msg), Stdout: text(r.Stdout), Stderr: text(r.Stderr),
+				}
+				o.steps = append(o.steps, step)
+				if step.Failed {
+					last := step
+					o.lastFailure = &last
+				}
+			}
+		}
+	}
+	for host, s := range res.Stats {
+		if s == nil {
+			continue
+		}
+		o := get(host)
+		o.seen = true
+		o.unreachable = s.Unreachable > 0
+		o.failed = s.Failures > 0
+		o.changed = s.Changed > 0
+	}
+	return out
+}
+
+func parseReport(msg any) (*nodeReport, error) {
+	data, err := json.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	var rep nodeReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return nil, fmt.Errorf("report is not the contract's shape: %w", err)
+	}
+	return &rep, nil
+}
+
+// text renders a result field (string, list of lines or structure) as one string.
+func text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case []any:
+		lines := make([]string, 0, len(x))
+		for _, l := range x {
+			lines = append(lines, text(l))
+		}
+		return strings.Join(lines, "\n")
+	default:
+		data, err := json.Marshal(x)
+		if err != nil {
+			return fmt.Sprint(x)
+		}
+		return string(data)
+	}
+}
+
+// nodeResults maps one run's results back to each requested node. It is pure: the decision of what a
+// node's state is lives here and is table-tested.
+func nodeResults(res *jsonresults.AnsiblePlaybookJSONResults, op operation, service string, nodes []executor.Node, stderr string) []executor.NodeResult {
+	outcomes := collect(res)
+	results := make([]executor.NodeResult, 0, len(nodes))
+	for _, n := range nodes {
+		r := executor.NodeResult{
+			NodeStatus: executor.NodeStatus{Host: n.Host, Service: service, Platform: executor.PlatformPhysical},
+			Stderr:     stderr,
+		}
+		o := outcomes[n.Host]
+		if o == nil || !o.seen {
+			r.State = executor.StateFailed
+			r.LastError = "ansible-playbook reported nothing for this node" + stderrHint(stderr)
+			results = append(results, r)
+			continue
+		}
+		r.Steps = o.steps
+		r.Changed = o.changed
+		if o.report != nil {
+			r.CurrentVersion = o.report.Current
+			r.PrevVersion = o.report.Previous
+			r.RunningVersion = o.report.RunningVersion
+		}
+		r.State, r.LastError = decide(op, o)
+		results = append(results, r)
+	}
+	return results
+}
+
+// decide turns one node's outcome into its state and, when it failed, the reason a person can act on.
+func decide(op operation, o *nodeOutcome) (executor.State, string) {
+	switch {
+	case o.unreachable:
+		return executor.StateFailed, "host unreachable: " + failureMessage(o)
+	case o.failed || o.lastFailure != nil:
+		reason := failureMessage(o)
+		if op == opDeploy && o.report != nil && o.report.State == string(executor.StateRolledBack) {
+			return executor.StateRolledBack, reason
+		}
+		return executor.StateFailed, reason
+	}
+	switch op {
+	case opDeploy:
+		return executor.StateSuccess, ""
+	case opRollback:
+		return executor.StateRolledBack, ""
+	}
+	if o.report == nil {
+		return executor.StateFailed, "the node sent no report"
+	}
+	state := executor.State(o.report.State)
+	if state == "" {
+		return executor.StatePending, "" // never deployed here
+	}
+	if !state.Valid() {
+		return executor.StateFailed, fmt.Sprintf("the node reports an unknown state %q", o.report.State)
+	}
+	return state, o.report.LastError
+}
+
+func failureMessage(o *nodeOutcome) string {
+	if o.lastFailure == nil {
+		return "failed without a task result"
+	}
+	msg := o.lastFailure.Message
+	if msg == "" {
+		msg = firstLine(o.lastFailure.Stderr)
+	}
+	return fmt.Sprintf("task %q: %s", o.lastFailure.Name, msg)
+}
+
+func stderrHint(stderr string) string {
+	if line := lastLine(stderr); line != "" {
+		return ": " + line
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,69 @@
+package ansible
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Ansible renders every string it is handed as a Jinja template, extra vars and inventory vars alike:
+// a version of "{{ lookup('pipe','id') }}" would run a command on the controller. Every string we hand
+// over is tagged !unsafe, which Ansible never templates. Values are validated before they get here; this
+// is the second defence.
+
+// unsafeYAML turns a Go value into a YAML node whose every string scalar is tagged !unsafe.
+func unsafeYAML(v any) (*yaml.Node, error) {
+	switch x := v.(type) {
+	case string:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!unsafe", Value: x, Style: yaml.SingleQuotedStyle}, nil
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(x)}, nil
+	case int:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(x)}, nil
+	case map[string]string:
+		m := make(map[string]any, len(x))
+		for k, s := range x {
+			m[k] = s
+		}
+		return unsafeYAML(m)
+	case map[string]any:
+		node := &yaml.Node{Kind: yaml.MappingNode}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			val, err := unsafeYAML(x[k])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			// Keys are ours or validated names; they are never templated by Ansible.
+			node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, val)
+		}
+		return node, nil
+	default:
+		return nil, fmt.Errorf("unsupported value type %T", v)
+	}
+}
+
+// writeUnsafeYAML writes v as a YAML document to dir/name, readable by the owner only.
+func writeUnsafeYAML(dir, name string, v map[string]any) (string, error) {
+	node, err := unsafeYAML(v)
+	if err != nil {
+		return "", err
+	}
+	data, err := yaml.Marshal(node)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}

@@ -1,0 +1,120 @@
+// Package executor defines what every deploy backend does for the Plan Layer: deploy a version of a
+// service to a set of nodes, roll it back, and report each node's state. Backends live beside it
+// (ansible for physical nodes, k8s for Kubernetes workloads); callers see only this interface.
+package executor
+
+import (
+	"context"
+	"time"
+)
+
+// Executor deploys one service to a set of nodes. Each node is reported on its own: one node failing
+// never fails the others. The error return is for the request as a whole (bad input, a backend that
+// cannot start at all); per-node outcomes are in the results.
+type Executor interface {
+	Deploy(ctx context.Context, req DeployRequest) ([]NodeResult, error)
+	Rollback(ctx context.Context, req RollbackRequest) ([]NodeResult, error)
+	Status(ctx context.Context, req StatusRequest) ([]NodeResult, error)
+}
+
+// Platform names the kind of node a status is about.
+type Platform string
+
+const (
+	PlatformPhysical Platform = "physical"
+	PlatformK8s      Platform = "k8s"
+)
+
+// NodeStatus is what the Plan Layer sees of one node (a physical host, or a Kubernetes workload whose
+// Host is "namespace/name").
+type NodeStatus struct {
+	Host             string   `json:"host"`
+	Service          string   `json:"service"`
+	CurrentVersion   string   `json:"current_version"`
+	DeployingVersion string   `json:"deploying_version,omitempty"`
+	PrevVersion      string   `json:"prev_version"`
+	Platform         Platform `json:"platform"`
+	State            State    `json:"state"`
+	LastError        string   `json:"last_error,omitempty"`
+}
+
+// NodeResult is a node's status after an operation, with the evidence of what ran on it.
+type NodeResult struct {
+	NodeStatus
+	// RunningVersion is the version the node really runs, when the backend can tell ("" if stopped).
+	RunningVersion string `json:"running_version,omitempty"`
+	// Changed reports whether the operation changed anything on the node.
+	Changed bool `json:"changed"`
+	// Steps are the node's task results, in order; the node's log.
+	Steps []Step `json:"steps,omitempty"`
+	// Stderr is the backend's own error output for the run this node was part of.
+	Stderr string `json:"stderr,omitempty"`
+}
+
+// Step is one task's outcome on one node.
+type Step struct {
+	Name    string `json:"name"`
+	Action  string `json:"action,omitempty"`
+	Changed bool   `json:"changed,omitempty"`
+	Failed  bool   `json:"failed,omitempty"`
+	Skipped bool   `json:"skipped,omitempty"`
+	Message string `json:"message,omitempty"`
+	Stdout  string `json:"stdout,omitempty"`
+	Stderr  string `json:"stderr,omitempty"`
+}
+
+// Node is one target. Address and Port are optional: Host is used to connect when Address is empty.
+type Node struct {
+	Host    string `json:"host"`
+	Address string `json:"address,omitempty"`
+	Port    int    `json:"port,omitempty"`
+}
+
+// Package is a release artifact and the checksum it must match before anything changes on a node.
+type Package struct {
+	URL    string `json:"url"`
+	SHA256 string `json:"sha256"`
+}
+
+// HealthCheck says how a node proves a release works. Zero ports disable that check.
+type HealthCheck struct {
+	HTTPPort   int           `json:"http_port,omitempty"`
+	HTTPPath   string        `json:"http_path,omitempty"`
+	HTTPStatus int           `json:"http_status,omitempty"`
+	TCPPort    int           `json:"tcp_port,omitempty"`
+	Retries    int           `json:"retries,omitempty"`
+	Delay      time.Duration `json:"delay,omitempty"`
+}
+
+// Unit says how the service runs on a physical node, when the package ships no unit of its own.
+type Unit struct {
+	Exec string            `json:"exec,omitempty"` // relative to the release dir; default bin/<service>
+	Args string            `json:"args,omitempty"`
+	Env  map[string]string `json:"env,omitempty"`
+}
+
+// DeployRequest asks for Version of Service on Nodes.
+type DeployRequest struct {
+	DeploymentID string
+	Service      string
+	Version      string
+	Nodes        []Node
+	Package      Package
+	Health       HealthCheck
+	Unit         Unit
+}
+
+// RollbackRequest asks for Nodes to go back to their previous version, or to ToVersion when set.
+type RollbackRequest struct {
+	DeploymentID string
+	Service      string
+	ToVersion    string
+	Nodes        []Node
+	Health       HealthCheck
+}
+
+// StatusRequest asks what Nodes run of Service.
+type StatusRequest struct {
+	Service string
+	Nodes   []Node
+}

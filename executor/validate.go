@@ -1,0 +1,245 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strings"
+	"unicode"
+)
+
+// ValidationError names the field that is wrong and why, so an API can answer 400 naming it.
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
+
+// IsValidation reports whether err (or what it wraps) is a ValidationError.
+func IsValidation(err error) bool {
+	var v *ValidationError
+	return errors.As(err, &v)
+}
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Names reach paths (<base>/<service>/releases/<version>), unit names and commands on the nodes, so they
+// are held to a small alphabet: no slash, no whitespace, no shell or template metacharacters.
+var (
+	serviceRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	versionRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$`)
+	hostnameRe = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+	sha256Re   = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	execPathRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+/-]{0,254}$`)
+	envKeyRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+)
+
+// ValidateService checks a service name: it becomes a directory and the systemd unit <service>.service.
+func ValidateService(s string) error {
+	return validateName("service", s, serviceRe, "1-63 characters: letters, digits, '.', '_', '-', starting with a letter or digit")
+}
+
+// ValidateVersion checks a version: it becomes the directory releases/<version>.
+func ValidateVersion(v string) error {
+	return validateName("version", v, versionRe, "1-128 characters: letters, digits, '.', '_', '+', '-', starting with a letter or digit")
+}
+
+func validateName(field, v string, re *regexp.Regexp, rule string) error {
+	switch {
+	case v == "":
+		return invalid(field, "is required")
+	case !re.MatchString(v):
+		return invalid(field, "%q is not allowed (%s)", v, rule)
+	case strings.Contains(v, ".."):
+		return invalid(field, "%q must not contain '..'", v)
+	}
+	return nil
+}
+
+// ValidateHost checks a node's host: a DNS name or an IP address literal.
+func ValidateHost(h string) error {
+	if h == "" {
+		return invalid("host", "is required")
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return nil
+	}
+	if len(h) > 253 || !hostnameRe.MatchString(h) {
+		return invalid("host", "%q is neither a DNS name nor an IP address", h)
+	}
+	return nil
+}
+
+// ValidateNodes checks a node list: at least one, each valid, no host twice.
+func ValidateNodes(nodes []Node) error {
+	if len(nodes) == 0 {
+		return invalid("nodes", "at least one node is required")
+	}
+	seen := make(map[string]bool, len(nodes))
+	for i, n := range nodes {
+		field := fmt.Sprintf("nodes[%d]", i)
+		if err := ValidateHost(n.Host); err != nil {
+			return invalid(field+".host", "%s", err.(*ValidationError).Reason)
+		}
+		if n.Address != "" {
+			if err := ValidateHost(n.Address); err != nil {
+				return invalid(field+".address", "%s", err.(*ValidationError).Reason)
+			}
+		}
+		if n.Port < 0 || n.Port > 65535 {
+			return invalid(field+".port", "%d is not a port", n.Port)
+		}
+		if seen[n.Host] {
+			return invalid(field+".host", "%q is listed twice", n.Host)
+		}
+		seen[n.Host] = true
+	}
+	return nil
+}
+
+// ValidatePackage checks a release artifact: an http(s) URL without credentials, and a SHA256 digest.
+func ValidatePackage(p Package) error {
+	if p.URL == "" {
+		return invalid("package_url", "is required")
+	}
+	if err := plainText("package_url", p.URL); err != nil {
+		return err
+	}
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		return invalid("package_url", "is not a URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return invalid("package_url", "must be http:// or https://, not %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return invalid("package_url", "has no host")
+	}
+	if u.User != nil {
+		// Credentials in a URL end up in logs and on the nodes' process lists.
+		return invalid("package_url", "must not carry credentials")
+	}
+	if !sha256Re.MatchString(p.SHA256) {
+		return invalid("sha256", "must be 64 hexadecimal characters")
+	}
+	return nil
+}
+
+// ValidateHealth checks a health check; zero values mean defaults.
+func ValidateHealth(h HealthCheck) error {
+	for field, port := range map[string]int{"health.http_port": h.HTTPPort, "health.tcp_port": h.TCPPort} {
+		if port < 0 || port > 65535 {
+			return invalid(field, "%d is not a port", port)
+		}
+	}
+	if h.HTTPPath != "" {
+		if !strings.HasPrefix(h.HTTPPath, "/") {
+			return invalid("health.http_path", "must start with '/'")
+		}
+		if err := plainText("health.http_path", h.HTTPPath); err != nil {
+			return err
+		}
+		if strings.ContainsAny(h.HTTPPath, " \"'`\\") {
+			return invalid("health.http_path", "must not contain spaces, quotes or backslashes")
+		}
+	}
+	if h.HTTPStatus != 0 && (h.HTTPStatus < 100 || h.HTTPStatus > 599) {
+		return invalid("health.http_status", "%d is not an HTTP status", h.HTTPStatus)
+	}
+	if h.Retries < 0 || h.Retries > 1000 {
+		return invalid("health.retries", "must be between 0 and 1000")
+	}
+	if h.Delay < 0 {
+		return invalid("health.delay", "must not be negative")
+	}
+	return nil
+}
+
+// ValidateUnit checks how a service is run: these values are written into a systemd unit file, where a
+// newline would start a new directive.
+func ValidateUnit(u Unit) error {
+	if u.Exec != "" && (!execPathRe.MatchString(u.Exec) || strings.Contains(u.Exec, "..")) {
+		return invalid("unit.exec", "%q must be a relative path inside the release", u.Exec)
+	}
+	if err := plainText("unit.args", u.Args); err != nil {
+		return err
+	}
+	for k, v := range u.Env {
+		if !envKeyRe.MatchString(k) {
+			return invalid("unit.env", "%q is not an environment variable name", k)
+		}
+		if err := plainText("unit.env."+k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plainText refuses control characters (a newline ends a unit directive) and template markers: Ansible
+// never renders our values (they are passed as unsafe), this is the second line of defence.
+func plainText(field, s string) error {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return invalid(field, "must not contain control characters")
+		}
+	}
+	for _, marker := range []string{"{{", "{%", "{#"} {
+		if strings.Contains(s, marker) {
+			return invalid(field, "must not contain %q", marker)
+		}
+	}
+	return nil
+}
+
+// Validate checks a whole deploy request before anything runs.
+func (r DeployRequest) Validate() error {
+	for _, err := range []error{
+		ValidateService(r.Service), ValidateVersion(r.Version), ValidateNodes(r.Nodes),
+		ValidatePackage(r.Package), ValidateHealth(r.Health), ValidateUnit(r.Unit), validateID(r.DeploymentID),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks a rollback request before anything runs.
+func (r RollbackRequest) Validate() error {
+	if err := ValidateService(r.Service); err != nil {
+		return err
+	}
+	if r.ToVersion != "" {
+		if err := ValidateVersion(r.ToVersion); err != nil {
+			return invalid("to_version", "%s", err.(*ValidationError).Reason)
+		}
+	}
+	if err := ValidateNodes(r.Nodes); err != nil {
+		return err
+	}
+	if err := ValidateHealth(r.Health); err != nil {
+		return err
+	}
+	return validateID(r.DeploymentID)
+}
+
+// Validate checks a status request.
+func (r StatusRequest) Validate() error {
+	if err := ValidateService(r.Service); err != nil {
+		return err
+	}
+	return ValidateNodes(r.Nodes)
+}
+
+// validateID checks an optional deployment id; it is shown to whoever finds a node locked.
+func validateID(id string) error {
+	if id == "" {
+		return nil
+	}
+	return validateName("deployment_id", id, versionRe, "1-128 characters: letters, digits, '.', '_', '+', '-'")
+}

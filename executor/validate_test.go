@@ -1,0 +1,90 @@
+package executor
+
+import (
+	"strings"
+	"testing"
+)
+
+func validDeploy() DeployRequest {
+	return DeployRequest{
+		DeploymentID: "d-1",
+		Service:      "demo",
+		Version:      "1.2.3+build.4",
+		Nodes:        []Node{{Host: "web-1.example.com"}, {Host: "10.200.0.12", Port: 2222}, {Host: "::1"}},
+		Package:      Package{URL: "https://pkgs.example.com/demo-1.2.3.tar.gz", SHA256: strings.Repeat("ab", 32)},
+		Health:       HealthCheck{HTTPPort: 8080, HTTPPath: "/health", HTTPStatus: 200},
+		Unit:         Unit{Exec: "bin/demo", Args: "-addr :8080", Env: map[string]string{"GOMAXPROCS": "2"}},
+	}
+}
+
+func TestValidDeployRequestPasses(t *testing.T) {
+	if err := validDeploy().Validate(); err != nil {
+		t.Fatalf("valid request refused: %v", err)
+	}
+}
+
+func TestDeployRequestRefusesHostileValues(t *testing.T) {
+	cases := []struct {
+		name  string
+		field string
+		edit  func(*DeployRequest)
+	}{
+		{"empty service", "service", func(r *DeployRequest) { r.Service = "" }},
+		{"service path traversal", "service", func(r *DeployRequest) { r.Service = "../etc" }},
+		{"service with slash", "service", func(r *DeployRequest) { r.Service = "a/b" }},
+		{"service shell", "service", func(r *DeployRequest) { r.Service = "demo;rm -rf /" }},
+		{"service dot dot", "service", func(r *DeployRequest) { r.Service = "a..b" }},
+		{"version template", "version", func(r *DeployRequest) { r.Version = "{{ lookup('pipe','id') }}" }},
+		{"version subshell", "version", func(r *DeployRequest) { r.Version = "$(id)" }},
+		{"version traversal", "version", func(r *DeployRequest) { r.Version = "1/../../x" }},
+		{"version newline", "version", func(r *DeployRequest) { r.Version = "1\nExecStart=/bin/sh" }},
+		{"version leading dash", "version", func(r *DeployRequest) { r.Version = "-rf" }},
+		{"version too long", "version", func(r *DeployRequest) { r.Version = strings.Repeat("1", 129) }},
+		{"no nodes", "nodes", func(r *DeployRequest) { r.Nodes = nil }},
+		{"host shell", "nodes[0].host", func(r *DeployRequest) { r.Nodes[0].Host = "a;reboot" }},
+		{"host option", "nodes[0].host", func(r *DeployRequest) { r.Nodes[0].Host = "-oProxyCommand=id" }},
+		{"host duplicate", "nodes[1].host", func(r *DeployRequest) { r.Nodes[1].Host = r.Nodes[0].Host }},
+		{"port range", "nodes[1].port", func(r *DeployRequest) { r.Nodes[1].Port = 70000 }},
+		{"file url", "package_url", func(r *DeployRequest) { r.Package.URL = "file:///etc/passwd" }},
+		{"url credentials", "package_url", func(r *DeployRequest) { r.Package.URL = "https://u:secret@h/x.tgz" }},
+		{"url template", "package_url", func(r *DeployRequest) { r.Package.URL = "https://h/{{x}}.tgz" }},
+		{"sha256 short", "sha256", func(r *DeployRequest) { r.Package.SHA256 = "abc" }},
+		{"sha256 missing", "sha256", func(r *DeployRequest) { r.Package.SHA256 = "" }},
+		{"health path", "health.http_path", func(r *DeployRequest) { r.Health.HTTPPath = "health" }},
+		{"health status", "health.http_status", func(r *DeployRequest) { r.Health.HTTPStatus = 1000 }},
+		{"unit args newline", "unit.args", func(r *DeployRequest) { r.Unit.Args = "x\nExecStartPre=/bin/sh" }},
+		{"unit exec escape", "unit.exec", func(r *DeployRequest) { r.Unit.Exec = "../../bin/sh" }},
+		{"unit exec absolute", "unit.exec", func(r *DeployRequest) { r.Unit.Exec = "/bin/sh" }},
+		{"unit env key", "unit.env", func(r *DeployRequest) { r.Unit.Env = map[string]string{"A B": "1"} }},
+		{"deployment id", "deployment_id", func(r *DeployRequest) { r.DeploymentID = "x y" }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := validDeploy()
+			c.edit(&req)
+			err := req.Validate()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			v, ok := err.(*ValidationError)
+			if !ok {
+				t.Fatalf("error %T is not a ValidationError: %v", err, err)
+			}
+			if v.Field != c.field {
+				t.Errorf("field = %q, want %q (%v)", v.Field, c.field, err)
+			}
+		})
+	}
+}
+
+func TestRollbackRequestValidation(t *testing.T) {
+	ok := RollbackRequest{Service: "demo", Nodes: []Node{{Host: "h1"}}}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid rollback refused: %v", err)
+	}
+	bad := ok
+	bad.ToVersion = "../v1"
+	if err := bad.Validate(); err == nil || err.(*ValidationError).Field != "to_version" {
+		t.Fatalf("to_version traversal: %v", err)
+	}
+}
