@@ -37,7 +37,10 @@ func probeExecutor(t *testing.T) *Executor {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 var localNode = []executor.Node{{Host: "localhost"}}
 
@@ -137,13 +140,17 @@ func processRunning(marker string) bool {
 	return false
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+// waitFor polls cond until it holds or the deadline passes; explain, if given, says what was seen.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, explain ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal(errors.New("condition not met before the deadline"))
+			msg := "condition not met before the deadline"
+			for _, e := range explain {
+				msg += ": " + e()
+			}
+			t.Fatal(errors.New(msg))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

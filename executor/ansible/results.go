@@ -64,7 +64,7 @@ func collect(res *jsonresults.AnsiblePlaybookJSONResults) map[string]*nodeOutcom
 		for _, task := range play.Tasks {
 			name := ""
 			if task.Task != nil {
-				name = task.Task.Name
+				name = taskName(task.Task.Name)
 			}
 			for host, r := range task.Hosts {
 				if r == nil {
@@ -102,6 +102,15 @@ func collect(res *jsonresults.AnsiblePlaybookJSONResults) map[string]*nodeOutcom
 		o.changed = s.Changed > 0
 	}
 	return out
+}
+
+// taskName drops the "<role> : " prefix Ansible puts on a role's task names: the plain task name is
+// what a person reads in an error.
+func taskName(name string) string {
+	if _, plain, ok := strings.Cut(name, " : "); ok {
+		return plain
+	}
+	return name
 }
 
 func parseReport(msg any) (*nodeReport, error) {

@@ -13,7 +13,7 @@ import (
 // was rolled back, h3 found the node locked, h4 was unreachable. h5 was asked for but never appears.
 const sampleRun = `{
  "plays": [{"play": {"name": "deploy"}, "tasks": [
-  {"task": {"name": "Take the node lock"}, "hosts": {
+  {"task": {"name": "nodeexec_lock : Take the node lock"}, "hosts": {
     "h1": {"action": "nodeexec_lock", "changed": false},
     "h2": {"action": "nodeexec_lock", "changed": false},
     "h3": {"action": "nodeexec_lock", "failed": true, "msg": "locked by ansible-playbook by alice on ops1 (deploy.yml, since 2026-11-25T10:00:00Z, pid 42)"},
@@ -23,7 +23,7 @@ const sampleRun = `{
     "h2": {"action": "uri", "failed": true, "msg": "Status code was 503 and not [200]"}}},
   {"task": {"name": "Fail after the automatic rollback"}, "hosts": {
     "h2": {"action": "fail", "failed": true, "msg": "v3 failed verification and was rolled back to v2"}}},
-  {"task": {"name": "nodeexec report"}, "hosts": {
+  {"task": {"name": "nodeexec_release : nodeexec report"}, "hosts": {
     "h1": {"action": "debug", "msg": {"service": "demo", "current": "v3", "previous": "v2", "state": "success", "running_version": "v3", "active": true}},
     "h2": {"action": "debug", "msg": {"service": "demo", "current": "v2", "previous": "v1", "state": "rolled_back", "running_version": "v2", "active": true}},
     "h3": {"action": "debug", "msg": {"service": "demo", "current": "v2", "previous": "v1", "state": "success", "running_version": "v2", "active": true}}}}

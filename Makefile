@@ -1,0 +1,45 @@
+# nodeexec. `make test-all` is the one command that runs every test (it brings up real test hosts:
+# run it as root). `make demo` sets up test hosts and deploys a demo service with nodeexec.
+GO        ?= go
+HOSTS     ?= 3
+BENCH_HOSTS ?= 10
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: build test e2e test-all bench demo hosts-up hosts-down deps lint clean
+
+build:
+	$(GO) build -o bin/nodeexec ./cmd/nodeexec
+
+deps:
+	hack/deps
+
+# Fast tests: no test hosts (the Ansible ones run locally with connection=local).
+test:
+	$(GO) test -count=1 ./...
+
+hosts-up:
+	hack/testhosts up $(HOSTS)
+
+hosts-down:
+	hack/testhosts down
+
+# End-to-end: real ansible-playbook over real SSH to real systemd hosts.
+e2e: hosts-up
+	NODEEXEC_E2E=1 $(GO) test -count=1 -timeout 30m -tags e2e -v -run . ./executor/ansible/ ./internal/testbed/
+
+test-all: lint test e2e
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	ansible-playbook --syntax-check -i inventory/example/hosts.yml playbooks/*.yml >/dev/null
+
+bench:
+	hack/testhosts up $(BENCH_HOSTS)
+	NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench . -benchtime 3x -timeout 60m ./bench/
+
+demo: deps build hosts-up
+	hack/demo
+
+clean:
+	rm -rf bin

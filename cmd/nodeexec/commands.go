@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/nodeexec/nodeexec"
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/executor/ansible"
+)
+
+// errUsage means the flags were wrong; the flag package has already said why.
+var errUsage = errors.New("usage")
+
+// common holds the options every command shares: where the nodes are and how to reach them.
+type common struct {
+	service     string
+	nodes       string
+	playbookDir string
+	sshUser     string
+	sshKey      string
+	sshPort     int
+	insecure    bool
+	baseDir     string
+	asJSON      bool
+	verbose     bool
+}
+
+func newFlags(name string, c *common) *flag.FlagSet {
+	fs := flag.NewFlagSet("nodeexec "+name, flag.ContinueOnError)
+	fs.StringVar(&c.service, "service", "", "service name (also the systemd unit name)")
+	fs.StringVar(&c.nodes, "nodes", "", "comma-separated hosts (DNS names or IPs)")
+	fs.StringVar(&c.playbookDir, "playbook-dir", os.Getenv("NODEEXEC_PLAYBOOK_DIR"), "use playbooks/ and roles/ from this directory instead of the bundled ones")
+	fs.StringVar(&c.sshUser, "ssh-user", os.Getenv("NODEEXEC_SSH_USER"), "SSH user (default: Ansible's)")
+	fs.StringVar(&c.sshKey, "ssh-key", os.Getenv("NODEEXEC_SSH_KEY"), "SSH private key file")
+	fs.IntVar(&c.sshPort, "ssh-port", 0, "SSH port (default 22)")
+	fs.BoolVar(&c.insecure, "insecure-host-keys", os.Getenv("NODEEXEC_INSECURE_HOST_KEYS") == "1", "do not check SSH host keys (throwaway test hosts only)")
+	fs.StringVar(&c.baseDir, "base-dir", "/opt", "where services live on the nodes")
+	fs.BoolVar(&c.asJSON, "json", false, "print results as JSON")
+	fs.BoolVar(&c.verbose, "v", false, "log what runs")
+	return fs
+}
+
+func (c *common) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "nodeexec: unexpected arguments %q\n", fs.Args())
+		return errUsage
+	}
+	return nil
+}
+
+func (c *common) nodeList() []executor.Node {
+	var nodes []executor.Node
+	for _, h := range strings.Split(c.nodes, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			nodes = append(nodes, executor.Node{Host: h})
+		}
+	}
+	return nodes
+}
+
+func (c *common) executor() (*ansible.Executor, error) {
+	log := logrus.New()
+	log.SetOutput(os.Stderr)
+	log.SetLevel(logrus.WarnLevel)
+	if c.verbose {
+		log.SetLevel(logrus.InfoLevel)
+	}
+	dir := c.playbookDir
+	if dir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		if dir, err = ansible.ExtractBundle(nodeexec.Bundle, filepath.Join(cache, "nodeexec")); err != nil {
+			return nil, err
+		}
+	}
+	ssh := ansible.SSH{User: c.sshUser, PrivateKeyFile: c.sshKey, Port: c.sshPort}
+	if c.insecure {
+		off := false
+		ssh.HostKeyChecking = &off
+	}
+	return ansible.New(ansible.Config{PlaybookDir: dir, SSH: ssh, BaseDir: c.baseDir, Logger: log})
+}
+
+func healthFlags(fs *flag.FlagSet, h *executor.HealthCheck) {
+	fs.IntVar(&h.HTTPPort, "health-port", 0, "HTTP health check port on the node (0: no HTTP check)")
+	fs.StringVar(&h.HTTPPath, "health-path", "/health", "HTTP health check path")
+	fs.IntVar(&h.HTTPStatus, "health-status", 200, "expected HTTP status")
+	fs.IntVar(&h.TCPPort, "tcp-port", 0, "TCP port that must accept connections (0: no TCP check)")
+	fs.IntVar(&h.Retries, "health-retries", 10, "health check attempts")
+	fs.DurationVar(&h.Delay, "health-delay", time.Second, "pause between health check attempts")
+}
+
+func deployCmd(ctx context.Context, args []string) (bool, error) {
+	var c common
+	var req executor.DeployRequest
+	fs := newFlags("deploy", &c)
+	fs.StringVar(&req.Version, "version", "", "version to deploy")
+	fs.StringVar(&req.Package.URL, "package-url", "", "http(s) URL of the release tarball")
+	fs.StringVar(&req.Package.SHA256, "sha256", "", "SHA256 of the tarball (64 hex characters)")
+	fs.StringVar(&req.DeploymentID, "id", "", "deployment id, shown to anyone who finds a node locked")
+	fs.StringVar(&req.Unit.Args, "exec-args", "", "arguments for the service's binary in the default unit")
+	fs.StringVar(&req.Unit.Exec, "exec", "", "binary inside the release (default bin/<service>)")
+	healthFlags(fs, &req.Health)
+	if err := c.parse(fs, args); err != nil {
+		return false, err
+	}
+	req.Service, req.Nodes = c.service, c.nodeList()
+	if err := req.Validate(); err != nil {
+		return false, err
+	}
+	e, err := c.executor()
+	if err != nil {
+		return false, err
+	}
+	results, err := e.Deploy(ctx, req)
+	return report(c.asJSON, results, err, executor.StateSuccess)
+}
+
+func rollbackCmd(ctx context.Context, args []string) (bool, error) {
+	var c common
+	var req executor.RollbackRequest
+	fs := newFlags("rollback", &c)
+	fs.StringVar(&req.ToVersion, "to", "", "version to go back to (default: each node's previous version)")
+	fs.StringVar(&req.DeploymentID, "id", "", "id shown to anyone who finds a node locked")
+	healthFlags(fs, &req.Health)
+	if err := c.parse(fs, args); err != nil {
+		return false, err
+	}
+	req.Service, req.Nodes = c.service, c.nodeList()
+	if err := req.Validate(); err != nil {
+		return false, err
+	}
+	e, err := c.executor()
+	if err != nil {
+		return false, err
+	}
+	results, err := e.Rollback(ctx, req)
+	return report(c.asJSON, results, err, executor.StateRolledBack)
+}
+
+func statusCmd(ctx context.Context, args []string) (bool, error) {
+	var c common
+	fs := newFlags("status", &c)
+	if err := c.parse(fs, args); err != nil {
+		return false, err
+	}
+	req := executor.StatusRequest{Service: c.service, Nodes: c.nodeList()}
+	if err := req.Validate(); err != nil {
+		return false, err
+	}
+	e, err := c.executor()
+	if err != nil {
+		return false, err
+	}
+	results, err := e.Status(ctx, req)
+	// Status succeeds when every node answered; their states are what they are.
+	return report(c.asJSON, results, err, "")
+}
+
+func cleanupCmd(ctx context.Context, args []string) (bool, error) {
+	var c common
+	fs := newFlags("cleanup", &c)
+	keep := fs.Int("keep", 5, "releases to keep on each node (at least 2: current and previous)")
+	if err := c.parse(fs, args); err != nil {
+		return false, err
+	}
+	e, err := c.executor()
+	if err != nil {
+		return false, err
+	}
+	results, err := e.Cleanup(ctx, ansible.CleanupRequest{Service: c.service, Keep: *keep, Nodes: c.nodeList()})
+	return report(c.asJSON, results, err, "")
+}
+
+func playbooksCmd(args []string) (bool, error) {
+	fs := flag.NewFlagSet("nodeexec playbooks", flag.ContinueOnError)
+	dir := fs.String("dir", "", "directory to write into (default: the user cache dir)")
+	if err := fs.Parse(args); err != nil {
+		return false, errUsage
+	}
+	root := *dir
+	if root == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return false, err
+		}
+		root = filepath.Join(cache, "nodeexec")
+	}
+	out, err := ansible.ExtractBundle(nodeexec.Bundle, root)
+	if err != nil {
+		return false, err
+	}
+	fmt.Println(out)
+	return true, nil
+}
+
+// report prints per-node results and says whether every node reached want ("" = any answer counts).
+func report(asJSON bool, results []executor.NodeResult, runErr error, want executor.State) (bool, error) {
+	if results == nil && runErr != nil {
+		return false, runErr
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			return false, err
+		}
+	} else {
+		printTable(os.Stdout, results)
+	}
+	ok := runErr == nil
+	for _, r := range results {
+		if (want != "" && r.State != want) || (want == "" && r.LastError != "" && r.State == executor.StateFailed) {
+			ok = false
+		}
+	}
+	if runErr != nil {
+		fmt.Fprintf(os.Stderr, "nodeexec: %v\n", runErr)
+	}
+	return ok, nil
+}
+
+func printTable(w io.Writer, results []executor.NodeResult) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tCURRENT\tPREVIOUS\tRUNNING\tCHANGED\tERROR")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", r.Host, r.State, dash(r.CurrentVersion), dash(r.PrevVersion), dash(r.RunningVersion), r.Changed, r.LastError)
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+# The node's own record of a service's releases, and the few filesystem steps that must be atomic.
+# One call is one SSH round trip: reading everything a decision needs at once keeps deploys fast.
+
+DOCUMENTATION = r"""
+module: nodeexec_release
+short_description: Read and change a service's releases on a node (ansistrano layout)
+description:
+  - Layout under I(root) (= <base>/<service>) - releases/<version>/, current -> releases/<version>,
+    .nodeexec/state.json (the node's deploy record, see docs/node-contract.md).
+options:
+  root: {description: The service's directory, type: path, required: true}
+  service: {description: Service name (the systemd unit is <service>.service), type: str, required: true}
+  action: {description: What to do, type: str, required: true, choices: [read, install, switch, record, cleanup]}
+  version: {description: install/switch - the release; record - the new current version, type: str, default: ""}
+  src: {description: install - the verified package (.tar.gz) on the node, type: path}
+  previous: {description: record - the new previous version, type: str, default: ""}
+  state: {description: record - success, failed or rolled_back, type: str, default: success}
+  last_error: {description: record - why the operation failed, type: str, default: ""}
+  history_version: {description: record - a release to append to the history, type: str, default: ""}
+  history_result: {description: record - its result (success or failed), type: str, default: success}
+  keep: {description: cleanup - how many releases to keep (at least 2), type: int, default: 5}
+"""
+
+EXAMPLES = r"""
+- nodeexec_release: {root: /opt/demo, service: demo, action: read}
+  register: node
+- nodeexec_release: {root: /opt/demo, service: demo, action: switch, version: v2}
+"""
+
+RETURN = r"""
+current: {description: read - the recorded current version, type: str}
+previous: {description: read - the recorded previous version, type: str}
+link: {description: read - the version the current symlink points at, type: str}
+releases: {description: read - release directories present, type: list}
+running_version: {description: read - the release the unit's main process runs, type: str}
+removed: {description: cleanup - releases removed, type: list}
+"""
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def state_path(root):
+    return os.path.join(root, ".nodeexec", "state.json")
+
+
+def load_state(root, service):
+    try:
+        with open(state_path(root)) as f:
+            st = json.load(f)
+    except (OSError, ValueError):
+        st = {}
+    st.setdefault("service", service)
+    for k in ("current", "previous", "state", "last_error"):
+        st.setdefault(k, "")
+    st.setdefault("history", [])
+    return st
+
+
+def save_state(root, st):
+    os.makedirs(os.path.join(root, ".nodeexec"), exist_ok=True)
+    st["updated_at"] = now()
+    tmp = state_path(root) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(st, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, state_path(root))
+
+
+def releases(root):
+    try:
+        return sorted(e for e in os.listdir(os.path.join(root, "releases")) if not e.startswith("."))
+    except OSError:
+        return []
+
+
+def version_of(root, path):
+    """releases/<v>/... -> v, for a path under root; "" otherwise."""
+    rel_root = os.path.join(os.path.realpath(root), "releases") + os.sep
+    path = os.path.realpath(path) if path else ""
+    if not path.startswith(rel_root):
+        return ""
+    return path[len(rel_root):].split(os.sep, 1)[0]
+
+
+def unit_status(service):
+    try:
+        out = subprocess.run(
+            ["systemctl", "show", "-p", "ActiveState", "-p", "MainPID", service + ".service"],
+            capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", 0
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    try:
+        pid = int(props.get("MainPID", "0"))
+    except ValueError:
+        pid = 0
+    return props.get("ActiveState", "unknown"), pid
+
+
+def running_version(root, pid):
+    if pid <= 0:
+        return ""
+    for what in ("cwd", "exe"):
+        try:
+            v = version_of(root, os.readlink("/proc/%d/%s" % (pid, what)))
+        except OSError:
+            v = ""
+        if v:
+            return v
+    return ""
+
+
+def read(module, root, service):
+    st = load_state(root, service)
+    link = ""
+    try:
+        link = version_of(root, os.path.join(root, os.readlink(os.path.join(root, "current"))))
+    except OSError:
+        pass
+    active, pid = unit_status(service)
+    module.exit_json(
+        changed=False, service=service, current=st["current"], previous=st["previous"], state=st["state"],
+        last_error=st["last_error"], history=st["history"], link=link, releases=releases(root),
+        active=(active == "active"), active_state=active, main_pid=pid, running_version=running_version(root, pid))
+
+
+def safe_members(tar, dest):
+    """Refuse anything that would land outside the release: absolute paths, '..', links out, devices."""
+    dest = os.path.realpath(dest)
+    for m in tar.getmembers():
+        target = os.path.realpath(os.path.join(dest, m.name))
+        if os.path.isabs(m.name) or not (target == dest or target.startswith(dest + os.sep)):
+            raise ValueError("package member %r would land outside the release" % m.name)
+        if m.isdev() or m.isfifo():
+            raise ValueError("package member %r is a device or fifo" % m.name)
+        if m.issym() or m.islnk():
+            link = os.path.realpath(os.path.join(os.path.dirname(target), m.linkname)) if m.issym() \
+                else os.path.realpath(os.path.join(dest, m.linkname))
+            if not (link == dest or link.startswith(dest + os.sep)):
+                raise ValueError("package member %r links outside the release" % m.name)
+        yield m
+
+
+def install(module, root, service, version, src):
+    rel_dir = os.path.join(root, "releases")
+    os.makedirs(rel_dir, exist_ok=True)
+    final = os.path.join(rel_dir, version)
+    tmp = os.path.join(rel_dir, ".%s.unpacking" % version)
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        with tarfile.open(src, "r:*") as tar:
+            tar.extractall(tmp, members=list(safe_members(tar, tmp)))
+    except (tarfile.TarError, ValueError, OSError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        module.fail_json(msg="cannot unpack %s: %s" % (src, e))
+    # A half-unpacked release never exists under its name: unpack aside, then rename into place.
+    if os.path.lexists(final):
+        old = os.path.join(rel_dir, ".%s.replaced" % version)
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+    unit = os.path.join(final, "deploy", service + ".service")
+    module.exit_json(changed=True, path=final, package_unit=unit if os.path.isfile(unit) else "")
+
+
+def switch(module, root, version):
+    target = os.path.join("releases", version)
+    if not os.path.isdir(os.path.join(root, target)):
+        module.fail_json(msg="release %s is not on this node; present: %s" % (version, ", ".join(releases(root)) or "none"))
+    link = os.path.join(root, "current")
+    try:
+        if os.readlink(link) == target:
+            module.exit_json(changed=False, link=version)
+    except OSError:
+        pass
+    # symlink + rename is atomic: readers see the old release or the new one, never nothing.
+    tmp = link + ".switching"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+    module.exit_json(changed=True, link=version)
+
+
+def record(module, root, service):
+    p = module.params
+    st = load_state(root, service)
+    st["current"], st["previous"] = p["version"], p["previous"]
+    st["state"], st["last_error"] = p["state"], p["last_error"]
+    if p["history_version"]:
+        st["history"].append({"version": p["history_version"], "result": p["history_result"], "at": now()})
+        st["history"] = st["history"][-200:]
+    save_state(root, st)
+    module.exit_json(changed=True, **{k: st[k] for k in ("current", "previous", "state", "last_error")})
+
+
+def keep_set(st, present, keep):
+    """Current and previous always; then the newest good releases by the node's own record.
+    A failed release never takes a slot from a good one."""
+    keep_list = [v for v in (st["current"], st["previous"]) if v]
+    for entry in reversed(st["history"]):
+        if len(keep_list) >= keep:
+            break
+        v = entry.get("version")
+        if entry.get("result") == "success" and v in present and v not in keep_list:
+            keep_list.append(v)
+    return keep_list
+
+
+def cleanup(module, root, service, keep):
+    if keep < 2:
+        module.fail_json(msg="keep must be at least 2 (current and previous are always kept)")
+    st = load_state(root, service)
+    present = releases(root)
+    kept = keep_set(st, present, keep)
+    removed = [v for v in present if v not in kept]
+    for v in removed:
+        shutil.rmtree(os.path.join(root, "releases", v))
+    # Leftovers of interrupted unpacks and verified downloads of removed releases.
+    rel_dir = os.path.join(root, "releases")
+    for e in os.listdir(rel_dir) if os.path.isdir(rel_dir) else []:
+        if e.startswith("."):
+            shutil.rmtree(os.path.join(rel_dir, e), ignore_errors=True)
+    dl = os.path.join(root, ".nodeexec")
+    for e in os.listdir(dl) if os.path.isdir(dl) else []:
+        if e.startswith("package-") and e.endswith(".tar.gz") and e[len("package-"):-len(".tar.gz")] not in kept:
+            os.unlink(os.path.join(dl, e))
+    module.exit_json(changed=bool(removed), kept=kept, removed=removed)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type="path", required=True),
+            service=dict(type="str", required=True),
+            action=dict(type="str", required=True, choices=["read", "install", "switch", "record", "cleanup"]),
+            version=dict(type="str", default=""),
+            src=dict(type="path"),
+            previous=dict(type="str", default=""),
+            state=dict(type="str", default="success", choices=["success", "failed", "rolled_back"]),
+            last_error=dict(type="str", default=""),
+            history_version=dict(type="str", default=""),
+            history_result=dict(type="str", default="success", choices=["success", "failed"]),
+            keep=dict(type="int", default=5),
+        ),
+    )
+    p = module.params
+    root, service, action = p["root"], p["service"], p["action"]
+    if action in ("install", "switch") and not p["version"]:
+        module.fail_json(msg="%s needs a version" % action)
+    if action == "read":
+        read(module, root, service)
+    elif action == "install":
+        install(module, root, service, p["version"], p["src"])
+    elif action == "switch":
+        switch(module, root, p["version"])
+    elif action == "record":
+        record(module, root, service)
+    else:
+        cleanup(module, root, service, p["keep"])
+
+
+if __name__ == "__main__":
+    main()
