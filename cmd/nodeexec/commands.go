@@ -181,11 +181,15 @@ func cleanupCmd(ctx context.Context, args []string) (bool, error) {
 	if err := c.parse(fs, args); err != nil {
 		return false, err
 	}
+	req := ansible.CleanupRequest{Service: c.service, Keep: *keep, Nodes: c.nodeList()}
+	if err := req.Validate(); err != nil {
+		return false, err
+	}
 	e, err := c.executor()
 	if err != nil {
 		return false, err
 	}
-	results, err := e.Cleanup(ctx, ansible.CleanupRequest{Service: c.service, Keep: *keep, Nodes: c.nodeList()})
+	results, err := e.Cleanup(ctx, req)
 	return report(c.asJSON, results, err, "")
 }
 

@@ -155,16 +155,21 @@ type CleanupRequest struct {
 	Nodes   []executor.Node
 }
 
+// Validate checks a cleanup request before anything runs.
+func (r CleanupRequest) Validate() error {
+	if err := executor.ValidateService(r.Service); err != nil {
+		return err
+	}
+	if r.Keep < 2 {
+		return &executor.ValidationError{Field: "keep", Reason: "must be at least 2 (current and previous are always kept)"}
+	}
+	return executor.ValidateNodes(r.Nodes)
+}
+
 // Cleanup removes old releases on every node, by the node's own deploy record. Current and previous
 // are always kept.
 func (e *Executor) Cleanup(ctx context.Context, req CleanupRequest) ([]executor.NodeResult, error) {
-	if err := executor.ValidateService(req.Service); err != nil {
-		return nil, err
-	}
-	if req.Keep < 2 {
-		return nil, &executor.ValidationError{Field: "keep", Reason: "must be at least 2 (current and previous are always kept)"}
-	}
-	if err := executor.ValidateNodes(req.Nodes); err != nil {
+	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	vars := e.commonVars(req.Service, "cleanup")
