@@ -5,7 +5,7 @@ HOSTS     ?= 3
 BENCH_HOSTS ?= 10
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build test e2e test-all bench demo hosts-up hosts-down deps lint clean
+.PHONY: build test e2e test-all bench bench-smoke demo hosts-up hosts-down deps lint clean
 
 build:
 	$(GO) build -o bin/nodeexec ./cmd/nodeexec
@@ -27,7 +27,11 @@ hosts-down:
 e2e: hosts-up
 	NODEEXEC_E2E=1 $(GO) test -count=1 -timeout 30m -tags e2e -v -run . ./executor/ansible/ ./internal/testbed/
 
-test-all: lint test e2e
+# One iteration at N=1 keeps the benchmark working; `make bench` measures.
+bench-smoke: hosts-up
+	NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench 'Deploy/hosts=1$$' -benchtime 1x -timeout 10m ./bench/
+
+test-all: lint test e2e bench-smoke
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

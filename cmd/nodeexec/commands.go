@@ -107,6 +107,26 @@ func healthFlags(fs *flag.FlagSet, h *executor.HealthCheck) {
 	fs.DurationVar(&h.Delay, "health-delay", time.Second, "pause between health check attempts")
 }
 
+// request is anything that can check itself before it runs.
+type request interface{ Validate() error }
+
+// execute parses the flags, checks the request (finish fills it from the flags), and only then builds the
+// executor and runs op; it prints per-node results and says whether every node reached want.
+func (c *common) execute(fs *flag.FlagSet, args []string, finish func() request, op func(*ansible.Executor) ([]executor.NodeResult, error), want executor.State) (bool, error) {
+	if err := c.parse(fs, args); err != nil {
+		return false, err
+	}
+	if err := finish().Validate(); err != nil {
+		return false, err
+	}
+	e, err := c.executor()
+	if err != nil {
+		return false, err
+	}
+	results, err := op(e)
+	return report(c.asJSON, results, err, want)
+}
+
 func deployCmd(ctx context.Context, args []string) (bool, error) {
 	var c common
 	var req executor.DeployRequest
@@ -118,19 +138,10 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	fs.StringVar(&req.Unit.Args, "exec-args", "", "arguments for the service's binary in the default unit")
 	fs.StringVar(&req.Unit.Exec, "exec", "", "binary inside the release (default bin/<service>)")
 	healthFlags(fs, &req.Health)
-	if err := c.parse(fs, args); err != nil {
-		return false, err
-	}
-	req.Service, req.Nodes = c.service, c.nodeList()
-	if err := req.Validate(); err != nil {
-		return false, err
-	}
-	e, err := c.executor()
-	if err != nil {
-		return false, err
-	}
-	results, err := e.Deploy(ctx, req)
-	return report(c.asJSON, results, err, executor.StateSuccess)
+	return c.execute(fs, args,
+		func() request { req.Service, req.Nodes = c.service, c.nodeList(); return req },
+		func(e *ansible.Executor) ([]executor.NodeResult, error) { return e.Deploy(ctx, req) },
+		executor.StateSuccess)
 }
 
 func rollbackCmd(ctx context.Context, args []string) (bool, error) {
@@ -140,57 +151,32 @@ func rollbackCmd(ctx context.Context, args []string) (bool, error) {
 	fs.StringVar(&req.ToVersion, "to", "", "version to go back to (default: each node's previous version)")
 	fs.StringVar(&req.DeploymentID, "id", "", "id shown to anyone who finds a node locked")
 	healthFlags(fs, &req.Health)
-	if err := c.parse(fs, args); err != nil {
-		return false, err
-	}
-	req.Service, req.Nodes = c.service, c.nodeList()
-	if err := req.Validate(); err != nil {
-		return false, err
-	}
-	e, err := c.executor()
-	if err != nil {
-		return false, err
-	}
-	results, err := e.Rollback(ctx, req)
-	return report(c.asJSON, results, err, executor.StateRolledBack)
+	return c.execute(fs, args,
+		func() request { req.Service, req.Nodes = c.service, c.nodeList(); return req },
+		func(e *ansible.Executor) ([]executor.NodeResult, error) { return e.Rollback(ctx, req) },
+		executor.StateRolledBack)
 }
 
+// Status succeeds when every node answered; their states are what they are.
 func statusCmd(ctx context.Context, args []string) (bool, error) {
 	var c common
+	var req executor.StatusRequest
 	fs := newFlags("status", &c)
-	if err := c.parse(fs, args); err != nil {
-		return false, err
-	}
-	req := executor.StatusRequest{Service: c.service, Nodes: c.nodeList()}
-	if err := req.Validate(); err != nil {
-		return false, err
-	}
-	e, err := c.executor()
-	if err != nil {
-		return false, err
-	}
-	results, err := e.Status(ctx, req)
-	// Status succeeds when every node answered; their states are what they are.
-	return report(c.asJSON, results, err, "")
+	return c.execute(fs, args,
+		func() request { req.Service, req.Nodes = c.service, c.nodeList(); return req },
+		func(e *ansible.Executor) ([]executor.NodeResult, error) { return e.Status(ctx, req) },
+		"")
 }
 
 func cleanupCmd(ctx context.Context, args []string) (bool, error) {
 	var c common
+	var req ansible.CleanupRequest
 	fs := newFlags("cleanup", &c)
-	keep := fs.Int("keep", 5, "releases to keep on each node (at least 2: current and previous)")
-	if err := c.parse(fs, args); err != nil {
-		return false, err
-	}
-	req := ansible.CleanupRequest{Service: c.service, Keep: *keep, Nodes: c.nodeList()}
-	if err := req.Validate(); err != nil {
-		return false, err
-	}
-	e, err := c.executor()
-	if err != nil {
-		return false, err
-	}
-	results, err := e.Cleanup(ctx, req)
-	return report(c.asJSON, results, err, "")
+	fs.IntVar(&req.Keep, "keep", 5, "releases to keep on each node (at least 2: current and previous)")
+	return c.execute(fs, args,
+		func() request { req.Service, req.Nodes = c.service, c.nodeList(); return req },
+		func(e *ansible.Executor) ([]executor.NodeResult, error) { return e.Cleanup(ctx, req) },
+		"")
 }
 
 func playbooksCmd(args []string) (bool, error) {

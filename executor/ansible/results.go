@@ -216,6 +216,10 @@ func failureMessage(o *nodeOutcome) string {
 	if msg == "" {
 		msg = firstLine(o.lastFailure.Stderr)
 	}
+	// The roles' own fail tasks are written for people and already name the task that failed first.
+	if o.lastFailure.Action == "fail" || o.lastFailure.Action == "ansible.builtin.fail" {
+		return msg
+	}
 	return fmt.Sprintf("task %q: %s", o.lastFailure.Name, msg)
 }
 

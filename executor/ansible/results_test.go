@@ -53,7 +53,7 @@ func TestNodeResultsMapsEachHostOnItsOwn(t *testing.T) {
 		lastStepName string
 	}{
 		{executor.StateSuccess, "v3", "v2", "", true, "v3", "Check the health endpoint"},
-		{executor.StateRolledBack, "v2", "v1", `task "Fail after the automatic rollback": v3 failed verification`, true, "v2", "Fail after the automatic rollback"},
+		{executor.StateRolledBack, "v2", "v1", "v3 failed verification and was rolled back to v2", true, "v2", "Fail after the automatic rollback"},
 		{executor.StateFailed, "v2", "v1", "locked by ansible-playbook by alice", false, "v2", "Take the node lock"},
 		{executor.StateFailed, "", "", "host unreachable: task \"Take the node lock\": Failed to connect", false, "", "Take the node lock"},
 		{executor.StateFailed, "", "", "reported nothing for this node: ERROR! something on stderr", false, "", ""},
