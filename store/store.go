@@ -1,0 +1,170 @@
+// Package store keeps what nodeexec knows in MongoDB (or the embedded FerretDB): one document per node,
+// keyed "<service>/<host>" so hot lookups hit _id. Every state change is one conditional update of one
+// document (compare-and-swap): no transactions, which the embedded server does not have.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+// Store is nodeexec's state in one MongoDB database.
+type Store struct {
+	client *mongo.Client
+	nodes  *mongo.Collection
+	// FerretDB's SQLite handler does not run a conditional findAndModify atomically: under concurrency two
+	// claims of one free node both matched (TestOnlyOneOfConcurrentClaimsWins caught it). MongoDB does.
+	// The embedded server serves only this process, so serializing conditional updates per node here
+	// makes them compare-and-swap on both. Several nodeexec replicas need a real MongoDB.
+	stripes [64]sync.Mutex
+}
+
+// lockNode serializes conditional updates of one node within this process.
+func (s *Store) lockNode(id string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	m := &s.stripes[h.Sum32()%uint32(len(s.stripes))]
+	m.Lock()
+	return m.Unlock
+}
+
+// Open connects to uri and checks the server answers.
+func Open(ctx context.Context, uri, database string) (*Store, error) {
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	s := &Store{client: client, nodes: client.Database(database).Collection("nodes")}
+	if err := s.Ping(ctx); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx, nil); err != nil {
+		return fmt.Errorf("the database does not answer: %w", err)
+	}
+	return nil
+}
+
+// Close disconnects.
+func (s *Store) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
+
+// Node is one node's record: its status as the Plan Layer sees it, and which deployment last held it.
+type Node struct {
+	ID               string            `bson:"_id" json:"id"`
+	Host             string            `bson:"host" json:"host"`
+	Service          string            `bson:"service" json:"service"`
+	Platform         executor.Platform `bson:"platform" json:"platform"`
+	CurrentVersion   string            `bson:"current_version" json:"current_version"`
+	PrevVersion      string            `bson:"prev_version" json:"prev_version"`
+	DeployingVersion string            `bson:"deploying_version,omitempty" json:"deploying_version,omitempty"`
+	State            executor.State    `bson:"state" json:"state"`
+	LastError        string            `bson:"last_error,omitempty" json:"last_error,omitempty"`
+	DeploymentID     string            `bson:"deployment_id,omitempty" json:"deployment_id,omitempty"`
+	CreatedAt        time.Time         `bson:"created_at" json:"created_at"`
+	UpdatedAt        time.Time         `bson:"updated_at" json:"updated_at"`
+}
+
+// Status is the record as the executor's NodeStatus.
+func (n *Node) Status() executor.NodeStatus {
+	return executor.NodeStatus{Host: n.Host, Service: n.Service, Platform: n.Platform, CurrentVersion: n.CurrentVersion,
+		PrevVersion: n.PrevVersion, DeployingVersion: n.DeployingVersion, State: n.State, LastError: n.LastError}
+}
+
+// NodeID is a node's key: deterministic, so reads and conditional updates go straight to _id.
+func NodeID(service, host string) string { return service + "/" + host }
+
+// ErrNotFound means there is no such record.
+var ErrNotFound = errors.New("not found")
+
+// BusyError means another deployment holds the node.
+type BusyError struct {
+	Node         string
+	DeploymentID string
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("node %s is being deployed by deployment %s", e.Node, e.DeploymentID)
+}
+
+// Claim marks a node deploying for deploymentID, in one conditional update: it succeeds only if no other
+// deployment holds the node, so two deploys that touch the same node can never both run. Claiming again
+// by the same deployment succeeds (a retry).
+func (s *Store) Claim(ctx context.Context, service, host string, platform executor.Platform, deploymentID, version string) (*Node, error) {
+	id := NodeID(service, host)
+	defer s.lockNode(id)()
+	now := time.Now().UTC()
+	filter := bson.M{"_id": id, "$or": bson.A{
+		bson.M{"state": bson.M{"$ne": executor.StateDeploying}},
+		bson.M{"deployment_id": deploymentID},
+	}}
+	update := bson.M{
+		"$set": bson.M{"service": service, "host": host, "platform": platform, "state": executor.StateDeploying,
+			"deploying_version": version, "deployment_id": deploymentID, "last_error": "", "updated_at": now},
+		"$setOnInsert": bson.M{"created_at": now, "current_version": "", "prev_version": ""},
+	}
+	var n Node
+	err := s.nodes.FindOneAndUpdate(ctx, filter, update,
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&n)
+	if mongo.IsDuplicateKeyError(err) {
+		// The node exists and the filter did not match it: someone else holds it.
+		holder, getErr := s.Node(ctx, service, host)
+		if getErr != nil {
+			return nil, fmt.Errorf("claim %s: held, and reading the holder failed: %w", id, getErr)
+		}
+		return nil, &BusyError{Node: id, DeploymentID: holder.DeploymentID}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", id, err)
+	}
+	return &n, nil
+}
+
+// Finish records how a node's deployment ended. Only the deployment that holds the node may finish it,
+// and only into a state the state machine allows from deploying.
+func (s *Store) Finish(ctx context.Context, deploymentID string, st executor.NodeStatus) (*Node, error) {
+	if err := executor.CheckTransition(executor.StateDeploying, st.State); err != nil {
+		return nil, err
+	}
+	id := NodeID(st.Service, st.Host)
+	defer s.lockNode(id)()
+	filter := bson.M{"_id": id, "deployment_id": deploymentID, "state": executor.StateDeploying}
+	update := bson.M{"$set": bson.M{"state": st.State, "current_version": st.CurrentVersion, "prev_version": st.PrevVersion,
+		"deploying_version": "", "last_error": st.LastError, "updated_at": time.Now().UTC()}}
+	var n Node
+	err := s.nodes.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&n)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("finish %s: deployment %s does not hold this node", id, deploymentID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finish %s: %w", id, err)
+	}
+	return &n, nil
+}
+
+// Node reads one node's record.
+func (s *Store) Node(ctx context.Context, service, host string) (*Node, error) {
+	var n Node
+	err := s.nodes.FindOne(ctx, bson.M{"_id": NodeID(service, host)}).Decode(&n)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read node %s: %w", NodeID(service, host), err)
+	}
+	return &n, nil
+}

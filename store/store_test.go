@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+// The tests run on the real MongoDB wire protocol: the embedded FerretDB server, through the driver.
+func openTestStore(t *testing.T) *Store {
+	t.Helper()
+	ctx := context.Background()
+	e, err := StartEmbedded(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	s, err := Open(ctx, e.URI, "nodeexec_test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func TestClaimThenFinishRecordsTheOutcome(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	n, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d1", "v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.State != executor.StateDeploying || n.DeployingVersion != "v2" || n.DeploymentID != "d1" || n.ID != "demo/h1" {
+		t.Fatalf("claimed node = %+v", n)
+	}
+	done, err := s.Finish(ctx, "d1", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess, CurrentVersion: "v2", PrevVersion: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Node(ctx, "demo", "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != executor.StateSuccess || got.CurrentVersion != "v2" || got.PrevVersion != "v1" || got.DeployingVersion != "" || *got != *done {
+		t.Fatalf("node after finish = %+v", got)
+	}
+}
+
+func TestOnlyOneOfConcurrentClaimsWins(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	// The node exists and is free: the contenders race on the conditional update, not on the insert.
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d0", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Finish(ctx, "d0", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess, CurrentVersion: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	const contenders = 8
+	var wg sync.WaitGroup
+	errs := make([]error, contenders)
+	for i := range contenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, fmt.Sprintf("d%d", i), "v2")
+		}()
+	}
+	wg.Wait()
+	winners := 0
+	var busy *BusyError
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			winners++
+		case errors.As(err, &busy):
+			if busy.DeploymentID == "" || busy.Node != "demo/h1" {
+				t.Errorf("busy error does not name the holder: %v", err)
+			}
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d claims won, want exactly 1", winners)
+	}
+	holder, _ := s.Node(ctx, "demo", "h1")
+	if busy != nil && busy.DeploymentID != holder.DeploymentID {
+		t.Errorf("busy names %s, the node is held by %s", busy.DeploymentID, holder.DeploymentID)
+	}
+}
+
+func TestClaimRules(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d1", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d1", "v1"); err != nil {
+		t.Errorf("the holder's retry was refused: %v", err)
+	}
+	var busy *BusyError
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d9", "v2"); !errors.As(err, &busy) || busy.DeploymentID != "d1" {
+		t.Errorf("a second deployment claimed a held node: %v", err)
+	}
+	if _, err := s.Claim(ctx, "demo", "h2", executor.PlatformPhysical, "d2", "v1"); err != nil {
+		t.Errorf("another node of the same service was refused: %v", err)
+	}
+	if _, err := s.Finish(ctx, "d2", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess}); err == nil {
+		t.Error("a deployment that does not hold the node finished it")
+	}
+	if _, err := s.Finish(ctx, "d1", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StatePending}); err == nil {
+		t.Error("deploying -> pending was accepted")
+	}
+	if _, err := s.Finish(ctx, "d1", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateRolledBack, CurrentVersion: "v0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d3", "v2"); err != nil {
+		t.Errorf("a finished node could not be claimed again: %v", err)
+	}
+	if _, err := s.Node(ctx, "demo", "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing node: %v", err)
+	}
+}
