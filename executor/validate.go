@@ -176,6 +176,10 @@ func ValidateUnit(u Unit) error {
 		if err := plainText("unit.env."+k, v); err != nil {
 			return err
 		}
+		if strings.ContainsAny(v, "\"\\") {
+			// The unit writes Environment="K=V": a quote or backslash would end or escape it.
+			return invalid("unit.env."+k, "must not contain quotes or backslashes")
+		}
 	}
 	return nil
 }

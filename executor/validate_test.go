@@ -56,6 +56,7 @@ func TestDeployRequestRefusesHostileValues(t *testing.T) {
 		{"unit exec escape", "unit.exec", func(r *DeployRequest) { r.Unit.Exec = "../../bin/sh" }},
 		{"unit exec absolute", "unit.exec", func(r *DeployRequest) { r.Unit.Exec = "/bin/sh" }},
 		{"unit env key", "unit.env", func(r *DeployRequest) { r.Unit.Env = map[string]string{"A B": "1"} }},
+		{"unit env quote", "unit.env.A", func(r *DeployRequest) { r.Unit.Env = map[string]string{"A": `x" B="y`} }},
 		{"deployment id", "deployment_id", func(r *DeployRequest) { r.DeploymentID = "x y" }},
 	}
 	for _, c := range cases {
