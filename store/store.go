@@ -103,7 +103,8 @@ func (e *BusyError) Error() string {
 
 // Claim marks a node deploying for deploymentID, in one conditional update: it succeeds only if no other
 // deployment holds the node, so two deploys that touch the same node can never both run. Claiming again
-// by the same deployment succeeds (a retry).
+// by the same deployment succeeds (a retry). It returns the record as it was before the claim (State ""
+// when the claim created it), which Release restores if the deployment never runs.
 func (s *Store) Claim(ctx context.Context, service, host string, platform executor.Platform, deploymentID, version string) (*Node, error) {
 	id := NodeID(service, host)
 	defer s.lockNode(id)()
@@ -117,21 +118,23 @@ func (s *Store) Claim(ctx context.Context, service, host string, platform execut
 			"deploying_version": version, "deployment_id": deploymentID, "last_error": "", "updated_at": now},
 		"$setOnInsert": bson.M{"created_at": now, "current_version": "", "prev_version": ""},
 	}
-	var n Node
+	var before Node
 	err := s.nodes.FindOneAndUpdate(ctx, filter, update,
-		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&n)
-	if mongo.IsDuplicateKeyError(err) {
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&before)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return &Node{ID: id, Service: service, Host: host, Platform: platform}, nil // created by this claim
+	case mongo.IsDuplicateKeyError(err):
 		// The node exists and the filter did not match it: someone else holds it.
 		holder, getErr := s.Node(ctx, service, host)
 		if getErr != nil {
 			return nil, fmt.Errorf("claim %s: held, and reading the holder failed: %w", id, getErr)
 		}
 		return nil, &BusyError{Node: id, DeploymentID: holder.DeploymentID}
-	}
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("claim %s: %w", id, err)
 	}
-	return &n, nil
+	return &before, nil
 }
 
 // Finish records how a node's deployment ended. Only the deployment that holds the node may finish it,

@@ -30,11 +30,18 @@ func openTestStore(t *testing.T) *Store {
 func TestClaimThenFinishRecordsTheOutcome(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
-	n, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d1", "v2")
+	before, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d1", "v2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.State != executor.StateDeploying || n.DeployingVersion != "v2" || n.DeploymentID != "d1" || n.ID != "demo/h1" {
+	if before.State != "" || before.ID != "demo/h1" {
+		t.Fatalf("a new node's prior record = %+v", before)
+	}
+	n, err := s.Node(ctx, "demo", "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.State != executor.StateDeploying || n.DeployingVersion != "v2" || n.DeploymentID != "d1" {
 		t.Fatalf("claimed node = %+v", n)
 	}
 	done, err := s.Finish(ctx, "d1", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess, CurrentVersion: "v2", PrevVersion: "v1"})
@@ -124,5 +131,48 @@ func TestClaimRules(t *testing.T) {
 	}
 	if _, err := s.Node(ctx, "demo", "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing node: %v", err)
+	}
+}
+
+func TestClaimAllIsAllOrNothing(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d0", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Finish(ctx, "d0", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess, CurrentVersion: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, "demo", "h3", executor.PlatformPhysical, "other", "v9"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.ClaimAll(ctx, "demo", []string{"h1", "h2", "h3"}, executor.PlatformPhysical, "d1", "v2")
+	var busy *BusyError
+	if !errors.As(err, &busy) || busy.DeploymentID != "other" {
+		t.Fatalf("err = %v, want busy, held by other", err)
+	}
+	// h1 is back as it was; h2, which the claim created, is gone again.
+	if n, _ := s.Node(ctx, "demo", "h1"); n.State != executor.StateSuccess || n.DeploymentID != "d0" || n.CurrentVersion != "v1" {
+		t.Errorf("h1 after the failed claim = %+v", n)
+	}
+	if _, err := s.Node(ctx, "demo", "h2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("h2 left behind: %v", err)
+	}
+}
+
+func TestIdempotencyKeyReturnsTheFirstDeployment(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	first := &Deployment{ID: "d1", Service: "demo", Version: "v1", IdempotencyKey: "k", State: executor.StatePending, Nodes: []DeploymentNode{}}
+	got, created, err := s.CreateDeployment(ctx, first)
+	if err != nil || !created || got.ID != "d1" {
+		t.Fatalf("first: %v %v %v", got, created, err)
+	}
+	again, created, err := s.CreateDeployment(ctx, &Deployment{ID: "d2", Service: "demo", Version: "v1", IdempotencyKey: "k", Nodes: []DeploymentNode{}})
+	if err != nil || created || again.ID != "d1" {
+		t.Fatalf("retry: %+v created=%v err=%v; want d1, not created", again, created, err)
+	}
+	if _, err := s.Deployment(ctx, "d2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the retry recorded a second deployment: %v", err)
 	}
 }

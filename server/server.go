@@ -1,0 +1,142 @@
+// Package server is the HTTP API the Plan Layer calls: it takes deployments, runs them through an
+// executor with bounded concurrency, and serves the state of every deployment and node from the store.
+// Handlers stay thin: parse, validate, call, render.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/gin-gonic/gin"
+	"github.com/sirupsen/logrus"
+
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// Config wires the server to its executor and store.
+type Config struct {
+	Executor executor.Executor
+	Store    *store.Store
+	// MaxConcurrent bounds the deployments that run at once; more wait their turn. Default 4.
+	MaxConcurrent int
+	// MaxBody bounds a request body in bytes; default 1 MiB.
+	MaxBody int64
+	Logger  logrus.FieldLogger
+}
+
+// Server is the API and the deployments it runs.
+type Server struct {
+	cfg    Config
+	engine *gin.Engine
+	slots  chan struct{}
+	runs   sync.WaitGroup
+	// ctx is the parent of every run: Shutdown cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New builds the API.
+func New(cfg Config) *Server {
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 4
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	gin.SetMode(gin.ReleaseMode)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, engine: gin.New(), slots: make(chan struct{}, cfg.MaxConcurrent), ctx: ctx, cancel: cancel}
+	s.engine.Use(s.recoverJSON(), s.limitBody())
+	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
+	s.engine.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
+	s.engine.HandleMethodNotAllowed = true
+
+	s.engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	s.engine.GET("/readyz", s.ready)
+	api := s.engine.Group("/api/v1")
+	api.POST("/deployments", s.createDeployment)
+	api.GET("/deployments/:id", s.getDeployment)
+	api.GET("/nodes", s.listNodes)
+	api.GET("/nodes/:service/:host", s.getNode)
+	return s
+}
+
+// Handler is the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Shutdown cancels running deployments and waits for them to record their end.
+func (s *Server) Shutdown() {
+	s.cancel()
+	s.runs.Wait()
+}
+
+// apiError is every error's body: a sentence for people and a code for programs.
+type apiError struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+	// Field names the request field that is wrong, for 400s about one field.
+	Field string `json:"field,omitempty"`
+	// DeploymentID names the deployment that holds a node, for 409s.
+	DeploymentID string `json:"deployment_id,omitempty"`
+}
+
+func fail(c *gin.Context, status int, code, msg string) {
+	c.AbortWithStatusJSON(status, apiError{Error: msg, Code: code})
+}
+
+// failErr renders an error from below with the status it deserves; a store that does not answer is 503.
+func (s *Server) failErr(c *gin.Context, err error) {
+	var v *executor.ValidationError
+	var busy *store.BusyError
+	switch {
+	case errors.As(err, &v):
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: err.Error(), Code: "invalid", Field: v.Field})
+	case errors.As(err, &busy):
+		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: err.Error(), Code: "node_busy", DeploymentID: busy.DeploymentID})
+	case errors.Is(err, store.ErrNotFound):
+		fail(c, http.StatusNotFound, "not_found", "not found")
+	default:
+		s.cfg.Logger.WithError(err).Error("request failed")
+		if s.cfg.Store.Ping(c.Request.Context()) != nil {
+			fail(c, http.StatusServiceUnavailable, "database_unavailable", "the database does not answer; try again shortly")
+			return
+		}
+		fail(c, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+// recoverJSON turns a handler's panic into a 500 with a JSON body; the server keeps serving.
+func (s *Server) recoverJSON() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.cfg.Logger.WithField("panic", fmt.Sprint(r)).WithField("path", c.FullPath()).Error("handler panicked")
+				fail(c, http.StatusInternalServerError, "internal", "internal error")
+			}
+		}()
+		c.Next()
+	}
+}
+
+// limitBody caps request bodies; reading past the cap fails, and the handler answers 413.
+func (s *Server) limitBody() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody)
+		c.Next()
+	}
+}
+
+func (s *Server) ready(c *gin.Context) {
+	if err := s.cfg.Store.Ping(c.Request.Context()); err != nil {
+		fail(c, http.StatusServiceUnavailable, "database_unavailable", "the database does not answer")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
