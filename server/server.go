@@ -26,6 +26,8 @@ type Config struct {
 	// MaxBody bounds a request body in bytes; default 1 MiB.
 	MaxBody int64
 	Logger  logrus.FieldLogger
+	// Tokens are the API's bearer tokens; none means no auth (serve allows that on loopback only).
+	Tokens []Token
 }
 
 // Server is the API and the deployments it runs.
@@ -60,11 +62,13 @@ func New(cfg Config) *Server {
 
 	s.engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	s.engine.GET("/readyz", s.ready)
+	auth := newAuthorizer(cfg.Tokens)
+	read, deploy := auth.require(ScopeRead), auth.require(ScopeDeploy)
 	api := s.engine.Group("/api/v1")
-	api.POST("/deployments", s.createDeployment)
-	api.GET("/deployments/:id", s.getDeployment)
-	api.GET("/nodes", s.listNodes)
-	api.GET("/nodes/:service/:host", s.getNode)
+	api.POST("/deployments", deploy, s.createDeployment)
+	api.GET("/deployments/:id", read, s.getDeployment)
+	api.GET("/nodes", read, s.listNodes)
+	api.GET("/nodes/:service/:host", read, s.getNode)
 	return s
 }
 

@@ -41,15 +41,20 @@ func newFlags(name string, c *common) *flag.FlagSet {
 	fs := flag.NewFlagSet("nodeexec "+name, flag.ContinueOnError)
 	fs.StringVar(&c.service, "service", "", "service name (also the systemd unit name)")
 	fs.StringVar(&c.nodes, "nodes", "", "comma-separated hosts (DNS names or IPs)")
+	fs.BoolVar(&c.asJSON, "json", false, "print results as JSON")
+	sshFlags(fs, c)
+	return fs
+}
+
+// sshFlags are how the executor reaches nodes: shared by the direct commands and serve.
+func sshFlags(fs *flag.FlagSet, c *common) {
 	fs.StringVar(&c.playbookDir, "playbook-dir", os.Getenv("NODEEXEC_PLAYBOOK_DIR"), "use playbooks/ and roles/ from this directory instead of the bundled ones")
 	fs.StringVar(&c.sshUser, "ssh-user", os.Getenv("NODEEXEC_SSH_USER"), "SSH user (default: Ansible's)")
 	fs.StringVar(&c.sshKey, "ssh-key", os.Getenv("NODEEXEC_SSH_KEY"), "SSH private key file")
 	fs.IntVar(&c.sshPort, "ssh-port", 0, "SSH port (default 22)")
 	fs.BoolVar(&c.insecure, "insecure-host-keys", os.Getenv("NODEEXEC_INSECURE_HOST_KEYS") == "1", "do not check SSH host keys (throwaway test hosts only)")
 	fs.StringVar(&c.baseDir, "base-dir", "/opt", "where services live on the nodes")
-	fs.BoolVar(&c.asJSON, "json", false, "print results as JSON")
 	fs.BoolVar(&c.verbose, "v", false, "log what runs")
-	return fs
 }
 
 func (c *common) parse(fs *flag.FlagSet, args []string) error {
@@ -125,6 +130,27 @@ func (c *common) execute(fs *flag.FlagSet, args []string, finish func() request,
 	}
 	results, err := op(e)
 	return report(c.asJSON, results, err, want)
+}
+
+// directCmd runs an operation straight from this machine, without a server or database: the executor
+// alone, as an operator's tool.
+func directCmd(ctx context.Context, args []string) (bool, error) {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, "nodeexec direct: want one of deploy, rollback, status, cleanup\n")
+		return false, errUsage
+	}
+	switch args[0] {
+	case "deploy":
+		return deployCmd(ctx, args[1:])
+	case "rollback":
+		return rollbackCmd(ctx, args[1:])
+	case "status":
+		return statusCmd(ctx, args[1:])
+	case "cleanup":
+		return cleanupCmd(ctx, args[1:])
+	}
+	fmt.Fprintf(os.Stderr, "nodeexec direct: unknown operation %q (deploy, rollback, status, cleanup)\n", args[0])
+	return false, errUsage
 }
 
 func deployCmd(ctx context.Context, args []string) (bool, error) {

@@ -59,6 +59,10 @@ func run(args []string) int {
 		ok, err = statusCmd(ctx, rest)
 	case "cleanup":
 		ok, err = cleanupCmd(ctx, rest)
+	case "direct":
+		ok, err = directCmd(ctx, rest)
+	case "serve":
+		ok, err = serveCmd(ctx, rest)
 	case "playbooks":
 		ok, err = playbooksCmd(rest)
 	default:

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/nodeexec/nodeexec/server"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// serveCmd runs the HTTP API. Without a MongoDB URI it starts the embedded database (FerretDB on
+// SQLite under --data-dir, loopback only), so one command runs the whole service.
+func serveCmd(ctx context.Context, args []string) (bool, error) {
+	var c common
+	fs := flag.NewFlagSet("nodeexec serve", flag.ContinueOnError)
+	sshFlags(fs, &c)
+	listen := fs.String("listen", envOr("NODEEXEC_LISTEN", "127.0.0.1:8080"), "address to serve the API on")
+	mongoURI := fs.String("mongo-uri", os.Getenv("NODEEXEC_MONGO_URI"), "MongoDB URI (default: the embedded database)")
+	database := fs.String("database", envOr("NODEEXEC_DATABASE", "nodeexec"), "database name")
+	dataDir := fs.String("data-dir", envOr("NODEEXEC_DATA_DIR", defaultDataDir()), "where the embedded database keeps its data")
+	tokensFile := fs.String("tokens-file", os.Getenv("NODEEXEC_TOKENS_FILE"), "file of API tokens and their scopes (see README); none: loopback only, no auth")
+	maxConcurrent := fs.Int("max-concurrent", 4, "deployments that run at once; more wait their turn")
+	if err := c.parse(fs, args); err != nil {
+		return false, err
+	}
+	log := logrus.New()
+	log.SetFormatter(&logrus.JSONFormatter{})
+	log.SetOutput(os.Stderr)
+
+	tokens, err := server.LoadTokens(*tokensFile)
+	if err != nil {
+		return false, err
+	}
+	if len(tokens) == 0 {
+		if !loopback(*listen) {
+			return false, fmt.Errorf("refusing to serve on %s without API tokens: bind to 127.0.0.1 or pass --tokens-file", *listen)
+		}
+		log.WithField("listen", *listen).Warn("no API tokens configured: serving without authentication, on loopback only")
+	}
+
+	uri := *mongoURI
+	if uri == "" {
+		db, err := store.StartEmbedded(ctx, *dataDir)
+		if err != nil {
+			return false, err
+		}
+		defer db.Stop()
+		uri = db.URI
+		log.WithField("data_dir", *dataDir).Info("embedded database started (FerretDB on SQLite, loopback only)")
+	}
+	st, err := store.Open(ctx, uri, *database)
+	if err != nil {
+		return false, err
+	}
+	defer st.Close(context.WithoutCancel(ctx))
+
+	exec, err := c.executor()
+	if err != nil {
+		return false, err
+	}
+	srv := server.New(server.Config{Executor: exec, Store: st, Logger: log, MaxConcurrent: *maxConcurrent, Tokens: tokens})
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return false, fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.WithField("listen", ln.Addr().String()).Info("nodeexec serving")
+	select {
+	case err := <-errc:
+		return false, err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new requests; running deployments are cancelled and recorded")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	srv.Shutdown()
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return false, err
+	}
+	return true, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/nodeexec"
+	}
+	if dir, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(dir, "nodeexec", "data")
+	}
+	return filepath.Join(os.TempDir(), "nodeexec-data")
+}
+
+// loopback reports whether addr binds only to a loopback address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"gopkg.in/yaml.v3"
+)
+
+// Scope is what a token may do. Deploy includes read.
+type Scope string
+
+const (
+	ScopeRead   Scope = "read"
+	ScopeDeploy Scope = "deploy"
+)
+
+// Token is one API client's bearer token and what it may do. Name is for logs; the secret never is.
+type Token struct {
+	Name   string  `yaml:"name"`
+	Token  string  `yaml:"token"`
+	Scopes []Scope `yaml:"scopes"`
+}
+
+// LoadTokens reads the tokens file (YAML: a list of {name, token, scopes}). An empty path means no tokens.
+func LoadTokens(path string) ([]Token, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokens file: %w", err)
+	}
+	var tokens []Token
+	if err := yaml.Unmarshal(data, &tokens); err != nil {
+		return nil, fmt.Errorf("tokens file %s: want a YAML list of {name, token, scopes}: %w", path, err)
+	}
+	for i, t := range tokens {
+		if t.Name == "" || len(t.Token) < 16 {
+			return nil, fmt.Errorf("tokens file %s: entry %d needs a name and a token of at least 16 characters", path, i+1)
+		}
+		for _, s := range t.Scopes {
+			if s != ScopeRead && s != ScopeDeploy {
+				return nil, fmt.Errorf("tokens file %s: token %q: unknown scope %q (read, deploy)", path, t.Name, s)
+			}
+		}
+	}
+	return tokens, nil
+}
+
+// authorizer checks bearer tokens; with no tokens configured every request passes (loopback only, which
+// serve enforces).
+type authorizer struct {
+	// by the SHA-256 of the secret: compared in constant time, and the secret itself is not kept.
+	tokens map[[32]byte]Token
+}
+
+func newAuthorizer(tokens []Token) *authorizer {
+	a := &authorizer{tokens: make(map[[32]byte]Token, len(tokens))}
+	for _, t := range tokens {
+		a.tokens[sha256.Sum256([]byte(t.Token))] = Token{Name: t.Name, Scopes: t.Scopes}
+	}
+	return a
+}
+
+func (t Token) allows(want Scope) bool {
+	for _, s := range t.Scopes {
+		if s == want || s == ScopeDeploy && want == ScopeRead {
+			return true
+		}
+	}
+	return false
+}
+
+// require is the middleware for routes that need scope want: 401 without a known token, 403 with one
+// that lacks the scope.
+func (a *authorizer) require(want Scope) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if len(a.tokens) == 0 {
+			c.Next()
+			return
+		}
+		secret, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		if !ok || secret == "" {
+			c.Header("WWW-Authenticate", `Bearer realm="nodeexec"`)
+			fail(c, http.StatusUnauthorized, "unauthorized", "missing bearer token (Authorization: Bearer <token>)")
+			return
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
+		var found *Token
+		for k, t := range a.tokens {
+			if subtle.ConstantTimeCompare(k[:], sum[:]) == 1 {
+				found = &t
+			}
+		}
+		if found == nil {
+			c.Header("WWW-Authenticate", `Bearer realm="nodeexec", error="invalid_token"`)
+			fail(c, http.StatusUnauthorized, "unauthorized", "unknown bearer token")
+			return
+		}
+		if !found.allows(want) {
+			fail(c, http.StatusForbidden, "forbidden", fmt.Sprintf("token %q lacks the %s scope", found.Name, want))
+			return
+		}
+		c.Set("token_name", found.Name)
+		c.Next()
+	}
+}
