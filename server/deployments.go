@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
@@ -45,12 +47,7 @@ func (s *Server) createDeployment(c *gin.Context) {
 	dec := json.NewDecoder(c.Request.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			fail(c, http.StatusRequestEntityTooLarge, "too_large", "request body over the limit")
-			return
-		}
-		fail(c, http.StatusBadRequest, "bad_json", "request body is not valid JSON for a deployment: "+err.Error())
+		s.badBody(c, err)
 		return
 	}
 	if body.Platform == "" {
@@ -81,19 +78,31 @@ func (s *Server) createDeployment(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	d := &store.Deployment{ID: id, Service: req.Service, Version: req.Version, Platform: executor.PlatformPhysical, Request: req,
-		RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey, State: executor.StatePending,
-		CreatedAt: time.Now().UTC()}
+	d := &store.Deployment{ID: id, Kind: store.KindDeploy, Service: req.Service, Version: req.Version,
+		Platform: executor.PlatformPhysical, Request: req, RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey,
+		State: executor.StatePending, CreatedAt: time.Now().UTC()}
 	for _, n := range req.Nodes {
-		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending})
+		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending, TargetVersion: req.Version})
 	}
-	// Claim the nodes first: a request that cannot have all of them records nothing.
-	before, err := s.cfg.Store.ClaimAll(ctx, req.Service, body.Nodes, executor.PlatformPhysical, id, req.Version)
+	s.claimRecordStart(c, d)
+}
+
+// claimRecordStart claims the deployment's nodes, records it, and starts it: 202 with its id. A request
+// that cannot have all its nodes records nothing (409 naming the holder); a retry with a known
+// idempotency key answers with the deployment the key created.
+func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
+	ctx := c.Request.Context()
+	if d.IdempotencyKey != "" {
+		if existing, err := s.cfg.Store.DeploymentByKey(ctx, d.IdempotencyKey); err == nil {
+			c.JSON(http.StatusAccepted, gin.H{"id": existing.ID, "state": existing.State})
+			return
+		}
+	}
+	before, err := s.cfg.Store.ClaimAll(ctx, d)
 	var busy *store.BusyError
-	if errors.As(err, &busy) && body.IdempotencyKey != "" {
-		// A retry of a request that already runs holds its own nodes: answer with that deployment.
-		if existing, lookupErr := s.cfg.Store.DeploymentByKey(ctx, body.IdempotencyKey); lookupErr == nil {
+	if errors.As(err, &busy) && d.IdempotencyKey != "" {
+		// A concurrent retry of the same request holds the nodes: answer with its deployment.
+		if existing, lookupErr := s.cfg.Store.DeploymentByKey(ctx, d.IdempotencyKey); lookupErr == nil {
 			c.JSON(http.StatusAccepted, gin.H{"id": existing.ID, "state": existing.State})
 			return
 		}
@@ -107,9 +116,7 @@ func (s *Server) createDeployment(c *gin.Context) {
 	}
 	got, created, err := s.cfg.Store.CreateDeployment(ctx, d)
 	if err != nil || !created {
-		for _, prior := range before {
-			_ = s.cfg.Store.Release(context.WithoutCancel(ctx), id, prior)
-		}
+		s.cfg.Store.ReleaseAll(ctx, d.ID, before)
 		if err != nil {
 			s.failErr(c, err)
 			return
@@ -117,63 +124,122 @@ func (s *Server) createDeployment(c *gin.Context) {
 		c.JSON(http.StatusAccepted, gin.H{"id": got.ID, "state": got.State})
 		return
 	}
-	s.runs.Add(1)
-	go s.run(d)
+	rec := s.recorder(d.ID, 0)
+	rec.emit(context.WithoutCancel(ctx), store.Event{Type: store.EventDeployment, State: executor.StatePending,
+		Message: fmt.Sprintf("%s of %s %s to %d nodes accepted", d.Kind, d.Service, d.Version, len(d.Nodes))})
+	s.start(d, before, rec)
 	c.JSON(http.StatusAccepted, gin.H{"id": d.ID, "state": d.State})
 }
 
-// run executes one deployment in the background, waiting for a slot first, and records every node's end.
-func (s *Server) run(d *store.Deployment) {
-	defer s.runs.Done()
-	log := s.cfg.Logger.WithFields(logrus.Fields{"deployment_id": d.ID, "service": d.Service, "version": d.Version})
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	case <-s.ctx.Done():
+// rollbackDeployment starts a rollback of what a deployment changed: each node it switched goes back to
+// the version it ran before. Nodes it did not change are left alone.
+func (s *Server) rollbackDeployment(c *gin.Context) {
+	var body struct {
+		IdempotencyKey string `json:"idempotency_key"`
+		RequestedBy    string `json:"requested_by"`
 	}
-	// Records are written even when the server is shutting down: they must not be lost.
-	bg := context.WithoutCancel(s.ctx)
-	now := time.Now().UTC()
-	d.StartedAt = &now
-	d.State = executor.StateDeploying
-	for i := range d.Nodes {
-		d.Nodes[i].State = executor.StateDeploying
+	if !s.decodeOptional(c, &body) {
+		return
 	}
-	if err := s.cfg.Store.UpdateDeployment(bg, d); err != nil {
-		log.WithError(err).Error("could not record the start")
+	orig, err := s.cfg.Store.Deployment(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
 	}
-	results, runErr := s.cfg.Executor.Deploy(s.ctx, d.Request)
-	if runErr != nil && results == nil {
-		// Nothing ran on any node: each is failed with the reason.
-		for _, n := range d.Request.Nodes {
-			results = append(results, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: d.Service,
-				State: executor.StateFailed, LastError: runErr.Error()}})
+	if !orig.State.Terminal() {
+		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is still running; cancel it or wait for it to end", Code: "not_finished"})
+		return
+	}
+	d := &store.Deployment{ID: "d-" + randomID(), Kind: store.KindRollback, RollbackOf: orig.ID, Service: orig.Service,
+		Version: orig.Version, Platform: orig.Platform, RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey,
+		State: executor.StatePending, CreatedAt: time.Now().UTC()}
+	d.Request = executor.DeployRequest{DeploymentID: d.ID, Service: orig.Service, Health: orig.Request.Health}
+	for _, n := range orig.Nodes {
+		// Changed and now on the new version: the deployment switched this node. A node it failed on was
+		// already switched back in the same run; one with no earlier version has nothing to go back to.
+		if n.Changed && n.State == executor.StateSuccess && n.FromVersion != "" && n.FromVersion != n.TargetVersion {
+			d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending, TargetVersion: n.FromVersion})
+			d.Request.Nodes = append(d.Request.Nodes, executor.Node{Host: n.Host})
 		}
 	}
-	overall := executor.StateSuccess
-	for _, r := range results {
-		r.Service = d.Service
-		if _, err := s.cfg.Store.Finish(bg, d.ID, r.NodeStatus); err != nil {
-			log.WithField("node", r.Host).WithError(err).Error("could not record the node's end")
-		}
-		if n := d.Node(r.Host); n != nil {
-			*n = store.DeploymentNode{Host: r.Host, State: r.State, FromVersion: n.FromVersion,
-				CurrentVersion: r.CurrentVersion, PrevVersion: r.PrevVersion, Changed: r.Changed, LastError: r.LastError}
-		}
-		if r.State != executor.StateSuccess {
-			overall = executor.StateFailed
+	if len(d.Nodes) == 0 {
+		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " changed no node that has an earlier version to go back to", Code: "nothing_to_roll_back"})
+		return
+	}
+	s.claimRecordStart(c, d)
+}
+
+// cancelDeployment stops a deployment this process is running.
+func (s *Server) cancelDeployment(c *gin.Context) {
+	id := c.Param("id")
+	if x := s.runs.get(id); x != nil {
+		x.cancel(errCancelRequested)
+		c.JSON(http.StatusAccepted, gin.H{"id": id, "state": x.d.State})
+		return
+	}
+	d, err := s.cfg.Store.Deployment(c.Request.Context(), id)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	if d.State.Terminal() {
+		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + id + " already ended " + string(d.State), Code: "finished"})
+		return
+	}
+	c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + id + " is not run by this nodeexec (another replica, or one that stopped; it is reconciled at start)", Code: "not_running_here"})
+}
+
+// decodeOptional reads an optional JSON body into v; false means it answered with an error.
+func (s *Server) decodeOptional(c *gin.Context, v any) bool {
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		s.badBody(c, err)
+		return false
+	}
+	return true
+}
+
+// badBody answers a body that could not be read: 413 when it was over the limit, else 400.
+func (s *Server) badBody(c *gin.Context, err error) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		fail(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over the limit of %d bytes", s.cfg.MaxBody))
+		return
+	}
+	fail(c, http.StatusBadRequest, "bad_json", "request body is not valid JSON for this request: "+err.Error())
+}
+
+func (s *Server) listDeployments(c *gin.Context) {
+	f := store.DeploymentFilter{Service: c.Query("service"), State: executor.State(c.Query("state")), Cursor: c.Query("cursor"), Limit: 50}
+	if f.Service != "" {
+		if err := executor.ValidateService(f.Service); err != nil {
+			s.failErr(c, err)
+			return
 		}
 	}
-	end := time.Now().UTC()
-	d.FinishedAt = &end
-	d.State = overall
-	if runErr != nil {
-		d.Error = runErr.Error()
+	if f.State != "" && !f.State.Valid() {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "state: " + quote(string(f.State)) + " is not a state", Code: "invalid", Field: "state"})
+		return
 	}
-	if err := s.cfg.Store.UpdateDeployment(bg, d); err != nil {
-		log.WithError(err).Error("could not record the end")
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "limit: want a number from 1 to 200", Code: "invalid", Field: "limit"})
+			return
+		}
+		f.Limit = n
 	}
-	log.WithField("state", d.State).Info("deployment finished")
+	page, next, err := s.cfg.Store.ListDeployments(c.Request.Context(), f)
+	if errors.Is(err, store.ErrBadCursor) {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "cursor: not a cursor this server gave out", Code: "invalid", Field: "cursor"})
+		return
+	}
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"deployments": page, "next_cursor": next})
 }
 
 func (s *Server) getDeployment(c *gin.Context) {

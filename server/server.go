@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
@@ -35,10 +34,11 @@ type Server struct {
 	cfg    Config
 	engine *gin.Engine
 	slots  chan struct{}
-	runs   sync.WaitGroup
+	runs   runs
+	hub    hub
 	// ctx is the parent of every run: Shutdown cancels it.
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 }
 
 // New builds the API.
@@ -53,7 +53,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = logrus.StandardLogger()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Server{cfg: cfg, engine: gin.New(), slots: make(chan struct{}, cfg.MaxConcurrent), ctx: ctx, cancel: cancel}
 	s.engine.Use(s.recoverJSON(), s.limitBody())
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
@@ -66,7 +66,11 @@ func New(cfg Config) *Server {
 	read, deploy := auth.require(ScopeRead), auth.require(ScopeDeploy)
 	api := s.engine.Group("/api/v1")
 	api.POST("/deployments", deploy, s.createDeployment)
+	api.GET("/deployments", read, s.listDeployments)
 	api.GET("/deployments/:id", read, s.getDeployment)
+	api.GET("/deployments/:id/events", read, s.streamEvents)
+	api.POST("/deployments/:id/rollback", deploy, s.rollbackDeployment)
+	api.POST("/deployments/:id/cancel", deploy, s.cancelDeployment)
 	api.GET("/nodes", read, s.listNodes)
 	api.GET("/nodes/:service/:host", read, s.getNode)
 	return s
@@ -77,8 +81,8 @@ func (s *Server) Handler() http.Handler { return s.engine }
 
 // Shutdown cancels running deployments and waits for them to record their end.
 func (s *Server) Shutdown() {
-	s.cancel()
-	s.runs.Wait()
+	s.cancel(errShuttingDown)
+	s.runs.wg.Wait()
 }
 
 // apiError is every error's body: a sentence for people and a code for programs.

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +24,17 @@ import (
 type gatedExecutor struct {
 	gate    chan struct{}
 	started chan string
+	// unchanged hosts report the version as already there (Changed false).
+	unchanged map[string]bool
+
+	mu   sync.Mutex
+	done []string // rollbacks, "host->version"
+}
+
+func (g *gatedExecutor) rollbacks() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return strings.Join(g.done, ",")
 }
 
 func (g *gatedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) ([]executor.NodeResult, error) {
@@ -33,13 +47,21 @@ func (g *gatedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) 
 	var out []executor.NodeResult
 	for _, n := range req.Nodes {
 		out = append(out, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: req.Service,
-			CurrentVersion: req.Version, State: executor.StateSuccess}, Changed: true})
+			CurrentVersion: req.Version, State: executor.StateSuccess}, Changed: !g.unchanged[n.Host]})
 	}
 	return out, nil
 }
 
-func (g *gatedExecutor) Rollback(context.Context, executor.RollbackRequest) ([]executor.NodeResult, error) {
-	return nil, nil
+func (g *gatedExecutor) Rollback(ctx context.Context, req executor.RollbackRequest) ([]executor.NodeResult, error) {
+	var out []executor.NodeResult
+	for _, n := range req.Nodes {
+		g.mu.Lock()
+		g.done = append(g.done, n.Host+"->"+req.ToVersion)
+		g.mu.Unlock()
+		out = append(out, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: req.Service,
+			CurrentVersion: req.ToVersion, State: executor.StateRolledBack}, Changed: true})
+	}
+	return out, ctx.Err()
 }
 
 func (g *gatedExecutor) Status(context.Context, executor.StatusRequest) ([]executor.NodeResult, error) {
@@ -54,7 +76,7 @@ type fixture struct {
 	exec *gatedExecutor
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.StartEmbedded(ctx, t.TempDir())
@@ -68,7 +90,11 @@ func newFixture(t *testing.T) *fixture {
 	log := logrus.New()
 	log.SetOutput(testWriter{t})
 	g := &gatedExecutor{gate: make(chan struct{}), started: make(chan string, 16)}
-	srv := New(Config{Executor: g, Store: st, Logger: log, MaxBody: 4096})
+	cfg := Config{Executor: g, Store: st, Logger: log, MaxBody: 4096}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv := New(cfg)
 	f := &fixture{srv: srv, http: httptest.NewServer(srv.Handler()), st: st, db: db, exec: g}
 	t.Cleanup(func() {
 		f.http.Close()
@@ -101,20 +127,63 @@ func deployJSON(nodes string, extra string) string {
 		`"sha256":"` + strings.Repeat("ab", 32) + `"` + extra + `}`
 }
 
-// waitState polls the deployment until it reaches a terminal state.
+// waitState follows the deployment's event stream to its end and returns the final deployment.
 func (f *fixture) waitState(t *testing.T, id string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, d := f.do(t, "GET", "/api/v1/deployments/"+id, "")
-		if s, _ := d["state"].(string); executor.State(s).Terminal() {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deployment %s did not finish: %v", id, d)
-		}
-		time.Sleep(20 * time.Millisecond)
+	_, end := f.follow(t, id, nil)
+	return end
+}
+
+type sseEvent struct {
+	id, event string
+	data      map[string]any
+}
+
+// follow reads the deployment's server-sent events until "end"; onEvent (if set) sees each one as it
+// arrives. It returns the events and the end event's deployment.
+func (f *fixture) follow(t *testing.T, id string, onEvent func(sseEvent)) ([]sseEvent, map[string]any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.http.URL+"/api/v1/deployments/"+id+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, ct)
+	}
+	var evs []sseEvent
+	var cur sseEvent
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if cur.event == "end" {
+				return evs, cur.data
+			}
+			if cur.event != "" {
+				evs = append(evs, cur)
+				if onEvent != nil {
+					onEvent(cur)
+				}
+			}
+			cur = sseEvent{}
+		case strings.HasPrefix(line, "id: "):
+			cur.id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			cur.event = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			if err := json.Unmarshal([]byte(line[6:]), &cur.data); err != nil {
+				t.Fatalf("event data is not JSON: %q", line)
+			}
+		}
+	}
+	t.Fatalf("event stream of %s ended without an end event (%v); got %d events", id, sc.Err(), len(evs))
+	return nil, nil
 }
 
 func TestDeployRunsAndRecordsEveryNode(t *testing.T) {
@@ -270,4 +339,187 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// The event stream is live: it shows nodes deploying while the run is held, then each node's end and
+// the deployment's, and closes with the final deployment.
+func TestEventsStreamLiveUntilTheDeploymentEnds(t *testing.T) {
+	f := newFixture(t)
+	_, created := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2"`, ""))
+	id := created["id"].(string)
+	<-f.exec.started
+	deploying := 0
+	evs, end := f.follow(t, id, func(ev sseEvent) {
+		if ev.event == "node" && ev.data["state"] == "deploying" {
+			if deploying++; deploying == 2 {
+				close(f.exec.gate) // both nodes seen deploying, live: now let the run end
+			}
+		}
+	})
+	if end["state"] != "success" || end["id"] != id {
+		t.Fatalf("end = %v", end)
+	}
+	var trail []string
+	for i, ev := range evs {
+		if ev.id != fmt.Sprint(i+1) {
+			t.Errorf("event %d has id %s", i, ev.id)
+		}
+		trail = append(trail, ev.event+":"+fmt.Sprint(ev.data["node"], "/", ev.data["state"]))
+	}
+	want := "deployment:<nil>/pending deployment:<nil>/deploying node:10.0.0.1/deploying node:10.0.0.2/deploying " +
+		"node:10.0.0.1/success node:10.0.0.2/success deployment:<nil>/success"
+	if got := strings.Join(trail, " "); got != want {
+		t.Errorf("events:\n got %s\nwant %s", got, want)
+	}
+	// Resuming after event 5 replays only what came later.
+	req, _ := http.NewRequest("GET", f.http.URL+"/api/v1/deployments/"+id+"/events?after=5", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(data), "id: 5\n") || !strings.Contains(string(data), "id: 6\n") || !strings.Contains(string(data), "event: end") {
+		t.Errorf("resumed stream:\n%s", data)
+	}
+}
+
+// A rollback touches only the nodes the deployment changed, each back to what it ran before.
+func TestRollbackReturnsChangedNodesToTheirEarlierVersion(t *testing.T) {
+	f := newFixture(t)
+	close(f.exec.gate)
+	_, d1 := f.do(t, "POST", "/api/v1/deployments", strings.Replace(deployJSON(`"10.0.0.1","10.0.0.2"`, ""), `"v2"`, `"v1"`, 1))
+	f.waitState(t, d1["id"].(string))
+	f.exec.unchanged = map[string]bool{"10.0.0.2": true} // v2 on 10.0.0.2 changes nothing, as if already there
+	_, d2 := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2","10.0.0.3"`, ""))
+	id := d2["id"].(string)
+	if end := f.waitState(t, id); end["state"] != "success" {
+		t.Fatalf("d2 = %v", end)
+	}
+	code, rb := f.do(t, "POST", "/api/v1/deployments/"+id+"/rollback", "")
+	if code != http.StatusAccepted {
+		t.Fatalf("rollback = %d %v", code, rb)
+	}
+	end := f.waitState(t, rb["id"].(string))
+	if end["state"] != "rolled_back" || end["kind"] != "rollback" || end["rollback_of"] != id {
+		t.Fatalf("rollback deployment = %v", end)
+	}
+	// Only 10.0.0.1 was switched from v1: 10.0.0.2 was not changed, 10.0.0.3 had nothing before.
+	nodes := end["nodes"].([]any)
+	if len(nodes) != 1 || nodes[0].(map[string]any)["host"] != "10.0.0.1" || nodes[0].(map[string]any)["current_version"] != "v1" {
+		t.Errorf("rolled back nodes = %v", nodes)
+	}
+	if got := f.exec.rollbacks(); got != "10.0.0.1->v1" {
+		t.Errorf("executor rollbacks = %q", got)
+	}
+	if _, n := f.do(t, "GET", "/api/v1/nodes/demo/10.0.0.1", ""); n["state"] != "rolled_back" || n["current_version"] != "v1" {
+		t.Errorf("node after rollback = %v", n)
+	}
+	if code, b := f.do(t, "POST", "/api/v1/deployments/"+d1["id"].(string)+"/rollback", ""); code != http.StatusConflict || b["code"] != "nothing_to_roll_back" {
+		t.Errorf("rollback of a first install = %d %v", code, b)
+	}
+	if code, b := f.do(t, "POST", "/api/v1/deployments/d-nope/rollback", ""); code != http.StatusNotFound {
+		t.Errorf("rollback of nothing = %d %v", code, b)
+	}
+}
+
+func TestRollbackOfARunningDeploymentIs409(t *testing.T) {
+	f := newFixture(t)
+	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, ""))
+	<-f.exec.started
+	if code, b := f.do(t, "POST", "/api/v1/deployments/"+d["id"].(string)+"/rollback", ""); code != http.StatusConflict || b["code"] != "not_finished" {
+		t.Errorf("rollback while running = %d %v", code, b)
+	}
+	close(f.exec.gate)
+	f.waitState(t, d["id"].(string))
+}
+
+// Cancel stops a running deployment (the executor sees its context end) and one still waiting for a
+// slot, which never touches its nodes.
+func TestCancelStopsRunningAndWaitingDeployments(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxConcurrent = 1 })
+	_, running := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, ""))
+	<-f.exec.started
+	_, waiting := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.2"`, ""))
+	for _, id := range []string{waiting["id"].(string), running["id"].(string)} {
+		if code, b := f.do(t, "POST", "/api/v1/deployments/"+id+"/cancel", ""); code != http.StatusAccepted {
+			t.Fatalf("cancel %s = %d %v", id, code, b)
+		}
+		end := f.waitState(t, id)
+		if end["state"] != "failed" || !strings.Contains(end["error"].(string), "cancelled on request") {
+			t.Errorf("cancelled deployment = %v", end)
+		}
+	}
+	// The waiting one never ran: its node record, created by the claim, is gone again.
+	if code, n := f.do(t, "GET", "/api/v1/nodes/demo/10.0.0.2", ""); code != http.StatusNotFound {
+		t.Errorf("node of the cancelled waiting deployment = %d %v", code, n)
+	}
+	if _, n := f.do(t, "GET", "/api/v1/nodes/demo/10.0.0.1", ""); n["state"] != "failed" {
+		t.Errorf("node of the cancelled running deployment = %v", n)
+	}
+	if code, b := f.do(t, "POST", "/api/v1/deployments/"+running["id"].(string)+"/cancel", ""); code != http.StatusConflict || b["code"] != "finished" {
+		t.Errorf("cancel after the end = %d %v", code, b)
+	}
+}
+
+func TestListDeploymentsFiltersAndPages(t *testing.T) {
+	f := newFixture(t)
+	close(f.exec.gate)
+	var ids []string
+	for _, h := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
+		_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"`+h+`"`, ""))
+		ids = append(ids, d["id"].(string))
+		f.waitState(t, d["id"].(string))
+	}
+	code, page := f.do(t, "GET", "/api/v1/deployments?service=demo&limit=2", "")
+	list := page["deployments"].([]any)
+	if code != 200 || len(list) != 2 || list[0].(map[string]any)["id"] != ids[2] || page["next_cursor"] == "" {
+		t.Fatalf("page 1 = %d %v", code, page)
+	}
+	_, page2 := f.do(t, "GET", "/api/v1/deployments?service=demo&limit=2&cursor="+page["next_cursor"].(string), "")
+	if list := page2["deployments"].([]any); len(list) != 1 || list[0].(map[string]any)["id"] != ids[0] || page2["next_cursor"] != "" {
+		t.Errorf("page 2 = %v", page2)
+	}
+	for q, field := range map[string]string{"limit=0": "limit", "limit=x": "limit", "state=bogus": "state", "cursor=zzz": "cursor", "service=../x": "service"} {
+		if code, b := f.do(t, "GET", "/api/v1/deployments?"+q, ""); code != 400 || b["field"] != field {
+			t.Errorf("%s = %d %v", q, code, b)
+		}
+	}
+}
+
+func TestTokensNeedTheirScope(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Tokens = []Token{{Name: "viewer", Token: "read-token-0123456789", Scopes: []Scope{ScopeRead}},
+			{Name: "plan", Token: "deploy-token-0123456789", Scopes: []Scope{ScopeDeploy}}}
+	})
+	call := func(method, path, token, body string) int {
+		req, _ := http.NewRequest(method, f.http.URL+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	body := deployJSON(`"10.0.0.1"`, "")
+	for _, c := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/api/v1/deployments", "", 401},
+		{"GET", "/api/v1/deployments", "wrong-token-0123456789", 401},
+		{"GET", "/api/v1/deployments", "read-token-0123456789", 200},
+		{"POST", "/api/v1/deployments", "read-token-0123456789", 403},
+		{"GET", "/api/v1/nodes?service=demo", "deploy-token-0123456789", 200},
+		{"GET", "/healthz", "", 200},
+		{"POST", "/api/v1/deployments", "deploy-token-0123456789", 202},
+	} {
+		if got := call(c.method, c.path, c.token, body); got != c.want {
+			t.Errorf("%s %s with %q = %d, want %d", c.method, c.path, c.token, got, c.want)
+		}
+	}
+	close(f.exec.gate)
 }

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -13,9 +15,19 @@ import (
 	"github.com/nodeexec/nodeexec/executor"
 )
 
+// Kinds of deployment.
+const (
+	KindDeploy   = "deploy"
+	KindRollback = "rollback"
+)
+
 // Deployment is one request of the Plan Layer and how it went, node by node.
 type Deployment struct {
-	ID             string                 `bson:"_id" json:"id"`
+	ID string `bson:"_id" json:"id"`
+	// Kind is KindDeploy, or KindRollback of the deployment RollbackOf names.
+	Kind       string `bson:"kind" json:"kind"`
+	RollbackOf string `bson:"rollback_of,omitempty" json:"rollback_of,omitempty"`
+	// Request is what the runner hands the executor (for a rollback: its nodes and health check).
 	Service        string                 `bson:"service" json:"service"`
 	Version        string                 `bson:"version" json:"version"`
 	Platform       executor.Platform      `bson:"platform" json:"platform"`
@@ -33,13 +45,15 @@ type Deployment struct {
 
 // DeploymentNode is one node's outcome within a deployment.
 type DeploymentNode struct {
-	Host           string         `bson:"host" json:"host"`
-	State          executor.State `bson:"state" json:"state"`
-	FromVersion    string         `bson:"from_version,omitempty" json:"from_version,omitempty"`
-	CurrentVersion string         `bson:"current_version,omitempty" json:"current_version,omitempty"`
-	PrevVersion    string         `bson:"prev_version,omitempty" json:"prev_version,omitempty"`
-	Changed        bool           `bson:"changed" json:"changed"`
-	LastError      string         `bson:"last_error,omitempty" json:"last_error,omitempty"`
+	Host  string         `bson:"host" json:"host"`
+	State executor.State `bson:"state" json:"state"`
+	// TargetVersion is what this deployment puts on the node; FromVersion what the node ran before it.
+	TargetVersion  string `bson:"target_version" json:"target_version"`
+	FromVersion    string `bson:"from_version,omitempty" json:"from_version,omitempty"`
+	CurrentVersion string `bson:"current_version,omitempty" json:"current_version,omitempty"`
+	PrevVersion    string `bson:"prev_version,omitempty" json:"prev_version,omitempty"`
+	Changed        bool   `bson:"changed" json:"changed"`
+	LastError      string `bson:"last_error,omitempty" json:"last_error,omitempty"`
 }
 
 // Node finds a node of the deployment by host; nil if the deployment does not touch it.
@@ -119,25 +133,105 @@ func (s *Store) Release(ctx context.Context, deploymentID string, before *Node) 
 	return err
 }
 
-// ClaimAll claims every node for a deployment, or none: on the first node held by someone else, the
-// nodes already claimed are released and the BusyError says who holds it. It returns each node as it was.
-func (s *Store) ClaimAll(ctx context.Context, service string, hosts []string, platform executor.Platform, deploymentID, version string) (map[string]*Node, error) {
-	before := make(map[string]*Node, len(hosts))
-	for _, h := range hosts {
-		prior, err := s.Claim(ctx, service, h, platform, deploymentID, version)
+// ClaimAll claims every node of d (each for its TargetVersion), or none: on the first node held by
+// someone else, the nodes already claimed are released and the BusyError says who holds it. It returns
+// each node as it was before.
+func (s *Store) ClaimAll(ctx context.Context, d *Deployment) (map[string]*Node, error) {
+	before := make(map[string]*Node, len(d.Nodes))
+	for _, n := range d.Nodes {
+		prior, err := s.Claim(ctx, d.Service, n.Host, d.Platform, d.ID, n.TargetVersion)
 		if err != nil {
-			s.releaseAll(ctx, deploymentID, before)
+			s.ReleaseAll(ctx, d.ID, before)
 			return nil, err
 		}
-		before[h] = prior
+		before[n.Host] = prior
 	}
 	return before, nil
 }
 
-func (s *Store) releaseAll(ctx context.Context, deploymentID string, claimed map[string]*Node) {
+// ReleaseAll gives back every node a deployment claimed but never ran on.
+func (s *Store) ReleaseAll(ctx context.Context, deploymentID string, claimed map[string]*Node) {
 	for _, prior := range claimed {
 		_ = s.Release(context.WithoutCancel(ctx), deploymentID, prior)
 	}
+}
+
+// DeploymentFilter selects deployments for a listing.
+type DeploymentFilter struct {
+	Service string
+	State   executor.State
+	Limit   int
+	// Cursor is the last deployment of the previous page, as NextCursor returned it.
+	Cursor string
+}
+
+// ListDeployments returns deployments newest first, one page at a time; next is "" on the last page.
+func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) (page []Deployment, next string, err error) {
+	filter := bson.M{}
+	if f.Service != "" {
+		filter["service"] = f.Service
+	}
+	if f.State != "" {
+		filter["state"] = f.State
+	}
+	if f.Cursor != "" {
+		at, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		filter["$or"] = bson.A{
+			bson.M{"created_at": bson.M{"$lt": at}},
+			bson.M{"created_at": at, "_id": bson.M{"$lt": id}},
+		}
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(f.Limit) + 1)
+	cur, err := s.deployments().Find(ctx, filter, opts)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deployments: %w", err)
+	}
+	page = []Deployment{}
+	if err := cur.All(ctx, &page); err != nil {
+		return nil, "", fmt.Errorf("list deployments: %w", err)
+	}
+	if len(page) > f.Limit {
+		page = page[:f.Limit]
+		last := page[len(page)-1]
+		next = encodeCursor(last.CreatedAt, last.ID)
+	}
+	return page, next, nil
+}
+
+// ErrBadCursor means a listing cursor was not one this server made.
+var ErrBadCursor = errors.New("cursor is not valid")
+
+func encodeCursor(at time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	ts, id, ok := strings.Cut(string(raw), "|")
+	at, err := time.Parse(time.RFC3339Nano, ts)
+	if !ok || err != nil || id == "" {
+		return time.Time{}, "", ErrBadCursor
+	}
+	return at, id, nil
+}
+
+// InFlight lists deployments that have not ended: after a restart, these are reconciled.
+func (s *Store) InFlight(ctx context.Context) ([]Deployment, error) {
+	cur, err := s.deployments().Find(ctx, bson.M{"state": bson.M{"$in": bson.A{executor.StatePending, executor.StateDeploying}}})
+	if err != nil {
+		return nil, fmt.Errorf("list deployments in flight: %w", err)
+	}
+	out := []Deployment{}
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("list deployments in flight: %w", err)
+	}
+	return out, nil
 }
 
 // Nodes lists a service's node records (a scan: keep it off hot paths).

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nodeexec/nodeexec/executor"
 )
@@ -146,7 +148,11 @@ func TestClaimAllIsAllOrNothing(t *testing.T) {
 	if _, err := s.Claim(ctx, "demo", "h3", executor.PlatformPhysical, "other", "v9"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.ClaimAll(ctx, "demo", []string{"h1", "h2", "h3"}, executor.PlatformPhysical, "d1", "v2")
+	d := &Deployment{ID: "d1", Service: "demo", Platform: executor.PlatformPhysical}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		d.Nodes = append(d.Nodes, DeploymentNode{Host: h, TargetVersion: "v2"})
+	}
+	_, err := s.ClaimAll(ctx, d)
 	var busy *BusyError
 	if !errors.As(err, &busy) || busy.DeploymentID != "other" {
 		t.Fatalf("err = %v, want busy, held by other", err)
@@ -174,5 +180,78 @@ func TestIdempotencyKeyReturnsTheFirstDeployment(t *testing.T) {
 	}
 	if _, err := s.Deployment(ctx, "d2"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the retry recorded a second deployment: %v", err)
+	}
+}
+
+func TestListDeploymentsPagesNewestFirst(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 7 {
+		d := &Deployment{ID: fmt.Sprintf("d%d", i), Kind: "deploy", Service: "demo", State: executor.StateSuccess,
+			Nodes: []DeploymentNode{}, CreatedAt: base.Add(time.Duration(i/2) * time.Second)} // pairs share a time
+		if i == 3 {
+			d.Service, d.State = "other", executor.StateFailed
+		}
+		if _, _, err := s.CreateDeployment(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		page, next, err := s.ListDeployments(ctx, DeploymentFilter{Service: "demo", Limit: 2, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range page {
+			seen = append(seen, d.ID)
+		}
+		if next == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+		cursor = next
+	}
+	if got, want := strings.Join(seen, ","), "d6,d5,d4,d2,d1,d0"; got != want {
+		t.Errorf("pages = %s, want %s", got, want)
+	}
+	failed, _, err := s.ListDeployments(ctx, DeploymentFilter{State: executor.StateFailed, Limit: 10})
+	if err != nil || len(failed) != 1 || failed[0].ID != "d3" {
+		t.Errorf("state filter = %v, %v", failed, err)
+	}
+	if _, _, err := s.ListDeployments(ctx, DeploymentFilter{Limit: 2, Cursor: "not-a-cursor"}); !errors.Is(err, ErrBadCursor) {
+		t.Errorf("bad cursor: %v", err)
+	}
+}
+
+func TestEventsAreReadInOrderAfterASeq(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	var evs []Event
+	for i := int64(1); i <= 12; i++ {
+		evs = append(evs, Event{DeploymentID: "d1", Seq: i, Type: EventStep, Message: fmt.Sprint(i)})
+	}
+	// Another deployment whose id sorts right after: its events must never leak into d1's.
+	if err := s.AppendEvents(ctx, []Event{{DeploymentID: "d10", Seq: 1, Type: EventNode}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Events(ctx, "d1", 9, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Seq != 10 || got[2].Seq != 12 {
+		t.Errorf("events after 9 = %+v", got)
+	}
+	if last, err := s.LastEventSeq(ctx, "d1"); err != nil || last != 12 {
+		t.Errorf("last seq = %d, %v", last, err)
+	}
+	if last, err := s.LastEventSeq(ctx, "none"); err != nil || last != 0 {
+		t.Errorf("last seq of none = %d, %v", last, err)
 	}
 }

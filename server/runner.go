@@ -1,0 +1,272 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// errCancelRequested is the cause of a run cancelled through the API.
+var errCancelRequested = errors.New("cancelled on request")
+
+// errShuttingDown is the cause of runs cancelled because the server stops.
+var errShuttingDown = errors.New("cancelled: nodeexec is shutting down")
+
+// run is one deployment being carried out by this process. Only its goroutine writes the deployment's
+// record and events, so the record and the event sequence need no locking across writers.
+type run struct {
+	d      *store.Deployment
+	before map[string]*store.Node // the nodes as they were before the claim, for a run that never starts
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	rec    *recorder
+	log    logrus.FieldLogger
+}
+
+// priorOf is a node's record before the claim (empty when unknown).
+func (x *run) priorOf(host string) store.Node {
+	if n := x.before[host]; n != nil {
+		return *n
+	}
+	return store.Node{}
+}
+
+// runs tracks the deployments this process is carrying out, so they can be cancelled.
+type runs struct {
+	mu sync.Mutex
+	m  map[string]*run
+	wg sync.WaitGroup
+}
+
+func (r *runs) add(x *run) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]*run{}
+	}
+	r.m[x.d.ID] = x
+	r.wg.Add(1)
+}
+
+func (r *runs) done(id string) {
+	r.mu.Lock()
+	delete(r.m, id)
+	r.mu.Unlock()
+	r.wg.Done()
+}
+
+func (r *runs) get(id string) *run {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m[id]
+}
+
+// start carries out a claimed and recorded deployment in the background.
+func (s *Server) start(d *store.Deployment, before map[string]*store.Node, rec *recorder) {
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	x := &run{d: d, before: before, ctx: ctx, cancel: cancel, rec: rec,
+		log: s.cfg.Logger.WithFields(logrus.Fields{"deployment_id": d.ID, "service": d.Service, "version": d.Version})}
+	s.runs.add(x)
+	go func() {
+		defer s.runs.done(d.ID)
+		defer cancel(nil)
+		s.execute(x)
+	}()
+}
+
+// execute waits for a slot, runs the executor, and records every node's end. Records are written even
+// when the run was cancelled or the server is stopping: they must not be lost.
+func (s *Server) execute(x *run) {
+	d, bg := x.d, context.WithoutCancel(x.ctx)
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-x.ctx.Done():
+	}
+	if x.ctx.Err() != nil {
+		s.neverStarted(bg, x)
+		return
+	}
+	now := time.Now().UTC()
+	d.StartedAt, d.State = &now, executor.StateDeploying
+	events := []store.Event{{Type: store.EventDeployment, State: executor.StateDeploying, Message: d.Kind + " started"}}
+	for i := range d.Nodes {
+		d.Nodes[i].State = executor.StateDeploying
+		events = append(events, store.Event{Type: store.EventNode, Node: d.Nodes[i].Host, State: executor.StateDeploying,
+			Message: fmt.Sprintf("%s %s", d.Kind, d.Nodes[i].TargetVersion)})
+	}
+	s.save(bg, x, events...)
+
+	results, runErr := s.operate(x)
+	if runErr != nil && len(results) == 0 {
+		for _, n := range d.Nodes {
+			results = append(results, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: d.Service,
+				State: executor.StateFailed, CurrentVersion: x.priorOf(n.Host).CurrentVersion, PrevVersion: x.priorOf(n.Host).PrevVersion,
+				LastError: runErr.Error()}})
+		}
+	}
+	var evs []store.Event
+	for _, r := range results {
+		evs = append(evs, s.finishNode(bg, x, r)...)
+	}
+	if runErr != nil {
+		d.Error = runErr.Error()
+		if cause := context.Cause(x.ctx); cause != nil && x.ctx.Err() != nil {
+			d.Error = cause.Error() + ": " + runErr.Error()
+		}
+	}
+	s.end(bg, x, evs)
+}
+
+// operate hands the deployment to the executor: a deploy in one call, a rollback in one call per target
+// version (each node goes back to what it ran before, which may differ between nodes).
+func (s *Server) operate(x *run) ([]executor.NodeResult, error) {
+	d := x.d
+	if d.Kind != store.KindRollback {
+		return s.cfg.Executor.Deploy(x.ctx, d.Request)
+	}
+	var all []executor.NodeResult
+	var errs []error
+	for _, target := range targetVersions(d) {
+		req := executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: target, Health: d.Request.Health}
+		for _, n := range d.Nodes {
+			if n.TargetVersion == target {
+				req.Nodes = append(req.Nodes, executor.Node{Host: n.Host})
+			}
+		}
+		res, err := s.cfg.Executor.Rollback(x.ctx, req)
+		if err != nil && len(res) == 0 {
+			for _, n := range req.Nodes {
+				res = append(res, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: d.Service,
+					State: executor.StateFailed, CurrentVersion: x.priorOf(n.Host).CurrentVersion, PrevVersion: x.priorOf(n.Host).PrevVersion,
+					LastError: err.Error()}})
+			}
+		}
+		all = append(all, res...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return all, errors.Join(errs...)
+}
+
+func targetVersions(d *store.Deployment) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range d.Nodes {
+		if !seen[n.TargetVersion] {
+			seen[n.TargetVersion] = true
+			out = append(out, n.TargetVersion)
+		}
+	}
+	return out
+}
+
+// finishNode records one node's outcome on its record and in the deployment, and returns its events:
+// the steps that ran on it, then its new state.
+func (s *Server) finishNode(ctx context.Context, x *run, r executor.NodeResult) []store.Event {
+	r.Service = x.d.Service
+	if _, err := s.cfg.Store.Finish(ctx, x.d.ID, r.NodeStatus); err != nil {
+		x.log.WithField("node", r.Host).WithError(err).Error("could not record the node's end")
+	}
+	var evs []store.Event
+	for i := range r.Steps {
+		step := r.Steps[i]
+		evs = append(evs, store.Event{Type: store.EventStep, Node: r.Host, Step: &step, Message: stepLine(step)})
+	}
+	msg := "runs " + dashIfEmpty(r.CurrentVersion)
+	if r.LastError != "" {
+		msg = r.LastError
+	}
+	evs = append(evs, store.Event{Type: store.EventNode, Node: r.Host, State: r.State, Message: msg})
+	if n := x.d.Node(r.Host); n != nil {
+		n.State, n.CurrentVersion, n.PrevVersion, n.Changed, n.LastError = r.State, r.CurrentVersion, r.PrevVersion, r.Changed, r.LastError
+	}
+	return evs
+}
+
+// neverStarted ends a deployment cancelled while it waited for a slot: its nodes are given back as
+// they were, untouched.
+func (s *Server) neverStarted(ctx context.Context, x *run) {
+	s.cfg.Store.ReleaseAll(ctx, x.d.ID, x.before)
+	cause := context.Cause(x.ctx)
+	var evs []store.Event
+	for i := range x.d.Nodes {
+		n := &x.d.Nodes[i]
+		n.State, n.LastError = executor.StateFailed, cause.Error()+" before it started; the node was not touched"
+		evs = append(evs, store.Event{Type: store.EventNode, Node: n.Host, State: n.State, Message: n.LastError})
+	}
+	x.d.Error = cause.Error() + " before it started"
+	s.end(ctx, x, evs)
+}
+
+// end records the deployment's final state, then announces it: the last event is written after the
+// record, so whoever sees it reads the final record.
+func (s *Server) end(ctx context.Context, x *run, evs []store.Event) {
+	d := x.d
+	d.State = overallState(d)
+	now := time.Now().UTC()
+	d.FinishedAt = &now
+	if err := s.cfg.Store.UpdateDeployment(ctx, d); err != nil {
+		x.log.WithError(err).Error("could not record the deployment's end")
+	}
+	msg := fmt.Sprintf("%s ended %s", d.Kind, d.State)
+	if d.Error != "" {
+		msg += ": " + d.Error
+	}
+	x.rec.emit(ctx, append(evs, store.Event{Type: store.EventDeployment, State: d.State, Message: msg})...)
+	x.log.WithField("state", d.State).Info("deployment finished")
+}
+
+// save records the deployment and then its events.
+func (s *Server) save(ctx context.Context, x *run, evs ...store.Event) {
+	if err := s.cfg.Store.UpdateDeployment(ctx, x.d); err != nil {
+		x.log.WithError(err).Error("could not record the deployment")
+	}
+	x.rec.emit(ctx, evs...)
+}
+
+// overallState: a deploy succeeds when every node did; a rollback when every node went back.
+func overallState(d *store.Deployment) executor.State {
+	want := executor.StateSuccess
+	if d.Kind == store.KindRollback {
+		want = executor.StateRolledBack
+	}
+	for _, n := range d.Nodes {
+		if n.State != want {
+			return executor.StateFailed
+		}
+	}
+	return want
+}
+
+func stepLine(st executor.Step) string {
+	status := "ok"
+	switch {
+	case st.Failed:
+		status = "failed"
+	case st.Skipped:
+		status = "skipped"
+	case st.Changed:
+		status = "changed"
+	}
+	line := st.Name + ": " + status
+	if st.Message != "" && (st.Failed || st.Changed) {
+		line += ": " + st.Message
+	}
+	return line
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
