@@ -181,6 +181,9 @@ func (s *Server) finishNode(ctx context.Context, x *run, r executor.NodeResult) 
 		step := r.Steps[i]
 		evs = append(evs, store.Event{Type: store.EventStep, Node: r.Host, Step: &step, Message: stepLine(step)})
 	}
+	if r.Stderr != "" && r.State != executor.StateSuccess && r.State != executor.StateRolledBack {
+		evs = append(evs, store.Event{Type: store.EventStep, Node: r.Host, Message: "ansible-playbook stderr: " + truncate(r.Stderr, 4096)})
+	}
 	msg := "runs " + dashIfEmpty(r.CurrentVersion)
 	if r.LastError != "" {
 		msg = r.LastError
@@ -269,4 +272,11 @@ func dashIfEmpty(s string) string {
 		return "nothing"
 	}
 	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -72,6 +72,10 @@ func New(cfg Config) *Server {
 	api.POST("/deployments/:id/rollback", deploy, s.rollbackDeployment)
 	api.POST("/deployments/:id/cancel", deploy, s.cancelDeployment)
 	api.GET("/nodes", read, s.listNodes)
+	mgmt := s.engine.Group("/internal/v1/deploy", read)
+	mgmt.GET("/info/:deployment_id", s.deployInfo)
+	mgmt.GET("/health/:deployment_id", s.deployHealth)
+	mgmt.GET("/logs/:deployment_id", s.deployLogs)
 	api.GET("/nodes/:service/:host", read, s.getNode)
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -522,4 +523,53 @@ func TestTokensNeedTheirScope(t *testing.T) {
 		}
 	}
 	close(f.exec.gate)
+}
+
+// The management endpoints: info summarises, health checks the record and probes the node's health URL
+// now, logs serves each node's newest event lines.
+func TestManagementInfoHealthLogs(t *testing.T) {
+	f := newFixture(t)
+	close(f.exec.gate)
+	probe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	port := probe.Listener.Addr().(*net.TCPAddr).Port
+	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"127.0.0.1"`, fmt.Sprintf(`,"health":{"http_port":%d,"http_path":"/health"}`, port)))
+	id := d["id"].(string)
+	f.waitState(t, id)
+
+	code, info := f.do(t, "GET", "/internal/v1/deploy/info/"+id, "")
+	summary, _ := info["summary"].(map[string]any)
+	if code != 200 || info["status"] != "success" || summary["success"] != 1.0 || summary["total"] != 1.0 || info["duration_seconds"] == nil {
+		t.Errorf("info = %d %v", code, info)
+	}
+	code, health := f.do(t, "GET", "/internal/v1/deploy/health/"+id, "")
+	if code != 200 || health["healthy"] != true || len(health["checks"].([]any)) != 2 {
+		t.Errorf("health while serving = %d %v", code, health)
+	}
+	probe.Close()
+	if _, health := f.do(t, "GET", "/internal/v1/deploy/health/"+id, ""); health["healthy"] != false {
+		t.Errorf("health with the node's service down = %v", health)
+	}
+
+	code, logs := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?lines=1&pod_name=127.0.0.1", "")
+	entries, _ := logs["logs"].([]any)
+	if code != 200 || len(entries) != 1 {
+		t.Fatalf("logs = %d %v", code, logs)
+	}
+	lines := entries[0].(map[string]any)["lines"].([]any)
+	if len(lines) != 1 || !strings.Contains(lines[0].(string), "node success runs v2") {
+		t.Errorf("newest line = %v", lines)
+	}
+	if code, b := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?lines=0", ""); code != 400 || b["field"] != "lines" {
+		t.Errorf("lines=0 = %d %v", code, b)
+	}
+	if code, b := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?pod_name=10.9.9.9", ""); code != 404 {
+		t.Errorf("unknown pod_name = %d %v", code, b)
+	}
+	if code, _ := f.do(t, "GET", "/internal/v1/deploy/info/d-nope", ""); code != 404 {
+		t.Errorf("info of nothing = %d", code)
+	}
 }

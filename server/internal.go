@@ -1,0 +1,238 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// The management endpoints (/internal/v1/deploy/...) answer an operator's three questions about a
+// deployment: what is it (info), is it healthy now (health), and what happened (logs).
+
+type nodeInfo struct {
+	Name            string         `json:"name"`
+	Status          executor.State `json:"status"`
+	Version         string         `json:"version"`
+	PreviousVersion string         `json:"previous_version"`
+	Error           string         `json:"error,omitempty"`
+}
+
+type deploymentInfo struct {
+	DeploymentID    string            `json:"deployment_id"`
+	Service         string            `json:"service"`
+	Version         string            `json:"version"`
+	Platform        executor.Platform `json:"platform"`
+	Kind            string            `json:"kind"`
+	Status          executor.State    `json:"status"`
+	Error           string            `json:"error,omitempty"`
+	CreatedAt       time.Time         `json:"created_at"`
+	StartedAt       *time.Time        `json:"started_at,omitempty"`
+	FinishedAt      *time.Time        `json:"finished_at,omitempty"`
+	DurationSeconds float64           `json:"duration_seconds"`
+	// Summary counts the nodes by state, and "total".
+	Summary map[string]int `json:"summary"`
+	Nodes   []nodeInfo     `json:"nodes"`
+}
+
+func (s *Server) deployInfo(c *gin.Context) {
+	d, err := s.cfg.Store.Deployment(c.Request.Context(), c.Param("deployment_id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	info := deploymentInfo{DeploymentID: d.ID, Service: d.Service, Version: d.Version, Platform: d.Platform, Kind: d.Kind,
+		Status: d.State, Error: d.Error, CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
+		Summary: map[string]int{"total": len(d.Nodes)}, Nodes: []nodeInfo{}}
+	for _, st := range executor.States {
+		info.Summary[string(st)] = 0
+	}
+	for _, n := range d.Nodes {
+		info.Summary[string(n.State)]++
+		info.Nodes = append(info.Nodes, nodeInfo{Name: n.Host, Status: n.State, Version: n.CurrentVersion, PreviousVersion: n.PrevVersion, Error: n.LastError})
+	}
+	if d.StartedAt != nil {
+		end := time.Now()
+		if d.FinishedAt != nil {
+			end = *d.FinishedAt
+		}
+		info.DurationSeconds = end.Sub(*d.StartedAt).Round(time.Millisecond).Seconds()
+	}
+	c.JSON(http.StatusOK, info)
+}
+
+type healthCheck struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`   // node_status | http
+	Status  string `json:"status"` // pass | fail | unknown
+	Message string `json:"message,omitempty"`
+}
+
+// httpProbeTimeout bounds one live HTTP check of a node.
+const httpProbeTimeout = 3 * time.Second
+
+// deployHealth reports each node's recorded state and, when the deployment has an HTTP health check,
+// probes every node now. Healthy means every check passes.
+func (s *Server) deployHealth(c *gin.Context) {
+	ctx := c.Request.Context()
+	d, err := s.cfg.Store.Deployment(ctx, c.Param("deployment_id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	checks := make([]healthCheck, 0, 2*len(d.Nodes))
+	for _, dn := range d.Nodes {
+		checks = append(checks, s.nodeStatusCheck(ctx, d, dn))
+	}
+	if hc := d.Request.Health; hc.HTTPPort != 0 {
+		probes := make([]healthCheck, len(d.Nodes))
+		var wg sync.WaitGroup
+		for i, dn := range d.Nodes {
+			wg.Go(func() { probes[i] = probeHTTP(ctx, dn.Host, address(d.Request.Nodes, dn.Host), hc) })
+		}
+		wg.Wait()
+		checks = append(checks, probes...)
+	}
+	healthy := len(checks) > 0
+	for _, ch := range checks {
+		healthy = healthy && ch.Status == "pass"
+	}
+	c.JSON(http.StatusOK, gin.H{"deployment_id": d.ID, "healthy": healthy, "checked_at": time.Now().UTC(), "checks": checks})
+}
+
+// nodeStatusCheck passes when the node's record says it runs what the deployment put there.
+func (s *Server) nodeStatusCheck(ctx context.Context, d *store.Deployment, dn store.DeploymentNode) healthCheck {
+	ch := healthCheck{Name: dn.Host, Type: "node_status", Status: "unknown"}
+	n, err := s.cfg.Store.Node(ctx, d.Service, dn.Host)
+	if err != nil {
+		ch.Message = "no record of the node: " + err.Error()
+		return ch
+	}
+	switch {
+	case n.State == executor.StateDeploying || n.State == executor.StatePending:
+		ch.Message = fmt.Sprintf("%s by deployment %s", n.State, n.DeploymentID)
+	case n.State == executor.StateFailed:
+		ch.Status, ch.Message = "fail", "failed: "+n.LastError
+	case n.CurrentVersion == dn.TargetVersion:
+		ch.Status, ch.Message = "pass", fmt.Sprintf("%s, runs %s", n.State, n.CurrentVersion)
+	default:
+		ch.Status, ch.Message = "fail", fmt.Sprintf("%s, runs %s, not %s (deployment %s changed it since)", n.State, dashIfEmpty(n.CurrentVersion), dn.TargetVersion, n.DeploymentID)
+	}
+	return ch
+}
+
+func probeHTTP(ctx context.Context, name, addr string, hc executor.HealthCheck) healthCheck {
+	ch := healthCheck{Name: name, Type: "http", Status: "fail"}
+	path := hc.HTTPPath
+	if path == "" {
+		path = "/health"
+	}
+	want := hc.HTTPStatus
+	if want == 0 {
+		want = http.StatusOK
+	}
+	url := "http://" + net.JoinHostPort(addr, strconv.Itoa(hc.HTTPPort)) + path
+	ctx, cancel := context.WithTimeout(ctx, httpProbeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		ch.Message = err.Error()
+		return ch
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ch.Message = "GET " + url + ": " + err.Error()
+		return ch
+	}
+	resp.Body.Close()
+	ch.Message = fmt.Sprintf("GET %s: %d", url, resp.StatusCode)
+	if resp.StatusCode == want {
+		ch.Status = "pass"
+	}
+	return ch
+}
+
+// address is how a node is reached: its Address when the request gave one, else its host name.
+func address(nodes []executor.Node, host string) string {
+	for _, n := range nodes {
+		if n.Host == host && n.Address != "" {
+			return n.Address
+		}
+	}
+	return host
+}
+
+type nodeLog struct {
+	Name  string   `json:"name"`
+	Lines []string `json:"lines"`
+}
+
+// maxLogEvents bounds how many events one logs request reads.
+const maxLogEvents = 20000
+
+// deployLogs serves each node's newest lines from the deployment's events (task results, state
+// changes, errors); pod_name picks one node (or, for Kubernetes, one pod).
+func (s *Server) deployLogs(c *gin.Context) {
+	ctx := c.Request.Context()
+	lines := 100
+	if v := c.Query("lines"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "lines: want a number from 1 to 10000", Code: "invalid", Field: "lines"})
+			return
+		}
+		lines = n
+	}
+	d, err := s.cfg.Store.Deployment(ctx, c.Param("deployment_id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	only := c.Query("pod_name")
+	if only != "" && d.Node(only) == nil {
+		c.AbortWithStatusJSON(http.StatusNotFound, apiError{Error: "pod_name: deployment " + d.ID + " has no node or pod " + quote(only), Code: "not_found", Field: "pod_name"})
+		return
+	}
+	evs, err := s.cfg.Store.Events(ctx, d.ID, 0, maxLogEvents)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	byNode := map[string][]string{}
+	for _, ev := range evs {
+		if ev.Node == "" || (only != "" && ev.Node != only) {
+			continue
+		}
+		line := ev.Time.Format(time.RFC3339) + " " + string(ev.Type)
+		if ev.State != "" {
+			line += " " + string(ev.State)
+		}
+		if ev.Message != "" {
+			line += " " + ev.Message
+		}
+		byNode[ev.Node] = append(byNode[ev.Node], line)
+	}
+	out := []nodeLog{}
+	for _, n := range d.Nodes {
+		if only != "" && n.Host != only {
+			continue
+		}
+		l := byNode[n.Host]
+		if len(l) > lines {
+			l = l[len(l)-lines:]
+		}
+		if l == nil {
+			l = []string{}
+		}
+		out = append(out, nodeLog{Name: n.Host, Lines: l})
+	}
+	c.JSON(http.StatusOK, gin.H{"deployment_id": d.ID, "lines": lines, "logs": out})
+}
