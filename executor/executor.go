@@ -17,6 +17,19 @@ type Executor interface {
 	Status(ctx context.Context, req StatusRequest) ([]NodeResult, error)
 }
 
+// Recoverer is an Executor that can clean up after a run nodeexec lost (its process died mid-run): it
+// releases what that deployment still holds on the nodes and reports what each node really runs.
+type Recoverer interface {
+	Recover(ctx context.Context, req RecoverRequest) ([]NodeResult, error)
+}
+
+// RecoverRequest names the lost deployment and the nodes it held.
+type RecoverRequest struct {
+	DeploymentID string
+	Service      string
+	Nodes        []Node
+}
+
 // Platform names the kind of node a status is about.
 type Platform string
 

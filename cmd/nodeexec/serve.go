@@ -68,6 +68,10 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 		return false, err
 	}
 	srv := server.New(server.Config{Executor: exec, Store: st, Logger: log, MaxConcurrent: *maxConcurrent, Tokens: tokens})
+	// Deployments a previous process left in flight get their true end before anything new is taken.
+	if err := srv.Reconcile(ctx); err != nil {
+		log.WithError(err).Error("reconciling deployments left in flight failed; they stay in flight and are tried again at the next start")
+	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

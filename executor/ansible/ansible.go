@@ -64,7 +64,10 @@ type Executor struct {
 	log logrus.FieldLogger
 }
 
-var _ executor.Executor = (*Executor)(nil)
+var (
+	_ executor.Executor  = (*Executor)(nil)
+	_ executor.Recoverer = (*Executor)(nil)
+)
 
 // New checks the configuration and finds ansible-playbook.
 func New(cfg Config) (*Executor, error) {
@@ -221,33 +224,65 @@ func (e *Executor) afterCancel(ctx context.Context, log logrus.FieldLogger, serv
 	log.WithField("cause", cause).Warn("run cancelled; releasing its locks and reading each node's state")
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RecoveryTimeout)
 	defer cancel()
-	vars := map[string]any{"nodeexec_service": service, "nodeexec_base_dir": e.cfg.BaseDir, "nodeexec_unlock_holder": holder}
-	res, stderr, err := e.run(rctx, []string{"unlock.yml", "status.yml"}, vars, nodes)
-	if res == nil && err != nil {
+	results, err := e.unlockAndRead(rctx, service, holder, nodes)
+	if err != nil {
 		return nil, fmt.Errorf("cancelled (%v), and reading the nodes' state afterwards failed: %w", cause, err)
 	}
-	results := nodeResults(res, opStatus, service, nodes, stderr)
 	for i := range results {
 		r := &results[i]
 		r.State = executor.StateFailed
-		running := r.RunningVersion
-		if running == "" {
-			running = "nothing (the unit is not running)"
-		}
-		r.LastError = fmt.Sprintf("cancelled (%v); the node runs %s", cause, running)
+		r.LastError = fmt.Sprintf("cancelled (%v); the node runs %s", cause, runningText(r.RunningVersion))
 		log.WithFields(logrus.Fields{"node": r.Host, "running": r.RunningVersion, "current": r.CurrentVersion}).Warn("node state after cancel")
 	}
 	return results, fmt.Errorf("cancelled: %w", cause)
 }
 
-func (e *Executor) commonVars(service, deploymentID string) map[string]any {
-	if deploymentID == "" {
-		deploymentID = "adhoc"
+// Recover releases the locks a lost run of req.DeploymentID still holds (the holder text is derived from
+// the deployment id, so a new process can name it) and reports what each node runs, from its own record.
+func (e *Executor) Recover(ctx context.Context, req executor.RecoverRequest) ([]executor.NodeResult, error) {
+	if err := (executor.StatusRequest{Service: req.Service, Nodes: req.Nodes}).Validate(); err != nil {
+		return nil, err
 	}
+	if req.DeploymentID == "" {
+		return nil, &executor.ValidationError{Field: "deployment_id", Reason: "is required to name the lost run's locks"}
+	}
+	e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "nodes": len(req.Nodes)}).Warn("recovering a lost run: releasing its locks and reading each node")
+	return e.unlockAndRead(ctx, req.Service, lockHolder(req.DeploymentID), req.Nodes)
+}
+
+func (e *Executor) unlockAndRead(ctx context.Context, service, holder string, nodes []executor.Node) ([]executor.NodeResult, error) {
+	vars := map[string]any{"nodeexec_service": service, "nodeexec_base_dir": e.cfg.BaseDir, "nodeexec_unlock_holder": holder}
+	res, stderr, err := e.run(ctx, []string{"unlock.yml", "status.yml"}, vars, nodes)
+	if res == nil && err != nil {
+		return nil, err
+	}
+	return nodeResults(res, opStatus, service, nodes, stderr), nil
+}
+
+func runningText(v string) string {
+	if v == "" {
+		return "nothing (the unit is not running)"
+	}
+	return v
+}
+
+// lockHolder is the text a deployment's node locks carry: derived from the deployment id alone, so the
+// server can release them after a crash. Runs without an id get a random one.
+func lockHolder(deploymentID string) string {
+	switch deploymentID {
+	case "":
+		return "nodeexec adhoc run " + randomID()
+	case "cleanup":
+		return "nodeexec cleanup run " + randomID()
+	}
+	return "nodeexec deployment " + deploymentID
+}
+
+func (e *Executor) commonVars(service, deploymentID string) map[string]any {
 	return map[string]any{
 		"nodeexec_service":     service,
 		"nodeexec_base_dir":    e.cfg.BaseDir,
-		"nodeexec_lock_holder": fmt.Sprintf("nodeexec %s run %s", deploymentID, randomID()),
+		"nodeexec_lock_holder": lockHolder(deploymentID),
 		"nodeexec_lock_ttl":    int(e.cfg.LockTTL.Seconds()),
 	}
 }

@@ -34,7 +34,9 @@ func (g *groupExec) CommandContext(ctx context.Context, name string, arg ...stri
 	cmd.Env = g.env
 	cmd.Dir = g.dir
 	cmd.Stdin = nil
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if nodeexec itself dies (kill -9), ansible-playbook dies with it instead of running on
+	// unobserved; the server reconciles such runs from the nodes when it starts again.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error {
 		signalGroup(cmd, syscall.SIGTERM)
 		time.AfterFunc(g.grace, func() { signalGroup(cmd, syscall.SIGKILL) })

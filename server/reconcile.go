@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// errInterrupted is why a reconciled deployment ended.
+const errInterrupted = "interrupted: nodeexec stopped during the run; each node's outcome was read from the node at restart"
+
+// Reconcile finishes the deployments a previous nodeexec process left in flight (it died mid-run): the
+// nodes they still hold are asked what they really run (status.yml, from the node's own record, after
+// releasing the dead run's node locks), and each node and the deployment get a true final state. A node
+// that runs the target version is a success; anything else is failed, saying what the node runs.
+// Call it at start, before serving.
+func (s *Server) Reconcile(ctx context.Context) error {
+	lost, err := s.cfg.Store.InFlight(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range lost {
+		if err := s.reconcile(ctx, &lost[i]); err != nil {
+			return fmt.Errorf("reconcile deployment %s: %w", lost[i].ID, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) reconcile(ctx context.Context, d *store.Deployment) error {
+	log := s.cfg.Logger.WithFields(logrus.Fields{"deployment_id": d.ID, "service": d.Service, "version": d.Version})
+	last, err := s.cfg.Store.LastEventSeq(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	x := &run{d: d, ctx: ctx, rec: s.recorder(d.ID, last), log: log}
+	// Nodes the dead run had finished are as their records say; the ones it still held are asked.
+	var held []executor.Node
+	for i := range d.Nodes {
+		dn := &d.Nodes[i]
+		n, err := s.cfg.Store.Node(ctx, d.Service, dn.Host)
+		switch {
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return err
+		case err == nil && n.DeploymentID == d.ID && n.State == executor.StateDeploying:
+			held = append(held, executor.Node{Host: dn.Host})
+		case err == nil && n.DeploymentID == d.ID:
+			dn.State, dn.CurrentVersion, dn.PrevVersion, dn.LastError = n.State, n.CurrentVersion, n.PrevVersion, n.LastError
+		default:
+			dn.State, dn.LastError = executor.StateFailed, "interrupted before this node was recorded"
+		}
+	}
+	log.WithField("held_nodes", len(held)).Warn("reconciling a deployment left in flight")
+	var evs []store.Event
+	if len(held) > 0 {
+		results, err := s.readLost(ctx, d, held)
+		if err != nil {
+			// The nodes did not answer: they stay held (deploying) and the deployment in flight, so the
+			// next start tries again; nothing is guessed.
+			return fmt.Errorf("reading the nodes it held: %w", err)
+		}
+		for _, r := range results {
+			evs = append(evs, s.finishNode(ctx, x, judgeLost(d, r))...)
+		}
+	}
+	d.Error = errInterrupted
+	s.end(ctx, x, evs)
+	return nil
+}
+
+// readLost asks the nodes a lost run held what they run, releasing its locks first when the executor can.
+func (s *Server) readLost(ctx context.Context, d *store.Deployment, held []executor.Node) ([]executor.NodeResult, error) {
+	if r, ok := s.cfg.Executor.(executor.Recoverer); ok {
+		return r.Recover(ctx, executor.RecoverRequest{DeploymentID: d.ID, Service: d.Service, Nodes: held})
+	}
+	return s.cfg.Executor.Status(ctx, executor.StatusRequest{Service: d.Service, Nodes: held})
+}
+
+// judgeLost turns what a node says it runs into the outcome of the lost run on it.
+func judgeLost(d *store.Deployment, r executor.NodeResult) executor.NodeResult {
+	dn := d.Node(r.Host)
+	want := executor.StateSuccess
+	if d.Kind == store.KindRollback {
+		want = executor.StateRolledBack
+	}
+	switch {
+	case r.LastError != "" && r.CurrentVersion == "" && r.State == executor.StateFailed:
+		r.LastError = "interrupted, and the node did not say what it runs: " + r.LastError
+	case dn != nil && r.CurrentVersion == dn.TargetVersion && r.RunningVersion == dn.TargetVersion:
+		r.State, r.LastError = want, ""
+		r.Changed = dn.FromVersion != dn.TargetVersion
+	default:
+		r.State = executor.StateFailed
+		r.LastError = fmt.Sprintf("interrupted: nodeexec stopped during the run; the node runs %s (its record: current %s, previous %s)",
+			dashIfEmpty(r.RunningVersion), dashIfEmpty(r.CurrentVersion), dashIfEmpty(r.PrevVersion))
+	}
+	return r
+}
