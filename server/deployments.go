@@ -155,9 +155,11 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 		State: executor.StatePending, CreatedAt: time.Now().UTC()}
 	d.Request = executor.DeployRequest{DeploymentID: d.ID, Service: orig.Service, Health: orig.Request.Health}
 	for _, n := range orig.Nodes {
-		// Changed and now on the new version: the deployment switched this node. A node it failed on was
-		// already switched back in the same run; one with no earlier version has nothing to go back to.
-		if n.Changed && n.State == executor.StateSuccess && n.FromVersion != "" && n.FromVersion != n.TargetVersion {
+		// On the deployment's version, and on another before it: the deployment switched this node. A
+		// node it failed on was switched back in the same run (current is not the target); one with no
+		// earlier version has nothing to go back to. A node an interrupted run left on the target, even
+		// unverified, is rolled back too.
+		if n.CurrentVersion == n.TargetVersion && n.FromVersion != "" && n.FromVersion != n.TargetVersion {
 			d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending, TargetVersion: n.FromVersion})
 			d.Request.Nodes = append(d.Request.Nodes, executor.Node{Host: n.Host})
 		}

@@ -65,7 +65,15 @@ func (s *Server) reconcile(ctx context.Context, d *store.Deployment) error {
 			return fmt.Errorf("reading the nodes it held: %w", err)
 		}
 		for _, r := range results {
-			evs = append(evs, s.finishNode(ctx, x, judgeLost(d, r))...)
+			r = judgeLost(d, r)
+			if hc := d.Request.Health; hc.HTTPPort != 0 && r.State != executor.StateFailed {
+				// The lost run may have died before it verified the release: check it now.
+				if probe := probeHTTP(ctx, r.Host, address(d.Request.Nodes, r.Host), hc); probe.Status != "pass" {
+					r.State = executor.StateFailed
+					r.LastError = fmt.Sprintf("interrupted before the release was verified; the node runs %s, which fails its health check (%s)", r.RunningVersion, probe.Message)
+				}
+			}
+			evs = append(evs, s.finishNode(ctx, x, r)...)
 		}
 	}
 	d.Error = errInterrupted

@@ -25,8 +25,6 @@ import (
 type gatedExecutor struct {
 	gate    chan struct{}
 	started chan string
-	// unchanged hosts report the version as already there (Changed false).
-	unchanged map[string]bool
 
 	mu   sync.Mutex
 	done []string // rollbacks, "host->version"
@@ -48,7 +46,7 @@ func (g *gatedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) 
 	var out []executor.NodeResult
 	for _, n := range req.Nodes {
 		out = append(out, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: req.Service,
-			CurrentVersion: req.Version, State: executor.StateSuccess}, Changed: !g.unchanged[n.Host]})
+			CurrentVersion: req.Version, State: executor.StateSuccess}, Changed: true})
 	}
 	return out, nil
 }
@@ -391,7 +389,8 @@ func TestRollbackReturnsChangedNodesToTheirEarlierVersion(t *testing.T) {
 	close(f.exec.gate)
 	_, d1 := f.do(t, "POST", "/api/v1/deployments", strings.Replace(deployJSON(`"10.0.0.1","10.0.0.2"`, ""), `"v2"`, `"v1"`, 1))
 	f.waitState(t, d1["id"].(string))
-	f.exec.unchanged = map[string]bool{"10.0.0.2": true} // v2 on 10.0.0.2 changes nothing, as if already there
+	_, d1b := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.2"`, "")) // 10.0.0.2 is on v2 already
+	f.waitState(t, d1b["id"].(string))
 	_, d2 := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2","10.0.0.3"`, ""))
 	id := d2["id"].(string)
 	if end := f.waitState(t, id); end["state"] != "success" {
