@@ -25,7 +25,7 @@ hosts-down:
 
 # End-to-end: real ansible-playbook over real SSH to real systemd hosts.
 e2e: hosts-up
-	NODEEXEC_E2E=1 $(GO) test -count=1 -timeout 30m -tags e2e -v -run . ./executor/ansible/ ./internal/testbed/
+	NODEEXEC_E2E=1 $(GO) test -count=1 -timeout 30m -tags e2e -v -run . ./executor/ansible/ ./internal/testbed/ ./cmd/nodeexec/
 
 # One iteration at N=1 keeps the benchmark working; `make bench` measures.
 bench-smoke: hosts-up

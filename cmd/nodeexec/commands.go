@@ -85,6 +85,11 @@ func (c *common) executor() (*ansible.Executor, error) {
 	if c.verbose {
 		log.SetLevel(logrus.InfoLevel)
 	}
+	return c.executorLogging(log)
+}
+
+// executorLogging builds the executor from the flags, logging to log.
+func (c *common) executorLogging(log logrus.FieldLogger) (*ansible.Executor, error) {
 	dir := c.playbookDir
 	if dir == "" {
 		cache, err := os.UserCacheDir()

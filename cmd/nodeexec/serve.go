@@ -63,7 +63,7 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	defer st.Close(context.WithoutCancel(ctx))
 
-	exec, err := c.executor()
+	exec, err := c.executorLogging(log)
 	if err != nil {
 		return false, err
 	}

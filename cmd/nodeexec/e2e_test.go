@@ -1,0 +1,358 @@
+//go:build e2e
+
+package main
+
+// End to end through the HTTP API: the real `nodeexec serve` binary (embedded database), real
+// ansible-playbook over SSH to the real test hosts of `hack/testhosts up 3`. Run with `make e2e`.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nodeexec/nodeexec/internal/testbed"
+)
+
+type apiEnv struct {
+	t        *testing.T
+	bin      string
+	repo     string
+	dataDir  string
+	hosts    testbed.Hosts
+	service  string
+	port     int
+	releases map[string]testbed.Release
+	pkgURL   string
+	serve    *osexec.Cmd
+	base     string
+}
+
+func setupAPI(t *testing.T) *apiEnv {
+	t.Helper()
+	if os.Getenv("NODEEXEC_E2E") != "1" {
+		t.Skip("set NODEEXEC_E2E=1 and run `hack/testhosts up 3` (or `make e2e`)")
+	}
+	hosts, err := testbed.LoadHosts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	suffix := hex.EncodeToString(b)
+	env := &apiEnv{t: t, repo: repo, dataDir: t.TempDir(), hosts: hosts, service: "api-" + suffix,
+		port: 21000 + int(b[0])*31%8000 + int(b[1])%97, releases: map[string]testbed.Release{}}
+	env.bin = filepath.Join(t.TempDir(), "nodeexec")
+	if out, err := osexec.Command("go", "build", "-o", env.bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build nodeexec: %v\n%s", err, out)
+	}
+	pkgDir := t.TempDir()
+	for _, v := range []string{"v1", "v2"} {
+		rel, err := testbed.BuildRelease(pkgDir, env.service, v, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.releases[v] = rel
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	url, stop, err := testbed.Serve(ctx, hosts.ControllerIP, pkgDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	env.pkgURL = url
+	t.Cleanup(func() {
+		env.stop(syscall.SIGTERM)
+		for i := range hosts.Addrs[:3] {
+			_, _ = hosts.SSH(context.Background(), i, fmt.Sprintf(
+				"systemctl disable --now %[1]s.service; rm -rf /opt/%[1]s /etc/systemd/system/%[1]s.service; systemctl daemon-reload", env.service))
+		}
+	})
+	env.start()
+	return env
+}
+
+// start runs `nodeexec serve` on a free loopback port and waits for its "serving" log line, which
+// names the address: no polling.
+func (env *apiEnv) start() {
+	t := env.t
+	t.Helper()
+	cmd := osexec.Command(env.bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", env.dataDir,
+		"--playbook-dir", env.repo, "--ssh-user", env.hosts.SSHUser, "--ssh-key", env.hosts.SSHKey, "--insecure-host-keys")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	env.serve = cmd
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "nodeexec serving" {
+				addr <- line["listen"].(string)
+			}
+			t.Logf("serve: %s", sc.Text())
+		}
+		close(addr)
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			t.Fatal("nodeexec serve exited before serving")
+		}
+		env.base = "http://" + a
+	case <-time.After(90 * time.Second):
+		t.Fatal("nodeexec serve did not start serving within 90s")
+	}
+}
+
+func (env *apiEnv) stop(sig syscall.Signal) {
+	if env.serve == nil || env.serve.Process == nil {
+		return
+	}
+	_ = env.serve.Process.Signal(sig)
+	_ = env.serve.Wait()
+	env.serve = nil
+}
+
+func (env *apiEnv) call(method, path string, body any) (int, map[string]any) {
+	env.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, env.base+path, rd)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		env.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func (env *apiEnv) deployBody(version string) map[string]any {
+	rel := env.releases[version]
+	return map[string]any{
+		"service": env.service, "version": version, "nodes": env.hosts.Addrs[:3],
+		"package_url": env.pkgURL + "/" + filepath.Base(rel.Path), "sha256": rel.SHA256,
+		"health": map[string]any{"http_port": env.port, "http_path": "/health", "retries": 5, "delay_seconds": 1},
+		"unit":   map[string]any{"args": fmt.Sprintf("-addr :%d", env.port)},
+	}
+}
+
+// follow reads a deployment's event stream to its end; onEvent sees each event's data as it comes.
+func (env *apiEnv) follow(id string, onEvent func(map[string]any)) (events []map[string]any, end map[string]any) {
+	env.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", env.base+"/api/v1/deployments/"+id+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	kind := ""
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			kind = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			var data map[string]any
+			if err := json.Unmarshal([]byte(line[6:]), &data); err != nil {
+				env.t.Fatalf("event data: %v: %q", err, line)
+			}
+			if kind == "end" {
+				return events, data
+			}
+			events = append(events, data)
+			if onEvent != nil {
+				onEvent(data)
+			}
+		}
+	}
+	return events, nil // the stream broke (the server was killed)
+}
+
+func (env *apiEnv) serving(host string) string {
+	client := http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(fmt.Sprintf("http://%s:%d/health", host, env.port))
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var body struct{ Version string }
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return ""
+	}
+	return body.Version
+}
+
+func (env *apiEnv) deploy(version string) map[string]any {
+	env.t.Helper()
+	code, d := env.call("POST", "/api/v1/deployments", env.deployBody(version))
+	if code != http.StatusAccepted {
+		env.t.Fatalf("deploy %s = %d %v", version, code, d)
+	}
+	_, end := env.follow(d["id"].(string), nil)
+	return end
+}
+
+// The Plan Layer's flow: deploy → events → status → rollback → status, on real hosts.
+func TestAPIDeployEventsStatusRollback(t *testing.T) {
+	env := setupAPI(t)
+	if end := env.deploy("v1"); end["state"] != "success" {
+		t.Fatalf("deploy v1 = %v", end)
+	}
+	code, d := env.call("POST", "/api/v1/deployments", env.deployBody("v2"))
+	if code != http.StatusAccepted {
+		t.Fatalf("deploy v2 = %d %v", code, d)
+	}
+	id := d["id"].(string)
+	events, end := env.follow(id, nil)
+	if end["state"] != "success" {
+		t.Fatalf("deploy v2 ended %v", end)
+	}
+	steps, nodeEnds := 0, 0
+	for _, ev := range events {
+		switch {
+		case ev["type"] == "step":
+			steps++
+		case ev["type"] == "node" && ev["state"] == "success":
+			nodeEnds++
+		}
+	}
+	if steps < 3 || nodeEnds != 3 {
+		t.Errorf("events: %d steps, %d node ends; want task results and 3 node ends", steps, nodeEnds)
+	}
+	for _, h := range env.hosts.Addrs[:3] {
+		code, n := env.call("GET", "/api/v1/nodes/"+env.service+"/"+h, nil)
+		if code != 200 || n["current_version"] != "v2" || n["prev_version"] != "v1" || n["state"] != "success" {
+			t.Errorf("node %s = %d %v", h, code, n)
+		}
+		if v := env.serving(h); v != "v2" {
+			t.Errorf("%s serves %q", h, v)
+		}
+	}
+	if code, logs := env.call("GET", "/internal/v1/deploy/logs/"+id+"?lines=50", nil); code != 200 || len(logs["logs"].([]any)) != 3 {
+		t.Errorf("logs = %d %v", code, logs)
+	}
+	if code, h := env.call("GET", "/internal/v1/deploy/health/"+id, nil); code != 200 || h["healthy"] != true {
+		t.Errorf("health = %d %v", code, h)
+	}
+
+	code, rb := env.call("POST", "/api/v1/deployments/"+id+"/rollback", map[string]any{})
+	if code != http.StatusAccepted {
+		t.Fatalf("rollback = %d %v", code, rb)
+	}
+	if _, end := env.follow(rb["id"].(string), nil); end["state"] != "rolled_back" {
+		t.Fatalf("rollback ended %v", end)
+	}
+	for _, h := range env.hosts.Addrs[:3] {
+		_, n := env.call("GET", "/api/v1/nodes/"+env.service+"/"+h, nil)
+		if n["current_version"] != "v1" || n["state"] != "rolled_back" {
+			t.Errorf("node %s after rollback = %v", h, n)
+		}
+		if v := env.serving(h); v != "v1" {
+			t.Errorf("%s serves %q after rollback", h, v)
+		}
+	}
+}
+
+// kill -9 of the server in the middle of a deploy: at the next start the deployment is reconciled from
+// the nodes (its locks released, each node judged by what it really serves), events recorded before
+// the kill are still there, and the next deploy to the same nodes runs normally.
+func TestAPIKill9MidDeployIsReconciledAtRestart(t *testing.T) {
+	env := setupAPI(t)
+	if end := env.deploy("v1"); end["state"] != "success" {
+		t.Fatalf("deploy v1 = %v", end)
+	}
+	code, d := env.call("POST", "/api/v1/deployments", env.deployBody("v2"))
+	if code != http.StatusAccepted {
+		t.Fatalf("deploy v2 = %d %v", code, d)
+	}
+	id := d["id"].(string)
+	// Kill once the run is on the nodes: the first node has taken the lock for this deployment.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, _ := env.hosts.SSH(context.Background(), 0, "cat /opt/"+env.service+"/.nodeexec/lock.holder.json 2>/dev/null; pgrep -f nodeexec-lock >/dev/null && echo HELD")
+		if strings.Contains(out, id) && strings.Contains(out, "HELD") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deploy never took the lock on host 1: %s", out)
+		}
+	}
+	env.stop(syscall.SIGKILL)
+
+	env.start()
+	code, got := env.call("GET", "/api/v1/deployments/"+id, nil)
+	if code != 200 {
+		t.Fatalf("deployment after restart = %d %v", code, got)
+	}
+	state := got["state"]
+	if state != "success" && state != "failed" {
+		t.Fatalf("deployment after restart = %v; want a final state", got)
+	}
+	for _, raw := range got["nodes"].([]any) {
+		n := raw.(map[string]any)
+		host := n["host"].(string)
+		serves := env.serving(host)
+		switch n["state"] {
+		case "success":
+			if serves != "v2" {
+				t.Errorf("%s recorded success but serves %q", host, serves)
+			}
+		case "failed":
+			if serves == "" || !strings.Contains(n["last_error"].(string), serves) {
+				t.Errorf("%s recorded failed with %q, serves %q", host, n["last_error"], serves)
+			}
+		default:
+			t.Errorf("%s left %v", host, n["state"])
+		}
+	}
+	events, end := env.follow(id, nil)
+	if end == nil || len(events) < 4 || events[0]["seq"] != 1.0 {
+		t.Errorf("events after restart: %d, end %v", len(events), end)
+	}
+	for i, ev := range events {
+		if ev["seq"] != float64(i+1) {
+			t.Errorf("event %d has seq %v: a gap or a duplicate", i, ev["seq"])
+		}
+	}
+	// The nodes are free and consistent: the next deploy runs and every node ends on v2.
+	if end := env.deploy("v2"); end["state"] != "success" {
+		t.Fatalf("deploy after the restart = %v", end)
+	}
+	for _, h := range env.hosts.Addrs[:3] {
+		if v := env.serving(h); v != "v2" {
+			t.Errorf("%s serves %q", h, v)
+		}
+	}
+}
