@@ -99,6 +99,13 @@ func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
 		}
 	}
 	before, err := s.cfg.Store.ClaimAll(ctx, d)
+	var unreleased *store.UnreleasedError
+	if errors.As(err, &unreleased) {
+		s.releaseLater(d.ID, unreleased.Claimed)
+	}
+	if err == nil && s.hooks.afterClaim != nil {
+		s.hooks.afterClaim()
+	}
 	var busy *store.BusyError
 	if errors.As(err, &busy) && d.IdempotencyKey != "" {
 		// A concurrent retry of the same request holds the nodes: answer with its deployment.
@@ -116,7 +123,9 @@ func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
 	}
 	got, created, err := s.cfg.Store.CreateDeployment(ctx, d)
 	if err != nil || !created {
-		s.cfg.Store.ReleaseAll(ctx, d.ID, before)
+		if relErr := s.cfg.Store.ReleaseAll(ctx, d.ID, before); relErr != nil {
+			s.releaseLater(d.ID, before)
+		}
 		if err != nil {
 			s.failErr(c, err)
 			return

@@ -198,7 +198,9 @@ func (s *Server) finishNode(ctx context.Context, x *run, r executor.NodeResult) 
 // neverStarted ends a deployment cancelled while it waited for a slot: its nodes are given back as
 // they were, untouched.
 func (s *Server) neverStarted(ctx context.Context, x *run) {
-	s.cfg.Store.ReleaseAll(ctx, x.d.ID, x.before)
+	if err := s.cfg.Store.ReleaseAll(ctx, x.d.ID, x.before); err != nil {
+		s.releaseLater(x.d.ID, x.before)
+	}
 	cause := context.Cause(x.ctx)
 	var evs []store.Event
 	for i := range x.d.Nodes {
@@ -279,4 +281,37 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// releaseLater gives back nodes a request claimed but could not record, once the database answers
+// again: until then they would look held by a deployment that does not exist. It retries with backoff
+// until done or the server stops.
+func (s *Server) releaseLater(deploymentID string, claimed map[string]*store.Node) {
+	if len(claimed) == 0 {
+		return
+	}
+	log := s.cfg.Logger.WithField("deployment_id", deploymentID)
+	log.WithField("nodes", len(claimed)).Warn("the database failed mid-request: releasing the nodes it claimed once it answers")
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		delay := 200 * time.Millisecond
+		for {
+			err := s.cfg.Store.ReleaseAll(s.ctx, deploymentID, claimed)
+			if err == nil {
+				log.Info("released the nodes of the unrecorded request")
+				if s.hooks.released != nil {
+					s.hooks.released(deploymentID)
+				}
+				return
+			}
+			select {
+			case <-s.ctx.Done():
+				log.WithError(err).Error("stopping with nodes still claimed by an unrecorded request; a later deploy takes them over")
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 30*time.Second)
+		}
+	}()
 }

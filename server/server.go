@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
@@ -36,6 +37,13 @@ type Server struct {
 	slots  chan struct{}
 	runs   runs
 	hub    hub
+	// background holds goroutines that outlive a request (releases after a database failure).
+	background sync.WaitGroup
+	// hooks let tests act at points a real fault would strike; nil in production.
+	hooks struct {
+		afterClaim func()
+		released   func(deploymentID string)
+	}
 	// ctx is the parent of every run: Shutdown cancels it.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -87,6 +95,7 @@ func (s *Server) Handler() http.Handler { return s.engine }
 func (s *Server) Shutdown() {
 	s.cancel(errShuttingDown)
 	s.runs.wg.Wait()
+	s.background.Wait()
 }
 
 // apiError is every error's body: a sentence for people and a code for programs.

@@ -73,16 +73,20 @@ type fixture struct {
 	st   *store.Store
 	db   *store.Embedded
 	exec *gatedExecutor
+	// dataDir is the embedded database's, to start it again after a test stopped it.
+	dataDir string
 }
 
 func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.StartEmbedded(ctx, t.TempDir())
+	dataDir := t.TempDir()
+	db, err := store.StartEmbedded(ctx, dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, db.URI, "nodeexec")
+	// A short server selection keeps the database-down tests quick.
+	st, err := store.Open(ctx, db.URI+"?serverSelectionTimeoutMS=1500", "nodeexec")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,12 +98,12 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 		o(&cfg)
 	}
 	srv := New(cfg)
-	f := &fixture{srv: srv, http: httptest.NewServer(srv.Handler()), st: st, db: db, exec: g}
+	f := &fixture{srv: srv, http: httptest.NewServer(srv.Handler()), st: st, db: db, exec: g, dataDir: dataDir}
 	t.Cleanup(func() {
 		f.http.Close()
 		srv.Shutdown()
 		_ = st.Close(context.Background())
-		db.Stop()
+		f.db.Stop()
 	})
 	return f
 }
@@ -570,5 +574,48 @@ func TestManagementInfoHealthLogs(t *testing.T) {
 	}
 	if code, _ := f.do(t, "GET", "/internal/v1/deploy/info/d-nope", ""); code != 404 {
 		t.Errorf("info of nothing = %d", code)
+	}
+}
+
+// The database stops between the claim of the nodes and the record of the deployment: the request
+// answers 503, and once the database is back the claims are given back, so nothing half-written stays:
+// no node record, no deployment, and the next request for the node runs.
+func TestDatabaseFailingMidRequestLeavesNothingHalfWritten(t *testing.T) {
+	f := newFixture(t)
+	close(f.exec.gate)
+	addr := strings.TrimSuffix(strings.TrimPrefix(f.db.URI, "mongodb://"), "/")
+	released := make(chan string, 1)
+	f.srv.hooks.afterClaim = func() { f.db.Stop() }
+	f.srv.hooks.released = func(id string) { released <- id }
+
+	code, body := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2"`, ""))
+	if code != http.StatusServiceUnavailable || body["code"] != "database_unavailable" {
+		t.Fatalf("POST with the database failing = %d %v, want 503", code, body)
+	}
+	f.srv.hooks.afterClaim = nil
+	db, err := store.StartEmbeddedAt(context.Background(), f.dataDir, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.db = db
+	select {
+	case <-released:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the claims of the failed request were not given back after the database returned")
+	}
+	for _, h := range []string{"10.0.0.1", "10.0.0.2"} {
+		if code, n := f.do(t, "GET", "/api/v1/nodes/demo/"+h, ""); code != http.StatusNotFound {
+			t.Errorf("node %s after the failed request = %d %v", h, code, n)
+		}
+	}
+	if _, list := f.do(t, "GET", "/api/v1/deployments", ""); len(list["deployments"].([]any)) != 0 {
+		t.Errorf("deployments after the failed request = %v", list)
+	}
+	code, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2"`, ""))
+	if code != http.StatusAccepted {
+		t.Fatalf("POST after the database returned = %d %v", code, d)
+	}
+	if end := f.waitState(t, d["id"].(string)); end["state"] != "success" {
+		t.Errorf("deployment after the database returned = %v", end)
 	}
 }

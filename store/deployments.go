@@ -141,7 +141,9 @@ func (s *Store) ClaimAll(ctx context.Context, d *Deployment) (map[string]*Node, 
 	for _, n := range d.Nodes {
 		prior, err := s.Claim(ctx, d.Service, n.Host, d.Platform, d.ID, n.TargetVersion)
 		if err != nil {
-			s.ReleaseAll(ctx, d.ID, before)
+			if relErr := s.ReleaseAll(ctx, d.ID, before); relErr != nil {
+				return nil, &UnreleasedError{Claimed: before, Err: errors.Join(err, relErr)}
+			}
 			return nil, err
 		}
 		before[n.Host] = prior
@@ -149,12 +151,29 @@ func (s *Store) ClaimAll(ctx context.Context, d *Deployment) (map[string]*Node, 
 	return before, nil
 }
 
-// ReleaseAll gives back every node a deployment claimed but never ran on.
-func (s *Store) ReleaseAll(ctx context.Context, deploymentID string, claimed map[string]*Node) {
-	for _, prior := range claimed {
-		_ = s.Release(context.WithoutCancel(ctx), deploymentID, prior)
+// ReleaseAll gives back every node a deployment claimed but never ran on. The nodes it could not give
+// back (the database did not answer) stay in claimed, and the error says why; the others are removed.
+func (s *Store) ReleaseAll(ctx context.Context, deploymentID string, claimed map[string]*Node) error {
+	var errs []error
+	for host, prior := range claimed {
+		if err := s.Release(context.WithoutCancel(ctx), deploymentID, prior); err != nil {
+			errs = append(errs, fmt.Errorf("release %s: %w", prior.ID, err))
+			continue
+		}
+		delete(claimed, host)
 	}
+	return errors.Join(errs...)
 }
+
+// UnreleasedError means a claim failed half-way and some nodes it had claimed could not be given back;
+// Claimed holds them, for the caller to release once the database answers again.
+type UnreleasedError struct {
+	Claimed map[string]*Node
+	Err     error
+}
+
+func (e *UnreleasedError) Error() string { return e.Err.Error() }
+func (e *UnreleasedError) Unwrap() error { return e.Err }
 
 // DeploymentFilter selects deployments for a listing.
 type DeploymentFilter struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -21,8 +22,17 @@ type Embedded struct {
 	done chan struct{}
 }
 
-// StartEmbedded starts the embedded server with its data under dataDir and waits until it listens.
+// StartEmbedded starts the embedded server with its data under dataDir, on a free loopback port, and
+// waits until it listens.
 func StartEmbedded(ctx context.Context, dataDir string) (*Embedded, error) {
+	return StartEmbeddedAt(ctx, dataDir, "127.0.0.1:0")
+}
+
+// StartEmbeddedAt is StartEmbedded on a given loopback address (to start it again where clients expect it).
+func StartEmbeddedAt(ctx context.Context, dataDir, addr string) (*Embedded, error) {
+	if host, _, err := net.SplitHostPort(addr); err != nil || !net.ParseIP(host).IsLoopback() {
+		return nil, fmt.Errorf("embedded database: %q is not a loopback address", addr)
+	}
 	dir, err := filepath.Abs(dataDir)
 	if err != nil {
 		return nil, err
@@ -33,7 +43,7 @@ func StartEmbedded(ctx context.Context, dataDir string) (*Embedded, error) {
 	// FerretDB logs every wire message at its default level: keep it to warnings and above.
 	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + dir + "/",
 		Logger:    quiet,

@@ -40,7 +40,7 @@ func (s *Store) lockNode(id string) func() {
 
 // Open connects to uri and checks the server answers.
 func Open(ctx context.Context, uri, database string) (*Store, error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
+	client, err := mongo.Connect(options.Client().SetServerSelectionTimeout(5 * time.Second).ApplyURI(uri)) // the URI may set its own
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
