@@ -4,7 +4,7 @@ package nodeexec
 
 import "embed"
 
-// Bundle holds ansible.cfg, playbooks/ and roles/ as they are in the repository.
+// Bundle holds ansible.cfg, playbooks/, roles/ and plugins/ as they are in the repository.
 //
-//go:embed ansible.cfg playbooks roles
+//go:embed ansible.cfg playbooks roles plugins
 var Bundle embed.FS

@@ -22,7 +22,7 @@ func TestBundleExtractsEveryPlaybookAndRole(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if d.Type().IsRegular() && (p == "ansible.cfg" || strings.HasPrefix(p, "playbooks/") || strings.HasPrefix(p, "roles/")) {
+		if d.Type().IsRegular() && !strings.Contains(p, "__pycache__") && (p == "ansible.cfg" || strings.HasPrefix(p, "playbooks/") || strings.HasPrefix(p, "roles/") || strings.HasPrefix(p, "plugins/")) {
 			want = append(want, p)
 		}
 		return nil

@@ -106,6 +106,10 @@ type Unit struct {
 	Env  map[string]string `json:"env,omitempty"`
 }
 
+// ProgressFunc receives each task result on a node while an operation runs, as it happens. It is
+// called from another goroutine than the caller's, one call at a time.
+type ProgressFunc func(host string, step Step)
+
 // DeployRequest asks for Version of Service on Nodes.
 type DeployRequest struct {
 	DeploymentID string
@@ -115,6 +119,8 @@ type DeployRequest struct {
 	Package      Package
 	Health       HealthCheck
 	Unit         Unit
+	// Progress, when set, sees each task result live (optional).
+	Progress ProgressFunc `json:"-" bson:"-"`
 }
 
 // RollbackRequest asks for Nodes to go back to their previous version, or to ToVersion when set.
@@ -124,6 +130,8 @@ type RollbackRequest struct {
 	ToVersion    string
 	Nodes        []Node
 	Health       HealthCheck
+	// Progress, when set, sees each task result live (optional).
+	Progress ProgressFunc `json:"-" bson:"-"`
 }
 
 // StatusRequest asks what Nodes run of Service.

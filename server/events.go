@@ -48,8 +48,10 @@ func (h *hub) notify(id string) {
 
 // recorder numbers and stores one deployment's events; one writer per deployment.
 type recorder struct {
-	s   *Server
-	id  string
+	s  *Server
+	id string
+	// mu orders events from the runner and from the executor's live progress.
+	mu  sync.Mutex
 	seq int64
 }
 
@@ -61,6 +63,8 @@ func (r *recorder) emit(ctx context.Context, evs ...store.Event) {
 	if len(evs) == 0 {
 		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	now := time.Now().UTC()
 	for i := range evs {
 		r.seq++

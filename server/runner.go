@@ -28,6 +28,25 @@ type run struct {
 	cancel context.CancelCauseFunc
 	rec    *recorder
 	log    logrus.FieldLogger
+	// streamed counts the steps each node already reported live, so they are not recorded twice.
+	streamed map[string]int
+}
+
+// progress records each task result as an event the moment the executor reports it.
+func (x *run) progress(host string, step executor.Step) {
+	x.rec.mu.Lock()
+	if x.streamed == nil {
+		x.streamed = map[string]int{}
+	}
+	x.streamed[host]++
+	x.rec.mu.Unlock()
+	x.rec.emit(context.WithoutCancel(x.ctx), store.Event{Type: store.EventStep, Node: host, Step: &step, Message: stepLine(step)})
+}
+
+func (x *run) streamedSteps(host string) int {
+	x.rec.mu.Lock()
+	defer x.rec.mu.Unlock()
+	return x.streamed[host]
 }
 
 // priorOf is a node's record before the claim (empty when unknown).
@@ -130,12 +149,14 @@ func (s *Server) execute(x *run) {
 func (s *Server) operate(x *run) ([]executor.NodeResult, error) {
 	d := x.d
 	if d.Kind != store.KindRollback {
-		return s.cfg.Executor.Deploy(x.ctx, d.Request)
+		req := d.Request
+		req.Progress = x.progress
+		return s.cfg.Executor.Deploy(x.ctx, req)
 	}
 	var all []executor.NodeResult
 	var errs []error
 	for _, target := range targetVersions(d) {
-		req := executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: target, Health: d.Request.Health}
+		req := executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: target, Health: d.Request.Health, Progress: x.progress}
 		for _, n := range d.Nodes {
 			if n.TargetVersion == target {
 				req.Nodes = append(req.Nodes, executor.Node{Host: n.Host})
@@ -177,7 +198,8 @@ func (s *Server) finishNode(ctx context.Context, x *run, r executor.NodeResult) 
 		x.log.WithField("node", r.Host).WithError(err).Error("could not record the node's end")
 	}
 	var evs []store.Event
-	for i := range r.Steps {
+	// Steps the executor did not stream live (or all, for one that cannot) are recorded now.
+	for i := x.streamedSteps(r.Host); i < len(r.Steps); i++ {
 		step := r.Steps[i]
 		evs = append(evs, store.Event{Type: store.EventStep, Node: r.Host, Step: &step, Message: stepLine(step)})
 	}

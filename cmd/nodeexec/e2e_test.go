@@ -239,17 +239,23 @@ func TestAPIDeployEventsStatusRollback(t *testing.T) {
 	if end["state"] != "success" {
 		t.Fatalf("deploy v2 ended %v", end)
 	}
-	steps, nodeEnds := 0, 0
-	for _, ev := range events {
+	steps, nodeEnds, lastStep, firstEnd := 0, 0, -1, -1
+	for i, ev := range events {
 		switch {
 		case ev["type"] == "step":
-			steps++
+			steps, lastStep = steps+1, i
 		case ev["type"] == "node" && ev["state"] == "success":
-			nodeEnds++
+			if nodeEnds++; firstEnd < 0 {
+				firstEnd = i
+			}
 		}
 	}
-	if steps < 3 || nodeEnds != 3 {
-		t.Errorf("events: %d steps, %d node ends; want task results and 3 node ends", steps, nodeEnds)
+	if steps < 3*5 || nodeEnds != 3 {
+		t.Errorf("events: %d steps, %d node ends; want every node's task results and 3 node ends", steps, nodeEnds)
+	}
+	// Live: every task result streamed while the run went on, before any node's end was known.
+	if lastStep > firstEnd {
+		t.Errorf("a step event (%d) came after a node's end (%d): steps were not streamed live", lastStep, firstEnd)
 	}
 	for _, h := range env.hosts.Addrs[:3] {
 		code, n := env.call("GET", "/api/v1/nodes/"+env.service+"/"+h, nil)

@@ -134,7 +134,7 @@ func (e *Executor) Deploy(ctx context.Context, req executor.DeployRequest) ([]ex
 		vars["nodeexec_service_env"] = req.Unit.Env
 	}
 	log := e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "version": req.Version})
-	return e.write(ctx, log, opDeploy, "deploy.yml", vars, req.Service, req.Nodes)
+	return e.write(ctx, log, opDeploy, "deploy.yml", vars, req.Service, req.Nodes, req.Progress)
 }
 
 // Rollback switches every node back to its previous release, or to req.ToVersion when set.
@@ -148,7 +148,7 @@ func (e *Executor) Rollback(ctx context.Context, req executor.RollbackRequest) (
 	}
 	healthVars(vars, req.Health)
 	log := e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "version": req.ToVersion})
-	return e.write(ctx, log, opRollback, "rollback.yml", vars, req.Service, req.Nodes)
+	return e.write(ctx, log, opRollback, "rollback.yml", vars, req.Service, req.Nodes, req.Progress)
 }
 
 // CleanupRequest asks each node to keep only its newest Keep releases of Service.
@@ -178,7 +178,7 @@ func (e *Executor) Cleanup(ctx context.Context, req CleanupRequest) ([]executor.
 	vars := e.commonVars(req.Service, "cleanup")
 	vars["nodeexec_keep"] = req.Keep
 	log := e.log.WithFields(logrus.Fields{"service": req.Service, "keep": req.Keep})
-	return e.write(ctx, log, opStatus, "cleanup.yml", vars, req.Service, req.Nodes)
+	return e.write(ctx, log, opStatus, "cleanup.yml", vars, req.Service, req.Nodes, nil)
 }
 
 // Status asks each node what it runs, from the node's own record; it takes no lock and changes nothing.
@@ -187,7 +187,7 @@ func (e *Executor) Status(ctx context.Context, req executor.StatusRequest) ([]ex
 		return nil, err
 	}
 	vars := map[string]any{"nodeexec_service": req.Service, "nodeexec_base_dir": e.cfg.BaseDir}
-	res, stderr, err := e.run(ctx, []string{"status.yml"}, vars, req.Nodes)
+	res, stderr, err := e.run(ctx, []string{"status.yml"}, vars, req.Nodes, nil)
 	if res == nil && err != nil {
 		return nil, err
 	}
@@ -195,10 +195,10 @@ func (e *Executor) Status(ctx context.Context, req executor.StatusRequest) ([]ex
 }
 
 // write runs a playbook that changes nodes under their locks, and cleans up after a cancellation.
-func (e *Executor) write(ctx context.Context, log logrus.FieldLogger, op operation, book string, vars map[string]any, service string, nodes []executor.Node) ([]executor.NodeResult, error) {
+func (e *Executor) write(ctx context.Context, log logrus.FieldLogger, op operation, book string, vars map[string]any, service string, nodes []executor.Node, progress executor.ProgressFunc) ([]executor.NodeResult, error) {
 	holder := vars["nodeexec_lock_holder"].(string)
 	log.WithField("nodes", len(nodes)).Infof("running %s", book)
-	res, stderr, err := e.run(ctx, []string{book}, vars, nodes)
+	res, stderr, err := e.run(ctx, []string{book}, vars, nodes, progress)
 	if ctx.Err() != nil {
 		return e.afterCancel(ctx, log, service, holder, nodes)
 	}
@@ -252,7 +252,7 @@ func (e *Executor) Recover(ctx context.Context, req executor.RecoverRequest) ([]
 
 func (e *Executor) unlockAndRead(ctx context.Context, service, holder string, nodes []executor.Node) ([]executor.NodeResult, error) {
 	vars := map[string]any{"nodeexec_service": service, "nodeexec_base_dir": e.cfg.BaseDir, "nodeexec_unlock_holder": holder}
-	res, stderr, err := e.run(ctx, []string{"unlock.yml", "status.yml"}, vars, nodes)
+	res, stderr, err := e.run(ctx, []string{"unlock.yml", "status.yml"}, vars, nodes, nil)
 	if res == nil && err != nil {
 		return nil, err
 	}
@@ -307,7 +307,8 @@ func healthVars(vars map[string]any, h executor.HealthCheck) {
 // run executes playbooks once over nodes: one ansible-playbook process, forks = number of nodes. It
 // returns the parsed results when the output parses, even if ansible-playbook exited non-zero (it does
 // whenever any one host failed); err is set when there are no results to read.
-func (e *Executor) run(ctx context.Context, books []string, vars map[string]any, nodes []executor.Node) (*jsonresults.AnsiblePlaybookJSONResults, string, error) {
+// With progress set, each task result also streams to it live (plugins/callback/nodeexec_progress.py).
+func (e *Executor) run(ctx context.Context, books []string, vars map[string]any, nodes []executor.Node, progress executor.ProgressFunc) (*jsonresults.AnsiblePlaybookJSONResults, string, error) {
 	dir, err := os.MkdirTemp(e.cfg.WorkDir, "nodeexec-run-")
 	if err != nil {
 		return nil, "", fmt.Errorf("make a run directory: %w", err)
@@ -336,6 +337,13 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 	)
 	var stdout, stderr bytes.Buffer
 	group := &groupExec{env: e.environ(dir), dir: e.cfg.PlaybookDir, grace: e.cfg.KillGrace}
+	if progress != nil {
+		stream, err := startProgress(group, progress)
+		if err != nil {
+			return nil, "", err
+		}
+		defer stream.stop()
+	}
 	exec := execute.NewDefaultExecute(
 		execute.WithCmd(cmd),
 		execute.WithExecutable(group),

@@ -3,6 +3,7 @@ package ansible
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -68,7 +69,7 @@ func TestHostileValueThatSlipsThroughIsNotTemplated(t *testing.T) {
 	// Straight to the runner, past validation, as if a validator had a hole.
 	res, _, err := e.run(context.Background(), []string{"deploy.yml"}, map[string]any{
 		"nodeexec_version": hostile, "probe_out": out, "ansible_connection": "local",
-	}, localNode)
+	}, localNode, nil)
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -99,7 +100,7 @@ func TestCancelStopsTheWholeProcessGroup(t *testing.T) {
 	go func() {
 		_, _, err := e.run(ctx, []string{"sleep.yml"}, map[string]any{
 			"probe_out": started, "probe_marker": marker, "ansible_connection": "local",
-		}, localNode)
+		}, localNode, nil)
 		done <- err
 	}()
 	waitFor(t, 60*time.Second, func() bool { return processRunning(marker) })
@@ -153,5 +154,34 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, explain ...f
 			t.Fatal(errors.New(msg))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Task results stream while the run goes on: the playbook's second task waits for a file this test
+// writes only once it has seen the first task's result.
+func TestProgressStreamsEachTaskResultLive(t *testing.T) {
+	e := probeExecutor(t)
+	gate := filepath.Join(t.TempDir(), "gate")
+	var seen []string
+	progress := func(host string, st executor.Step) {
+		seen = append(seen, fmt.Sprintf("%s %s failed=%v", host, st.Name, st.Failed))
+		if st.Name == "First step" {
+			if err := os.WriteFile(gate, nil, 0o600); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, _, err := e.run(ctx, []string{"progress.yml"}, map[string]any{"probe_gate": gate, "ansible_connection": "local"}, localNode, progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "localhost First step failed=false|localhost Wait for the test to see the first step failed=false"
+	if got := strings.Join(seen, "|"); got != want {
+		t.Errorf("progress = %q, want %q", got, want)
+	}
+	if len(res.Plays) != 1 {
+		t.Errorf("the final results are still read: %+v", res)
 	}
 }

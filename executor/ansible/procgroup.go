@@ -3,6 +3,7 @@ package ansible
 import (
 	"context"
 	"errors"
+	"os"
 	osexec "os/exec"
 	"sync"
 	"syscall"
@@ -20,6 +21,8 @@ type groupExec struct {
 	env   []string
 	dir   string
 	grace time.Duration
+	// extra are handed to the child as fds 3, 4, ...
+	extra []*os.File
 
 	mu   sync.Mutex
 	cmds []*osexec.Cmd
@@ -34,6 +37,7 @@ func (g *groupExec) CommandContext(ctx context.Context, name string, arg ...stri
 	cmd.Env = g.env
 	cmd.Dir = g.dir
 	cmd.Stdin = nil
+	cmd.ExtraFiles = g.extra
 	// Pdeathsig: if nodeexec itself dies (kill -9), ansible-playbook dies with it instead of running on
 	// unobserved; the server reconciles such runs from the nodes when it starts again.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
