@@ -1,17 +1,22 @@
-# nodeexec. `make test-all` is the one command that runs every test (it brings up real test hosts:
-# run it as root). `make demo` sets up test hosts and deploys a demo service with nodeexec.
+# nodeexec. `make run` sets up and runs the service (embedded database, 127.0.0.1:8080).
+# `make test-all` is the one command that runs every test (it brings up real test hosts: run it as root).
+# `make demo` sets up test hosts and deploys a demo service with nodeexec.
 GO        ?= go
 HOSTS     ?= 3
 BENCH_HOSTS ?= 10
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build test e2e test-all bench bench-smoke demo hosts-up hosts-down deps lint clean
+.PHONY: build run test e2e test-all bench bench-smoke demo hosts-up hosts-down deps lint clean
 
 build:
 	$(GO) build -o bin/nodeexec ./cmd/nodeexec
 
 deps:
 	hack/deps
+
+# The service, in the foreground: the embedded database keeps its data in /var/lib/nodeexec (as root).
+run: deps build
+	bin/nodeexec serve $(SERVE_FLAGS)
 
 # Fast tests: no test hosts (the Ansible ones run locally with connection=local).
 test:

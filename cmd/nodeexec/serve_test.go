@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// serve refuses to run without auth anywhere but loopback, and says how to fix it; a bad tokens file
+// is named. Both before any database or executor starts.
+func TestServeRefusesUnsafeOrBrokenAuthSetups(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "bad.yaml")
+	shortToken := filepath.Join(dir, "short.yaml")
+	badScope := filepath.Join(dir, "scope.yaml")
+	for path, body := range map[string]string{
+		badYAML:    "{not: [a list",
+		shortToken: "- {name: plan, token: short, scopes: [deploy]}\n",
+		badScope:   "- {name: plan, token: 0123456789abcdef0123, scopes: [admin]}\n",
+	} {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", "0.0.0.0:0", "--data-dir", dir}, "without API tokens"},
+		{[]string{"--listen", "10.1.2.3:8080", "--data-dir", dir}, "bind to 127.0.0.1 or pass --tokens-file"},
+		{[]string{"--tokens-file", filepath.Join(dir, "missing.yaml")}, "tokens file"},
+		{[]string{"--tokens-file", badYAML}, "want a YAML list"},
+		{[]string{"--tokens-file", shortToken}, "at least 16 characters"},
+		{[]string{"--tokens-file", badScope}, `unknown scope "admin"`},
+	}
+	for _, c := range cases {
+		ok, err := serveCmd(context.Background(), c.args)
+		if ok || err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("serve %v: ok=%v err=%v; want an error with %q", c.args, ok, err, c.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
+		t.Errorf("a refused serve wrote into the data dir: %v", entries)
+	}
+}
+
+func TestLoopbackAddresses(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080": true, "localhost:8080": true, "[::1]:8080": true,
+		"0.0.0.0:8080": false, ":8080": false, "10.0.0.1:80": false, "nonsense": false,
+	} {
+		if got := loopback(addr); got != want {
+			t.Errorf("loopback(%q) = %v", addr, got)
+		}
+	}
+}
