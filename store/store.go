@@ -151,10 +151,45 @@ func (s *Store) Claim(ctx context.Context, service, host string, platform execut
 		if getErr != nil {
 			return nil, fmt.Errorf("claim %s: held, and reading the holder failed: %w", id, getErr)
 		}
+		if s.orphaned(ctx, holder, now) {
+			return s.takeOver(ctx, holder, update)
+		}
 		return nil, &BusyError{Node: id, DeploymentID: holder.DeploymentID}
 	case err != nil:
 		return nil, fmt.Errorf("claim %s: %w", id, err)
 	}
+	return &before, nil
+}
+
+// OrphanGrace is how long a claim may wait for its deployment's record: a request claims its nodes and
+// records the deployment within milliseconds, so a claim older than this whose deployment was never
+// recorded was left by a request that failed half-way (the database and nodeexec both failed before the
+// claim could be given back). Such a claim is taken over.
+const OrphanGrace = time.Minute
+
+func (s *Store) orphaned(ctx context.Context, n *Node, now time.Time) bool {
+	if n.State != executor.StateDeploying || now.Sub(n.UpdatedAt) < OrphanGrace {
+		return false
+	}
+	_, err := s.Deployment(ctx, n.DeploymentID)
+	return errors.Is(err, ErrNotFound)
+}
+
+// takeOver claims a node held by an orphaned claim, if it is still the same claim.
+func (s *Store) takeOver(ctx context.Context, orphan *Node, update bson.M) (*Node, error) {
+	filter := bson.M{"_id": orphan.ID, "deployment_id": orphan.DeploymentID, "state": executor.StateDeploying, "updated_at": orphan.UpdatedAt}
+	var before Node
+	err := s.nodes.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&before)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, &BusyError{Node: orphan.ID, DeploymentID: orphan.DeploymentID}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", orphan.ID, err)
+	}
+	// The state the orphan claimed from is lost; the versions on the record are still the node's. If
+	// this claim is given back too, the node says what happened rather than pretend a state.
+	before.State, before.DeploymentID = executor.StateFailed, ""
+	before.LastError = "a request claimed this node and failed before it was recorded; it did not touch the node"
 	return &before, nil
 }
 

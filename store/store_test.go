@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/nodeexec/nodeexec/executor"
 )
 
@@ -253,5 +255,49 @@ func TestEventsAreReadInOrderAfterASeq(t *testing.T) {
 	}
 	if last, err := s.LastEventSeq(ctx, "none"); err != nil || last != 0 {
 		t.Errorf("last seq of none = %d, %v", last, err)
+	}
+}
+
+// A claim left by a request that failed before recording its deployment (and could not give the claim
+// back) blocks the node only for OrphanGrace; then the next deploy takes it over, keeping the versions.
+func TestOrphanedClaimIsTakenOverAfterTheGrace(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d0", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Finish(ctx, "d0", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess, CurrentVersion: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "ghost", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	var busy *BusyError
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d2", "v3"); !errors.As(err, &busy) || busy.DeploymentID != "ghost" {
+		t.Fatalf("a fresh claim must hold: %v", err)
+	}
+	old := time.Now().UTC().Add(-2 * OrphanGrace)
+	if _, err := s.nodes.UpdateOne(ctx, bson.M{"_id": "demo/h1"}, bson.M{"$set": bson.M{"updated_at": old}}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d2", "v3")
+	if err != nil {
+		t.Fatalf("claim over the orphan: %v", err)
+	}
+	if before.CurrentVersion != "v1" || before.State != executor.StateFailed {
+		t.Errorf("before = %+v", before)
+	}
+	if n, _ := s.Node(ctx, "demo", "h1"); n.DeploymentID != "d2" || n.DeployingVersion != "v3" {
+		t.Errorf("node = %+v", n)
+	}
+	// A claim whose deployment exists is never taken over, however old.
+	if _, _, err := s.CreateDeployment(ctx, &Deployment{ID: "d2", Kind: KindDeploy, Service: "demo", Nodes: []DeploymentNode{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.nodes.UpdateOne(ctx, bson.M{"_id": "demo/h1"}, bson.M{"$set": bson.M{"updated_at": old}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d3", "v4"); !errors.As(err, &busy) || busy.DeploymentID != "d2" {
+		t.Errorf("claim over a recorded deployment: %v", err)
 	}
 }
