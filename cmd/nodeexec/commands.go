@@ -146,22 +146,22 @@ func directCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	switch args[0] {
 	case "deploy":
-		return deployCmd(ctx, args[1:])
+		return directDeploy(ctx, args[1:])
 	case "rollback":
-		return rollbackCmd(ctx, args[1:])
+		return directRollback(ctx, args[1:])
 	case "status":
-		return statusCmd(ctx, args[1:])
+		return directStatus(ctx, args[1:])
 	case "cleanup":
-		return cleanupCmd(ctx, args[1:])
+		return directCleanup(ctx, args[1:])
 	}
 	fmt.Fprintf(os.Stderr, "nodeexec direct: unknown operation %q (deploy, rollback, status, cleanup)\n", args[0])
 	return false, errUsage
 }
 
-func deployCmd(ctx context.Context, args []string) (bool, error) {
+func directDeploy(ctx context.Context, args []string) (bool, error) {
 	var c common
 	var req executor.DeployRequest
-	fs := newFlags("deploy", &c)
+	fs := newFlags("direct deploy", &c)
 	fs.StringVar(&req.Version, "version", "", "version to deploy")
 	fs.StringVar(&req.Package.URL, "package-url", "", "http(s) URL of the release tarball")
 	fs.StringVar(&req.Package.SHA256, "sha256", "", "SHA256 of the tarball (64 hex characters)")
@@ -175,10 +175,10 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 		executor.StateSuccess)
 }
 
-func rollbackCmd(ctx context.Context, args []string) (bool, error) {
+func directRollback(ctx context.Context, args []string) (bool, error) {
 	var c common
 	var req executor.RollbackRequest
-	fs := newFlags("rollback", &c)
+	fs := newFlags("direct rollback", &c)
 	fs.StringVar(&req.ToVersion, "to", "", "version to go back to (default: each node's previous version)")
 	fs.StringVar(&req.DeploymentID, "id", "", "id shown to anyone who finds a node locked")
 	healthFlags(fs, &req.Health)
@@ -189,20 +189,20 @@ func rollbackCmd(ctx context.Context, args []string) (bool, error) {
 }
 
 // Status succeeds when every node answered; their states are what they are.
-func statusCmd(ctx context.Context, args []string) (bool, error) {
+func directStatus(ctx context.Context, args []string) (bool, error) {
 	var c common
 	var req executor.StatusRequest
-	fs := newFlags("status", &c)
+	fs := newFlags("direct status", &c)
 	return c.execute(fs, args,
 		func() request { req.Service, req.Nodes = c.service, c.nodeList(); return req },
 		func(e *ansible.Executor) ([]executor.NodeResult, error) { return e.Status(ctx, req) },
 		"")
 }
 
-func cleanupCmd(ctx context.Context, args []string) (bool, error) {
+func directCleanup(ctx context.Context, args []string) (bool, error) {
 	var c common
 	var req ansible.CleanupRequest
-	fs := newFlags("cleanup", &c)
+	fs := newFlags("direct cleanup", &c)
 	fs.IntVar(&req.Keep, "keep", 5, "releases to keep on each node (at least 2: current and previous)")
 	return c.execute(fs, args,
 		func() request { req.Service, req.Nodes = c.service, c.nodeList(); return req },

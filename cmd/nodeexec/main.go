@@ -1,19 +1,20 @@
-// Command nodeexec deploys services to physical nodes with the bundled Ansible playbooks.
+// Command nodeexec deploys services to nodes: it serves the HTTP API the Plan Layer calls, is a client of
+// that API, and can run the executor directly without a server.
 //
-// Until the HTTP server lands, every command drives the executor directly from this machine:
+//	nodeexec serve                                   the API, with the embedded database by default
+//	nodeexec deploy --service S --version V ...      ask the server, follow the deployment live
+//	nodeexec status|rollback|cancel|logs <deployment-id>
+//	nodeexec list | nodes --service S
+//	nodeexec direct deploy|rollback|status|cleanup   no server: run the executor from here
 //
-//	nodeexec deploy   --service demo --version v2 --package-url URL --sha256 HEX --nodes h1,h2,h3
-//	nodeexec rollback --service demo [--to v1] --nodes h1,h2,h3
-//	nodeexec status   --service demo --nodes h1,h2,h3
-//	nodeexec cleanup  --service demo --keep 3 --nodes h1,h2,h3
-//
-// Exit status: 0 when every node succeeded, 1 when any node did not, 2 for bad input.
+// Exit status: 0 when the operation reached its goal, 1 when it did not (or failed), 2 for bad input.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,11 +24,23 @@ import (
 
 const usage = `nodeexec: deploy services to nodes with the bundled Ansible playbooks
 
-Usage:
+The server:
+  nodeexec serve [--listen 127.0.0.1:8080] [--mongo-uri URI | --data-dir DIR] [--tokens-file F] [ssh options]
+
+Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127.0.0.1:8080):
   nodeexec deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
-  nodeexec rollback --service S [--to V] --nodes H1,H2 [options]
-  nodeexec status   --service S --nodes H1,H2 [options]
-  nodeexec cleanup  --service S --keep N --nodes H1,H2 [options]
+  nodeexec status   <deployment-id> [--watch]
+  nodeexec rollback <deployment-id>
+  nodeexec cancel   <deployment-id>
+  nodeexec logs     <deployment-id> [--lines N] [--node H]
+  nodeexec list     [--service S] [--state X]
+  nodeexec nodes    --service S [--host H]
+
+Without a server (the executor, straight from this machine):
+  nodeexec direct deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
+  nodeexec direct rollback --service S [--to V] --nodes H1,H2 [options]
+  nodeexec direct status   --service S --nodes H1,H2 [options]
+  nodeexec direct cleanup  --service S --keep N --nodes H1,H2 [options]
   nodeexec playbooks [--dir DIR]    write the bundled playbooks and roles out, print where
 
 Run 'nodeexec COMMAND -h' for a command's options.
@@ -57,8 +70,14 @@ func run(args []string) int {
 		ok, err = rollbackCmd(ctx, rest)
 	case "status":
 		ok, err = statusCmd(ctx, rest)
-	case "cleanup":
-		ok, err = cleanupCmd(ctx, rest)
+	case "cancel":
+		ok, err = cancelCmd(ctx, rest)
+	case "list":
+		ok, err = listCmd(ctx, rest)
+	case "nodes":
+		ok, err = nodesCmd(ctx, rest)
+	case "logs":
+		ok, err = logsCmd(ctx, rest)
 	case "direct":
 		ok, err = directCmd(ctx, rest)
 	case "serve":
@@ -72,7 +91,7 @@ func run(args []string) int {
 	switch {
 	case errors.Is(err, errUsage):
 		return 2
-	case executor.IsValidation(err):
+	case executor.IsValidation(err), isBadRequest(err):
 		fmt.Fprintf(os.Stderr, "nodeexec %s: invalid input: %v\n", cmd, err)
 		return 2
 	case err != nil:
@@ -82,4 +101,10 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// isBadRequest reports whether the server refused the input (HTTP 400): bad input, exit status 2.
+func isBadRequest(err error) bool {
+	var se *serverError
+	return errors.As(err, &se) && se.Status == http.StatusBadRequest
 }

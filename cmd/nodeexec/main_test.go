@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -12,25 +13,26 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"deploy", "--service", "demo", "--version", "{{ lookup('pipe','id') }}", "--nodes", "h1",
+		{[]string{"direct", "deploy", "--service", "demo", "--version", "{{ lookup('pipe','id') }}", "--nodes", "h1",
 			"--package-url", "http://x/p.tgz", "--sha256", strings.Repeat("a", 64)}, "version"},
-		{[]string{"deploy", "--service", "../etc", "--version", "v1", "--nodes", "h1",
+		{[]string{"direct", "deploy", "--service", "../etc", "--version", "v1", "--nodes", "h1",
 			"--package-url", "http://x/p.tgz", "--sha256", strings.Repeat("a", 64)}, "service"},
-		{[]string{"deploy", "--service", "demo", "--version", "v1", "--nodes", "h1",
+		{[]string{"direct", "deploy", "--service", "demo", "--version", "v1", "--nodes", "h1",
 			"--package-url", "file:///etc/passwd", "--sha256", strings.Repeat("a", 64)}, "package_url"},
-		{[]string{"deploy", "--service", "demo", "--version", "v1", "--nodes", "h1;reboot",
+		{[]string{"direct", "deploy", "--service", "demo", "--version", "v1", "--nodes", "h1;reboot",
 			"--package-url", "http://x/p.tgz", "--sha256", strings.Repeat("a", 64)}, "nodes[0].host"},
-		{[]string{"deploy", "--service", "demo", "--version", "v1", "--nodes", "",
+		{[]string{"direct", "deploy", "--service", "demo", "--version", "v1", "--nodes", "",
 			"--package-url", "http://x/p.tgz", "--sha256", "abc"}, "nodes"},
-		{[]string{"rollback", "--service", "demo", "--to", "../v1", "--nodes", "h1"}, "to_version"},
-		{[]string{"cleanup", "--service", "demo", "--keep", "1", "--nodes", "h1"}, "keep"},
-		{[]string{"status", "--nodes", "h1"}, "service"},
-		{[]string{"deploy", "--no-such-flag"}, "no-such-flag"},
+		{[]string{"direct", "rollback", "--service", "demo", "--to", "../v1", "--nodes", "h1"}, "to_version"},
+		{[]string{"direct", "cleanup", "--service", "demo", "--keep", "1", "--nodes", "h1"}, "keep"},
+		{[]string{"direct", "status", "--nodes", "h1"}, "service"},
+		{[]string{"direct", "deploy", "--no-such-flag"}, "no-such-flag"},
+		{[]string{"direct", "reboot"}, "unknown operation"},
 		{[]string{"frobnicate"}, "unknown command"},
 	}
 	for _, c := range cases {
-		t.Run(strings.Join(c.args[:1], " ")+" "+c.want, func(t *testing.T) {
-			code, stderr := runCaptured(t, c.args)
+		t.Run(strings.Join(c.args[:min(2, len(c.args))], " ")+" "+c.want, func(t *testing.T) {
+			code, _, stderr := runCaptured(t, c.args)
 			if code != 2 {
 				t.Errorf("exit %d, want 2", code)
 			}
@@ -42,23 +44,33 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 }
 
 func TestHelpExitsZero(t *testing.T) {
-	if code, stderr := runCaptured(t, []string{"help"}); code != 0 || !strings.Contains(stderr, "nodeexec deploy") {
+	if code, _, stderr := runCaptured(t, []string{"help"}); code != 0 || !strings.Contains(stderr, "nodeexec deploy") {
 		t.Errorf("help: exit %d, %q", code, stderr)
 	}
 }
 
-func runCaptured(t *testing.T, args []string) (int, string) {
+// runCaptured runs the command as main would and returns its exit status, stdout and stderr.
+func runCaptured(t *testing.T, args []string) (int, string, string) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
+	capture := func(f **os.File) (restore func() string) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := *f
+		*f = w
+		done := make(chan string)
+		go func() {
+			data, _ := io.ReadAll(r)
+			done <- string(data)
+		}()
+		return func() string {
+			*f = old
+			w.Close()
+			return <-done
+		}
 	}
-	old := os.Stderr
-	os.Stderr = w
+	stopOut, stopErr := capture(&os.Stdout), capture(&os.Stderr)
 	code := run(args)
-	os.Stderr = old
-	w.Close()
-	buf := make([]byte, 64<<10)
-	n, _ := r.Read(buf)
-	return code, string(buf[:n])
+	return code, stopOut(), stopErr()
 }

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/server"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// scriptedExecutor stands in for Ansible under the real server and database: each node streams two
+// steps, then ends on the version ("v-bad" fails and is rolled back). A hold channel, when set, keeps
+// a deploy running until it is closed. Real deploys are proven by the e2e suite.
+type scriptedExecutor struct {
+	hold chan struct{}
+}
+
+func (e *scriptedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) ([]executor.NodeResult, error) {
+	if e.hold != nil {
+		select {
+		case <-e.hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	var out []executor.NodeResult
+	for _, n := range req.Nodes {
+		req.Progress(n.Host, executor.Step{Name: "Download the package", Changed: true})
+		st := executor.NodeStatus{Host: n.Host, Service: req.Service, CurrentVersion: req.Version, State: executor.StateSuccess}
+		if req.Version == "v-bad" {
+			req.Progress(n.Host, executor.Step{Name: "Check health", Failed: true, Message: "health check failed"})
+			st.State, st.CurrentVersion, st.LastError = executor.StateRolledBack, "v1", "Check health: health check failed"
+		} else {
+			req.Progress(n.Host, executor.Step{Name: "Check health"})
+		}
+		out = append(out, executor.NodeResult{NodeStatus: st, Changed: true})
+	}
+	return out, nil
+}
+
+func (e *scriptedExecutor) Rollback(_ context.Context, req executor.RollbackRequest) ([]executor.NodeResult, error) {
+	var out []executor.NodeResult
+	for _, n := range req.Nodes {
+		out = append(out, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: req.Service,
+			CurrentVersion: req.ToVersion, State: executor.StateRolledBack}, Changed: true})
+	}
+	return out, nil
+}
+
+func (e *scriptedExecutor) Status(context.Context, executor.StatusRequest) ([]executor.NodeResult, error) {
+	return nil, nil
+}
+
+// apiServer runs the real server on the embedded database.
+func apiServer(t *testing.T, exec executor.Executor, tokens ...server.Token) string {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.StartEmbedded(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, db.URI, "nodeexec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	srv := server.New(server.Config{Executor: exec, Store: st, Logger: log, Tokens: tokens})
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Shutdown()
+		_ = st.Close(ctx)
+		db.Stop()
+	})
+	return hs.URL
+}
+
+func deployArgs(url, version string, extra ...string) []string {
+	return append([]string{"deploy", "--server", url, "--service", "demo", "--version", version, "--nodes", "10.0.0.1,10.0.0.2",
+		"--package-url", "http://pkgs.example/demo-" + version + ".tgz", "--sha256", strings.Repeat("ab", 32)}, extra...)
+}
+
+// deploy follows the deployment live (plain lines when not on a terminal), prints the final table, and
+// exits by the outcome.
+func TestDeployFollowsTheDeploymentAndExitsByItsOutcome(t *testing.T) {
+	url := apiServer(t, &scriptedExecutor{})
+	code, out, errOut := runCaptured(t, deployArgs(url, "v1"))
+	if code != 0 {
+		t.Fatalf("deploy v1: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"10.0.0.1 step Download the package: changed", "10.0.0.2 success runs v1", "deployment success", "FROM  CURRENT  PREVIOUS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, "accepted; following it") {
+		t.Errorf("stderr: %q", errOut)
+	}
+	code, out, _ = runCaptured(t, deployArgs(url, "v-bad"))
+	if code != 1 || !strings.Contains(out, "Check health: failed: health check failed") || !strings.Contains(out, ": failed") {
+		t.Errorf("deploy v-bad: exit %d\n%s", code, out)
+	}
+}
+
+// --json prints every event as one JSON object per line, then the final deployment.
+func TestDeployJSONIsOneObjectPerLineThenTheDeployment(t *testing.T) {
+	url := apiServer(t, &scriptedExecutor{})
+	code, out, _ := runCaptured(t, deployArgs(url, "v1", "--json"))
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	var events []store.Event
+	var final store.Deployment
+	for dec.More() {
+		var raw map[string]any
+		if err := dec.Decode(&raw); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		data, _ := json.Marshal(raw)
+		if _, ok := raw["seq"]; ok {
+			var ev store.Event
+			_ = json.Unmarshal(data, &ev)
+			events = append(events, ev)
+		} else {
+			_ = json.Unmarshal(data, &final)
+		}
+	}
+	if len(events) < 8 || final.State != executor.StateSuccess || len(final.Nodes) != 2 {
+		t.Errorf("%d events, final %+v", len(events), final)
+	}
+}
+
+// The other commands against the real server: status, rollback, list, nodes, logs, cancel.
+func TestStatusRollbackListNodesLogsCancel(t *testing.T) {
+	url := apiServer(t, &scriptedExecutor{})
+	runOK := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := runCaptured(t, args)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, out, errOut)
+		}
+		return out
+	}
+	runOK(deployArgs(url, "v1")...)
+	id := strings.TrimSpace(runOK(deployArgs(url, "v2", "--detach")...))
+	if !strings.HasPrefix(id, "d-") {
+		t.Fatalf("--detach printed %q", id)
+	}
+	if out := runOK("status", id, "--watch", "--server", url); !strings.Contains(out, "deploy of demo v2: success") {
+		t.Errorf("status --watch:\n%s", out)
+	}
+	if out := runOK("rollback", "--server", url, id); !strings.Contains(out, "rollback of demo v2: rolled_back") || !strings.Contains(out, "10.0.0.1  rolled_back") {
+		t.Errorf("rollback:\n%s", out)
+	}
+	if out := runOK("list", "--server", url, "--service", "demo", "--limit", "2"); !strings.Contains(out, "rollback") || !strings.Contains(out, "more: nodeexec list --cursor ") {
+		t.Errorf("list:\n%s", out)
+	}
+	if out := runOK("nodes", "--server", url, "--service", "demo"); !strings.Contains(out, "10.0.0.2  rolled_back  v1") {
+		t.Errorf("nodes:\n%s", out)
+	}
+	if out := runOK("nodes", "--server", url, "--service", "demo", "--host", "10.0.0.1", "--json"); !strings.Contains(out, `"current_version":"v1"`) {
+		t.Errorf("nodes --host --json:\n%s", out)
+	}
+	if out := runOK("logs", id, "--server", url, "--node", "10.0.0.2", "--lines", "2"); !strings.Contains(out, "== 10.0.0.2\n") || strings.Count(out, "\n") != 3 {
+		t.Errorf("logs:\n%s", out)
+	}
+	code, _, errOut := runCaptured(t, []string{"cancel", id, "--server", url})
+	if code != 1 || !strings.Contains(errOut, "already ended success (HTTP 409)") {
+		t.Errorf("cancel of an ended deployment: exit %d %q", code, errOut)
+	}
+}
+
+// Errors from the server reach the user as sentences with the right exit status: 409 names the
+// deployment that holds the node; 400 (bad input) exits 2 naming the field.
+func TestServerErrorsAreClearMessages(t *testing.T) {
+	hold := make(chan struct{})
+	url := apiServer(t, &scriptedExecutor{hold: hold})
+	defer close(hold)
+	code, first, _ := runCaptured(t, deployArgs(url, "v1", "--detach"))
+	if code != 0 {
+		t.Fatalf("first deploy: exit %d", code)
+	}
+	code, _, errOut := runCaptured(t, deployArgs(url, "v2"))
+	if code != 1 || !strings.Contains(errOut, "is being deployed by deployment "+strings.TrimSpace(first)) || !strings.Contains(errOut, "HTTP 409") {
+		t.Errorf("busy node: exit %d %q", code, errOut)
+	}
+	code, _, errOut = runCaptured(t, []string{"list", "--server", url, "--state", "bogus"})
+	if code != 2 || !strings.Contains(errOut, "state:") {
+		t.Errorf("bad state: exit %d %q", code, errOut)
+	}
+	code, _, errOut = runCaptured(t, []string{"status", "d-nope", "--server", url})
+	if code != 1 || !strings.Contains(errOut, "not found (HTTP 404)") {
+		t.Errorf("unknown deployment: exit %d %q", code, errOut)
+	}
+	code, _, errOut = runCaptured(t, []string{"status", "--server", url})
+	if code != 2 || !strings.Contains(errOut, "want one deployment id") {
+		t.Errorf("missing id: exit %d %q", code, errOut)
+	}
+}
+
+// Bad input is refused before anything is sent: the server is never asked.
+func TestClientValidatesBeforeSending(t *testing.T) {
+	var hits atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer hs.Close()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{deployArgs(hs.URL, "{{ lookup('pipe','id') }}"), "version"},
+		{deployArgs(hs.URL, "v1", "--nodes", "h1;reboot"), "nodes[0].host"},
+		{deployArgs(hs.URL, "v1", "--sha256", "abc"), "sha256"},
+		{deployArgs(hs.URL, "v1", "--package-url", "file:///etc/passwd"), "package_url"},
+		{[]string{"nodes", "--server", hs.URL, "--service", "../etc"}, "service"},
+		{deployArgs("ftp://x", "v1"), "--server"},
+	} {
+		code, _, errOut := runCaptured(t, c.args)
+		if code != 2 && !(c.want == "--server" && code == 1) {
+			t.Errorf("%v: exit %d", c.args, code)
+		}
+		if !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: stderr %q does not name %q", c.args, errOut, c.want)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the server was asked %d times", n)
+	}
+}
+
+func TestUnreachableServerSaysWhatToDo(t *testing.T) {
+	hs := httptest.NewServer(http.NotFoundHandler())
+	url := hs.URL
+	hs.Close() // nothing listens there now
+	code, _, errOut := runCaptured(t, []string{"list", "--server", url})
+	if code != 1 || !strings.Contains(errOut, "cannot reach nodeexec at "+url) || !strings.Contains(errOut, "NODEEXEC_SERVER") {
+		t.Errorf("exit %d %q", code, errOut)
+	}
+}
+
+// The token goes in the Authorization header and appears in no output, not even in errors.
+func TestTokenIsSentAndNeverPrinted(t *testing.T) {
+	const secret = "s3cret-token-0123456789"
+	url := apiServer(t, &scriptedExecutor{}, server.Token{Name: "ops", Token: secret, Scopes: []server.Scope{server.ScopeDeploy}})
+	t.Setenv("NODEEXEC_TOKEN", secret)
+	code, out, errOut := runCaptured(t, deployArgs(url, "v1"))
+	if code != 0 {
+		t.Fatalf("with the token: exit %d %s %s", code, out, errOut)
+	}
+	t.Setenv("NODEEXEC_TOKEN", secret+"-wrong")
+	code, out2, errOut2 := runCaptured(t, []string{"list", "--server", url})
+	if code != 1 || !strings.Contains(errOut2, "unknown bearer token") {
+		t.Errorf("wrong token: exit %d %q", code, errOut2)
+	}
+	for _, s := range []string{out, errOut, out2, errOut2} {
+		if strings.Contains(s, secret) {
+			t.Fatalf("the token was printed: %q", s)
+		}
+	}
+}
+
+func TestReadSSEJoinsDataLinesAndSkipsComments(t *testing.T) {
+	stream := ": keep-alive\n\nid: 1\nevent: node\ndata: {\"a\":\ndata: 1}\n\n: keep-alive\n\nid: 2\nevent: end\ndata: {}\n\n"
+	var got []string
+	err := readSSE(strings.NewReader(stream), func(ev sseEvent) error {
+		got = append(got, ev.ID+"|"+ev.Event+"|"+ev.Data)
+		return nil
+	})
+	if want := "1|node|{\"a\":\n1}  2|end|{}"; strings.Join(got, "  ") != want {
+		t.Errorf("events = %q, want %q", strings.Join(got, "  "), want)
+	}
+	if err != io.ErrUnexpectedEOF {
+		t.Errorf("a stream that just stops is reported: %v", err)
+	}
+}
+
+// A stream that breaks before the end is resumed after the last event seen, without repeats.
+func TestFollowResumesABrokenStream(t *testing.T) {
+	var afters []string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		after := r.URL.Query().Get("after")
+		afters = append(afters, after)
+		w.Header().Set("Content-Type", "text/event-stream")
+		if after == "0" {
+			for i := 1; i <= 2; i++ {
+				fmt.Fprintf(w, "id: %d\nevent: node\ndata: {\"seq\":%d,\"type\":\"node\",\"node\":\"h%d\",\"state\":\"deploying\"}\n\n", i, i, i)
+			}
+			return // the connection drops here
+		}
+		fmt.Fprint(w, "id: 3\nevent: deployment\ndata: {\"seq\":3,\"type\":\"deployment\",\"state\":\"success\"}\n\n")
+		fmt.Fprint(w, "event: end\ndata: {\"id\":\"d-1\",\"state\":\"success\"}\n\n")
+	}))
+	defer hs.Close()
+	c, err := newAPIClient(hs.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := c.follow(ctx, "d-1", func(ev store.Event) { seqs = append(seqs, ev.Seq) })
+	if err != nil || d.State != executor.StateSuccess {
+		t.Fatalf("follow = %+v, %v", d, err)
+	}
+	if fmt.Sprint(seqs) != "[1 2 3]" || strings.Join(afters, ",") != "0,2" {
+		t.Errorf("events %v, requests after %v", seqs, afters)
+	}
+}
+
+// The live table is a function of the events seen.
+func TestBoardShowsEachNodesStateAndLatestStep(t *testing.T) {
+	d := &store.Deployment{ID: "d-1", Kind: "deploy", Service: "demo", Version: "v2", State: executor.StatePending,
+		Nodes: []store.DeploymentNode{{Host: "h1", TargetVersion: "v2", State: executor.StatePending}, {Host: "h2", TargetVersion: "v2", State: executor.StatePending}}}
+	b := newBoard(d)
+	for _, ev := range []store.Event{
+		{Type: store.EventDeployment, State: executor.StateDeploying},
+		{Type: store.EventNode, Node: "h1", State: executor.StateDeploying},
+		{Type: store.EventNode, Node: "h2", State: executor.StateDeploying},
+		{Type: store.EventStep, Node: "h1", Step: &executor.Step{Name: "Download the package", Changed: true}},
+		{Type: store.EventStep, Node: "h2", Step: &executor.Step{Name: "Check health", Failed: true}},
+		{Type: store.EventNode, Node: "h2", State: executor.StateRolledBack, Message: "Check health: 503"},
+	} {
+		b.apply(ev)
+	}
+	got := strings.Join(b.lines(), "\n")
+	want := "d-1 deploy demo v2: deploying\n" +
+		"NODE  STATE        VERSION  LAST STEP                       ERROR\n" +
+		"h1    deploying    v2       Download the package (changed)  \n" +
+		"h2    rolled_back  v2       -                               Check health: 503"
+	if got != want {
+		t.Errorf("board:\n%s\nwant:\n%s", got, want)
+	}
+}

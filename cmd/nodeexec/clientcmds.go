@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// clientOpts are the flags every API command shares.
+type clientOpts struct {
+	server    string
+	tokenFile string
+	asJSON    bool
+	out       io.Writer
+}
+
+func clientFlags(name string, o *clientOpts) *flag.FlagSet {
+	fs := flag.NewFlagSet("nodeexec "+name, flag.ContinueOnError)
+	fs.StringVar(&o.server, "server", envOr("NODEEXEC_SERVER", "http://127.0.0.1:8080"), "nodeexec server URL")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the API token (default: $NODEEXEC_TOKEN)")
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON (events as NDJSON while following)")
+	o.out = os.Stdout
+	return fs
+}
+
+// parseArgs parses flags that may come before or after the positional arguments (`status d-1 --watch`)
+// and returns the positional ones; want is how many there must be.
+func parseArgs(fs *flag.FlagSet, args []string, want int, what string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, errUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != want {
+		if want == 0 {
+			fmt.Fprintf(os.Stderr, "%s: unexpected arguments %q\n", fs.Name(), pos)
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: want %s\n", fs.Name(), what)
+		}
+		return nil, errUsage
+	}
+	return pos, nil
+}
+
+func (o *clientOpts) client() (*apiClient, error) { return newAPIClient(o.server, o.tokenFile) }
+
+// deployCmd asks the server for a deployment and follows it to its end.
+func deployCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("deploy", &o)
+	var req executor.DeployRequest
+	nodes := fs.String("nodes", "", "comma-separated hosts (DNS names or IPs)")
+	fs.StringVar(&req.Service, "service", "", "service name (also the systemd unit name)")
+	fs.StringVar(&req.Version, "version", "", "version to deploy")
+	fs.StringVar(&req.Package.URL, "package-url", "", "http(s) URL of the release tarball")
+	fs.StringVar(&req.Package.SHA256, "sha256", "", "SHA256 of the tarball (64 hex characters)")
+	fs.StringVar(&req.Unit.Args, "exec-args", "", "arguments for the service's binary in the default unit")
+	fs.StringVar(&req.Unit.Exec, "exec", "", "binary inside the release (default bin/<service>)")
+	healthFlags(fs, &req.Health)
+	key := fs.String("idempotency-key", "", "the same key again returns the same deployment instead of a second run")
+	by := fs.String("requested-by", envOr("USER", ""), "who asks (recorded with the deployment)")
+	detach := fs.Bool("detach", false, "print the deployment id and return; do not follow it")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	for _, h := range strings.Split(*nodes, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			req.Nodes = append(req.Nodes, executor.Node{Host: h})
+		}
+	}
+	// The same checks the server makes, before anything is sent.
+	if err := req.Validate(); err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	body := map[string]any{"service": req.Service, "version": req.Version, "nodes": hostsOf(req.Nodes),
+		"package_url": req.Package.URL, "sha256": req.Package.SHA256,
+		"unit":            map[string]any{"exec": req.Unit.Exec, "args": req.Unit.Args},
+		"idempotency_key": *key, "requested_by": *by}
+	if h := req.Health; h.HTTPPort != 0 || h.TCPPort != 0 {
+		body["health"] = map[string]any{"http_port": h.HTTPPort, "http_path": h.HTTPPath, "http_status": h.HTTPStatus,
+			"tcp_port": h.TCPPort, "retries": h.Retries, "delay_seconds": int(h.Delay.Seconds())}
+	}
+	return o.start(ctx, c, "/api/v1/deployments", body, *detach, executor.StateSuccess)
+}
+
+func hostsOf(nodes []executor.Node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Host
+	}
+	return out
+}
+
+// rollbackCmd rolls back what a deployment changed, and follows the rollback.
+func rollbackCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("rollback", &o)
+	key := fs.String("idempotency-key", "", "the same key again returns the same rollback")
+	detach := fs.Bool("detach", false, "print the rollback's id and return; do not follow it")
+	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec rollback <deployment-id>")
+	if err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	body := map[string]any{"idempotency_key": *key, "requested_by": envOr("USER", "")}
+	return o.start(ctx, c, "/api/v1/deployments/"+url.PathEscape(pos[0])+"/rollback", body, *detach, executor.StateRolledBack)
+}
+
+// start posts a deployment (or rollback) and, unless detached, follows it; ok means it reached want.
+func (o *clientOpts) start(ctx context.Context, c *apiClient, path string, body map[string]any, detach bool, want executor.State) (bool, error) {
+	var accepted struct {
+		ID    string         `json:"id"`
+		State executor.State `json:"state"`
+	}
+	if err := c.call(ctx, http.MethodPost, path, body, &accepted); err != nil {
+		return false, err
+	}
+	if detach {
+		if o.asJSON {
+			return true, json.NewEncoder(o.out).Encode(accepted)
+		}
+		fmt.Fprintln(o.out, accepted.ID)
+		return true, nil
+	}
+	if !o.asJSON {
+		fmt.Fprintf(os.Stderr, "deployment %s accepted; following it (Ctrl-C stops following, not the deployment)\n", accepted.ID)
+	}
+	d, err := o.watch(ctx, c, accepted.ID)
+	if err != nil {
+		return false, err
+	}
+	return d.State == want, nil
+}
+
+// watch follows a deployment live and prints its final state.
+func (o *clientOpts) watch(ctx context.Context, c *apiClient, id string) (*store.Deployment, error) {
+	var d store.Deployment
+	if err := c.call(ctx, http.MethodGet, "/api/v1/deployments/"+url.PathEscape(id), nil, &d); err != nil {
+		return nil, err
+	}
+	v := newView(o.out, o.asJSON, &d)
+	final, err := c.follow(ctx, id, v.event)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(os.Stderr, "\nstopped following; deployment %s goes on. Follow it: nodeexec status %s --watch; cancel it: nodeexec cancel %s\n", id, id, id)
+			return nil, errors.New("interrupted")
+		}
+		return nil, err
+	}
+	return final, o.printDeployment(final)
+}
+
+func (o *clientOpts) printDeployment(d *store.Deployment) error {
+	if o.asJSON {
+		enc := json.NewEncoder(o.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(d)
+	}
+	fmt.Fprintf(o.out, "\n%s %s of %s %s: %s", d.ID, d.Kind, d.Service, d.Version, d.State)
+	if d.Error != "" {
+		fmt.Fprintf(o.out, " (%s)", d.Error)
+	}
+	fmt.Fprintln(o.out)
+	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tFROM\tCURRENT\tPREVIOUS\tCHANGED\tERROR")
+	for _, n := range d.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", n.Host, n.State, dash(n.FromVersion), dash(n.CurrentVersion), dash(n.PrevVersion), n.Changed, n.LastError)
+	}
+	return tw.Flush()
+}
+
+// statusCmd shows a deployment; --watch follows it to its end.
+func statusCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("status", &o)
+	watch := fs.Bool("watch", false, "follow the deployment live until it ends")
+	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec status <deployment-id>")
+	if err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	var d *store.Deployment
+	if *watch {
+		if d, err = o.watch(ctx, c, pos[0]); err != nil {
+			return false, err
+		}
+	} else {
+		d = &store.Deployment{}
+		if err := c.call(ctx, http.MethodGet, "/api/v1/deployments/"+url.PathEscape(pos[0]), nil, d); err != nil {
+			return false, err
+		}
+		if err := o.printDeployment(d); err != nil {
+			return false, err
+		}
+	}
+	return d.State != executor.StateFailed, nil
+}
+
+func cancelCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("cancel", &o)
+	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec cancel <deployment-id>")
+	if err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	var out map[string]any
+	if err := c.call(ctx, http.MethodPost, "/api/v1/deployments/"+url.PathEscape(pos[0])+"/cancel", nil, &out); err != nil {
+		return false, err
+	}
+	if o.asJSON {
+		return true, json.NewEncoder(o.out).Encode(out)
+	}
+	fmt.Fprintf(o.out, "cancelling %s; follow it: nodeexec status %s --watch\n", pos[0], pos[0])
+	return true, nil
+}
+
+func listCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("list", &o)
+	q := url.Values{}
+	service := fs.String("service", "", "only this service")
+	state := fs.String("state", "", "only deployments in this state")
+	limit := fs.Int("limit", 20, "how many (1-200)")
+	cursor := fs.String("cursor", "", "the next page, as a previous list printed")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	for k, v := range map[string]string{"service": *service, "state": *state, "cursor": *cursor, "limit": strconv.Itoa(*limit)} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	var page struct {
+		Deployments []store.Deployment `json:"deployments"`
+		NextCursor  string             `json:"next_cursor"`
+	}
+	if err := c.call(ctx, http.MethodGet, "/api/v1/deployments?"+q.Encode(), nil, &page); err != nil {
+		return false, err
+	}
+	if o.asJSON {
+		return true, json.NewEncoder(o.out).Encode(page)
+	}
+	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSERVICE\tVERSION\tSTATE\tNODES\tCREATED")
+	for _, d := range page.Deployments {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Kind, d.Service, d.Version, d.State, len(d.Nodes), d.CreatedAt.Format("2006-01-02 15:04:05"))
+	}
+	tw.Flush()
+	if page.NextCursor != "" {
+		fmt.Fprintf(o.out, "more: nodeexec list --cursor %s\n", page.NextCursor)
+	}
+	return true, nil
+}
+
+func nodesCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("nodes", &o)
+	service := fs.String("service", "", "the service whose nodes to show")
+	host := fs.String("host", "", "only this node")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	if err := executor.ValidateService(*service); err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	var nodes []store.Node
+	if *host != "" {
+		if err := executor.ValidateHost(*host); err != nil {
+			return false, err
+		}
+		var n store.Node
+		if err := c.call(ctx, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(*service)+"/"+url.PathEscape(*host), nil, &n); err != nil {
+			return false, err
+		}
+		nodes = append(nodes, n)
+	} else {
+		var list struct {
+			Nodes []store.Node `json:"nodes"`
+		}
+		if err := c.call(ctx, http.MethodGet, "/api/v1/nodes?service="+url.QueryEscape(*service), nil, &list); err != nil {
+			return false, err
+		}
+		nodes = list.Nodes
+	}
+	if o.asJSON {
+		return true, json.NewEncoder(o.out).Encode(nodes)
+	}
+	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tCURRENT\tPREVIOUS\tDEPLOYMENT\tUPDATED\tERROR")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.State, dash(n.CurrentVersion), dash(n.PrevVersion), dash(n.DeploymentID), n.UpdatedAt.Format("2006-01-02 15:04:05"), n.LastError)
+	}
+	return true, tw.Flush()
+}
+
+func logsCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("logs", &o)
+	lines := fs.Int("lines", 100, "newest lines per node")
+	node := fs.String("node", "", "only this node")
+	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec logs <deployment-id>")
+	if err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	q := url.Values{"lines": {strconv.Itoa(*lines)}}
+	if *node != "" {
+		q.Set("pod_name", *node)
+	}
+	var out struct {
+		Logs []struct {
+			Name  string   `json:"name"`
+			Lines []string `json:"lines"`
+		} `json:"logs"`
+	}
+	if err := c.call(ctx, http.MethodGet, "/internal/v1/deploy/logs/"+url.PathEscape(pos[0])+"?"+q.Encode(), nil, &out); err != nil {
+		return false, err
+	}
+	if o.asJSON {
+		return true, json.NewEncoder(o.out).Encode(out)
+	}
+	for _, l := range out.Logs {
+		fmt.Fprintf(o.out, "== %s\n", l.Name)
+		for _, line := range l.Lines {
+			fmt.Fprintln(o.out, line)
+		}
+	}
+	return true, nil
+}

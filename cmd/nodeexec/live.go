@@ -1,0 +1,180 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// board is what the live view knows of a deployment: each node's state, version and latest step.
+// It changes only through apply, so what it shows is a pure function of the events seen.
+type board struct {
+	title string
+	state executor.State
+	order []string
+	rows  map[string]*boardRow
+}
+
+type boardRow struct {
+	host, version, step, err string
+	state                    executor.State
+}
+
+func newBoard(d *store.Deployment) *board {
+	b := &board{title: fmt.Sprintf("%s %s %s %s", d.ID, d.Kind, d.Service, d.Version), state: d.State, rows: map[string]*boardRow{}}
+	for _, n := range d.Nodes {
+		b.row(n.Host).state = n.State
+		b.row(n.Host).version = n.TargetVersion
+	}
+	return b
+}
+
+func (b *board) row(host string) *boardRow {
+	r, ok := b.rows[host]
+	if !ok {
+		r = &boardRow{host: host}
+		b.rows[host] = r
+		b.order = append(b.order, host)
+	}
+	return r
+}
+
+func (b *board) apply(ev store.Event) {
+	switch ev.Type {
+	case store.EventDeployment:
+		b.state = ev.State
+	case store.EventNode:
+		r := b.row(ev.Node)
+		r.state = ev.State
+		if ev.State.Terminal() {
+			r.step = ""
+			if ev.State == executor.StateFailed || ev.State == executor.StateRolledBack {
+				r.err = ev.Message
+			}
+		}
+	case store.EventStep:
+		if ev.Step != nil {
+			b.row(ev.Node).step = stepSummary(*ev.Step)
+		}
+	}
+}
+
+// lines renders the board as a table.
+func (b *board) lines() []string {
+	var sb strings.Builder
+	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "NODE\tSTATE\tVERSION\tLAST STEP\tERROR\n")
+	for _, h := range b.order {
+		r := b.rows[h]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.host, r.state, dash(r.version), dash(clip(r.step, 48)), clip(r.err, 80))
+	}
+	tw.Flush()
+	out := []string{fmt.Sprintf("%s: %s", b.title, b.state)}
+	return append(out, strings.Split(strings.TrimRight(sb.String(), "\n"), "\n")...)
+}
+
+func stepSummary(st executor.Step) string {
+	switch {
+	case st.Failed:
+		return st.Name + " (failed)"
+	case st.Changed:
+		return st.Name + " (changed)"
+	case st.Skipped:
+		return st.Name + " (skipped)"
+	}
+	return st.Name
+}
+
+func clip(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// eventLine is one event as a plain line, for output that is not a terminal.
+func eventLine(ev store.Event) string {
+	what := string(ev.State)
+	if ev.Type == store.EventStep && ev.Step != nil {
+		what = "step"
+	}
+	who := ev.Node
+	if who == "" {
+		who = "deployment"
+	}
+	return strings.TrimSpace(fmt.Sprintf("%s %s %s %s", ev.Time.Format("15:04:05"), who, what, ev.Message))
+}
+
+// view shows a deployment's progress in one of three forms: a table redrawn in place (terminal), one
+// plain line per event, or one JSON object per event (--json).
+type view struct {
+	out   io.Writer
+	mode  viewMode
+	board *board
+	drawn int // lines of the table on screen, to redraw over them
+}
+
+type viewMode int
+
+const (
+	viewLines viewMode = iota
+	viewTable
+	viewJSON
+)
+
+func newView(out io.Writer, asJSON bool, d *store.Deployment) *view {
+	v := &view{out: out, board: newBoard(d), mode: viewLines}
+	switch {
+	case asJSON:
+		v.mode = viewJSON
+	case isTerminal(out):
+		v.mode = viewTable
+	}
+	if v.mode == viewTable {
+		v.redraw()
+	}
+	return v
+}
+
+func (v *view) event(ev store.Event) {
+	v.board.apply(ev)
+	switch v.mode {
+	case viewJSON:
+		_ = json.NewEncoder(v.out).Encode(ev)
+	case viewTable:
+		v.redraw()
+	default:
+		fmt.Fprintln(v.out, eventLine(ev))
+	}
+}
+
+// redraw moves the cursor back over the table it drew and draws it again, line by line.
+func (v *view) redraw() {
+	var sb strings.Builder
+	if v.drawn > 0 {
+		fmt.Fprintf(&sb, "\x1b[%dA", v.drawn)
+	}
+	lines := v.board.lines()
+	for _, l := range lines {
+		sb.WriteString("\r\x1b[2K" + l + "\n")
+	}
+	v.drawn = len(lines)
+	_, _ = io.WriteString(v.out, sb.String())
+}
+
+// isTerminal reports whether w is a character device (a terminal), without a terminal library.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
