@@ -6,7 +6,7 @@ HOSTS     ?= 3
 BENCH_HOSTS ?= 10
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build run test e2e test-all bench bench-smoke demo hosts-up hosts-down deps lint clean
+.PHONY: build run test e2e test-all bench bench-api bench-smoke demo hosts-up hosts-down deps lint clean
 
 build:
 	$(GO) build -o bin/nodeexec ./cmd/nodeexec
@@ -46,6 +46,10 @@ lint:
 bench:
 	hack/testhosts up $(BENCH_HOSTS)
 	NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench . -benchtime 3x -timeout 60m ./bench/
+
+# API reads under load on the embedded database: 10,000 nodes, 50 clients.
+bench-api:
+	$(GO) run ./bench/apiload
 
 demo: deps build hosts-up
 	hack/demo

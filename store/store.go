@@ -56,13 +56,15 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 	return s, nil
 }
 
-// ensureIndexes creates the indexes the listings use (node reads and events go by _id). Creating an
-// existing index is a no-op, so every start may call it.
+// ensureIndexes creates every collection and the indexes the listings use (node reads and events go
+// by _id). Creating an existing index is a no-op, so every start may call it.
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	db := s.nodes.Database()
 	for coll, keys := range map[string][]bson.D{
 		"nodes":       {{{Key: "service", Value: 1}}},
 		"deployments": {{{Key: "service", Value: 1}, {Key: "created_at", Value: -1}}, {{Key: "created_at", Value: -1}}, {{Key: "state", Value: 1}}},
+		"events":      {{{Key: "deployment_id", Value: 1}}},
+		"idempotency": {{{Key: "deployment_id", Value: 1}}},
 	} {
 		for _, k := range keys {
 			if _, err := db.Collection(coll).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: k}); err != nil {

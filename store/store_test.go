@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/nodeexec/nodeexec/executor"
 )
@@ -299,5 +300,28 @@ func TestOrphanedClaimIsTakenOverAfterTheGrace(t *testing.T) {
 	}
 	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d3", "v4"); !errors.As(err, &busy) || busy.DeploymentID != "d2" {
 		t.Errorf("claim over a recorded deployment: %v", err)
+	}
+}
+
+func TestInsertNodesSeedsInChunksAndRefusesDuplicates(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	var nodes []Node
+	for i := range 2500 {
+		nodes = append(nodes, Node{Service: "bulk", Host: fmt.Sprintf("10.1.%d.%d", i/256, i%256), State: executor.StateSuccess, CurrentVersion: "v1"})
+	}
+	if err := s.InsertNodes(ctx, nodes); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"10.1.0.0", "10.1.9.195"} {
+		if n, err := s.Node(ctx, "bulk", h); err != nil || n.CurrentVersion != "v1" {
+			t.Errorf("%s: %+v %v", h, n, err)
+		}
+	}
+	if all, _ := s.Nodes(ctx, "bulk"); len(all) != 2500 {
+		t.Errorf("%d nodes stored", len(all))
+	}
+	if err := s.InsertNodes(ctx, nodes[:1]); !mongo.IsDuplicateKeyError(err) {
+		t.Errorf("duplicate insert: %v", err)
 	}
 }

@@ -47,18 +47,18 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 		log.WithField("listen", *listen).Warn("no API tokens configured: serving without authentication, on loopback only")
 	}
 
-	uri := *mongoURI
-	if uri == "" {
+	var st *store.Store
+	if *mongoURI == "" {
 		db, err := store.StartEmbedded(ctx, *dataDir)
 		if err != nil {
 			return false, err
 		}
 		defer db.Stop()
-		uri = db.URI
+		if st, err = db.Open(ctx, *database); err != nil {
+			return false, err
+		}
 		log.WithField("data_dir", *dataDir).Info("embedded database started (FerretDB on SQLite, loopback only)")
-	}
-	st, err := store.Open(ctx, uri, *database)
-	if err != nil {
+	} else if st, err = store.Open(ctx, *mongoURI, *database); err != nil {
 		return false, err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
