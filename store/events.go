@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,8 +16,6 @@ import (
 // Event is one thing that happened in a deployment: the deployment or a node changing state, or a task
 // result on a node. Events are the live progress stream and the node's log.
 type Event struct {
-	// ID is "<deployment>/<seq, zero-padded>": reading a deployment's events is a range scan of _id.
-	ID           string         `bson:"_id" json:"-"`
 	DeploymentID string         `bson:"deployment_id" json:"deployment_id"`
 	Seq          int64          `bson:"seq" json:"seq"`
 	Time         time.Time      `bson:"time" json:"time"`
@@ -36,58 +35,97 @@ const (
 	EventStep       EventType = "step"       // a task ran on a node
 )
 
-// maxSeq bounds a deployment's event ids from above (12 digits).
-const maxSeq = 999_999_999_999
+// Events are kept in chunks of eventsPerChunk consecutive events, one document per chunk, keyed
+// "<deployment>/<chunk>": every read and append is a lookup by _id, the one query the embedded
+// server (FerretDB) answers from an index; a range query over single-event documents would scan
+// every event of every deployment.
+const eventsPerChunk = 64
 
-func eventID(deploymentID string, seq int64) string {
-	return fmt.Sprintf("%s/%012d", deploymentID, seq)
+type eventChunk struct {
+	ID           string  `bson:"_id"`
+	DeploymentID string  `bson:"deployment_id"`
+	Chunk        int64   `bson:"chunk"`
+	Events       []Event `bson:"events"`
+}
+
+func chunkOf(seq int64) int64 { return (seq - 1) / eventsPerChunk }
+
+func chunkID(deploymentID string, chunk int64) string {
+	return fmt.Sprintf("%s/%06d", deploymentID, chunk)
 }
 
 func (s *Store) events() *mongo.Collection { return s.nodes.Database().Collection("events") }
 
-// AppendEvents records events; their Seq must be set by the deployment's one writer, in order.
+// AppendEvents records events of one deployment; their Seq must be set by its one writer, in order.
 func (s *Store) AppendEvents(ctx context.Context, events []Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	docs := make([]any, len(events))
-	for i := range events {
-		events[i].ID = eventID(events[i].DeploymentID, events[i].Seq)
-		docs[i] = events[i]
-	}
-	if _, err := s.events().InsertMany(ctx, docs); err != nil {
-		return fmt.Errorf("record events: %w", err)
+	for start := 0; start < len(events); {
+		chunk := chunkOf(events[start].Seq)
+		end := start
+		for end < len(events) && chunkOf(events[end].Seq) == chunk {
+			end++
+		}
+		id := events[start].DeploymentID
+		_, err := s.events().UpdateOne(ctx, bson.M{"_id": chunkID(id, chunk)}, bson.M{
+			"$push":        bson.M{"events": bson.M{"$each": events[start:end]}},
+			"$setOnInsert": bson.M{"deployment_id": id, "chunk": chunk},
+		}, options.UpdateOne().SetUpsert(true))
+		if err != nil {
+			return fmt.Errorf("record events of %s: %w", id, err)
+		}
+		start = end
 	}
 	return nil
 }
 
 // Events returns a deployment's events after seq (0: from the start), oldest first, at most limit.
 func (s *Store) Events(ctx context.Context, deploymentID string, after int64, limit int64) ([]Event, error) {
-	filter := bson.M{"_id": bson.M{"$gt": eventID(deploymentID, after), "$lte": eventID(deploymentID, maxSeq)}}
-	cur, err := s.events().Find(ctx, filter, options.Find().SetSort(bson.M{"_id": 1}).SetLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("read events of %s: %w", deploymentID, err)
-	}
 	out := []Event{}
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("read events of %s: %w", deploymentID, err)
+	for chunk := chunkOf(after + 1); int64(len(out)) < limit; chunk++ {
+		c, err := s.eventChunk(ctx, deploymentID, chunk)
+		if err != nil {
+			return nil, err
+		}
+		if c == nil {
+			break
+		}
+		for _, ev := range c.Events {
+			if ev.Seq > after && int64(len(out)) < limit {
+				out = append(out, ev)
+			}
+		}
+		if len(c.Events) < eventsPerChunk {
+			break // the newest chunk
+		}
 	}
 	return out, nil
 }
 
+func (s *Store) eventChunk(ctx context.Context, deploymentID string, chunk int64) (*eventChunk, error) {
+	var c eventChunk
+	err := s.events().FindOne(ctx, bson.M{"_id": chunkID(deploymentID, chunk)}).Decode(&c)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read events of %s: %w", deploymentID, err)
+	}
+	return &c, nil
+}
+
 // LastEventSeq is the newest event's seq of a deployment (0 if none), so a new writer carries on from it.
 func (s *Store) LastEventSeq(ctx context.Context, deploymentID string) (int64, error) {
-	filter := bson.M{"_id": bson.M{"$gt": eventID(deploymentID, 0), "$lte": eventID(deploymentID, maxSeq)}}
-	cur, err := s.events().Find(ctx, filter, options.Find().SetSort(bson.M{"_id": -1}).SetLimit(1))
-	if err != nil {
-		return 0, fmt.Errorf("read events of %s: %w", deploymentID, err)
+	var last int64
+	for chunk := int64(0); ; chunk++ {
+		c, err := s.eventChunk(ctx, deploymentID, chunk)
+		if err != nil {
+			return 0, err
+		}
+		if c == nil || len(c.Events) == 0 {
+			return last, nil
+		}
+		last = c.Events[len(c.Events)-1].Seq
+		if len(c.Events) < eventsPerChunk {
+			return last, nil
+		}
 	}
-	var last []Event
-	if err := cur.All(ctx, &last); err != nil {
-		return 0, fmt.Errorf("read events of %s: %w", deploymentID, err)
-	}
-	if len(last) == 0 {
-		return 0, nil
-	}
-	return last[0].Seq, nil
 }

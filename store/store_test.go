@@ -233,29 +233,55 @@ func TestListDeploymentsPagesNewestFirst(t *testing.T) {
 func TestEventsAreReadInOrderAfterASeq(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
-	var evs []Event
-	for i := int64(1); i <= 12; i++ {
-		evs = append(evs, Event{DeploymentID: "d1", Seq: i, Type: EventStep, Message: fmt.Sprint(i)})
+	mk := func(id string, from, to int64) []Event {
+		var evs []Event
+		for i := from; i <= to; i++ {
+			evs = append(evs, Event{DeploymentID: id, Seq: i, Type: EventStep, Message: fmt.Sprint(i)})
+		}
+		return evs
 	}
-	// Another deployment whose id sorts right after: its events must never leak into d1's.
-	if err := s.AppendEvents(ctx, []Event{{DeploymentID: "d10", Seq: 1, Type: EventNode}}); err != nil {
+	// Batches that straddle chunk boundaries; another deployment whose id sorts right after.
+	for _, batch := range [][]Event{mk("d1", 1, 50), mk("d10", 1, 3), mk("d1", 51, 70), mk("d1", 71, 128), mk("d1", 129, 150)} {
+		if err := s.AppendEvents(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(evs []Event) string {
+		if len(evs) == 0 {
+			return "none"
+		}
+		for i := 1; i < len(evs); i++ {
+			if evs[i].Seq != evs[i-1].Seq+1 || evs[i].DeploymentID != "d1" {
+				return fmt.Sprintf("not consecutive at %d: %+v", i, evs[i])
+			}
+		}
+		return fmt.Sprintf("%d..%d", evs[0].Seq, evs[len(evs)-1].Seq)
+	}
+	for _, c := range []struct {
+		after, limit int64
+		want         string
+	}{
+		{0, 1000, "1..150"}, {60, 1000, "61..150"}, {60, 10, "61..70"}, {64, 64, "65..128"}, {150, 10, "none"},
+	} {
+		got, err := s.Events(ctx, "d1", c.after, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seqs(got) != c.want {
+			t.Errorf("events after %d, limit %d = %s, want %s", c.after, c.limit, seqs(got), c.want)
+		}
+	}
+	for id, want := range map[string]int64{"d1": 150, "d10": 3, "none": 0} {
+		if last, err := s.LastEventSeq(ctx, id); err != nil || last != want {
+			t.Errorf("last seq of %s = %d, %v; want %d", id, last, err, want)
+		}
+	}
+	// A deployment whose events fill whole chunks exactly.
+	if err := s.AppendEvents(ctx, mk("d2", 1, 128)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AppendEvents(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Events(ctx, "d1", 9, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 3 || got[0].Seq != 10 || got[2].Seq != 12 {
-		t.Errorf("events after 9 = %+v", got)
-	}
-	if last, err := s.LastEventSeq(ctx, "d1"); err != nil || last != 12 {
-		t.Errorf("last seq = %d, %v", last, err)
-	}
-	if last, err := s.LastEventSeq(ctx, "none"); err != nil || last != 0 {
-		t.Errorf("last seq of none = %d, %v", last, err)
+	if last, _ := s.LastEventSeq(ctx, "d2"); last != 128 {
+		t.Errorf("last seq of d2 = %d", last)
 	}
 }
 
