@@ -374,7 +374,7 @@ func TestE2EPhysicalLifecycle(t *testing.T) {
 		lockInfo := "/opt/" + env.service + "/.nodeexec/lock.holder.json"
 		waitFor(t, 60*time.Second, func() bool {
 			o, _ := env.hosts.SSH(ctx, 0, "cat "+lockInfo+" 2>/dev/null")
-			return strings.Contains(o, "nodeexec e2e-v1")
+			return strings.Contains(o, "nodeexec deployment e2e-v1")
 		})
 		cancel()
 		var o outcome
