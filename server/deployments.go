@@ -31,6 +31,8 @@ type deployBody struct {
 	Unit           executor.Unit `json:"unit"`
 	IdempotencyKey string        `json:"idempotency_key"`
 	RequestedBy    string        `json:"requested_by"`
+	BatchSize      int           `json:"batch_size"`
+	StopOnFailure  bool          `json:"stop_on_failure"`
 }
 
 type healthBody struct {
@@ -57,6 +59,10 @@ func (s *Server) createDeployment(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: " + quote(body.Platform) + " is not supported (physical)", Code: "invalid", Field: "platform"})
 		return
 	}
+	if body.BatchSize < 0 || body.BatchSize > maxBatchSize {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("batch_size: want 0 (all nodes in one run) to %d", maxBatchSize), Code: "invalid", Field: "batch_size"})
+		return
+	}
 	if len(body.IdempotencyKey) > 200 {
 		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "idempotency_key: longer than 200 characters", Code: "invalid", Field: "idempotency_key"})
 		return
@@ -80,12 +86,15 @@ func (s *Server) createDeployment(c *gin.Context) {
 	}
 	d := &store.Deployment{ID: id, Kind: store.KindDeploy, Service: req.Service, Version: req.Version,
 		Platform: executor.PlatformPhysical, Request: req, RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey,
-		State: executor.StatePending, CreatedAt: time.Now().UTC()}
+		State: executor.StatePending, CreatedAt: time.Now().UTC(), Batch: store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure}}
 	for _, n := range req.Nodes {
 		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending, TargetVersion: req.Version})
 	}
 	s.claimRecordStart(c, d)
 }
+
+// maxBatchSize bounds the nodes of one ansible-playbook run (its forks).
+const maxBatchSize = 500
 
 // claimRecordStart claims the deployment's nodes, records it, and starts it: 202 with its id. A request
 // that cannot have all its nodes records nothing (409 naming the holder); a retry with a known
@@ -136,8 +145,9 @@ func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
 	rec := s.recorder(d.ID, 0)
 	rec.emit(context.WithoutCancel(ctx), store.Event{Type: store.EventDeployment, State: executor.StatePending,
 		Message: fmt.Sprintf("%s of %s %s to %d nodes accepted", d.Kind, d.Service, d.Version, len(d.Nodes))})
+	id, state := d.ID, d.State // d belongs to its runner from here on
 	s.start(d, before, rec)
-	c.JSON(http.StatusAccepted, gin.H{"id": d.ID, "state": d.State})
+	c.JSON(http.StatusAccepted, gin.H{"id": id, "state": state})
 }
 
 // rollbackDeployment starts a rollback of what a deployment changed: each node it switched goes back to
@@ -183,14 +193,17 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 // cancelDeployment stops a deployment this process is running.
 func (s *Server) cancelDeployment(c *gin.Context) {
 	id := c.Param("id")
-	if x := s.runs.get(id); x != nil {
+	x := s.runs.get(id)
+	if x != nil {
 		x.cancel(errCancelRequested)
-		c.JSON(http.StatusAccepted, gin.H{"id": id, "state": x.d.State})
-		return
 	}
 	d, err := s.cfg.Store.Deployment(c.Request.Context(), id)
 	if err != nil {
 		s.failErr(c, err)
+		return
+	}
+	if x != nil {
+		c.JSON(http.StatusAccepted, gin.H{"id": id, "state": d.State})
 		return
 	}
 	if d.State.Terminal() {

@@ -92,10 +92,7 @@ func (s *Server) readLost(ctx context.Context, d *store.Deployment, held []execu
 // judgeLost turns what a node says it runs into the outcome of the lost run on it.
 func judgeLost(d *store.Deployment, r executor.NodeResult) executor.NodeResult {
 	dn := d.Node(r.Host)
-	want := executor.StateSuccess
-	if d.Kind == store.KindRollback {
-		want = executor.StateRolledBack
-	}
+	want := goal(d)
 	switch {
 	case r.LastError != "" && r.CurrentVersion == "" && r.State == executor.StateFailed:
 		r.LastError = "interrupted, and the node did not say what it runs: " + r.LastError

@@ -123,18 +123,12 @@ func (s *Server) execute(x *run) {
 	}
 	s.save(bg, x, events...)
 
-	results, runErr := s.operate(x)
-	if runErr != nil && len(results) == 0 {
-		for _, n := range d.Nodes {
-			results = append(results, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: d.Service,
-				State: executor.StateFailed, CurrentVersion: x.priorOf(n.Host).CurrentVersion, PrevVersion: x.priorOf(n.Host).PrevVersion,
-				LastError: runErr.Error()}})
-		}
-	}
+	results, skipped, runErr := s.operate(x)
 	var evs []store.Event
 	for _, r := range results {
 		evs = append(evs, s.finishNode(bg, x, r)...)
 	}
+	evs = append(evs, s.giveBack(bg, x, skipped)...)
 	if runErr != nil {
 		d.Error = runErr.Error()
 		if cause := context.Cause(x.ctx); cause != nil && x.ctx.Err() != nil {
@@ -144,30 +138,56 @@ func (s *Server) execute(x *run) {
 	s.end(bg, x, evs)
 }
 
-// operate hands the deployment to the executor: a deploy in one call, a rollback in one call per target
-// version (each node goes back to what it ran before, which may differ between nodes).
-func (s *Server) operate(x *run) ([]executor.NodeResult, error) {
+// operate hands the deployment to the executor: a deploy batch by batch, a rollback in one call per
+// target version (each node goes back to what it ran before, which may differ between nodes). It
+// returns the nodes' results, and the nodes it never started (cancelled, or stopped after a failed
+// batch) with the reason.
+func (s *Server) operate(x *run) ([]executor.NodeResult, map[string]string, error) {
 	d := x.d
+	var groups []executor.DeployRequest
 	if d.Kind != store.KindRollback {
-		req := d.Request
-		req.Progress = x.progress
-		return s.cfg.Executor.Deploy(x.ctx, req)
+		for _, batch := range d.Batch.Split(d.Request.Nodes) {
+			req := d.Request
+			req.Nodes, req.Progress = batch, x.progress
+			groups = append(groups, req)
+		}
+	} else {
+		for _, target := range targetVersions(d) {
+			req := executor.DeployRequest{DeploymentID: d.ID, Service: d.Service, Version: target, Health: d.Request.Health, Progress: x.progress}
+			for _, n := range d.Nodes {
+				if n.TargetVersion == target {
+					req.Nodes = append(req.Nodes, executor.Node{Host: n.Host})
+				}
+			}
+			groups = append(groups, req)
+		}
 	}
 	var all []executor.NodeResult
 	var errs []error
-	for _, target := range targetVersions(d) {
-		req := executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: target, Health: d.Request.Health, Progress: x.progress}
-		for _, n := range d.Nodes {
-			if n.TargetVersion == target {
-				req.Nodes = append(req.Nodes, executor.Node{Host: n.Host})
+	skipped := map[string]string{}
+	for i, req := range groups {
+		if why := x.stopBefore(all); why != "" {
+			for _, g := range groups[i:] {
+				for _, n := range g.Nodes {
+					skipped[n.Host] = why
+				}
 			}
+			break
 		}
-		res, err := s.cfg.Executor.Rollback(x.ctx, req)
+		var res []executor.NodeResult
+		var err error
+		if d.Kind == store.KindRollback {
+			res, err = s.cfg.Executor.Rollback(x.ctx, executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service,
+				ToVersion: req.Version, Nodes: req.Nodes, Health: req.Health, Progress: req.Progress})
+		} else {
+			res, err = s.cfg.Executor.Deploy(x.ctx, req)
+		}
 		if err != nil && len(res) == 0 {
+			// Nothing ran on any node of this group: each is failed with the reason.
 			for _, n := range req.Nodes {
+				prior := x.priorOf(n.Host)
 				res = append(res, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: d.Service,
-					State: executor.StateFailed, CurrentVersion: x.priorOf(n.Host).CurrentVersion, PrevVersion: x.priorOf(n.Host).PrevVersion,
-					LastError: err.Error()}})
+					State: executor.StateFailed, CurrentVersion: prior.CurrentVersion, PrevVersion: prior.PrevVersion, LastError: err.Error()}})
 			}
 		}
 		all = append(all, res...)
@@ -175,7 +195,47 @@ func (s *Server) operate(x *run) ([]executor.NodeResult, error) {
 			errs = append(errs, err)
 		}
 	}
-	return all, errors.Join(errs...)
+	return all, skipped, errors.Join(errs...)
+}
+
+// stopBefore says why the next batch must not start ("" if it may).
+func (x *run) stopBefore(done []executor.NodeResult) string {
+	if x.ctx.Err() != nil {
+		return "not started: " + context.Cause(x.ctx).Error() + "; the node was not touched"
+	}
+	if x.d.Batch.StopOnFailure {
+		for _, r := range done {
+			if r.State != goal(x.d) {
+				return "not started: node " + r.Host + " failed in an earlier batch (stop_on_failure); the node was not touched"
+			}
+		}
+	}
+	return ""
+}
+
+// giveBack releases nodes a deployment claimed but never started, as they were, and records why.
+func (s *Server) giveBack(ctx context.Context, x *run, skipped map[string]string) []store.Event {
+	if len(skipped) == 0 {
+		return nil
+	}
+	claimed := map[string]*store.Node{}
+	var evs []store.Event
+	for i := range x.d.Nodes {
+		n := &x.d.Nodes[i]
+		why, ok := skipped[n.Host]
+		if !ok {
+			continue
+		}
+		if prior := x.before[n.Host]; prior != nil {
+			claimed[n.Host] = prior
+		}
+		n.State, n.LastError = executor.StateFailed, why
+		evs = append(evs, store.Event{Type: store.EventNode, Node: n.Host, State: n.State, Message: why})
+	}
+	if err := s.cfg.Store.ReleaseAll(ctx, x.d.ID, claimed); err != nil {
+		s.releaseLater(x.d.ID, claimed)
+	}
+	return evs
 }
 
 func targetVersions(d *store.Deployment) []string {
@@ -220,18 +280,13 @@ func (s *Server) finishNode(ctx context.Context, x *run, r executor.NodeResult) 
 // neverStarted ends a deployment cancelled while it waited for a slot: its nodes are given back as
 // they were, untouched.
 func (s *Server) neverStarted(ctx context.Context, x *run) {
-	if err := s.cfg.Store.ReleaseAll(ctx, x.d.ID, x.before); err != nil {
-		s.releaseLater(x.d.ID, x.before)
+	skipped := map[string]string{}
+	why := "not started: " + context.Cause(x.ctx).Error() + "; the node was not touched"
+	for _, n := range x.d.Nodes {
+		skipped[n.Host] = why
 	}
-	cause := context.Cause(x.ctx)
-	var evs []store.Event
-	for i := range x.d.Nodes {
-		n := &x.d.Nodes[i]
-		n.State, n.LastError = executor.StateFailed, cause.Error()+" before it started; the node was not touched"
-		evs = append(evs, store.Event{Type: store.EventNode, Node: n.Host, State: n.State, Message: n.LastError})
-	}
-	x.d.Error = cause.Error() + " before it started"
-	s.end(ctx, x, evs)
+	x.d.Error = context.Cause(x.ctx).Error() + " before it started"
+	s.end(ctx, x, s.giveBack(ctx, x, skipped))
 }
 
 // end records the deployment's final state, then announces it: the last event is written after the
@@ -260,18 +315,22 @@ func (s *Server) save(ctx context.Context, x *run, evs ...store.Event) {
 	x.rec.emit(ctx, evs...)
 }
 
-// overallState: a deploy succeeds when every node did; a rollback when every node went back.
-func overallState(d *store.Deployment) executor.State {
-	want := executor.StateSuccess
+// goal is the state each node of d should reach: success for a deploy, rolled_back for a rollback.
+func goal(d *store.Deployment) executor.State {
 	if d.Kind == store.KindRollback {
-		want = executor.StateRolledBack
+		return executor.StateRolledBack
 	}
+	return executor.StateSuccess
+}
+
+// overallState: a deployment reaches its goal when every node did; otherwise it failed.
+func overallState(d *store.Deployment) executor.State {
 	for _, n := range d.Nodes {
-		if n.State != want {
+		if n.State != goal(d) {
 			return executor.StateFailed
 		}
 	}
-	return want
+	return goal(d)
 }
 
 func stepLine(st executor.Step) string {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec/executor"
@@ -26,8 +27,20 @@ type gatedExecutor struct {
 	gate    chan struct{}
 	started chan string
 
-	mu   sync.Mutex
-	done []string // rollbacks, "host->version"
+	// failing hosts end failed.
+	failing map[string]bool
+
+	mu      sync.Mutex
+	done    []string // rollbacks, "host->version"
+	batches []int    // the node count of each Deploy call
+}
+
+func (g *gatedExecutor) calls() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := fmt.Sprint(g.batches)
+	g.batches = nil
+	return out
 }
 
 func (g *gatedExecutor) rollbacks() string {
@@ -43,10 +56,16 @@ func (g *gatedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) 
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	g.mu.Lock()
+	g.batches = append(g.batches, len(req.Nodes))
+	g.mu.Unlock()
 	var out []executor.NodeResult
 	for _, n := range req.Nodes {
-		out = append(out, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: req.Service,
-			CurrentVersion: req.Version, State: executor.StateSuccess}, Changed: true})
+		st := executor.NodeStatus{Host: n.Host, Service: req.Service, CurrentVersion: req.Version, State: executor.StateSuccess}
+		if g.failing[n.Host] {
+			st.State, st.CurrentVersion, st.LastError = executor.StateFailed, "", "Download the package: 404"
+		}
+		out = append(out, executor.NodeResult{NodeStatus: st, Changed: !g.failing[n.Host]})
 	}
 	return out, nil
 }
@@ -617,5 +636,56 @@ func TestDatabaseFailingMidRequestLeavesNothingHalfWritten(t *testing.T) {
 	}
 	if end := f.waitState(t, d["id"].(string)); end["state"] != "success" {
 		t.Errorf("deployment after the database returned = %v", end)
+	}
+}
+
+// batch_size runs the nodes a batch at a time; with stop_on_failure, the batches after one with a failed
+// node never start, and their nodes are given back untouched.
+func TestBatchesRunInTurnAndStopOnFailure(t *testing.T) {
+	f := newFixture(t)
+	close(f.exec.gate)
+	f.exec.failing = map[string]bool{"10.0.0.3": true}
+	hosts := `"10.0.0.1","10.0.0.2","10.0.0.3","10.0.0.4","10.0.0.5"`
+	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(hosts, `,"batch_size":2,"stop_on_failure":true`))
+	end := f.waitState(t, d["id"].(string))
+	if end["state"] != "failed" || fmt.Sprint(end["batch"]) != "map[size:2 stop_on_failure:true]" {
+		t.Fatalf("deployment = %v", end)
+	}
+	if calls := f.exec.calls(); calls != "[2 2]" {
+		t.Errorf("executor calls = %v, want two batches of 2", calls)
+	}
+	states := map[string]string{}
+	for _, raw := range end["nodes"].([]any) {
+		n := raw.(map[string]any)
+		states[n["host"].(string)] = fmt.Sprint(n["state"], " ", n["last_error"])
+	}
+	if !strings.HasPrefix(states["10.0.0.5"], "failed not started: node 10.0.0.3 failed in an earlier batch") ||
+		states["10.0.0.4"] != "success <nil>" || !strings.HasPrefix(states["10.0.0.3"], "failed Download") {
+		t.Errorf("node states = %v", states)
+	}
+	// The node never started was given back: its record, created by the claim, is gone.
+	if code, n := f.do(t, "GET", "/api/v1/nodes/demo/10.0.0.5", ""); code != http.StatusNotFound {
+		t.Errorf("10.0.0.5 = %d %v", code, n)
+	}
+	// Without stop_on_failure every batch runs.
+	_, d2 := f.do(t, "POST", "/api/v1/deployments", deployJSON(hosts, `,"batch_size":2`))
+	f.waitState(t, d2["id"].(string))
+	if calls := f.exec.calls(); calls != "[2 2 1]" {
+		t.Errorf("executor calls = %v, want 2, 2, 1", calls)
+	}
+	if code, b := f.do(t, "POST", "/api/v1/deployments", deployJSON(hosts, `,"batch_size":-1`)); code != 400 || b["field"] != "batch_size" {
+		t.Errorf("negative batch = %d %v", code, b)
+	}
+}
+
+// A handler that panics answers 500 with a JSON body, and the server goes on serving.
+func TestAPanicInAHandlerIsA500AndTheServerLives(t *testing.T) {
+	f := newFixture(t)
+	f.srv.engine.GET("/test/panic", func(*gin.Context) { panic("boom") })
+	if code, b := f.do(t, "GET", "/test/panic", ""); code != http.StatusInternalServerError || b["code"] != "internal" {
+		t.Errorf("panic = %d %v", code, b)
+	}
+	if code, _ := f.do(t, "GET", "/healthz", ""); code != http.StatusOK {
+		t.Errorf("after the panic, healthz = %d", code)
 	}
 }

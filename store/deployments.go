@@ -32,6 +32,7 @@ type Deployment struct {
 	Version        string                 `bson:"version" json:"version"`
 	Platform       executor.Platform      `bson:"platform" json:"platform"`
 	Request        executor.DeployRequest `bson:"request" json:"-"`
+	Batch          Batch                  `bson:"batch" json:"batch"`
 	RequestedBy    string                 `bson:"requested_by,omitempty" json:"requested_by,omitempty"`
 	IdempotencyKey string                 `bson:"idempotency_key,omitempty" json:"idempotency_key,omitempty"`
 	State          executor.State         `bson:"state" json:"state"`
@@ -41,6 +42,26 @@ type Deployment struct {
 	CreatedAt  time.Time        `bson:"created_at" json:"created_at"`
 	StartedAt  *time.Time       `bson:"started_at,omitempty" json:"started_at,omitempty"`
 	FinishedAt *time.Time       `bson:"finished_at,omitempty" json:"finished_at,omitempty"`
+}
+
+// Batch says how a deployment's nodes are run: Size nodes per ansible-playbook run (0: all in one), one
+// batch after another; with StopOnFailure, no batch starts after one in which a node failed.
+type Batch struct {
+	Size          int  `bson:"size" json:"size"`
+	StopOnFailure bool `bson:"stop_on_failure" json:"stop_on_failure"`
+}
+
+// Split cuts nodes into the batches they run in.
+func (b Batch) Split(nodes []executor.Node) [][]executor.Node {
+	size := b.Size
+	if size <= 0 || size > len(nodes) {
+		size = len(nodes)
+	}
+	var out [][]executor.Node
+	for start := 0; start < len(nodes); start += size {
+		out = append(out, nodes[start:min(start+size, len(nodes))])
+	}
+	return out
 }
 
 // DeploymentNode is one node's outcome within a deployment.
