@@ -66,12 +66,7 @@ func TestOnlyOneOfConcurrentClaimsWins(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	// The node exists and is free: the contenders race on the conditional update, not on the insert.
-	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d0", "v1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Finish(ctx, "d0", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess, CurrentVersion: "v1"}); err != nil {
-		t.Fatal(err)
-	}
+	runsV1(t, s, "h1")
 	const contenders = 8
 	var wg sync.WaitGroup
 	errs := make([]error, contenders)
@@ -142,12 +137,7 @@ func TestClaimRules(t *testing.T) {
 func TestClaimAllIsAllOrNothing(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
-	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d0", "v1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Finish(ctx, "d0", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess, CurrentVersion: "v1"}); err != nil {
-		t.Fatal(err)
-	}
+	runsV1(t, s, "h1")
 	if _, err := s.Claim(ctx, "demo", "h3", executor.PlatformPhysical, "other", "v9"); err != nil {
 		t.Fatal(err)
 	}
@@ -290,12 +280,7 @@ func TestEventsAreReadInOrderAfterASeq(t *testing.T) {
 func TestOrphanedClaimIsTakenOverAfterTheGrace(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
-	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d0", "v1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Finish(ctx, "d0", executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess, CurrentVersion: "v1"}); err != nil {
-		t.Fatal(err)
-	}
+	runsV1(t, s, "h1")
 	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "ghost", "v2"); err != nil {
 		t.Fatal(err)
 	}
@@ -349,5 +334,17 @@ func TestInsertNodesSeedsInChunksAndRefusesDuplicates(t *testing.T) {
 	}
 	if err := s.InsertNodes(ctx, nodes[:1]); !mongo.IsDuplicateKeyError(err) {
 		t.Errorf("duplicate insert: %v", err)
+	}
+}
+
+// runsV1 records demo v1 deployed to host by deployment d0, the way a deployment does: claim, finish.
+func runsV1(t *testing.T, s *Store, host string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Claim(ctx, "demo", host, executor.PlatformPhysical, "d0", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Finish(ctx, "d0", executor.NodeStatus{Service: "demo", Host: host, State: executor.StateSuccess, CurrentVersion: "v1"}); err != nil {
+		t.Fatal(err)
 	}
 }

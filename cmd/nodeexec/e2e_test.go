@@ -9,8 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,17 +25,14 @@ import (
 )
 
 type apiEnv struct {
-	t        *testing.T
-	bin      string
-	repo     string
-	dataDir  string
-	hosts    testbed.Hosts
-	service  string
-	port     int
-	releases map[string]testbed.Release
-	pkgURL   string
-	serve    *osexec.Cmd
-	base     string
+	t       *testing.T
+	bin     string
+	repo    string
+	dataDir string
+	hosts   testbed.Hosts
+	svc     *testbed.Service
+	serve   *osexec.Cmd
+	base    string
 }
 
 func setupAPI(t *testing.T) *apiEnv {
@@ -53,38 +48,13 @@ func setupAPI(t *testing.T) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	suffix := hex.EncodeToString(b)
-	env := &apiEnv{t: t, repo: repo, dataDir: t.TempDir(), hosts: hosts, service: "api-" + suffix,
-		port: 21000 + int(b[0])*31%8000 + int(b[1])%97, releases: map[string]testbed.Release{}}
+	env := &apiEnv{t: t, repo: repo, dataDir: t.TempDir(), hosts: hosts}
 	env.bin = filepath.Join(t.TempDir(), "nodeexec")
 	if out, err := osexec.Command("go", "build", "-o", env.bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build nodeexec: %v\n%s", err, out)
 	}
-	pkgDir := t.TempDir()
-	for _, v := range []string{"v1", "v2"} {
-		rel, err := testbed.BuildRelease(pkgDir, env.service, v, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		env.releases[v] = rel
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	url, stop, err := testbed.Serve(ctx, hosts.ControllerIP, pkgDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	env.pkgURL = url
-	t.Cleanup(func() {
-		env.stop(syscall.SIGTERM)
-		for i := range hosts.Addrs[:3] {
-			_, _ = hosts.SSH(context.Background(), i, fmt.Sprintf(
-				"systemctl disable --now %[1]s.service; rm -rf /opt/%[1]s /etc/systemd/system/%[1]s.service; systemctl daemon-reload", env.service))
-		}
-	})
+	env.svc = testbed.NewService(t, hosts, "api", map[string]bool{"v1": false, "v2": false})
+	t.Cleanup(func() { env.stop(syscall.SIGTERM) }) // before the service leaves the hosts
 	env.start()
 	return env
 }
@@ -155,12 +125,11 @@ func (env *apiEnv) call(method, path string, body any) (int, map[string]any) {
 }
 
 func (env *apiEnv) deployBody(version string) map[string]any {
-	rel := env.releases[version]
 	return map[string]any{
-		"service": env.service, "version": version, "nodes": env.hosts.Addrs[:3],
-		"package_url": env.pkgURL + "/" + filepath.Base(rel.Path), "sha256": rel.SHA256,
-		"health": map[string]any{"http_port": env.port, "http_path": "/health", "retries": 5, "delay_seconds": 1},
-		"unit":   map[string]any{"args": fmt.Sprintf("-addr :%d", env.port)},
+		"service": env.svc.Name, "version": version, "nodes": env.hosts.Addrs[:3],
+		"package_url": env.svc.URL(version), "sha256": env.svc.Releases[version].SHA256,
+		"health": map[string]any{"http_port": env.svc.Port, "http_path": "/health", "retries": 5, "delay_seconds": 1},
+		"unit":   map[string]any{"args": fmt.Sprintf("-addr :%d", env.svc.Port)},
 	}
 }
 
@@ -202,7 +171,7 @@ func (env *apiEnv) follow(id string, onEvent func(map[string]any)) (events []map
 
 func (env *apiEnv) serving(host string) string {
 	client := http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get(fmt.Sprintf("http://%s:%d/health", host, env.port))
+	resp, err := client.Get(fmt.Sprintf("http://%s:%d/health", host, env.svc.Port))
 	if err != nil {
 		return ""
 	}
@@ -214,13 +183,20 @@ func (env *apiEnv) serving(host string) string {
 	return body.Version
 }
 
-func (env *apiEnv) deploy(version string) map[string]any {
+// post asks for a deploy of version to the three hosts and returns the deployment's id.
+func (env *apiEnv) post(version string) string {
 	env.t.Helper()
 	code, d := env.call("POST", "/api/v1/deployments", env.deployBody(version))
 	if code != http.StatusAccepted {
 		env.t.Fatalf("deploy %s = %d %v", version, code, d)
 	}
-	_, end := env.follow(d["id"].(string), nil)
+	return d["id"].(string)
+}
+
+// deploy deploys version and follows it to its end.
+func (env *apiEnv) deploy(version string) map[string]any {
+	env.t.Helper()
+	_, end := env.follow(env.post(version), nil)
 	return end
 }
 
@@ -230,11 +206,7 @@ func TestAPIDeployEventsStatusRollback(t *testing.T) {
 	if end := env.deploy("v1"); end["state"] != "success" {
 		t.Fatalf("deploy v1 = %v", end)
 	}
-	code, d := env.call("POST", "/api/v1/deployments", env.deployBody("v2"))
-	if code != http.StatusAccepted {
-		t.Fatalf("deploy v2 = %d %v", code, d)
-	}
-	id := d["id"].(string)
+	id := env.post("v2")
 	events, end := env.follow(id, nil)
 	if end["state"] != "success" {
 		t.Fatalf("deploy v2 ended %v", end)
@@ -258,7 +230,7 @@ func TestAPIDeployEventsStatusRollback(t *testing.T) {
 		t.Errorf("a step event (%d) came after a node's end (%d): steps were not streamed live", lastStep, firstEnd)
 	}
 	for _, h := range env.hosts.Addrs[:3] {
-		code, n := env.call("GET", "/api/v1/nodes/"+env.service+"/"+h, nil)
+		code, n := env.call("GET", "/api/v1/nodes/"+env.svc.Name+"/"+h, nil)
 		if code != 200 || n["current_version"] != "v2" || n["prev_version"] != "v1" || n["state"] != "success" {
 			t.Errorf("node %s = %d %v", h, code, n)
 		}
@@ -281,7 +253,7 @@ func TestAPIDeployEventsStatusRollback(t *testing.T) {
 		t.Fatalf("rollback ended %v", end)
 	}
 	for _, h := range env.hosts.Addrs[:3] {
-		_, n := env.call("GET", "/api/v1/nodes/"+env.service+"/"+h, nil)
+		_, n := env.call("GET", "/api/v1/nodes/"+env.svc.Name+"/"+h, nil)
 		if n["current_version"] != "v1" || n["state"] != "rolled_back" {
 			t.Errorf("node %s after rollback = %v", h, n)
 		}
@@ -299,15 +271,11 @@ func TestAPIKill9MidDeployIsReconciledAtRestart(t *testing.T) {
 	if end := env.deploy("v1"); end["state"] != "success" {
 		t.Fatalf("deploy v1 = %v", end)
 	}
-	code, d := env.call("POST", "/api/v1/deployments", env.deployBody("v2"))
-	if code != http.StatusAccepted {
-		t.Fatalf("deploy v2 = %d %v", code, d)
-	}
-	id := d["id"].(string)
+	id := env.post("v2")
 	// Kill once the run is on the nodes: the first node has taken the lock for this deployment.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		out, _ := env.hosts.SSH(context.Background(), 0, "cat /opt/"+env.service+"/.nodeexec/lock.holder.json 2>/dev/null; pgrep -f nodeexec-lock >/dev/null && echo HELD")
+		out, _ := env.hosts.SSH(context.Background(), 0, "cat /opt/"+env.svc.Name+"/.nodeexec/lock.holder.json 2>/dev/null; pgrep -f nodeexec-lock >/dev/null && echo HELD")
 		if strings.Contains(out, id) && strings.Contains(out, "HELD") {
 			break
 		}

@@ -54,29 +54,9 @@ func setupE2E(t *testing.T) *e2eEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &e2eEnv{hosts: hosts, repo: repo, workDir: t.TempDir(), releases: map[string]testbed.Release{}}
-	suffix := randomID()[:6]
-	env.service = "e2e-" + suffix
-	env.port = 20000 + int(suffix[0])*31%9000 + int(suffix[1])%97
-	pkgDir := t.TempDir()
-	for _, v := range []struct {
-		version string
-		broken  bool
-	}{{"v1", false}, {"v2", false}, {"v3-broken", true}} {
-		rel, err := testbed.BuildRelease(pkgDir, env.service, v.version, v.broken)
-		if err != nil {
-			t.Fatalf("build %s: %v", v.version, err)
-		}
-		env.releases[v.version] = rel
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	baseURL, stop, err := testbed.Serve(ctx, hosts.ControllerIP, pkgDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	env.baseURL = baseURL
+	env := &e2eEnv{hosts: hosts, repo: repo, workDir: t.TempDir()}
+	svc := testbed.NewService(t, hosts, "e2e", map[string]bool{"v1": false, "v2": false, "v3-broken": true})
+	env.service, env.port, env.releases, env.baseURL = svc.Name, svc.Port, svc.Releases, svc.BaseURL
 	for _, a := range hosts.Addrs[:3] {
 		env.nodes = append(env.nodes, executor.Node{Host: a})
 	}
@@ -90,12 +70,6 @@ func setupE2E(t *testing.T) *e2eEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for i := range env.nodes {
-			_, _ = hosts.SSH(context.Background(), i, fmt.Sprintf(
-				"systemctl disable --now %[1]s.service; rm -rf /opt/%[1]s /etc/systemd/system/%[1]s.service; systemctl daemon-reload", env.service))
-		}
-	})
 	return env
 }
 
