@@ -3,7 +3,14 @@
 // clients read random records for a while, per endpoint. For comparison it reads the same nodes
 // through the store directly, with the same concurrency, in the same run.
 //
-//	go run ./bench/apiload [-nodes 10000] [-clients 50] [-duration 10s] [-warmup 2s] [-mongo-uri URI] [-json]
+//	go run ./bench/apiload [-nodes 10000] [-clients 50] [-duration 10s] [-warmup 2s] [-rounds 5]
+//	                       [-mongo-uri URI] [-json] [-cpuprofile P]
+//
+// The endpoints take turns (-rounds), so that other work on a shared machine falls on each alike; the
+// CPU columns say how much of the machine the run got. The embedded database runs in this process, so
+// -cpuprofile P shows the whole path: load generator, HTTP server, driver, FerretDB and SQLite. It
+// writes one profile per endpoint and round, of the measured time only; pprof merges them:
+// go tool pprof P-node-*.pprof.
 package main
 
 import (
@@ -17,9 +24,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -34,11 +44,16 @@ func main() {
 	nodes := flag.Int("nodes", 10000, "node records to seed")
 	clients := flag.Int("clients", 50, "concurrent clients")
 	duration := flag.Duration("duration", 10*time.Second, "measured time per endpoint")
-	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured time before each measurement")
+	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured time before the measurements, shared by the endpoints")
+	rounds := flag.Int("rounds", 5, "the endpoints take turns this many times, duration/rounds each")
 	mongoURI := flag.String("mongo-uri", "", "MongoDB URI (default: the embedded server in a temp dir)")
 	asJSON := flag.Bool("json", false, "print results as JSON")
+	cpuProfile := flag.String("cpuprofile", "", "write CPU profiles of the measured time to `prefix`-<endpoint>-<round>.pprof")
 	flag.Parse()
-	if err := run(*nodes, *clients, *duration, *warmup, *mongoURI, *asJSON); err != nil {
+	if *rounds < 1 {
+		*rounds = 1
+	}
+	if err := run(*nodes, *clients, *rounds, *duration, *warmup, *mongoURI, *asJSON, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "apiload:", err)
 		os.Exit(1)
 	}
@@ -55,9 +70,13 @@ type result struct {
 	P90ms    float64 `json:"p90_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	MaxMs    float64 `json:"max_ms"`
+	// CPU this process used (load generator, server, driver, embedded database), per request and in
+	// cores: on a shared machine, cores well under the machine's count mean something else ran too.
+	CPUmsPerReq float64 `json:"cpu_ms_per_request"`
+	CoresUsed   float64 `json:"cores_used"`
 }
 
-func run(nNodes, clients int, duration, warmup time.Duration, mongoURI string, asJSON bool) error {
+func run(nNodes, clients, rounds int, duration, warmup time.Duration, mongoURI string, asJSON bool, cpuProfile string) error {
 	ctx := context.Background()
 	database := fmt.Sprintf("apiload_%d", time.Now().UnixNano())
 	var st *store.Store
@@ -118,27 +137,64 @@ func run(nNodes, clients int, duration, warmup time.Duration, mongoURI string, a
 		return nil
 	}
 	loads := []struct {
-		name string
-		op   func(r *rand.Rand) error
+		name, short string
+		op          func(r *rand.Rand) error
 	}{
-		{"GET /api/v1/nodes/{service}/{host}", func(r *rand.Rand) error {
+		{"GET /api/v1/nodes/{service}/{host}", "node", func(r *rand.Rand) error {
 			return get("/api/v1/nodes/bench/" + hosts[r.IntN(len(hosts))])
 		}},
-		{"GET /api/v1/deployments/{id}", func(r *rand.Rand) error {
+		{"GET /api/v1/deployments/{id}", "deployment", func(r *rand.Rand) error {
 			return get("/api/v1/deployments/" + deployments[r.IntN(len(deployments))])
 		}},
-		{"store.Node (no HTTP, the baseline)", func(r *rand.Rand) error {
+		{"store.Node (no HTTP, the baseline)", "store", func(r *rand.Rand) error {
 			_, err := st.Node(ctx, "bench", hosts[r.IntN(len(hosts))])
 			return err
 		}},
 	}
-	var results []result
+	// Endpoints take turns, a slice of the duration each per round: on a shared machine, other work
+	// then falls on all of them alike, which keeps the HTTP/direct comparison fair.
 	for _, l := range loads {
-		measure(l.op, clients, warmup)
-		results = append(results, measure(l.op, clients, duration))
-		results[len(results)-1].Name = l.name
+		measure(l.op, clients, warmup/time.Duration(len(loads)))
+	}
+	samples := make([]sample, len(loads))
+	for round := 1; round <= rounds; round++ {
+		for i, l := range loads {
+			stopProfile, err := startProfile(cpuProfile, fmt.Sprintf("%s-%d", l.short, round))
+			if err != nil {
+				return err
+			}
+			samples[i].add(measure(l.op, clients, duration/time.Duration(rounds)))
+			if err := stopProfile(); err != nil {
+				return err
+			}
+		}
+	}
+	var results []result
+	for i, l := range loads {
+		r := samples[i].result(clients)
+		r.Name = l.name
+		results = append(results, r)
 	}
 	return report(os.Stdout, asJSON, results, nNodes, seeded)
+}
+
+// startProfile starts a CPU profile to prefix-name.pprof; with no prefix it does nothing.
+func startProfile(prefix, name string) (stop func() error, err error) {
+	if prefix == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(prefix + "-" + name + ".pprof")
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // seed writes n nodes of service "bench" and 100 deployments of 10 nodes each.
@@ -169,8 +225,41 @@ func seed(ctx context.Context, st *store.Store, n int) (hosts, deployments []str
 	return hosts, deployments, nil
 }
 
+// sample is what measurements of one endpoint saw.
+type sample struct {
+	lat          []time.Duration
+	errs         int64
+	elapsed, cpu time.Duration
+}
+
+func (s *sample) add(o sample) {
+	s.lat = append(s.lat, o.lat...)
+	s.errs += o.errs
+	s.elapsed += o.elapsed
+	s.cpu += o.cpu
+}
+
+func (s *sample) result(c int) result {
+	all := slices.Clone(s.lat)
+	slices.Sort(all)
+	res := result{Clients: c, Requests: len(all), Errors: s.errs}
+	if s.elapsed > 0 {
+		res.PerSec = float64(len(all)) / s.elapsed.Seconds()
+		res.CoresUsed = s.cpu.Seconds() / s.elapsed.Seconds()
+	}
+	if n := len(all) + int(s.errs); n > 0 {
+		res.CPUmsPerReq = ms(s.cpu) / float64(n)
+	}
+	if len(all) > 0 {
+		q := func(p float64) float64 { return ms(all[min(len(all)-1, int(p*float64(len(all))))]) }
+		res.P50ms, res.P90ms, res.P99ms, res.MaxMs = q(0.50), q(0.90), q(0.99), ms(all[len(all)-1])
+	}
+	return res
+}
+
 // measure runs op from c goroutines for d and collects every latency.
-func measure(op func(*rand.Rand) error, c int, d time.Duration) result {
+func measure(op func(*rand.Rand) error, c int, d time.Duration) sample {
+	cpu0 := cpuTime()
 	var wg sync.WaitGroup
 	var errs atomic.Int64
 	lat := make([][]time.Duration, c)
@@ -190,18 +279,19 @@ func measure(op func(*rand.Rand) error, c int, d time.Duration) result {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	res := result{Clients: c, Requests: len(all), Errors: errs.Load(), PerSec: float64(len(all)) / elapsed.Seconds()}
-	if len(all) > 0 {
-		q := func(p float64) float64 { return ms(all[min(len(all)-1, int(p*float64(len(all))))]) }
-		res.P50ms, res.P90ms, res.P99ms, res.MaxMs = q(0.50), q(0.90), q(0.99), ms(all[len(all)-1])
-	}
-	return res
+	return sample{lat: slices.Concat(lat...), errs: errs.Load(), elapsed: time.Since(start), cpu: cpuTime() - cpu0}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func report(w io.Writer, asJSON bool, results []result, nodes int, seeded time.Duration) error {
 	var errs error
@@ -211,16 +301,17 @@ func report(w io.Writer, asJSON bool, results []result, nodes int, seeded time.D
 		}
 	}
 	if asJSON {
-		if err := json.NewEncoder(w).Encode(map[string]any{"nodes": nodes, "seed_seconds": seeded.Seconds(), "results": results}); err != nil {
+		if err := json.NewEncoder(w).Encode(map[string]any{"nodes": nodes, "cpus": runtime.NumCPU(), "seed_seconds": seeded.Seconds(), "results": results}); err != nil {
 			return err
 		}
 		return errs
 	}
-	fmt.Fprintf(w, "%d nodes seeded in %.1fs\n\n", nodes, seeded.Seconds())
+	fmt.Fprintf(w, "%d nodes seeded in %.1fs; %d CPUs\n\n", nodes, seeded.Seconds(), runtime.NumCPU())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "endpoint\tclients\trequests\treq/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\t")
+	fmt.Fprintln(tw, "endpoint\tclients\trequests\treq/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tCPU ms/req\tcores used\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t\n", r.Name, r.Clients, r.Requests, r.PerSec, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Errors)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.3f\t%.2f\t\n", r.Name, r.Clients, r.Requests, r.PerSec,
+			r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Errors, r.CPUmsPerReq, r.CoresUsed)
 	}
 	tw.Flush()
 	if len(results) == 3 && results[2].PerSec > 0 && results[2].P50ms > 0 {
