@@ -11,6 +11,7 @@ import (
 // from another system). It bypasses claims, so it is never used while deployments run on those nodes.
 // A record that exists already is an error; the others in its chunk are still written.
 func (s *Store) InsertNodes(ctx context.Context, nodes []Node) error {
+	defer s.cache.clear()
 	const chunk = 1000
 	for start := 0; start < len(nodes); start += chunk {
 		batch := nodes[start:min(start+chunk, len(nodes))]

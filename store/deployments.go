@@ -144,6 +144,7 @@ func (s *Store) UpdateDeployment(ctx context.Context, d *Deployment) error {
 func (s *Store) Release(ctx context.Context, deploymentID string, before *Node) error {
 	id := before.ID
 	defer s.lockNode(id)()
+	defer s.writing(id)
 	set := bson.M{"state": before.State, "deploying_version": "", "deployment_id": before.DeploymentID, "last_error": before.LastError}
 	if before.State == "" {
 		// The claim created the record: remove it again.

@@ -71,8 +71,8 @@ func StartEmbeddedAt(ctx context.Context, dataDir, addr string) (*Embedded, erro
 	}
 }
 
-// Open connects a Store to the embedded server, and gives its collections the _id index FerretDB's
-// lookups can use (see indexIDs).
+// Open connects a Store to the embedded server, gives its collections the _id index FerretDB's lookups
+// can use (see indexIDs), and caches node records for reads, this process being their only writer.
 func (e *Embedded) Open(ctx context.Context, database string) (*Store, error) {
 	st, err := Open(ctx, e.URI, database)
 	if err != nil {
@@ -82,6 +82,8 @@ func (e *Embedded) Open(ctx context.Context, database string) (*Store, error) {
 		_ = st.Close(ctx)
 		return nil, err
 	}
+	// The embedded server listens on loopback for this process alone: its Store is the only writer.
+	st.cache = &nodeCache{}
 	return st, nil
 }
 

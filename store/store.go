@@ -27,6 +27,8 @@ type Store struct {
 	// The embedded server serves only this process, so serializing conditional updates per node here
 	// makes them compare-and-swap on both. Several nodeexec replicas need a real MongoDB.
 	stripes [64]sync.Mutex
+	// cache holds node records for reads when this process is their only writer (nil otherwise).
+	cache *nodeCache
 }
 
 // lockNode serializes conditional updates of one node within this process.
@@ -131,6 +133,7 @@ func (e *BusyError) Error() string {
 func (s *Store) Claim(ctx context.Context, service, host string, platform executor.Platform, deploymentID, version string) (*Node, error) {
 	id := NodeID(service, host)
 	defer s.lockNode(id)()
+	defer s.writing(id)
 	now := time.Now().UTC()
 	filter := bson.M{"_id": id, "$or": bson.A{
 		bson.M{"state": bson.M{"$ne": executor.StateDeploying}},
@@ -149,7 +152,7 @@ func (s *Store) Claim(ctx context.Context, service, host string, platform execut
 		return &Node{ID: id, Service: service, Host: host, Platform: platform}, nil // created by this claim
 	case mongo.IsDuplicateKeyError(err):
 		// The node exists and the filter did not match it: someone else holds it.
-		holder, getErr := s.Node(ctx, service, host)
+		holder, getErr := s.readNode(ctx, id)
 		if getErr != nil {
 			return nil, fmt.Errorf("claim %s: held, and reading the holder failed: %w", id, getErr)
 		}
@@ -203,6 +206,7 @@ func (s *Store) Finish(ctx context.Context, deploymentID string, st executor.Nod
 	}
 	id := NodeID(st.Service, st.Host)
 	defer s.lockNode(id)()
+	defer s.writing(id)
 	filter := bson.M{"_id": id, "deployment_id": deploymentID, "state": executor.StateDeploying}
 	update := bson.M{"$set": bson.M{"state": st.State, "current_version": st.CurrentVersion, "prev_version": st.PrevVersion,
 		"deploying_version": "", "last_error": st.LastError, "updated_at": time.Now().UTC()}}
@@ -219,13 +223,38 @@ func (s *Store) Finish(ctx context.Context, deploymentID string, st executor.Nod
 
 // Node reads one node's record.
 func (s *Store) Node(ctx context.Context, service, host string) (*Node, error) {
+	id := NodeID(service, host)
+	if n, ok := s.cache.get(id); ok {
+		return &n, nil
+	}
+	if s.cache == nil {
+		return s.readNode(ctx, id)
+	}
+	// Fill under the node's lock, so no write can slip between the read and the fill.
+	defer s.lockNode(id)()
+	if n, ok := s.cache.get(id); ok {
+		return &n, nil
+	}
+	n, err := s.readNode(ctx, id)
+	if err == nil {
+		s.cache.put(*n)
+	}
+	return n, err
+}
+
+// readNode reads a node's record from the database.
+func (s *Store) readNode(ctx context.Context, id string) (*Node, error) {
 	var n Node
-	err := s.nodes.FindOne(ctx, bson.M{"_id": NodeID(service, host)}).Decode(&n)
+	err := s.nodes.FindOne(ctx, bson.M{"_id": id}).Decode(&n)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read node %s: %w", NodeID(service, host), err)
+		return nil, fmt.Errorf("read node %s: %w", id, err)
 	}
 	return &n, nil
 }
+
+// writing is deferred by every write of a node, while it holds the node's lock: the cached record
+// is forgotten before another reader can fill it again.
+func (s *Store) writing(id string) { s.cache.forget(id) }

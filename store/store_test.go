@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 	"github.com/nodeexec/nodeexec/executor"
 )
 
-// The tests run on the real MongoDB wire protocol: the embedded FerretDB server, through the driver.
+// The tests run on the real MongoDB wire protocol: the embedded FerretDB server, through the driver,
+// as nodeexec serve opens it (with the node cache, so every read after a write proves it is invalidated).
 func openTestStore(t *testing.T) *Store {
 	t.Helper()
 	ctx := context.Background()
@@ -24,7 +26,7 @@ func openTestStore(t *testing.T) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Stop)
-	s, err := Open(ctx, e.URI, "nodeexec_test")
+	s, err := e.Open(ctx, "nodeexec_test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +294,7 @@ func TestOrphanedClaimIsTakenOverAfterTheGrace(t *testing.T) {
 	if _, err := s.nodes.UpdateOne(ctx, bson.M{"_id": "demo/h1"}, bson.M{"$set": bson.M{"updated_at": old}}); err != nil {
 		t.Fatal(err)
 	}
+	s.writing("demo/h1") // the test wrote past the Store
 	before, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d2", "v3")
 	if err != nil {
 		t.Fatalf("claim over the orphan: %v", err)
@@ -309,6 +312,7 @@ func TestOrphanedClaimIsTakenOverAfterTheGrace(t *testing.T) {
 	if _, err := s.nodes.UpdateOne(ctx, bson.M{"_id": "demo/h1"}, bson.M{"$set": bson.M{"updated_at": old}}); err != nil {
 		t.Fatal(err)
 	}
+	s.writing("demo/h1") // the test wrote past the Store
 	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d3", "v4"); !errors.As(err, &busy) || busy.DeploymentID != "d2" {
 		t.Errorf("claim over a recorded deployment: %v", err)
 	}
@@ -347,4 +351,52 @@ func runsV1(t *testing.T, s *Store, host string) {
 	if _, err := s.Finish(ctx, "d0", executor.NodeStatus{Service: "demo", Host: host, State: executor.StateSuccess, CurrentVersion: "v1"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Readers hammering a node while it is claimed and finished again and again never see a record older
+// than the last write that completed before their read began.
+func TestCachedReadsNeverGoBackInTime(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	runsV1(t, s, "h1")
+	var done atomic.Int64 // how many versions have been finished
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				floor := done.Load()
+				n, err := s.Node(ctx, "demo", "h1")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var v int64
+				if n.CurrentVersion != "v1" {
+					fmt.Sscanf(n.CurrentVersion, "v1.%d", &v)
+				}
+				if v < floor {
+					t.Errorf("read %s after v1.%d was recorded", n.CurrentVersion, floor)
+					return
+				}
+			}
+		})
+	}
+	for i := int64(1); i <= 30; i++ {
+		id := fmt.Sprintf("d%d", i)
+		if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, id, "x"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Finish(ctx, id, executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess, CurrentVersion: fmt.Sprintf("v1.%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		done.Store(i)
+	}
+	close(stop)
+	wg.Wait()
 }
