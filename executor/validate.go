@@ -35,6 +35,7 @@ var (
 	versionRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$`)
 	hostnameRe = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 	sha256Re   = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	zoneRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
 	execPathRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+/-]{0,254}$`)
 	envKeyRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 )
@@ -66,7 +67,12 @@ func ValidateHost(h string) error {
 	if h == "" {
 		return invalid("host", "is required")
 	}
-	if _, err := netip.ParseAddr(h); err == nil {
+	if a, err := netip.ParseAddr(h); err == nil {
+		// An IPv6 zone ("fe80::1%eth0") is free text to the parser, and the host reaches Ansible and
+		// ssh: only an interface-like name is allowed there.
+		if zone := a.Zone(); zone != "" && !zoneRe.MatchString(zone) {
+			return invalid("host", "%q has an IPv6 zone that is not an interface name", h)
+		}
 		return nil
 	}
 	if len(h) > 253 || !hostnameRe.MatchString(h) {
@@ -202,6 +208,9 @@ func plainText(field, s string) error {
 
 // Validate checks a whole deploy request before anything runs.
 func (r DeployRequest) Validate() error {
+	if len(r.Workloads) > 0 {
+		return r.validateK8s()
+	}
 	for _, err := range []error{
 		ValidateService(r.Service), ValidateVersion(r.Version), ValidateNodes(r.Nodes),
 		ValidatePackage(r.Package), ValidateHealth(r.Health), ValidateUnit(r.Unit), validateID(r.DeploymentID),
@@ -246,4 +255,32 @@ func validateID(id string) error {
 		return nil
 	}
 	return validateName("deployment_id", id, versionRe, "1-128 characters: letters, digits, '.', '_', '+', '-'")
+}
+
+// validateK8s checks the Kubernetes form of a deploy request.
+func (r DeployRequest) validateK8s() error {
+	if len(r.Nodes) > 0 {
+		return invalid("nodes", "a request names nodes or workloads, not both")
+	}
+	for _, err := range []error{ValidateService(r.Service), ValidateVersion(r.Version), ValidateWorkloads(r.Workloads),
+		ValidateImage(r.Image), validateID(r.DeploymentID)} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateK8s checks a rollback of workloads.
+func (r RollbackRequest) ValidateK8s() error {
+	if err := ValidateService(r.Service); err != nil {
+		return err
+	}
+	if r.ToRevision < 0 {
+		return invalid("to_revision", "must not be negative")
+	}
+	if err := ValidateWorkloads(r.Workloads); err != nil {
+		return err
+	}
+	return validateID(r.DeploymentID)
 }

@@ -43,6 +43,8 @@ func TestDeployRequestRefusesHostileValues(t *testing.T) {
 		{"no nodes", "nodes", func(r *DeployRequest) { r.Nodes = nil }},
 		{"host shell", "nodes[0].host", func(r *DeployRequest) { r.Nodes[0].Host = "a;reboot" }},
 		{"host option", "nodes[0].host", func(r *DeployRequest) { r.Nodes[0].Host = "-oProxyCommand=id" }},
+		{"host ipv6 zone shell", "nodes[0].host", func(r *DeployRequest) { r.Nodes[0].Host = "fe80::1%;touch x" }},
+		{"host ipv6 zone space", "nodes[0].host", func(r *DeployRequest) { r.Nodes[0].Host = "fe80::1%eth0 -oProxyCommand=id" }},
 		{"host duplicate", "nodes[1].host", func(r *DeployRequest) { r.Nodes[1].Host = r.Nodes[0].Host }},
 		{"port range", "nodes[1].port", func(r *DeployRequest) { r.Nodes[1].Port = 70000 }},
 		{"file url", "package_url", func(r *DeployRequest) { r.Package.URL = "file:///etc/passwd" }},
@@ -87,5 +89,13 @@ func TestRollbackRequestValidation(t *testing.T) {
 	bad.ToVersion = "../v1"
 	if err := bad.Validate(); err == nil || err.(*ValidationError).Field != "to_version" {
 		t.Fatalf("to_version traversal: %v", err)
+	}
+}
+
+func TestHostsThatAreFine(t *testing.T) {
+	for _, h := range []string{"node-1.example.com", "10.0.0.1", "::1", "fe80::1%eth0", "fe80::1%enp0s3.100"} {
+		if err := ValidateHost(h); err != nil {
+			t.Errorf("%s: %v", h, err)
+		}
 	}
 }
