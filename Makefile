@@ -6,7 +6,7 @@ HOSTS     ?= 3
 BENCH_HOSTS ?= 10
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build run test e2e test-all bench bench-api bench-smoke demo hosts-up hosts-down deps lint clean
+.PHONY: build run test e2e test-all bench bench-api bench-smoke demo hosts-up hosts-down kube-up kube-down deps lint clean
 
 build:
 	$(GO) build -o bin/nodeexec ./cmd/nodeexec
@@ -28,9 +28,17 @@ hosts-up:
 hosts-down:
 	hack/testhosts down
 
-# End-to-end: real ansible-playbook over real SSH to real systemd hosts.
-e2e: hosts-up
-	NODEEXEC_E2E=1 $(GO) test -count=1 -timeout 30m -tags e2e -v -run . ./executor/ansible/ ./internal/testbed/ ./cmd/nodeexec/
+# A real Kubernetes control plane on loopback (built once, about 7 minutes, then cached).
+kube-up:
+	hack/kube up
+
+kube-down:
+	hack/kube down
+
+# End-to-end: real ansible-playbook over real SSH to real systemd hosts; a real Kubernetes API server.
+e2e: hosts-up kube-up
+	eval "$$(hack/kube env)" && NODEEXEC_E2E=1 $(GO) test -count=1 -timeout 30m -tags e2e -v -run . \
+		./executor/ansible/ ./executor/k8s/ ./internal/testbed/ ./cmd/nodeexec/
 
 # One iteration at N=1 keeps the benchmark working; `make bench` measures.
 bench-smoke: hosts-up

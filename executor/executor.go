@@ -110,7 +110,7 @@ type Unit struct {
 // called from another goroutine than the caller's, one call at a time.
 type ProgressFunc func(host string, step Step)
 
-// DeployRequest asks for Version of Service on Nodes.
+// DeployRequest asks for Version of Service on Nodes (physical), or on Workloads with Image (k8s).
 type DeployRequest struct {
 	DeploymentID string
 	Service      string
@@ -119,23 +119,31 @@ type DeployRequest struct {
 	Package      Package
 	Health       HealthCheck
 	Unit         Unit
+	// Workloads and Image are the Kubernetes form: the image (its tag usually Version) goes into each
+	// workload's container.
+	Workloads []Workload `json:",omitempty" bson:",omitempty"`
+	Image     string     `json:",omitempty" bson:",omitempty"`
 	// Progress, when set, sees each task result live (optional).
 	Progress ProgressFunc `json:"-" bson:"-"`
 }
 
-// RollbackRequest asks for Nodes to go back to their previous version, or to ToVersion when set.
+// RollbackRequest asks for Nodes (or Workloads) to go back to their previous version, or to ToVersion
+// when set; for workloads, to ToRevision when set (as `kubectl rollout undo --to-revision`).
 type RollbackRequest struct {
 	DeploymentID string
 	Service      string
 	ToVersion    string
 	Nodes        []Node
 	Health       HealthCheck
+	Workloads    []Workload
+	ToRevision   int64
 	// Progress, when set, sees each task result live (optional).
 	Progress ProgressFunc `json:"-" bson:"-"`
 }
 
-// StatusRequest asks what Nodes run of Service.
+// StatusRequest asks what Nodes (or Workloads) run of Service.
 type StatusRequest struct {
-	Service string
-	Nodes   []Node
+	Service   string
+	Nodes     []Node
+	Workloads []Workload
 }

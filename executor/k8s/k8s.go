@@ -1,0 +1,396 @@
+// Package k8s is the Executor for Kubernetes workloads: a deploy sets the image of a Deployment's or a
+// StatefulSet's container and waits, with a watch, until the rollout is really done (every replica
+// updated, ready and available, no old one left); a rollout that fails is rolled back to the image
+// that ran before. Each workload is reported as one node whose Host is "namespace/name".
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+// Annotations nodeexec writes on the workloads it deploys.
+const (
+	annDeployment    = "nodeexec.io/deployment-id"
+	annVersion       = "nodeexec.io/version"
+	annPreviousImage = "nodeexec.io/previous-image"
+)
+
+// Config wires the executor to a cluster.
+type Config struct {
+	Client kubernetes.Interface
+	// RolloutTimeout bounds one rollout when the caller's context has no deadline; default 10m.
+	RolloutTimeout time.Duration
+	// RollbackTimeout bounds the automatic rollback after a failed rollout; default 5m.
+	RollbackTimeout time.Duration
+	// MaxParallel bounds the workloads worked on at once; default 10.
+	MaxParallel int
+	Logger      logrus.FieldLogger
+}
+
+// Executor deploys to Kubernetes workloads.
+type Executor struct {
+	cfg Config
+	c   kubernetes.Interface
+	log logrus.FieldLogger
+}
+
+var _ executor.Executor = (*Executor)(nil)
+
+// New checks the configuration.
+func New(cfg Config) (*Executor, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("k8s executor: a Kubernetes client is required")
+	}
+	if cfg.RolloutTimeout <= 0 {
+		cfg.RolloutTimeout = 10 * time.Minute
+	}
+	if cfg.RollbackTimeout <= 0 {
+		cfg.RollbackTimeout = 5 * time.Minute
+	}
+	if cfg.MaxParallel <= 0 {
+		cfg.MaxParallel = 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	return &Executor{cfg: cfg, c: cfg.Client, log: cfg.Logger}, nil
+}
+
+// Deploy sets req.Image on every workload and waits for each rollout; one that fails is rolled back
+// to the image it ran before, in the same call. Setting the image a workload already runs changes
+// nothing.
+func (e *Executor) Deploy(ctx context.Context, req executor.DeployRequest) ([]executor.NodeResult, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if len(req.Workloads) == 0 {
+		return nil, &executor.ValidationError{Field: "workloads", Reason: "the Kubernetes executor deploys workloads, not nodes"}
+	}
+	return e.each(req.Workloads, func(w executor.Workload) executor.NodeResult {
+		return e.deployOne(ctx, req, w)
+	}), nil
+}
+
+// each runs op for every workload, a bounded number at a time, and keeps the request's order.
+func (e *Executor) each(ws []executor.Workload, op func(executor.Workload) executor.NodeResult) []executor.NodeResult {
+	out := make([]executor.NodeResult, len(ws))
+	slots := make(chan struct{}, e.cfg.MaxParallel)
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			out[i] = op(w)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w executor.Workload) executor.NodeResult {
+	log := e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "version": req.Version, "node": w.Host()})
+	res := executor.NodeResult{NodeStatus: executor.NodeStatus{Host: w.Host(), Service: req.Service, Platform: executor.PlatformK8s}}
+	step := func(name string, failed bool, msg string) {
+		st := executor.Step{Name: name, Failed: failed, Message: msg, Changed: !failed && name == "Set the image"}
+		res.Steps = append(res.Steps, st)
+		if req.Progress != nil {
+			req.Progress(w.Host(), st)
+		}
+	}
+	fail := func(task string, err error) executor.NodeResult {
+		step(task, true, err.Error())
+		res.State, res.LastError = executor.StateFailed, task+": "+err.Error()
+		log.WithError(err).Warn("workload failed")
+		return res
+	}
+	tmpl, ann, err := e.template(ctx, w)
+	if err != nil {
+		return fail("Read the workload", err)
+	}
+	ci, err := containerIndex(&tmpl.Spec, w.Container)
+	if err != nil {
+		return fail("Find the container", err)
+	}
+	container := tmpl.Spec.Containers[ci].Name
+	prevImage := tmpl.Spec.Containers[ci].Image
+	prevVersion := ann[annVersion]
+	if prevVersion == "" {
+		prevVersion = imageVersion(prevImage)
+	}
+	res.CurrentVersion, res.PrevVersion = prevVersion, ann[annPreviousImage]
+	if prevImage == req.Image {
+		// Already there: nothing changes, but the answer must still be true.
+		r, err := e.waitRollout(ctx, w)
+		if err != nil || !r.Done {
+			return fail("Check the rollout", rolloutErr(r, err))
+		}
+		step("Check the rollout", false, "already runs "+req.Image+": "+r.Message)
+		res.State, res.CurrentVersion, res.PrevVersion, res.RunningVersion = executor.StateSuccess, req.Version, imageVersionOr(ann[annPreviousImage]), req.Version
+		return res
+	}
+	res.PrevVersion = prevVersion
+	if err := e.setImage(ctx, w, container, req.Image, map[string]string{
+		annDeployment: req.DeploymentID, annVersion: req.Version, annPreviousImage: prevImage,
+	}); err != nil {
+		return fail("Set the image", err)
+	}
+	step("Set the image", false, fmt.Sprintf("%s: %s -> %s", container, prevImage, req.Image))
+	res.Changed = true
+	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
+	r, err := e.waitRollout(wctx, w)
+	cancel()
+	if err == nil && r.Done {
+		step("Wait for the rollout", false, r.Message)
+		res.State, res.CurrentVersion, res.RunningVersion = executor.StateSuccess, req.Version, req.Version
+		log.Info("rollout done")
+		return res
+	}
+	reason := rolloutErr(r, err)
+	step("Wait for the rollout", true, reason.Error())
+	log.WithField("reason", reason).Warn("rollout failed; rolling back to the previous image")
+	// The rollback runs even when the caller's context ended: a half-rolled-out workload must not stay.
+	bctx, bcancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RollbackTimeout)
+	defer bcancel()
+	if err := e.setImage(bctx, w, container, prevImage, map[string]string{
+		annDeployment: req.DeploymentID, annVersion: prevVersion, annPreviousImage: req.Image,
+	}); err != nil {
+		return fail("Roll back to the previous image", fmt.Errorf("after %v: %w", reason, err))
+	}
+	back, err := e.waitRollout(bctx, w)
+	if err != nil || !back.Done {
+		return fail("Roll back to the previous image", fmt.Errorf("after %v: the rollback did not complete: %w", reason, rolloutErr(back, err)))
+	}
+	step("Roll back to the previous image", false, prevImage+": "+back.Message)
+	res.State, res.CurrentVersion, res.PrevVersion, res.RunningVersion = executor.StateRolledBack, prevVersion, req.Version, prevVersion
+	res.LastError = fmt.Sprintf("rollout of %s failed: %v; rolled back to %s", req.Image, reason, prevImage)
+	return res
+}
+
+// deadline bounds ctx by d unless it already has a deadline.
+func (e *Executor) deadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func rolloutErr(r Rollout, err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("not done before the deadline (%s)", r.Message)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("cancelled (%s)", r.Message)
+	case err != nil:
+		return err
+	case r.Failed:
+		return errors.New(r.Message)
+	}
+	return fmt.Errorf("not done: %s", r.Message)
+}
+
+// template reads a workload's pod template and its own annotations.
+func (e *Executor) template(ctx context.Context, w executor.Workload) (*corev1.PodTemplateSpec, map[string]string, error) {
+	switch w.Kind {
+	case executor.KindDeployment:
+		d, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, nil, notFoundHint(err, w)
+		}
+		return &d.Spec.Template, d.Annotations, nil
+	case executor.KindStatefulSet:
+		s, err := e.c.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, nil, notFoundHint(err, w)
+		}
+		return &s.Spec.Template, s.Annotations, nil
+	}
+	return nil, nil, fmt.Errorf("unknown kind %q", w.Kind)
+}
+
+func notFoundHint(err error, w executor.Workload) error {
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%s %s not found", w.Kind, w.Host())
+	}
+	return err
+}
+
+// setImage patches one container's image (a strategic merge by container name) and the workload's
+// own annotations; only the image change starts a rollout.
+func (e *Executor) setImage(ctx context.Context, w executor.Workload, container, image string, ann map[string]string) error {
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": ann},
+		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+			"containers": []map[string]any{{"name": container, "image": image}},
+		}}},
+	})
+	if err != nil {
+		return err
+	}
+	switch w.Kind {
+	case executor.KindDeployment:
+		_, err = e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "nodeexec"})
+	case executor.KindStatefulSet:
+		_, err = e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "nodeexec"})
+	}
+	return err
+}
+
+// waitRollout watches the workload until its rollout is done or has failed, or ctx ends. It reads the
+// object once, then follows its changes; a watch the server closes is opened again from a fresh read.
+func (e *Executor) waitRollout(ctx context.Context, w executor.Workload) (Rollout, error) {
+	var last Rollout
+	for {
+		r, rv, err := e.rolloutNow(ctx, w)
+		if err != nil {
+			return last, err
+		}
+		last = r
+		if r.Done || r.Failed {
+			return r, nil
+		}
+		watcher, err := e.watch(ctx, w, rv)
+		if err != nil {
+			return last, err
+		}
+		r, closed, err := follow(ctx, watcher, w.Kind, &last)
+		watcher.Stop()
+		if err != nil || !closed {
+			return r, err
+		}
+	}
+}
+
+// follow reads watch events until the rollout ends (closed=false) or the watch closes (closed=true).
+func follow(ctx context.Context, watcher watch.Interface, kind string, last *Rollout) (Rollout, bool, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return *last, false, ctx.Err()
+		case ev, ok := <-watcher.ResultChan():
+			if !ok {
+				return *last, true, nil
+			}
+			switch ev.Type {
+			case watch.Deleted:
+				return *last, false, errors.New("the workload was deleted during the rollout")
+			case watch.Error:
+				return *last, true, nil // e.g. resource version too old: read again
+			}
+			switch obj := ev.Object.(type) {
+			case *appsv1.Deployment:
+				*last = DeploymentRollout(obj)
+			case *appsv1.StatefulSet:
+				*last = StatefulSetRollout(obj)
+			default:
+				continue
+			}
+			if last.Done || last.Failed {
+				return *last, false, nil
+			}
+		}
+	}
+}
+
+func (e *Executor) rolloutNow(ctx context.Context, w executor.Workload) (Rollout, string, error) {
+	switch w.Kind {
+	case executor.KindDeployment:
+		d, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			return Rollout{}, "", notFoundHint(err, w)
+		}
+		return DeploymentRollout(d), d.ResourceVersion, nil
+	case executor.KindStatefulSet:
+		s, err := e.c.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			return Rollout{}, "", notFoundHint(err, w)
+		}
+		return StatefulSetRollout(s), s.ResourceVersion, nil
+	}
+	return Rollout{}, "", fmt.Errorf("unknown kind %q", w.Kind)
+}
+
+func (e *Executor) watch(ctx context.Context, w executor.Workload, rv string) (watch.Interface, error) {
+	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", w.Name).String(), ResourceVersion: rv}
+	if w.Kind == executor.KindStatefulSet {
+		return e.c.AppsV1().StatefulSets(w.Namespace).Watch(ctx, opts)
+	}
+	return e.c.AppsV1().Deployments(w.Namespace).Watch(ctx, opts)
+}
+
+// Status reports each workload's image version and whether its rollout is done.
+func (e *Executor) Status(ctx context.Context, req executor.StatusRequest) ([]executor.NodeResult, error) {
+	if err := executor.ValidateWorkloads(req.Workloads); err != nil {
+		return nil, err
+	}
+	return e.each(req.Workloads, func(w executor.Workload) executor.NodeResult {
+		res := executor.NodeResult{NodeStatus: executor.NodeStatus{Host: w.Host(), Service: req.Service, Platform: executor.PlatformK8s}}
+		tmpl, ann, err := e.template(ctx, w)
+		if err == nil {
+			var ci int
+			if ci, err = containerIndex(&tmpl.Spec, w.Container); err == nil {
+				res.CurrentVersion = versionOf(tmpl.Spec.Containers[ci].Image, ann)
+				res.PrevVersion = imageVersionOr(ann[annPreviousImage])
+				var r Rollout
+				if r, _, err = e.rolloutNow(ctx, w); err == nil {
+					switch {
+					case r.Done:
+						res.State, res.RunningVersion = executor.StateSuccess, res.CurrentVersion
+					case r.Failed:
+						res.State, res.LastError = executor.StateFailed, r.Message
+					default:
+						res.State, res.LastError = executor.StateDeploying, r.Message
+					}
+				}
+			}
+		}
+		if err != nil {
+			res.State, res.LastError = executor.StateFailed, err.Error()
+		}
+		return res
+	}), nil
+}
+
+// versionOf is the version a workload runs: nodeexec's own record when it set this image, else the tag.
+func versionOf(image string, ann map[string]string) string {
+	if v := ann[annVersion]; v != "" {
+		return v
+	}
+	return imageVersion(image)
+}
+
+// imageVersion is an image's tag (or short digest): "reg:5000/app:v2" -> "v2".
+func imageVersion(image string) string {
+	if at := strings.LastIndex(image, "@sha256:"); at >= 0 {
+		return "sha256-" + image[at+8:min(len(image), at+8+12)]
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	if i := strings.LastIndex(last, ":"); i >= 0 {
+		return last[i+1:]
+	}
+	return "latest"
+}
+
+func imageVersionOr(image string) string {
+	if image == "" {
+		return ""
+	}
+	return imageVersion(image)
+}

@@ -1,0 +1,238 @@
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+// revisionAnnotation is where the deployment controller numbers a Deployment's ReplicaSets.
+const revisionAnnotation = "deployment.kubernetes.io/revision"
+
+// Rollback takes every workload back, as `kubectl rollout undo` does: to the revision before the
+// current one, or to req.ToRevision; with req.ToVersion, to that version of the current image instead.
+// It waits for each rollout; a workload that got there is rolled_back.
+func (e *Executor) Rollback(ctx context.Context, req executor.RollbackRequest) ([]executor.NodeResult, error) {
+	if err := req.ValidateK8s(); err != nil {
+		return nil, err
+	}
+	return e.each(req.Workloads, func(w executor.Workload) executor.NodeResult {
+		log := e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "node": w.Host()})
+		res := executor.NodeResult{NodeStatus: executor.NodeStatus{Host: w.Host(), Service: req.Service, Platform: executor.PlatformK8s}}
+		step := func(name string, failed bool, msg string) {
+			st := executor.Step{Name: name, Failed: failed, Changed: !failed, Message: msg}
+			res.Steps = append(res.Steps, st)
+			if req.Progress != nil {
+				req.Progress(w.Host(), st)
+			}
+		}
+		tmpl, ann, err := e.template(ctx, w)
+		if err != nil {
+			res.State, res.LastError = executor.StateFailed, "Read the workload: "+err.Error()
+			return res
+		}
+		ci, err := containerIndex(&tmpl.Spec, w.Container)
+		if err != nil {
+			res.State, res.LastError = executor.StateFailed, "Find the container: "+err.Error()
+			return res
+		}
+		from := versionOf(tmpl.Spec.Containers[ci].Image, ann)
+		what, err := e.undo(ctx, w, req, tmpl.Spec.Containers[ci].Name, tmpl.Spec.Containers[ci].Image, from)
+		if err != nil {
+			step("Roll back", true, err.Error())
+			res.State, res.LastError, res.CurrentVersion = executor.StateFailed, "Roll back: "+err.Error(), from
+			log.WithError(err).Warn("rollback failed")
+			return res
+		}
+		step("Roll back", false, what)
+		res.Changed = true
+		wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
+		r, err := e.waitRollout(wctx, w)
+		cancel()
+		tmpl, ann, _ = e.template(context.WithoutCancel(ctx), w)
+		if tmpl != nil && ci < len(tmpl.Spec.Containers) {
+			res.CurrentVersion = versionOf(tmpl.Spec.Containers[ci].Image, ann)
+		}
+		res.PrevVersion = from
+		if err != nil || !r.Done {
+			step("Wait for the rollout", true, rolloutErr(r, err).Error())
+			res.State, res.LastError = executor.StateFailed, "Wait for the rollout: "+rolloutErr(r, err).Error()
+			return res
+		}
+		step("Wait for the rollout", false, r.Message)
+		res.State, res.RunningVersion = executor.StateRolledBack, res.CurrentVersion
+		log.WithField("version", res.CurrentVersion).Info("rolled back")
+		return res
+	}), nil
+}
+
+// undo changes the workload's template to the rollback's target and says what it did.
+func (e *Executor) undo(ctx context.Context, w executor.Workload, req executor.RollbackRequest, container, image, from string) (string, error) {
+	if req.ToVersion != "" {
+		target := withTag(image, req.ToVersion)
+		if err := e.setImage(ctx, w, container, target, map[string]string{annDeployment: req.DeploymentID, annVersion: req.ToVersion, annPreviousImage: image}); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s: %s -> %s", container, image, target), nil
+	}
+	switch w.Kind {
+	case executor.KindDeployment:
+		return e.undoDeployment(ctx, w, req, image, from)
+	case executor.KindStatefulSet:
+		return e.undoStatefulSet(ctx, w, req, image, from)
+	}
+	return "", fmt.Errorf("unknown kind %q", w.Kind)
+}
+
+// undoDeployment puts the pod template of an earlier ReplicaSet back, as `kubectl rollout undo` does.
+func (e *Executor) undoDeployment(ctx context.Context, w executor.Workload, req executor.RollbackRequest, image, from string) (string, error) {
+	d, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		return "", notFoundHint(err, w)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return "", err
+	}
+	list, err := e.c.AppsV1().ReplicaSets(w.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return "", err
+	}
+	current, _ := strconv.ParseInt(d.Annotations[revisionAnnotation], 10, 64)
+	byRevision := map[int64]*appsv1.ReplicaSet{}
+	var revisions []int64
+	for i := range list.Items {
+		rs := &list.Items[i]
+		if !metav1.IsControlledBy(rs, d) {
+			continue
+		}
+		if n, err := strconv.ParseInt(rs.Annotations[revisionAnnotation], 10, 64); err == nil {
+			byRevision[n] = rs
+			revisions = append(revisions, n)
+		}
+	}
+	target, err := pickRevision(revisions, current, req.ToRevision)
+	if err != nil {
+		return "", err
+	}
+	tmpl := byRevision[target].Spec.Template.DeepCopy()
+	delete(tmpl.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
+	ci, _ := containerIndex(&tmpl.Spec, w.Container)
+	back := tmpl.Spec.Containers[ci].Image
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "replace", "path": "/spec/template", "value": tmpl},
+		{"op": "add", "path": "/metadata/annotations/" + jsonPointer(annDeployment), "value": req.DeploymentID},
+		{"op": "add", "path": "/metadata/annotations/" + jsonPointer(annVersion), "value": imageVersion(back)},
+		{"op": "add", "path": "/metadata/annotations/" + jsonPointer(annPreviousImage), "value": image},
+	})
+	if err != nil {
+		return "", err
+	}
+	if d.Annotations == nil {
+		// JSON patch cannot add under a map that does not exist.
+		if _, err := e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, []byte(`{"metadata":{"annotations":{}}}`), metav1.PatchOptions{}); err != nil {
+			return "", err
+		}
+	}
+	if _, err := e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: "nodeexec"}); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("revision %d -> %d (%s -> %s)", current, target, from, imageVersion(back)), nil
+}
+
+// undoStatefulSet applies an earlier ControllerRevision's template, as `kubectl rollout undo` does.
+func (e *Executor) undoStatefulSet(ctx context.Context, w executor.Workload, req executor.RollbackRequest, image, from string) (string, error) {
+	s, err := e.c.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		return "", notFoundHint(err, w)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
+	if err != nil {
+		return "", err
+	}
+	list, err := e.c.AppsV1().ControllerRevisions(w.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return "", err
+	}
+	byRevision := map[int64]*appsv1.ControllerRevision{}
+	var revisions []int64
+	var current int64
+	for i := range list.Items {
+		cr := &list.Items[i]
+		if !metav1.IsControlledBy(cr, s) {
+			continue
+		}
+		byRevision[cr.Revision] = cr
+		revisions = append(revisions, cr.Revision)
+		if cr.Name == s.Status.UpdateRevision {
+			current = cr.Revision
+		}
+	}
+	target, err := pickRevision(revisions, current, req.ToRevision)
+	if err != nil {
+		return "", err
+	}
+	// The revision's data is a patch of the template; apply it, then record who did it.
+	if _, err := e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, byRevision[target].Data.Raw, metav1.PatchOptions{FieldManager: "nodeexec"}); err != nil {
+		return "", err
+	}
+	back := image
+	if tmpl, _, err := e.template(ctx, w); err == nil {
+		if ci, err := containerIndex(&tmpl.Spec, w.Container); err == nil {
+			back = tmpl.Spec.Containers[ci].Image
+		}
+	}
+	ann, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		annDeployment: req.DeploymentID, annVersion: imageVersion(back), annPreviousImage: image}}})
+	if _, err := e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, ann, metav1.PatchOptions{FieldManager: "nodeexec"}); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("revision %d -> %d (%s -> %s)", current, target, from, imageVersion(back)), nil
+}
+
+// pickRevision chooses the revision to go back to: want when given (it must exist and not be the
+// current one), else the newest one before current.
+func pickRevision(revisions []int64, current, want int64) (int64, error) {
+	sort.Slice(revisions, func(i, j int) bool { return revisions[i] > revisions[j] })
+	if want > 0 {
+		for _, r := range revisions {
+			if r == want {
+				if r == current {
+					return 0, fmt.Errorf("revision %d is the current one", want)
+				}
+				return r, nil
+			}
+		}
+		return 0, fmt.Errorf("no revision %d (there are %v)", want, revisions)
+	}
+	for _, r := range revisions {
+		if r < current {
+			return r, nil
+		}
+	}
+	return 0, fmt.Errorf("no revision before the current one (%d) to go back to", current)
+}
+
+// withTag replaces an image's tag (or digest) by tag.
+func withTag(image, tag string) string {
+	image, _, _ = strings.Cut(image, "@")
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image = image[:i]
+	}
+	return image + ":" + tag
+}
+
+// jsonPointer escapes a map key for a JSON patch path.
+func jsonPointer(key string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+}
