@@ -28,6 +28,7 @@ type RecoverRequest struct {
 	DeploymentID string
 	Service      string
 	Nodes        []Node
+	Workloads    []Workload
 }
 
 // Platform names the kind of node a status is about.

@@ -279,6 +279,11 @@ func (r RollbackRequest) ValidateK8s() error {
 	if r.ToRevision < 0 {
 		return invalid("to_revision", "must not be negative")
 	}
+	if r.ToVersion != "" {
+		if err := ValidateVersion(r.ToVersion); err != nil {
+			return invalid("to_version", "%s", err.(*ValidationError).Reason)
+		}
+	}
 	if err := ValidateWorkloads(r.Workloads); err != nil {
 		return err
 	}

@@ -33,6 +33,9 @@ type deployBody struct {
 	RequestedBy    string        `json:"requested_by"`
 	BatchSize      int           `json:"batch_size"`
 	StopOnFailure  bool          `json:"stop_on_failure"`
+	// Kubernetes (platform "k8s"): the workloads, and the image their container gets.
+	Workloads []executor.Workload `json:"workloads"`
+	Image     string              `json:"image"`
 }
 
 type healthBody struct {
@@ -52,11 +55,24 @@ func (s *Server) createDeployment(c *gin.Context) {
 		s.badBody(c, err)
 		return
 	}
-	if body.Platform == "" {
-		body.Platform = string(executor.PlatformPhysical)
+	platform := executor.Platform(body.Platform)
+	if platform == "" {
+		platform = executor.PlatformPhysical
 	}
-	if body.Platform != string(executor.PlatformPhysical) {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: " + quote(body.Platform) + " is not supported (physical)", Code: "invalid", Field: "platform"})
+	if platform != executor.PlatformPhysical && platform != executor.PlatformK8s {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: " + quote(body.Platform) + " is not physical or k8s", Code: "invalid", Field: "platform"})
+		return
+	}
+	if _, err := s.executorFor(platform); err != nil {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: " + string(platform) + " is not configured on this server", Code: "invalid", Field: "platform"})
+		return
+	}
+	if platform == executor.PlatformK8s && (len(body.Nodes) > 0 || body.PackageURL != "" || body.SHA256 != "") {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "nodes: platform k8s deploys workloads with an image, not nodes with a package", Code: "invalid", Field: "nodes"})
+		return
+	}
+	if platform == executor.PlatformPhysical && (len(body.Workloads) > 0 || body.Image != "") {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "workloads: platform physical deploys nodes with a package, not workloads with an image", Code: "invalid", Field: "workloads"})
 		return
 	}
 	if body.BatchSize < 0 || body.BatchSize > maxBatchSize {
@@ -75,6 +91,7 @@ func (s *Server) createDeployment(c *gin.Context) {
 	for _, h := range body.Nodes {
 		req.Nodes = append(req.Nodes, executor.Node{Host: h})
 	}
+	req.Workloads, req.Image = body.Workloads, body.Image
 	if h := body.Health; h != nil {
 		req.Health = executor.HealthCheck{HTTPPort: h.HTTPPort, HTTPPath: h.HTTPPath, HTTPStatus: h.HTTPStatus,
 			TCPPort: h.TCPPort, Retries: h.Retries, Delay: time.Duration(h.DelaySeconds) * time.Second}
@@ -85,10 +102,10 @@ func (s *Server) createDeployment(c *gin.Context) {
 		return
 	}
 	d := &store.Deployment{ID: id, Kind: store.KindDeploy, Service: req.Service, Version: req.Version,
-		Platform: executor.PlatformPhysical, Request: req, RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey,
+		Platform: platform, Request: req, RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey,
 		State: executor.StatePending, CreatedAt: time.Now().UTC(), Batch: store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure}}
-	for _, n := range req.Nodes {
-		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending, TargetVersion: req.Version})
+	for _, h := range hostsOf(req) {
+		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: h, State: executor.StatePending, TargetVersion: req.Version})
 	}
 	s.claimRecordStart(c, d)
 }
@@ -173,6 +190,7 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 		Version: orig.Version, Platform: orig.Platform, RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey,
 		State: executor.StatePending, CreatedAt: time.Now().UTC()}
 	d.Request = executor.DeployRequest{DeploymentID: d.ID, Service: orig.Service, Health: orig.Request.Health}
+	var hosts []string
 	for _, n := range orig.Nodes {
 		// On the deployment's version, and on another before it: the deployment switched this node. A
 		// node it failed on was switched back in the same run (current is not the target); one with no
@@ -180,9 +198,11 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 		// unverified, is rolled back too.
 		if n.CurrentVersion == n.TargetVersion && n.FromVersion != "" && n.FromVersion != n.TargetVersion {
 			d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending, TargetVersion: n.FromVersion})
-			d.Request.Nodes = append(d.Request.Nodes, executor.Node{Host: n.Host})
+			hosts = append(hosts, n.Host)
 		}
 	}
+	back := subset(orig.Request, hosts)
+	d.Request.Nodes, d.Request.Workloads = back.Nodes, back.Workloads
 	if len(d.Nodes) == 0 {
 		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " changed no node that has an earlier version to go back to", Code: "nothing_to_roll_back"})
 		return
@@ -281,9 +301,11 @@ func (s *Server) getNode(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	if err := executor.ValidateHost(host); err != nil {
-		s.failErr(c, err)
-		return
+	if _, _, workload := executor.SplitWorkloadHost(host); !workload {
+		if err := executor.ValidateHost(host); err != nil {
+			s.failErr(c, err)
+			return
+		}
 	}
 	n, err := s.cfg.Store.Node(c.Request.Context(), service, host)
 	if err != nil {

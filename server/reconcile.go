@@ -40,7 +40,7 @@ func (s *Server) reconcile(ctx context.Context, d *store.Deployment) error {
 	}
 	x := &run{d: d, ctx: ctx, rec: s.recorder(d.ID, last), log: log}
 	// Nodes the dead run had finished are as their records say; the ones it still held are asked.
-	var held []executor.Node
+	var held []string
 	for i := range d.Nodes {
 		dn := &d.Nodes[i]
 		n, err := s.cfg.Store.Node(ctx, d.Service, dn.Host)
@@ -48,7 +48,7 @@ func (s *Server) reconcile(ctx context.Context, d *store.Deployment) error {
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			return err
 		case err == nil && n.DeploymentID == d.ID && n.State == executor.StateDeploying:
-			held = append(held, executor.Node{Host: dn.Host})
+			held = append(held, dn.Host)
 		case err == nil && n.DeploymentID == d.ID:
 			dn.State, dn.CurrentVersion, dn.PrevVersion, dn.LastError = n.State, n.CurrentVersion, n.PrevVersion, n.LastError
 		default:
@@ -82,11 +82,16 @@ func (s *Server) reconcile(ctx context.Context, d *store.Deployment) error {
 }
 
 // readLost asks the nodes a lost run held what they run, releasing its locks first when the executor can.
-func (s *Server) readLost(ctx context.Context, d *store.Deployment, held []executor.Node) ([]executor.NodeResult, error) {
-	if r, ok := s.cfg.Executor.(executor.Recoverer); ok {
-		return r.Recover(ctx, executor.RecoverRequest{DeploymentID: d.ID, Service: d.Service, Nodes: held})
+func (s *Server) readLost(ctx context.Context, d *store.Deployment, held []string) ([]executor.NodeResult, error) {
+	exec, err := s.executorFor(d.Platform)
+	if err != nil {
+		return nil, err
 	}
-	return s.cfg.Executor.Status(ctx, executor.StatusRequest{Service: d.Service, Nodes: held})
+	req := subset(d.Request, held)
+	if r, ok := exec.(executor.Recoverer); ok {
+		return r.Recover(ctx, executor.RecoverRequest{DeploymentID: d.ID, Service: d.Service, Nodes: req.Nodes, Workloads: req.Workloads})
+	}
+	return exec.Status(ctx, executor.StatusRequest{Service: d.Service, Nodes: req.Nodes, Workloads: req.Workloads})
 }
 
 // judgeLost turns what a node says it runs into the outcome of the lost run on it.

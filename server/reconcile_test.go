@@ -37,6 +37,7 @@ func TestReconcileFinishesALostDeploymentFromTheNodes(t *testing.T) {
 		State: executor.StateDeploying, CreatedAt: time.Now().UTC()}
 	for _, h := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
 		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: h, State: executor.StateDeploying, TargetVersion: "v2", FromVersion: "v1"})
+		d.Request.Nodes = append(d.Request.Nodes, executor.Node{Host: h})
 	}
 	if _, err := f.st.ClaimAll(ctx, d); err != nil {
 		t.Fatal(err)

@@ -146,21 +146,27 @@ func (s *Server) operate(x *run) ([]executor.NodeResult, map[string]string, erro
 	d := x.d
 	var groups []executor.DeployRequest
 	if d.Kind != store.KindRollback {
-		for _, batch := range d.Batch.Split(d.Request.Nodes) {
-			req := d.Request
-			req.Nodes, req.Progress = batch, x.progress
+		for _, batch := range d.Batch.Split(hostsOf(d.Request)) {
+			req := subset(d.Request, batch)
+			req.Progress = x.progress
 			groups = append(groups, req)
 		}
 	} else {
 		for _, target := range targetVersions(d) {
-			req := executor.DeployRequest{DeploymentID: d.ID, Service: d.Service, Version: target, Health: d.Request.Health, Progress: x.progress}
+			var hosts []string
 			for _, n := range d.Nodes {
 				if n.TargetVersion == target {
-					req.Nodes = append(req.Nodes, executor.Node{Host: n.Host})
+					hosts = append(hosts, n.Host)
 				}
 			}
+			req := subset(d.Request, hosts)
+			req.Version, req.Progress = target, x.progress
 			groups = append(groups, req)
 		}
+	}
+	exec, err := s.executorFor(d.Platform)
+	if err != nil {
+		return nil, nil, err
 	}
 	var all []executor.NodeResult
 	var errs []error
@@ -168,8 +174,8 @@ func (s *Server) operate(x *run) ([]executor.NodeResult, map[string]string, erro
 	for i, req := range groups {
 		if why := x.stopBefore(all); why != "" {
 			for _, g := range groups[i:] {
-				for _, n := range g.Nodes {
-					skipped[n.Host] = why
+				for _, h := range hostsOf(g) {
+					skipped[h] = why
 				}
 			}
 			break
@@ -177,16 +183,16 @@ func (s *Server) operate(x *run) ([]executor.NodeResult, map[string]string, erro
 		var res []executor.NodeResult
 		var err error
 		if d.Kind == store.KindRollback {
-			res, err = s.cfg.Executor.Rollback(x.ctx, executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service,
-				ToVersion: req.Version, Nodes: req.Nodes, Health: req.Health, Progress: req.Progress})
+			res, err = exec.Rollback(x.ctx, executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: req.Version,
+				Nodes: req.Nodes, Workloads: req.Workloads, Health: req.Health, Progress: req.Progress})
 		} else {
-			res, err = s.cfg.Executor.Deploy(x.ctx, req)
+			res, err = exec.Deploy(x.ctx, req)
 		}
 		if err != nil && len(res) == 0 {
 			// Nothing ran on any node of this group: each is failed with the reason.
-			for _, n := range req.Nodes {
-				prior := x.priorOf(n.Host)
-				res = append(res, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: n.Host, Service: d.Service,
+			for _, h := range hostsOf(req) {
+				prior := x.priorOf(h)
+				res = append(res, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: h, Service: d.Service, Platform: d.Platform,
 					State: executor.StateFailed, CurrentVersion: prior.CurrentVersion, PrevVersion: prior.PrevVersion, LastError: err.Error()}})
 			}
 		}
@@ -196,6 +202,39 @@ func (s *Server) operate(x *run) ([]executor.NodeResult, map[string]string, erro
 		}
 	}
 	return all, skipped, errors.Join(errs...)
+}
+
+// hostsOf lists a request's targets as node names: physical hosts, or workloads as "namespace/name".
+func hostsOf(req executor.DeployRequest) []string {
+	var out []string
+	for _, n := range req.Nodes {
+		out = append(out, n.Host)
+	}
+	for _, w := range req.Workloads {
+		out = append(out, w.Host())
+	}
+	return out
+}
+
+// subset is req for only the targets named in hosts.
+func subset(req executor.DeployRequest, hosts []string) executor.DeployRequest {
+	want := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		want[h] = true
+	}
+	nodes, workloads := req.Nodes, req.Workloads
+	req.Nodes, req.Workloads = nil, nil
+	for _, n := range nodes {
+		if want[n.Host] {
+			req.Nodes = append(req.Nodes, n)
+		}
+	}
+	for _, w := range workloads {
+		if want[w.Host()] {
+			req.Workloads = append(req.Workloads, w)
+		}
+	}
+	return req
 }
 
 // stopBefore says why the next batch must not start ("" if it may).

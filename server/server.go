@@ -17,9 +17,11 @@ import (
 	"github.com/nodeexec/nodeexec/store"
 )
 
-// Config wires the server to its executor and store.
+// Config wires the server to its executors and store.
 type Config struct {
+	// Executor deploys physical nodes; K8s (optional) deploys Kubernetes workloads.
 	Executor executor.Executor
+	K8s      executor.Executor
 	Store    *store.Store
 	// MaxConcurrent bounds the deployments that run at once; more wait their turn. Default 4.
 	MaxConcurrent int
@@ -67,6 +69,10 @@ func New(cfg Config) *Server {
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
 	s.engine.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
 	s.engine.HandleMethodNotAllowed = true
+	// A Kubernetes workload's node name is "namespace/name": clients escape the slash (%2F), and the
+	// router matches on the escaped path so it stays one segment.
+	s.engine.UseRawPath = true
+	s.engine.UnescapePathValues = true
 
 	s.engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	s.engine.GET("/readyz", s.ready)
@@ -86,6 +92,17 @@ func New(cfg Config) *Server {
 	mgmt.GET("/logs/:deployment_id", s.deployLogs)
 	api.GET("/nodes/:service/:host", read, s.getNode)
 	return s
+}
+
+// executorFor is the executor of a platform.
+func (s *Server) executorFor(p executor.Platform) (executor.Executor, error) {
+	switch {
+	case p == executor.PlatformK8s && s.cfg.K8s != nil:
+		return s.cfg.K8s, nil
+	case p == executor.PlatformPhysical && s.cfg.Executor != nil:
+		return s.cfg.Executor, nil
+	}
+	return nil, &executor.ValidationError{Field: "platform", Reason: fmt.Sprintf("%q is not configured on this server", p)}
 }
 
 // Handler is the HTTP handler.

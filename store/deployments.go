@@ -51,15 +51,15 @@ type Batch struct {
 	StopOnFailure bool `bson:"stop_on_failure" json:"stop_on_failure"`
 }
 
-// Split cuts nodes into the batches they run in.
-func (b Batch) Split(nodes []executor.Node) [][]executor.Node {
+// Split cuts a deployment's hosts into the batches they run in.
+func (b Batch) Split(hosts []string) [][]string {
 	size := b.Size
-	if size <= 0 || size > len(nodes) {
-		size = len(nodes)
+	if size <= 0 || size > len(hosts) {
+		size = len(hosts)
 	}
-	var out [][]executor.Node
-	for start := 0; start < len(nodes); start += size {
-		out = append(out, nodes[start:min(start+size, len(nodes))])
+	var out [][]string
+	for start := 0; start < len(hosts); start += size {
+		out = append(out, hosts[start:min(start+size, len(hosts))])
 	}
 	return out
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/executor/k8s"
 	"github.com/nodeexec/nodeexec/server"
 	"github.com/nodeexec/nodeexec/store"
 )
@@ -29,6 +31,7 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	dataDir := fs.String("data-dir", envOr("NODEEXEC_DATA_DIR", defaultDataDir()), "where the embedded database keeps its data")
 	tokensFile := fs.String("tokens-file", os.Getenv("NODEEXEC_TOKENS_FILE"), "file of API tokens and their scopes (see README); none: loopback only, no auth")
 	maxConcurrent := fs.Int("max-concurrent", 4, "deployments that run at once; more wait their turn")
+	kubeconfig := fs.String("kubeconfig", os.Getenv("NODEEXEC_KUBECONFIG"), "kubeconfig of the cluster for platform k8s (inside a pod: its service account)")
 	if err := c.parse(fs, args); err != nil {
 		return false, err
 	}
@@ -67,7 +70,18 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	srv := server.New(server.Config{Executor: exec, Store: st, Logger: log, MaxConcurrent: *maxConcurrent, Tokens: tokens})
+	var kexec executor.Executor
+	if *kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		client, _, err := k8s.NewClient(*kubeconfig)
+		if err != nil {
+			return false, err
+		}
+		if kexec, err = k8s.New(k8s.Config{Client: client, Logger: log}); err != nil {
+			return false, err
+		}
+		log.Info("platform k8s enabled")
+	}
+	srv := server.New(server.Config{Executor: exec, K8s: kexec, Store: st, Logger: log, MaxConcurrent: *maxConcurrent, Tokens: tokens})
 	// Deployments a previous process left in flight get their true end before anything new is taken.
 	if err := srv.Reconcile(ctx); err != nil {
 		log.WithError(err).Error("reconciling deployments left in flight failed; they stay in flight and are tried again at the next start")

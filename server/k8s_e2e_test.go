@@ -1,0 +1,103 @@
+//go:build e2e
+
+package server
+
+// Platform k8s through the API, on a real API server (hack/kube up) and the embedded database.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodeexec/nodeexec/executor/k8s"
+)
+
+func TestK8sDeployEventsStatusRollbackThroughTheAPI(t *testing.T) {
+	path := os.Getenv("NODEEXEC_TEST_KUBECONFIG")
+	if path == "" {
+		t.Skip("set NODEEXEC_TEST_KUBECONFIG (hack/kube up; or `make e2e`)")
+	}
+	client, _, err := k8s.NewClient(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kexec, err := k8s.New(k8s.Config{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *Config) { c.K8s = kexec })
+	ctx := context.Background()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	ns := "api-" + hex.EncodeToString(b)
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	three := int32(3)
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: appsv1.DeploymentSpec{
+		Replicas: &three, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}}, Spec: corev1.PodSpec{
+			NodeSelector: map[string]string{"type": "kwok"},
+			Tolerations:  []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+			Containers:   []corev1.Container{{Name: "app", Image: "registry.example/web:v1"}}}}}}
+	if _, err := client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deploy := func(version string) map[string]any {
+		body := fmt.Sprintf(`{"service":"web","version":%q,"platform":"k8s","image":"registry.example/web:%s",`+
+			`"workloads":[{"namespace":%q,"kind":"Deployment","name":"web","container":"app"}]}`, version, version, ns)
+		code, res := f.do(t, "POST", "/api/v1/deployments", body)
+		if code != http.StatusAccepted {
+			t.Fatalf("POST %s = %d %v", version, code, res)
+		}
+		return res
+	}
+	first := deploy("v1") // already runs v1: recorded, nothing changes
+	if end := f.waitState(t, first["id"].(string)); end["state"] != "success" {
+		t.Fatalf("deploy v1 = %v", end)
+	}
+	second := deploy("v2")
+	evs, end := f.follow(t, second["id"].(string), nil)
+	if end["state"] != "success" || end["platform"] != "k8s" {
+		t.Fatalf("deploy v2 = %v", end)
+	}
+	var steps []string
+	for _, ev := range evs {
+		if ev.event == "step" {
+			steps = append(steps, fmt.Sprint(ev.data["message"]))
+		}
+	}
+	if got := strings.Join(steps, " | "); !strings.Contains(got, "Set the image: changed") || !strings.Contains(got, "Wait for the rollout: ok") {
+		t.Errorf("steps: %s", got)
+	}
+	code, n := f.do(t, "GET", "/api/v1/nodes/web/"+url.PathEscape(ns+"/web"), "")
+	if code != 200 || n["current_version"] != "v2" || n["prev_version"] != "v1" || n["platform"] != "k8s" {
+		t.Errorf("node %s/web = %d %v", ns, code, n)
+	}
+	code, rb := f.do(t, "POST", "/api/v1/deployments/"+second["id"].(string)+"/rollback", "")
+	if code != http.StatusAccepted {
+		t.Fatalf("rollback = %d %v", code, rb)
+	}
+	if end := f.waitState(t, rb["id"].(string)); end["state"] != "rolled_back" {
+		t.Fatalf("rollback = %v", end)
+	}
+	got, _ := client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if img := got.Spec.Template.Spec.Containers[0].Image; img != "registry.example/web:v1" {
+		t.Errorf("image after the rollback = %s", img)
+	}
+	if code, b := f.do(t, "POST", "/api/v1/deployments", `{"service":"web","version":"v3","platform":"k8s","image":"x y",`+
+		`"workloads":[{"namespace":"`+ns+`","kind":"Deployment","name":"web"}]}`); code != 400 || b["field"] != "image" {
+		t.Errorf("bad image = %d %v", code, b)
+	}
+}
