@@ -36,9 +36,10 @@ kube-down:
 	hack/kube down
 
 # End-to-end: real ansible-playbook over real SSH to real systemd hosts; a real Kubernetes API server.
+# One package at a time (-p 1): the suites share the test hosts, and some take a host off the network.
 e2e: hosts-up kube-up
-	eval "$$(hack/kube env)" && NODEEXEC_E2E=1 $(GO) test -count=1 -timeout 30m -tags e2e -v -run . \
-		./executor/ansible/ ./executor/k8s/ ./internal/testbed/ ./cmd/nodeexec/
+	eval "$$(hack/kube env)" && NODEEXEC_E2E=1 $(GO) test -p 1 -count=1 -timeout 30m -tags e2e -v -run . \
+		./executor/ansible/ ./executor/k8s/ ./internal/testbed/ ./cmd/nodeexec/ ./server/
 
 # One iteration at N=1 keeps the benchmark working; `make bench` measures.
 bench-smoke: hosts-up
