@@ -124,6 +124,8 @@ type DeployRequest struct {
 	// workload's container.
 	Workloads []Workload `json:",omitempty" bson:",omitempty"`
 	Image     string     `json:",omitempty" bson:",omitempty"`
+	// Strategy says how the workloads move to Image (default: their own rolling update).
+	Strategy Strategy `json:",omitempty" bson:",omitempty"`
 	// Progress, when set, sees each task result live (optional).
 	Progress ProgressFunc `json:"-" bson:"-"`
 }

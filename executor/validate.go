@@ -263,7 +263,7 @@ func (r DeployRequest) validateK8s() error {
 		return invalid("nodes", "a request names nodes or workloads, not both")
 	}
 	for _, err := range []error{ValidateService(r.Service), ValidateVersion(r.Version), ValidateWorkloads(r.Workloads),
-		ValidateImage(r.Image), validateID(r.DeploymentID)} {
+		ValidateImage(r.Image), ValidateStrategy(r.Strategy, r.Workloads), validateID(r.DeploymentID)} {
 		if err != nil {
 			return err
 		}

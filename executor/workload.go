@@ -3,7 +3,9 @@ package executor
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Workload is a Kubernetes Deployment or StatefulSet, and the container whose image a deploy sets. Its
@@ -76,4 +78,104 @@ func ValidateImage(image string) error {
 func SplitWorkloadHost(host string) (namespace, name string, ok bool) {
 	namespace, name, ok = strings.Cut(host, "/")
 	return namespace, name, ok && dnsLabelRe.MatchString(namespace) && dnsSubdomainRe.MatchString(name)
+}
+
+// Strategy types for Kubernetes workloads.
+const (
+	StrategyRolling   = "rolling"
+	StrategyBlueGreen = "blue-green"
+)
+
+// Strategy says how a Kubernetes workload moves to a new image. The zero value is a rolling update as
+// the workload is configured today.
+type Strategy struct {
+	// Type is "rolling" (the default) or "blue-green".
+	Type string `json:"type,omitempty"`
+	// Rolling update settings, applied with the new image in the same rollout; empty keeps the
+	// workload's own. Surge and unavailable are a count ("1") or a percentage ("25%"); a StatefulSet
+	// takes only MinReadySeconds.
+	MaxSurge                string `json:"max_surge,omitempty"`
+	MaxUnavailable          string `json:"max_unavailable,omitempty"`
+	MinReadySeconds         *int32 `json:"min_ready_seconds,omitempty" bson:",omitempty"`
+	ProgressDeadlineSeconds *int32 `json:"progress_deadline_seconds,omitempty" bson:",omitempty"`
+	// Blue-green (Deployments only): the Service whose selector is switched (default: the workload's
+	// name), and how long the new pods must stay ready, with no restart, before they get the traffic.
+	Service       string `json:"service,omitempty"`
+	VerifySeconds int32  `json:"verify_seconds,omitempty"`
+}
+
+// DefaultVerifySeconds is how long a blue-green deploy watches the new pods when the request does not say.
+const DefaultVerifySeconds = 10
+
+var countOrPercentRe = regexp.MustCompile(`^(0|[1-9][0-9]{0,5})%?$`)
+
+// ValidateStrategy checks a strategy against the workloads it applies to.
+func ValidateStrategy(s Strategy, ws []Workload) error {
+	switch s.Type {
+	case "", StrategyRolling:
+		if s.Service != "" || s.VerifySeconds != 0 {
+			return invalid("strategy", "service and verify_seconds belong to the blue-green strategy")
+		}
+	case StrategyBlueGreen:
+		for i, w := range ws {
+			if w.Kind != KindDeployment {
+				return invalid(fmt.Sprintf("workloads[%d].kind", i), "blue-green deploys Deployments, not %s", w.Kind)
+			}
+		}
+		if s.MaxSurge != "" || s.MaxUnavailable != "" || s.ProgressDeadlineSeconds != nil {
+			return invalid("strategy", "max_surge, max_unavailable and progress_deadline_seconds belong to the rolling strategy")
+		}
+		if s.Service != "" && !dnsLabelRe.MatchString(s.Service) {
+			return invalid("strategy.service", "%q is not a Service name", s.Service)
+		}
+		if s.VerifySeconds < 0 || s.VerifySeconds > 3600 {
+			return invalid("strategy.verify_seconds", "must be between 0 and 3600")
+		}
+	default:
+		return invalid("strategy.type", "%q is not rolling or blue-green", s.Type)
+	}
+	for field, v := range map[string]string{"strategy.max_surge": s.MaxSurge, "strategy.max_unavailable": s.MaxUnavailable} {
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(v, "%"))
+		if !countOrPercentRe.MatchString(v) || err != nil || (strings.HasSuffix(v, "%") && n > 100) {
+			return invalid(field, "%q is not a count (\"1\") or a percentage up to 100%% (\"25%%\")", v)
+		}
+	}
+	if s.MaxSurge != "" && s.MaxUnavailable != "" && strings.TrimSuffix(s.MaxSurge, "%") == "0" && strings.TrimSuffix(s.MaxUnavailable, "%") == "0" {
+		return invalid("strategy.max_surge", "max_surge and max_unavailable cannot both be 0: the rollout could never start")
+	}
+	if p := s.MinReadySeconds; p != nil && (*p < 0 || *p > 3600) {
+		return invalid("strategy.min_ready_seconds", "must be between 0 and 3600")
+	}
+	if p := s.ProgressDeadlineSeconds; p != nil {
+		if *p < 1 || *p > 86400 {
+			return invalid("strategy.progress_deadline_seconds", "must be between 1 and 86400")
+		}
+		if m := s.MinReadySeconds; m != nil && *p <= *m {
+			return invalid("strategy.progress_deadline_seconds", "must be greater than min_ready_seconds")
+		}
+	}
+	if s.Type != StrategyBlueGreen && (s.MaxSurge != "" || s.MaxUnavailable != "" || s.ProgressDeadlineSeconds != nil) {
+		for i, w := range ws {
+			if w.Kind == KindStatefulSet {
+				return invalid(fmt.Sprintf("workloads[%d]", i), "a StatefulSet takes only min_ready_seconds of the rolling settings")
+			}
+		}
+	}
+	return nil
+}
+
+// Pod is one pod of a workload, as the management endpoints report it.
+type Pod struct {
+	Name     string    `json:"name"`
+	Phase    string    `json:"phase"`
+	Ready    bool      `json:"ready"`
+	Restarts int32     `json:"restarts"`
+	Node     string    `json:"node,omitempty"`
+	Image    string    `json:"image,omitempty"`
+	Created  time.Time `json:"created"`
+	// Color is the pod's blue-green color, when it has one.
+	Color string `json:"color,omitempty"`
 }

@@ -72,11 +72,7 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	var kexec executor.Executor
 	if *kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		client, _, err := k8s.NewClient(*kubeconfig)
-		if err != nil {
-			return false, err
-		}
-		if kexec, err = k8s.New(k8s.Config{Client: client, Logger: log}); err != nil {
+		if kexec, err = k8s.Connect(*kubeconfig, k8s.Config{Logger: log}); err != nil {
 			return false, err
 		}
 		log.Info("platform k8s enabled")

@@ -3,9 +3,18 @@ package k8s
 import (
 	"fmt"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Client-side rate limits: client-go's defaults (5 requests/s, bursts of 10) would hold back a rollout
+// of many workloads at once, which takes a few requests per workload. The API server's own priority
+// and fairness still protects it.
+const (
+	clientQPS   = 50
+	clientBurst = 100
 )
 
 // NewClient connects to a cluster: with a kubeconfig file when given, else from inside a pod (the
@@ -25,9 +34,27 @@ func NewClient(kubeconfig string) (kubernetes.Interface, *rest.Config, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("kubernetes client configuration: %w", err)
 	}
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = clientQPS, clientBurst
+	}
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return c, cfg, nil
+}
+
+// Connect builds an executor for the cluster of a kubeconfig (see NewClient), with the clients of
+// every operation; cfg supplies the rest (timeouts, logger).
+func Connect(kubeconfig string, cfg Config) (*Executor, error) {
+	c, rc, err := NewClient(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
+	}
+	cfg.Client, cfg.Dynamic = c, dyn
+	return New(cfg)
 }

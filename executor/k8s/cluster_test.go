@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/nodeexec/nodeexec/executor"
 )
@@ -27,6 +28,7 @@ import (
 type cluster struct {
 	t    *testing.T
 	c    kubernetes.Interface
+	rest *rest.Config
 	e    *Executor
 	ns   string
 	pool string // the node label value this test's pods are scheduled by
@@ -38,13 +40,13 @@ func newCluster(t *testing.T) *cluster {
 	if path == "" {
 		t.Skip("set NODEEXEC_TEST_KUBECONFIG (eval \"$(hack/kube env)\" after hack/kube up, or `make e2e`)")
 	}
-	c, _, err := NewClient(path)
+	c, rc, err := NewClient(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	k := &cluster{t: t, c: c, ns: "e2e-" + hex.EncodeToString(b), pool: "p" + hex.EncodeToString(b)}
+	k := &cluster{t: t, c: c, rest: rc, ns: "e2e-" + hex.EncodeToString(b), pool: "p" + hex.EncodeToString(b)}
 	ctx := context.Background()
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: k.ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -17,11 +17,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
 
 	"github.com/nodeexec/nodeexec/executor"
 )
@@ -31,11 +35,18 @@ const (
 	annDeployment    = "nodeexec.io/deployment-id"
 	annVersion       = "nodeexec.io/version"
 	annPreviousImage = "nodeexec.io/previous-image"
+	// annBlueGreenService marks a Deployment deployed blue-green, naming the Service that is switched.
+	annBlueGreenService = "nodeexec.io/blue-green-service"
 )
+
+// fieldManager is who nodeexec is in the API server's records of who set which field.
+const fieldManager = "nodeexec"
 
 // Config wires the executor to a cluster.
 type Config struct {
 	Client kubernetes.Interface
+	// Dynamic (optional) lets the executor apply manifests of any kind and delete by labels.
+	Dynamic dynamic.Interface
 	// RolloutTimeout bounds one rollout when the caller's context has no deadline; default 10m.
 	RolloutTimeout time.Duration
 	// RollbackTimeout bounds the automatic rollback after a failed rollout; default 5m.
@@ -47,9 +58,11 @@ type Config struct {
 
 // Executor deploys to Kubernetes workloads.
 type Executor struct {
-	cfg Config
-	c   kubernetes.Interface
-	log logrus.FieldLogger
+	cfg    Config
+	c      kubernetes.Interface
+	dyn    dynamic.Interface
+	mapper meta.ResettableRESTMapper
+	log    logrus.FieldLogger
 }
 
 var _ executor.Executor = (*Executor)(nil)
@@ -71,7 +84,11 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
-	return &Executor{cfg: cfg, c: cfg.Client, log: cfg.Logger}, nil
+	e := &Executor{cfg: cfg, c: cfg.Client, dyn: cfg.Dynamic, log: cfg.Logger}
+	if cfg.Dynamic != nil {
+		e.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cfg.Client.Discovery()))
+	}
+	return e, nil
 }
 
 // Deploy sets req.Image on every workload and waits for each rollout; one that fails is rolled back
@@ -106,29 +123,22 @@ func (e *Executor) each(ws []executor.Workload, op func(executor.Workload) execu
 }
 
 func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w executor.Workload) executor.NodeResult {
-	log := e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "version": req.Version, "node": w.Host()})
-	res := executor.NodeResult{NodeStatus: executor.NodeStatus{Host: w.Host(), Service: req.Service, Platform: executor.PlatformK8s}}
-	step := func(name string, failed bool, msg string) {
-		st := executor.Step{Name: name, Failed: failed, Message: msg, Changed: !failed && name == "Set the image"}
-		res.Steps = append(res.Steps, st)
-		if req.Progress != nil {
-			req.Progress(w.Host(), st)
-		}
-	}
-	fail := func(task string, err error) executor.NodeResult {
-		step(task, true, err.Error())
-		res.State, res.LastError = executor.StateFailed, task+": "+err.Error()
-		log.WithError(err).Warn("workload failed")
-		return res
-	}
+	t := e.track(w, req.Service, req.DeploymentID, req.Version, req.Progress)
 	tmpl, ann, err := e.template(ctx, w)
 	if err != nil {
-		return fail("Read the workload", err)
+		return t.fail("Read the workload", err)
+	}
+	if svc := ann[annBlueGreenService]; svc != "" || req.Strategy.Type == executor.StrategyBlueGreen {
+		if req.Strategy.Type == executor.StrategyRolling {
+			return t.fail("Choose the strategy", fmt.Errorf("%s is deployed blue-green (Service %s): a rolling update would bypass the switch; ask for strategy blue-green, or leave it out", w.Host(), svc))
+		}
+		return e.deployBlueGreen(ctx, req, w, t)
 	}
 	ci, err := containerIndex(&tmpl.Spec, w.Container)
 	if err != nil {
-		return fail("Find the container", err)
+		return t.fail("Find the container", err)
 	}
+	res := &t.res
 	container := tmpl.Spec.Containers[ci].Name
 	prevImage := tmpl.Spec.Containers[ci].Image
 	prevVersion := ann[annVersion]
@@ -140,48 +150,47 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 		// Already there: nothing changes, but the answer must still be true.
 		r, err := e.waitRollout(ctx, w)
 		if err != nil || !r.Done {
-			return fail("Check the rollout", rolloutErr(r, err))
+			return t.fail("Check the rollout", rolloutErr(r, err))
 		}
-		step("Check the rollout", false, "already runs "+req.Image+": "+r.Message)
+		t.step("Check the rollout", false, "already runs "+req.Image+": "+r.Message)
 		res.State, res.CurrentVersion, res.PrevVersion, res.RunningVersion = executor.StateSuccess, req.Version, imageVersionOr(ann[annPreviousImage]), req.Version
-		return res
+		return *res
 	}
 	res.PrevVersion = prevVersion
 	if err := e.setImage(ctx, w, container, req.Image, map[string]string{
 		annDeployment: req.DeploymentID, annVersion: req.Version, annPreviousImage: prevImage,
-	}); err != nil {
-		return fail("Set the image", err)
+	}, rollingSettings(w.Kind, req.Strategy)); err != nil {
+		return t.fail("Set the image", err)
 	}
-	step("Set the image", false, fmt.Sprintf("%s: %s -> %s", container, prevImage, req.Image))
-	res.Changed = true
+	t.step("Set the image", true, fmt.Sprintf("%s: %s -> %s", container, prevImage, req.Image))
 	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
 	r, err := e.waitRollout(wctx, w)
 	cancel()
 	if err == nil && r.Done {
-		step("Wait for the rollout", false, r.Message)
+		t.step("Wait for the rollout", false, r.Message)
 		res.State, res.CurrentVersion, res.RunningVersion = executor.StateSuccess, req.Version, req.Version
-		log.Info("rollout done")
-		return res
+		t.log.Info("rollout done")
+		return *res
 	}
 	reason := rolloutErr(r, err)
-	step("Wait for the rollout", true, reason.Error())
-	log.WithField("reason", reason).Warn("rollout failed; rolling back to the previous image")
+	t.emit(executor.Step{Name: "Wait for the rollout", Failed: true, Message: reason.Error()})
+	t.log.WithField("reason", reason).Warn("rollout failed; rolling back to the previous image")
 	// The rollback runs even when the caller's context ended: a half-rolled-out workload must not stay.
 	bctx, bcancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RollbackTimeout)
 	defer bcancel()
 	if err := e.setImage(bctx, w, container, prevImage, map[string]string{
 		annDeployment: req.DeploymentID, annVersion: prevVersion, annPreviousImage: req.Image,
-	}); err != nil {
-		return fail("Roll back to the previous image", fmt.Errorf("after %v: %w", reason, err))
+	}, nil); err != nil {
+		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: %w", reason, err))
 	}
 	back, err := e.waitRollout(bctx, w)
 	if err != nil || !back.Done {
-		return fail("Roll back to the previous image", fmt.Errorf("after %v: the rollback did not complete: %w", reason, rolloutErr(back, err)))
+		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: the rollback did not complete: %w", reason, rolloutErr(back, err)))
 	}
-	step("Roll back to the previous image", false, prevImage+": "+back.Message)
+	t.step("Roll back to the previous image", true, prevImage+": "+back.Message)
 	res.State, res.CurrentVersion, res.PrevVersion, res.RunningVersion = executor.StateRolledBack, prevVersion, req.Version, prevVersion
 	res.LastError = fmt.Sprintf("rollout of %s failed: %v; rolled back to %s", req.Image, reason, prevImage)
-	return res
+	return *res
 }
 
 // deadline bounds ctx by d unless it already has a deadline.
@@ -225,6 +234,14 @@ func (e *Executor) template(ctx context.Context, w executor.Workload) (*corev1.P
 	return nil, nil, fmt.Errorf("unknown kind %q", w.Kind)
 }
 
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
+
+// validNamespace checks a namespace name as Kubernetes does.
+func validNamespace(ns string) bool {
+	_, _, ok := executor.SplitWorkloadHost(ns + "/x")
+	return ok
+}
+
 func notFoundHint(err error, w executor.Workload) error {
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%s %s not found", w.Kind, w.Host())
@@ -233,22 +250,24 @@ func notFoundHint(err error, w executor.Workload) error {
 }
 
 // setImage patches one container's image (a strategic merge by container name) and the workload's
-// own annotations; only the image change starts a rollout.
-func (e *Executor) setImage(ctx context.Context, w executor.Workload, container, image string, ann map[string]string) error {
-	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"annotations": ann},
-		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-			"containers": []map[string]any{{"name": container, "image": image}},
-		}}},
-	})
+// own annotations, and with them any rolling settings (spec fields beside the template): one change,
+// one rollout.
+func (e *Executor) setImage(ctx context.Context, w executor.Workload, container, image string, ann map[string]string, settings map[string]any) error {
+	spec := map[string]any{"template": map[string]any{"spec": map[string]any{
+		"containers": []map[string]any{{"name": container, "image": image}},
+	}}}
+	for k, v := range settings {
+		spec[k] = v
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}, "spec": spec})
 	if err != nil {
 		return err
 	}
 	switch w.Kind {
 	case executor.KindDeployment:
-		_, err = e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "nodeexec"})
+		_, err = e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 	case executor.KindStatefulSet:
-		_, err = e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "nodeexec"})
+		_, err = e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 	}
 	return err
 }
@@ -335,37 +354,53 @@ func (e *Executor) watch(ctx context.Context, w executor.Workload, rv string) (w
 	return e.c.AppsV1().Deployments(w.Namespace).Watch(ctx, opts)
 }
 
-// Status reports each workload's image version and whether its rollout is done.
+// Status reports each workload's image version and whether its rollout is done; for a blue-green
+// workload, the serving color's.
 func (e *Executor) Status(ctx context.Context, req executor.StatusRequest) ([]executor.NodeResult, error) {
 	if err := executor.ValidateWorkloads(req.Workloads); err != nil {
 		return nil, err
 	}
 	return e.each(req.Workloads, func(w executor.Workload) executor.NodeResult {
 		res := executor.NodeResult{NodeStatus: executor.NodeStatus{Host: w.Host(), Service: req.Service, Platform: executor.PlatformK8s}}
-		tmpl, ann, err := e.template(ctx, w)
-		if err == nil {
-			var ci int
-			if ci, err = containerIndex(&tmpl.Spec, w.Container); err == nil {
-				res.CurrentVersion = versionOf(tmpl.Spec.Containers[ci].Image, ann)
-				res.PrevVersion = imageVersionOr(ann[annPreviousImage])
-				var r Rollout
-				if r, _, err = e.rolloutNow(ctx, w); err == nil {
-					switch {
-					case r.Done:
-						res.State, res.RunningVersion = executor.StateSuccess, res.CurrentVersion
-					case r.Failed:
-						res.State, res.LastError = executor.StateFailed, r.Message
-					default:
-						res.State, res.LastError = executor.StateDeploying, r.Message
-					}
-				}
-			}
-		}
-		if err != nil {
+		if err := e.status(ctx, w, &res); err != nil {
 			res.State, res.LastError = executor.StateFailed, err.Error()
 		}
 		return res
 	}), nil
+}
+
+func (e *Executor) status(ctx context.Context, w executor.Workload, res *executor.NodeResult) error {
+	tmpl, ann, err := e.template(ctx, w)
+	if err != nil {
+		return err
+	}
+	if svc := ann[annBlueGreenService]; svc != "" {
+		return e.blueGreenStatus(ctx, w, svc, res)
+	}
+	ci, err := containerIndex(&tmpl.Spec, w.Container)
+	if err != nil {
+		return err
+	}
+	res.CurrentVersion = versionOf(tmpl.Spec.Containers[ci].Image, ann)
+	res.PrevVersion = imageVersionOr(ann[annPreviousImage])
+	r, _, err := e.rolloutNow(ctx, w)
+	if err != nil {
+		return err
+	}
+	judge(r, res)
+	return nil
+}
+
+// judge turns where a rollout stands into the workload's state.
+func judge(r Rollout, res *executor.NodeResult) {
+	switch {
+	case r.Done:
+		res.State, res.RunningVersion = executor.StateSuccess, res.CurrentVersion
+	case r.Failed:
+		res.State, res.LastError = executor.StateFailed, r.Message
+	default:
+		res.State, res.LastError = executor.StateDeploying, r.Message
+	}
 }
 
 // versionOf is the version a workload runs: nodeexec's own record when it set this image, else the tag.

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sirupsen/logrus"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,60 +26,52 @@ func (e *Executor) Rollback(ctx context.Context, req executor.RollbackRequest) (
 		return nil, err
 	}
 	return e.each(req.Workloads, func(w executor.Workload) executor.NodeResult {
-		log := e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "node": w.Host()})
-		res := executor.NodeResult{NodeStatus: executor.NodeStatus{Host: w.Host(), Service: req.Service, Platform: executor.PlatformK8s}}
-		step := func(name string, failed bool, msg string) {
-			st := executor.Step{Name: name, Failed: failed, Changed: !failed, Message: msg}
-			res.Steps = append(res.Steps, st)
-			if req.Progress != nil {
-				req.Progress(w.Host(), st)
-			}
-		}
-		tmpl, ann, err := e.template(ctx, w)
-		if err != nil {
-			res.State, res.LastError = executor.StateFailed, "Read the workload: "+err.Error()
-			return res
-		}
-		ci, err := containerIndex(&tmpl.Spec, w.Container)
-		if err != nil {
-			res.State, res.LastError = executor.StateFailed, "Find the container: "+err.Error()
-			return res
-		}
-		from := versionOf(tmpl.Spec.Containers[ci].Image, ann)
-		what, err := e.undo(ctx, w, req, tmpl.Spec.Containers[ci].Name, tmpl.Spec.Containers[ci].Image, from)
-		if err != nil {
-			step("Roll back", true, err.Error())
-			res.State, res.LastError, res.CurrentVersion = executor.StateFailed, "Roll back: "+err.Error(), from
-			log.WithError(err).Warn("rollback failed")
-			return res
-		}
-		step("Roll back", false, what)
-		res.Changed = true
-		wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-		r, err := e.waitRollout(wctx, w)
-		cancel()
-		tmpl, ann, _ = e.template(context.WithoutCancel(ctx), w)
-		if tmpl != nil && ci < len(tmpl.Spec.Containers) {
-			res.CurrentVersion = versionOf(tmpl.Spec.Containers[ci].Image, ann)
-		}
-		res.PrevVersion = from
-		if err != nil || !r.Done {
-			step("Wait for the rollout", true, rolloutErr(r, err).Error())
-			res.State, res.LastError = executor.StateFailed, "Wait for the rollout: "+rolloutErr(r, err).Error()
-			return res
-		}
-		step("Wait for the rollout", false, r.Message)
-		res.State, res.RunningVersion = executor.StateRolledBack, res.CurrentVersion
-		log.WithField("version", res.CurrentVersion).Info("rolled back")
-		return res
+		return e.rollbackOne(ctx, req, w)
 	}), nil
+}
+
+func (e *Executor) rollbackOne(ctx context.Context, req executor.RollbackRequest, w executor.Workload) executor.NodeResult {
+	t := e.track(w, req.Service, req.DeploymentID, "", req.Progress)
+	tmpl, ann, err := e.template(ctx, w)
+	if err != nil {
+		return t.fail("Read the workload", err)
+	}
+	if svc := ann[annBlueGreenService]; svc != "" {
+		return e.rollbackBlueGreen(ctx, req, w, svc, t)
+	}
+	ci, err := containerIndex(&tmpl.Spec, w.Container)
+	if err != nil {
+		return t.fail("Find the container", err)
+	}
+	from := versionOf(tmpl.Spec.Containers[ci].Image, ann)
+	t.res.CurrentVersion = from
+	what, err := e.undo(ctx, w, req, tmpl.Spec.Containers[ci].Name, tmpl.Spec.Containers[ci].Image, from)
+	if err != nil {
+		return t.fail("Roll back", err)
+	}
+	t.step("Roll back", true, what)
+	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
+	r, err := e.waitRollout(wctx, w)
+	cancel()
+	tmpl, ann, _ = e.template(context.WithoutCancel(ctx), w)
+	if tmpl != nil && ci < len(tmpl.Spec.Containers) {
+		t.res.CurrentVersion = versionOf(tmpl.Spec.Containers[ci].Image, ann)
+	}
+	t.res.PrevVersion = from
+	if err != nil || !r.Done {
+		return t.fail("Wait for the rollout", rolloutErr(r, err))
+	}
+	t.step("Wait for the rollout", false, r.Message)
+	t.res.State, t.res.RunningVersion = executor.StateRolledBack, t.res.CurrentVersion
+	t.log.WithField("version", t.res.CurrentVersion).Info("rolled back")
+	return t.res
 }
 
 // undo changes the workload's template to the rollback's target and says what it did.
 func (e *Executor) undo(ctx context.Context, w executor.Workload, req executor.RollbackRequest, container, image, from string) (string, error) {
 	if req.ToVersion != "" {
 		target := withTag(image, req.ToVersion)
-		if err := e.setImage(ctx, w, container, target, map[string]string{annDeployment: req.DeploymentID, annVersion: req.ToVersion, annPreviousImage: image}); err != nil {
+		if err := e.setImage(ctx, w, container, target, map[string]string{annDeployment: req.DeploymentID, annVersion: req.ToVersion, annPreviousImage: image}, nil); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("%s: %s -> %s", container, image, target), nil
@@ -144,7 +135,7 @@ func (e *Executor) undoDeployment(ctx context.Context, w executor.Workload, req 
 			return "", err
 		}
 	}
-	if _, err := e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: "nodeexec"}); err != nil {
+	if _, err := e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("revision %d -> %d (%s -> %s)", current, target, from, imageVersion(back)), nil
@@ -183,7 +174,7 @@ func (e *Executor) undoStatefulSet(ctx context.Context, w executor.Workload, req
 		return "", err
 	}
 	// The revision's data is a patch of the template; apply it, then record who did it.
-	if _, err := e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, byRevision[target].Data.Raw, metav1.PatchOptions{FieldManager: "nodeexec"}); err != nil {
+	if _, err := e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, byRevision[target].Data.Raw, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
 		return "", err
 	}
 	back := image
@@ -194,7 +185,7 @@ func (e *Executor) undoStatefulSet(ctx context.Context, w executor.Workload, req
 	}
 	ann, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
 		annDeployment: req.DeploymentID, annVersion: imageVersion(back), annPreviousImage: image}}})
-	if _, err := e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, ann, metav1.PatchOptions{FieldManager: "nodeexec"}); err != nil {
+	if _, err := e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, ann, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("revision %d -> %d (%s -> %s)", current, target, from, imageVersion(back)), nil

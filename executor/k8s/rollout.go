@@ -2,9 +2,13 @@ package k8s
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/nodeexec/nodeexec/executor"
 )
 
 // Rollout is where a workload's rollout stands.
@@ -15,8 +19,8 @@ type Rollout struct {
 }
 
 // DeploymentRollout decides whether a Deployment's rollout is really done: the controller has seen
-// the newest spec, every replica runs the new template and is ready and available, and no old replica
-// is left. A rollout past its progress deadline has failed. A pure function of the object.
+// the newest spec, every replica runs the new template and is ready and available, no old replica is
+// left, and none beyond those wanted (a scale-down is done when the extra pods are gone). A rollout past its progress deadline has failed. A pure function of the object.
 func DeploymentRollout(d *appsv1.Deployment) Rollout {
 	if d.Generation > d.Status.ObservedGeneration {
 		return Rollout{Message: "waiting for the deployment controller to see the new spec"}
@@ -33,6 +37,8 @@ func DeploymentRollout(d *appsv1.Deployment) Rollout {
 		return Rollout{Message: fmt.Sprintf("%d of %d replicas updated", s.UpdatedReplicas, want)}
 	case s.Replicas > s.UpdatedReplicas:
 		return Rollout{Message: fmt.Sprintf("%d old replicas still running", s.Replicas-s.UpdatedReplicas)}
+	case s.Replicas > want:
+		return Rollout{Message: fmt.Sprintf("%d replicas running, %d wanted: waiting for the others to stop", s.Replicas, want)}
 	case s.ReadyReplicas < want:
 		return Rollout{Message: fmt.Sprintf("%d of %d updated replicas ready", s.ReadyReplicas, want)}
 	case s.AvailableReplicas < want:
@@ -55,6 +61,9 @@ func StatefulSetRollout(s *appsv1.StatefulSet) Rollout {
 	st := s.Status
 	if st.ReadyReplicas < want {
 		return Rollout{Message: fmt.Sprintf("%d of %d replicas ready", st.ReadyReplicas, want)}
+	}
+	if st.Replicas > want {
+		return Rollout{Message: fmt.Sprintf("%d replicas running, %d wanted: waiting for the others to stop", st.Replicas, want)}
 	}
 	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil && *ru.Partition > 0 {
 		if st.UpdatedReplicas < want-*ru.Partition {
@@ -93,4 +102,38 @@ func containerIndex(spec *corev1.PodSpec, name string) (int, error) {
 		names[i] = c.Name
 	}
 	return 0, fmt.Errorf("no container %q (the pod has %v)", name, names)
+}
+
+// rollingSettings are the spec fields a rolling strategy sets beside the new image (nil: none).
+func rollingSettings(kind string, s executor.Strategy) map[string]any {
+	out := map[string]any{}
+	if s.MinReadySeconds != nil {
+		out["minReadySeconds"] = *s.MinReadySeconds
+	}
+	if kind != executor.KindDeployment {
+		return out // a StatefulSet takes only minReadySeconds (validated)
+	}
+	if s.ProgressDeadlineSeconds != nil {
+		out["progressDeadlineSeconds"] = *s.ProgressDeadlineSeconds
+	}
+	ru := map[string]any{}
+	if s.MaxSurge != "" {
+		ru["maxSurge"] = intOrPercent(s.MaxSurge)
+	}
+	if s.MaxUnavailable != "" {
+		ru["maxUnavailable"] = intOrPercent(s.MaxUnavailable)
+	}
+	if len(ru) > 0 {
+		out["strategy"] = map[string]any{"type": string(appsv1.RollingUpdateDeploymentStrategyType), "rollingUpdate": ru}
+	}
+	return out
+}
+
+// intOrPercent is a validated "3" or "25%" as the API wants it: a number, or a percentage string.
+func intOrPercent(v string) any {
+	if strings.HasSuffix(v, "%") {
+		return v
+	}
+	n, _ := strconv.Atoi(v)
+	return n
 }

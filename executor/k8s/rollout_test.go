@@ -29,6 +29,8 @@ func TestDeploymentRolloutIsDoneOnlyWhenEveryReplicaIsNewReadyAndAvailable(t *te
 		{"ready but not available", deployment(2, 2, 3, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, ReadyReplicas: 3, AvailableReplicas: 2}), false, false},
 		{"done", deployment(2, 2, 3, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, ReadyReplicas: 3, AvailableReplicas: 3}), true, false},
 		{"scaled to zero", deployment(2, 2, 0, appsv1.DeploymentStatus{}), true, false},
+		{"scaling down, extra pods still running", deployment(3, 3, 1, appsv1.DeploymentStatus{Replicas: 5, UpdatedReplicas: 5, ReadyReplicas: 5, AvailableReplicas: 5}), false, false},
+		{"scaled down", deployment(3, 3, 1, appsv1.DeploymentStatus{Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}), true, false},
 		{"default one replica, done", &appsv1.Deployment{Status: appsv1.DeploymentStatus{Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}}, true, false},
 		{"progress deadline exceeded", deployment(2, 2, 3, appsv1.DeploymentStatus{Replicas: 4, UpdatedReplicas: 1, ReadyReplicas: 3, AvailableReplicas: 3, Conditions: deadline}), false, true},
 	}
@@ -58,6 +60,8 @@ func TestStatefulSetRolloutIsDoneWhenTheCurrentRevisionIsTheUpdateRevision(t *te
 	}{
 		{"controller has not seen the spec", statefulSet(3, 2, 3, nil, appsv1.StatefulSetStatus{ReadyReplicas: 3, CurrentRevision: "a", UpdateRevision: "a"}), false},
 		{"not all ready", statefulSet(3, 3, 3, nil, appsv1.StatefulSetStatus{ReadyReplicas: 2, UpdatedReplicas: 3, CurrentRevision: "b", UpdateRevision: "b"}), false},
+		{"scaling down, extra pods still running", statefulSet(3, 3, 1, nil, appsv1.StatefulSetStatus{Replicas: 3, ReadyReplicas: 3, CurrentRevision: "b", UpdateRevision: "b"}), false},
+		{"scaled down", statefulSet(3, 3, 1, nil, appsv1.StatefulSetStatus{Replicas: 1, ReadyReplicas: 1, CurrentRevision: "b", UpdateRevision: "b"}), true},
 		{"old revision still current", statefulSet(3, 3, 3, nil, appsv1.StatefulSetStatus{ReadyReplicas: 3, UpdatedReplicas: 2, CurrentRevision: "a", UpdateRevision: "b"}), false},
 		{"done", statefulSet(3, 3, 3, nil, appsv1.StatefulSetStatus{ReadyReplicas: 3, UpdatedReplicas: 3, CurrentRevision: "b", UpdateRevision: "b"}), true},
 		{"partition: pods above it not yet updated", statefulSet(3, 3, 3, ptr(int32(1)), appsv1.StatefulSetStatus{ReadyReplicas: 3, UpdatedReplicas: 1, CurrentRevision: "a", UpdateRevision: "b"}), false},

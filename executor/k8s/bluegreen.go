@@ -1,0 +1,446 @@
+package k8s
+
+// Blue-green: two Deployments side by side, and a Service whose selector picks one of them by the pod
+// label nodeexec.io/color. Blue is the Deployment the request names; green is "<name>-green". A deploy
+// brings the new image up on the idle color, watches it hold steady for a while, then switches the
+// Service's selector to it. The color that served before keeps running, so a rollback is one switch
+// of the selector back.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+const (
+	labelColor = "nodeexec.io/color"
+	// annAbandoned marks a color a deploy created and gave up on before it served: never switched to.
+	annAbandoned = "nodeexec.io/abandoned"
+	colorBlue  = "blue"
+	colorGreen = "green"
+)
+
+// colorName is the Deployment of a color.
+func colorName(w executor.Workload, color string) string {
+	if color == colorGreen {
+		return w.Name + "-green"
+	}
+	return w.Name
+}
+
+func otherColor(c string) string {
+	if c == colorGreen {
+		return colorBlue
+	}
+	return colorGreen
+}
+
+// blueGreenService is the Service a blue-green deploy switches: the request's, else the one recorded
+// on the workload by an earlier blue-green deploy, else the workload's own name.
+func blueGreenService(s executor.Strategy, w executor.Workload, ann map[string]string) string {
+	switch {
+	case s.Service != "":
+		return s.Service
+	case ann[annBlueGreenService] != "":
+		return ann[annBlueGreenService]
+	}
+	return w.Name
+}
+
+func (e *Executor) deployBlueGreen(ctx context.Context, req executor.DeployRequest, w executor.Workload, t *tracker) executor.NodeResult {
+	blue, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		return t.fail("Read the workload", notFoundHint(err, w))
+	}
+	svcName := blueGreenService(req.Strategy, w, blue.Annotations)
+	verify := time.Duration(req.Strategy.VerifySeconds) * time.Second
+	if verify == 0 {
+		verify = executor.DefaultVerifySeconds * time.Second
+	}
+	svc, err := e.c.CoreV1().Services(w.Namespace).Get(ctx, svcName, metav1.GetOptions{})
+	if err != nil {
+		return t.fail("Read the Service", serviceNotFoundHint(err, w.Namespace, svcName))
+	}
+	if len(svc.Spec.Selector) == 0 {
+		return t.fail("Read the Service", fmt.Errorf("Service %s/%s has no selector to switch", w.Namespace, svcName))
+	}
+	active := svc.Spec.Selector[labelColor]
+	if active == "" {
+		// The first blue-green deploy: the named Deployment, which the Service selects today, becomes blue.
+		if err := e.adoptBlue(ctx, w, blue, svc, t); err != nil {
+			return t.fail("Make the running Deployment blue", err)
+		}
+		active = colorBlue
+	}
+	live, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, colorName(w, active), metav1.GetOptions{})
+	if err != nil {
+		return t.fail("Read the serving color", fmt.Errorf("the Service points at %s, but its Deployment %s: %w", active, colorName(w, active), err))
+	}
+	ci, err := containerIndex(&live.Spec.Template.Spec, w.Container)
+	if err != nil {
+		return t.fail("Find the container", err)
+	}
+	liveImage := live.Spec.Template.Spec.Containers[ci].Image
+	liveVersion := versionOf(liveImage, live.Annotations)
+	t.res.CurrentVersion = liveVersion
+	if liveImage == req.Image {
+		t.step("Check the serving color", false, fmt.Sprintf("%s already serves %s", active, req.Image))
+		t.res.State, t.res.RunningVersion, t.res.PrevVersion = executor.StateSuccess, liveVersion, e.idleVersion(ctx, w, active, w.Container)
+		return t.res
+	}
+	idle := otherColor(active)
+	idleName := colorName(w, idle)
+	before, err := e.bringUp(ctx, w, live, ci, idle, req, svcName)
+	if err != nil {
+		return t.fail("Bring up "+idle, err)
+	}
+	t.step("Bring up "+idle, true, fmt.Sprintf("%s runs %s beside %s (%s)", idleName, req.Image, colorName(w, active), liveImage))
+	iw := executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: idleName}
+	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
+	r, err := e.waitRollout(wctx, iw)
+	cancel()
+	if err != nil || !r.Done {
+		return e.abandon(ctx, t, iw, before, active, liveVersion, req.Version, "Wait for "+idle, rolloutErr(r, err))
+	}
+	t.step("Wait for "+idle, false, r.Message)
+	idleLabels := labels.Merge(live.Spec.Template.Labels, labels.Set{labelColor: idle})
+	sel := labels.SelectorFromSet(idleLabels)
+	msg, err := e.holdsSteady(ctx, w.Namespace, sel, replicas(live.Spec.Replicas), verify)
+	if err != nil {
+		return e.abandon(ctx, t, iw, before, active, liveVersion, req.Version, fmt.Sprintf("Verify %s for %s", idle, verify), err)
+	}
+	t.step(fmt.Sprintf("Verify %s for %s", idle, verify), false, msg)
+	if err := e.switchService(ctx, w.Namespace, svcName, idle, active); err != nil {
+		return t.fail("Switch the Service to "+idle, err)
+	}
+	t.step("Switch the Service to "+idle, true, fmt.Sprintf("Service %s now selects %s (%s); %s keeps running for a rollback", svcName, idle, req.Version, active))
+	t.res.State, t.res.CurrentVersion, t.res.PrevVersion, t.res.RunningVersion = executor.StateSuccess, req.Version, liveVersion, req.Version
+	t.log.WithField("color", idle).Info("blue-green switch done")
+	return t.res
+}
+
+// adoptBlue labels the named Deployment's pods blue (one rollout of the same image) and narrows the
+// Service to them, which changes no traffic: from then on a second color can come up beside it unseen.
+func (e *Executor) adoptBlue(ctx context.Context, w executor.Workload, blue *appsv1.Deployment, svc *corev1.Service, t *tracker) error {
+	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(blue.Spec.Template.Labels)) {
+		return fmt.Errorf("Service %s/%s (selector %v) does not select the pods of Deployment %s", svc.Namespace, svc.Name, svc.Spec.Selector, w.Host())
+	}
+	patch, _ := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{annBlueGreenService: svc.Name}},
+		"spec":     map[string]any{"template": map[string]any{"metadata": map[string]any{"labels": map[string]string{labelColor: colorBlue}}}},
+	})
+	if _, err := e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
+		return err
+	}
+	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
+	r, err := e.waitRollout(wctx, w)
+	cancel()
+	if err != nil || !r.Done {
+		return fmt.Errorf("labelling its pods blue: %w", rolloutErr(r, err))
+	}
+	if err := e.switchService(ctx, w.Namespace, svc.Name, colorBlue, ""); err != nil {
+		return err
+	}
+	t.step("Make the running Deployment blue", true, fmt.Sprintf("%s's pods are labelled %s=blue and Service %s selects only them", w.Host(), labelColor, svc.Name))
+	return nil
+}
+
+// bringUp makes the idle color's Deployment a copy of the live one with the new image and the idle
+// color, at the live one's size. It returns how to take that back: the idle color's earlier template
+// and annotations, or nil when this created it.
+func (e *Executor) bringUp(ctx context.Context, w executor.Workload, live *appsv1.Deployment, ci int, idle string, req executor.DeployRequest, svcName string) (*appsv1.Deployment, error) {
+	tmpl := live.Spec.Template.DeepCopy()
+	tmpl.Labels[labelColor] = idle
+	tmpl.Spec.Containers[ci].Image = req.Image
+	ann := map[string]string{annBlueGreenService: svcName, annDeployment: req.DeploymentID, annVersion: req.Version}
+	name := colorName(w, idle)
+	deps := e.c.AppsV1().Deployments(w.Namespace)
+	var before *appsv1.Deployment
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := deps.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			sel := live.Spec.Selector.DeepCopy()
+			if sel.MatchLabels == nil {
+				sel.MatchLabels = map[string]string{}
+			}
+			sel.MatchLabels[labelColor] = idle
+			d := &appsv1.Deployment{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.Namespace, Labels: live.Labels, Annotations: ann},
+				Spec:       *live.Spec.DeepCopy(),
+			}
+			d.Spec.Selector, d.Spec.Template = sel, *tmpl
+			_, err = deps.Create(ctx, d, metav1.CreateOptions{FieldManager: fieldManager})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if !labels.SelectorFromSet(cur.Spec.Selector.MatchLabels).Matches(labels.Set(tmpl.Labels)) {
+			return fmt.Errorf("Deployment %s/%s exists but its selector %v does not match the %s pods: it is not nodeexec's %s color", w.Namespace, name, cur.Spec.Selector.MatchLabels, idle, idle)
+		}
+		before = cur.DeepCopy()
+		cur.Spec.Template, cur.Spec.Replicas = *tmpl, live.Spec.Replicas
+		if cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		delete(cur.Annotations, annAbandoned)
+		for k, v := range ann {
+			cur.Annotations[k] = v
+		}
+		_, err = deps.Update(ctx, cur, metav1.UpdateOptions{FieldManager: fieldManager})
+		return err
+	})
+	return before, err
+}
+
+// abandon gives up on the idle color before it got any traffic; the Service stays on the color that
+// served all along. An idle color that existed gets its earlier template back, so it stays what a
+// rollback switches to; one this deploy created is scaled to zero and marked, so no rollback picks it.
+func (e *Executor) abandon(ctx context.Context, t *tracker, idle executor.Workload, before *appsv1.Deployment, active, liveVersion, version, stepName string, reason error) executor.NodeResult {
+	t.emit(executor.Step{Name: stepName, Failed: true, Message: reason.Error()})
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RollbackTimeout)
+	defer cancel()
+	deps := e.c.AppsV1().Deployments(idle.Namespace)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := deps.Get(bctx, idle.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		if before != nil {
+			cur.Spec.Template, cur.Spec.Replicas = before.Spec.Template, before.Spec.Replicas
+			for _, k := range []string{annDeployment, annVersion} {
+				if v, ok := before.Annotations[k]; ok {
+					cur.Annotations[k] = v
+				} else {
+					delete(cur.Annotations, k)
+				}
+			}
+		} else {
+			cur.Spec.Replicas = new(int32)
+			cur.Annotations[annAbandoned] = fmt.Sprintf("%s: %v", version, reason)
+		}
+		_, err = deps.Update(bctx, cur, metav1.UpdateOptions{FieldManager: fieldManager})
+		return err
+	})
+	what := idle.Name + " scaled to 0"
+	if before != nil {
+		what = idle.Name + " put back to what it ran before"
+	}
+	if err != nil {
+		return t.fail("Take the new color back", fmt.Errorf("after %v: %w", reason, err))
+	}
+	t.step("Take the new color back", true, what+"; the Service stayed on "+active)
+	t.res.State, t.res.CurrentVersion, t.res.PrevVersion, t.res.RunningVersion = executor.StateRolledBack, liveVersion, version, liveVersion
+	t.res.LastError = fmt.Sprintf("%s: %v; the Service stayed on %s (%s)", stepName, reason, active, liveVersion)
+	t.log.WithField("reason", reason).Warn("blue-green deploy abandoned before the switch")
+	return t.res
+}
+
+// rollbackBlueGreen switches the Service back to the color that served before: instant, since that
+// color kept running. If someone scaled it down meanwhile, it is scaled up and awaited first.
+func (e *Executor) rollbackBlueGreen(ctx context.Context, req executor.RollbackRequest, w executor.Workload, svcName string, t *tracker) executor.NodeResult {
+	if req.ToRevision > 0 {
+		return t.fail("Roll back", fmt.Errorf("%s is deployed blue-green: a rollback switches back to the other color; to_revision is for rolling updates", w.Host()))
+	}
+	svc, err := e.c.CoreV1().Services(w.Namespace).Get(ctx, svcName, metav1.GetOptions{})
+	if err != nil {
+		return t.fail("Read the Service", serviceNotFoundHint(err, w.Namespace, svcName))
+	}
+	active := svc.Spec.Selector[labelColor]
+	if active == "" {
+		return t.fail("Read the Service", fmt.Errorf("Service %s/%s selects no color yet: there is nothing to switch back to", w.Namespace, svcName))
+	}
+	back := otherColor(active)
+	bw := executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, back), Container: w.Container}
+	tmpl, ann, err := e.template(ctx, bw)
+	if err != nil {
+		return t.fail("Read the "+back+" color", fmt.Errorf("no %s Deployment to switch back to: %w", back, err))
+	}
+	ci, err := containerIndex(&tmpl.Spec, w.Container)
+	if err != nil {
+		return t.fail("Find the container", err)
+	}
+	backVersion := versionOf(tmpl.Spec.Containers[ci].Image, ann)
+	t.res.CurrentVersion = e.colorVersion(ctx, w, active, w.Container)
+	if why := ann[annAbandoned]; why != "" {
+		return t.fail("Roll back", fmt.Errorf("%s never served, there is nothing to switch back to: its deploy was given up (%s)", back, why))
+	}
+	if req.ToVersion != "" && req.ToVersion != backVersion {
+		return t.fail("Roll back", fmt.Errorf("blue-green switches back to %s, which runs %s, not %s", back, backVersion, req.ToVersion))
+	}
+	d, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, bw.Name, metav1.GetOptions{})
+	if err != nil {
+		return t.fail("Read the "+back+" color", err)
+	}
+	if replicas(d.Spec.Replicas) == 0 {
+		live, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, colorName(w, active), metav1.GetOptions{})
+		if err != nil {
+			return t.fail("Read the serving color", err)
+		}
+		if err := e.scaleTo(ctx, bw, max(1, replicas(live.Spec.Replicas))); err != nil {
+			return t.fail("Scale "+back+" up", err)
+		}
+		t.step("Scale "+back+" up", true, fmt.Sprintf("%s was scaled to 0", bw.Name))
+	}
+	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
+	r, err := e.waitRollout(wctx, bw)
+	cancel()
+	if err != nil || !r.Done {
+		return t.fail("Check "+back, fmt.Errorf("%s is not ready to take the traffic: %w", back, rolloutErr(r, err)))
+	}
+	if err := e.switchService(ctx, w.Namespace, svcName, back, active); err != nil {
+		return t.fail("Switch the Service back to "+back, err)
+	}
+	t.step("Switch the Service back to "+back, true, fmt.Sprintf("Service %s selects %s (%s) again; %s keeps running", svcName, back, backVersion, active))
+	t.res.PrevVersion, t.res.CurrentVersion = t.res.CurrentVersion, backVersion
+	t.res.State, t.res.RunningVersion = executor.StateRolledBack, backVersion
+	t.log.WithField("color", back).Info("blue-green switched back")
+	return t.res
+}
+
+// switchService points the Service's selector at color, and records which color served before.
+func (e *Executor) switchService(ctx context.Context, namespace, name, color, from string) error {
+	patch, _ := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{"nodeexec.io/previous-color": from}},
+		"spec":     map[string]any{"selector": map[string]string{labelColor: color}},
+	})
+	_, err := e.c.CoreV1().Services(namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	return err
+}
+
+// holdsSteady watches the pods of sel for d: want of them must be ready at the start, and none may stop
+// being ready, restart, be replaced or go away before d has passed. It says what it saw.
+func (e *Executor) holdsSteady(ctx context.Context, namespace string, sel labels.Selector, want int32, d time.Duration) (string, error) {
+	pods := e.c.CoreV1().Pods(namespace)
+	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return "", err
+	}
+	restarts := map[string]int32{}
+	for i := range list.Items {
+		p := &list.Items[i]
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if !podReady(p) {
+			return "", fmt.Errorf("pod %s is not ready", p.Name)
+		}
+		restarts[p.Name] = podRestarts(p)
+	}
+	if int32(len(restarts)) < want {
+		return "", fmt.Errorf("%d of %d pods ready", len(restarts), want)
+	}
+	watcher, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: sel.String(), ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		return "", err
+	}
+	defer watcher.Stop()
+	window := time.NewTimer(d)
+	defer window.Stop()
+	for {
+		select {
+		case <-window.C:
+			return fmt.Sprintf("%d pods ready with no restart for %s", len(restarts), d), nil
+		case <-ctx.Done():
+			return "", fmt.Errorf("cancelled while verifying: %w", ctx.Err())
+		case ev, ok := <-watcher.ResultChan():
+			if !ok {
+				return "", errors.New("the watch of the pods ended before the verification did")
+			}
+			p, isPod := ev.Object.(*corev1.Pod)
+			if !isPod {
+				continue
+			}
+			before, known := restarts[p.Name]
+			switch {
+			case ev.Type == watch.Deleted || p.DeletionTimestamp != nil:
+				return "", fmt.Errorf("pod %s went away while being verified", p.Name)
+			case !known:
+				return "", fmt.Errorf("pod %s appeared while being verified: a pod was replaced", p.Name)
+			case podRestarts(p) > before:
+				return "", fmt.Errorf("pod %s restarted while being verified", p.Name)
+			case !podReady(p):
+				return "", fmt.Errorf("pod %s stopped being ready while being verified", p.Name)
+			}
+		}
+	}
+}
+
+// colorVersion is the version a color's Deployment runs ("" if it has none).
+func (e *Executor) colorVersion(ctx context.Context, w executor.Workload, color, container string) string {
+	tmpl, ann, err := e.template(ctx, executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, color)})
+	if err != nil {
+		return ""
+	}
+	ci, err := containerIndex(&tmpl.Spec, container)
+	if err != nil {
+		return ""
+	}
+	return versionOf(tmpl.Spec.Containers[ci].Image, ann)
+}
+
+// idleVersion is the version of the color that does not serve: what a rollback would go back to.
+func (e *Executor) idleVersion(ctx context.Context, w executor.Workload, active, container string) string {
+	return e.colorVersion(ctx, w, otherColor(active), container)
+}
+
+// blueGreenStatus reports a blue-green workload: the serving color's version and rollout, and the
+// other color's version as the previous one.
+func (e *Executor) blueGreenStatus(ctx context.Context, w executor.Workload, svcName string, res *executor.NodeResult) error {
+	svc, err := e.c.CoreV1().Services(w.Namespace).Get(ctx, svcName, metav1.GetOptions{})
+	if err != nil {
+		return serviceNotFoundHint(err, w.Namespace, svcName)
+	}
+	active := svc.Spec.Selector[labelColor]
+	if active == "" {
+		active = colorBlue
+	}
+	res.CurrentVersion = e.colorVersion(ctx, w, active, w.Container)
+	res.PrevVersion = e.idleVersion(ctx, w, active, w.Container)
+	r, _, err := e.rolloutNow(ctx, executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, active)})
+	if err != nil {
+		return err
+	}
+	judge(r, res)
+	return nil
+}
+
+func serviceNotFoundHint(err error, namespace, name string) error {
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("Service %s/%s not found (blue-green switches a Service's selector: name it in strategy.service)", namespace, name)
+	}
+	return err
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func podRestarts(p *corev1.Pod) int32 {
+	var n int32
+	for _, c := range p.Status.ContainerStatuses {
+		n += c.RestartCount
+	}
+	return n
+}

@@ -1,0 +1,93 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+// MaxReplicas bounds a scale request: a typo of a few zeros must not ask the cluster for a million pods.
+const MaxReplicas = 10000
+
+// Scale sets a workload's replicas and waits until exactly that many are ready and available. The
+// version does not change; the result says what runs. Scaling to what it has changes nothing.
+func (e *Executor) Scale(ctx context.Context, service string, w executor.Workload, replicas int32) executor.NodeResult {
+	t := e.track(w, service, "", "", nil)
+	if err := executor.ValidateWorkloads([]executor.Workload{w}); err != nil {
+		return t.fail("Check the request", err)
+	}
+	if replicas < 0 || replicas > MaxReplicas {
+		return t.fail("Check the request", fmt.Errorf("replicas must be between 0 and %d, not %d", MaxReplicas, replicas))
+	}
+	target, err := e.servingWorkload(ctx, w)
+	if err != nil {
+		return t.fail("Read the workload", err)
+	}
+	cur, err := e.getScale(ctx, target)
+	if err != nil {
+		return t.fail("Read the workload", notFoundHint(err, target))
+	}
+	if cur.Spec.Replicas != replicas {
+		if err := e.scaleTo(ctx, target, replicas); err != nil {
+			return t.fail("Scale", err)
+		}
+		t.step("Scale", true, fmt.Sprintf("%s: %d -> %d replicas", target.Name, cur.Spec.Replicas, replicas))
+	}
+	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
+	r, err := e.waitRollout(wctx, target)
+	cancel()
+	if err != nil || !r.Done {
+		return t.fail("Wait for the replicas", rolloutErr(r, err))
+	}
+	t.step("Wait for the replicas", false, r.Message)
+	if err := e.status(ctx, w, &t.res); err != nil {
+		return t.fail("Read the workload", err)
+	}
+	return t.res
+}
+
+func (e *Executor) getScale(ctx context.Context, w executor.Workload) (*autoscalingv1.Scale, error) {
+	if w.Kind == executor.KindStatefulSet {
+		return e.c.AppsV1().StatefulSets(w.Namespace).GetScale(ctx, w.Name, metav1.GetOptions{})
+	}
+	return e.c.AppsV1().Deployments(w.Namespace).GetScale(ctx, w.Name, metav1.GetOptions{})
+}
+
+// scaleTo writes the replicas through the scale subresource (what `kubectl scale` does), leaving the
+// pod template and so the version alone.
+func (e *Executor) scaleTo(ctx context.Context, w executor.Workload, replicas int32) error {
+	s := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}
+	var err error
+	if w.Kind == executor.KindStatefulSet {
+		_, err = e.c.AppsV1().StatefulSets(w.Namespace).UpdateScale(ctx, w.Name, s, metav1.UpdateOptions{FieldManager: fieldManager})
+	} else {
+		_, err = e.c.AppsV1().Deployments(w.Namespace).UpdateScale(ctx, w.Name, s, metav1.UpdateOptions{FieldManager: fieldManager})
+	}
+	return notFoundHint(err, w)
+}
+
+// servingWorkload is the Deployment that takes the traffic: the workload itself, or for a blue-green
+// one the color its Service selects.
+func (e *Executor) servingWorkload(ctx context.Context, w executor.Workload) (executor.Workload, error) {
+	_, ann, err := e.template(ctx, w)
+	if err != nil {
+		return w, err
+	}
+	svcName := ann[annBlueGreenService]
+	if svcName == "" {
+		return w, nil
+	}
+	svc, err := e.c.CoreV1().Services(w.Namespace).Get(ctx, svcName, metav1.GetOptions{})
+	if err != nil {
+		return w, serviceNotFoundHint(err, w.Namespace, svcName)
+	}
+	color := svc.Spec.Selector[labelColor]
+	if color == "" {
+		color = colorBlue
+	}
+	return executor.Workload{Namespace: w.Namespace, Kind: w.Kind, Name: colorName(w, color), Container: w.Container}, nil
+}
