@@ -29,8 +29,8 @@ const (
 	labelColor = "nodeexec.io/color"
 	// annAbandoned marks a color a deploy created and gave up on before it served: never switched to.
 	annAbandoned = "nodeexec.io/abandoned"
-	colorBlue  = "blue"
-	colorGreen = "green"
+	colorBlue    = "blue"
+	colorGreen   = "green"
 )
 
 // colorName is the Deployment of a color.

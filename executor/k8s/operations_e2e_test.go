@@ -180,10 +180,10 @@ spec:
 		t.Errorf("the first object of a refused manifest exists: %v", err)
 	}
 	for manifest, want := range map[string]string{
-		"kind: ConfigMap\nmetadata: {name: x}\n":               "apiVersion and kind are required",
-		"apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n":      "metadata.name is required",
+		"kind: ConfigMap\nmetadata: {name: x}\n":              "apiVersion and kind are required",
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n":     "metadata.name is required",
 		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x": "document 1",
-		"":                                                     "no objects",
+		"": "no objects",
 		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: other}\n": `its namespace "other" is not the requested`,
 	} {
 		if _, err := e.Apply(ctx, k.ns, []byte(manifest)); err == nil || !strings.Contains(err.Error(), want) {
@@ -348,7 +348,7 @@ func TestBlueGreenThatNeverBecomesReadyKeepsTheTraffic(t *testing.T) {
 		t.Fatalf("blue-green v2 = %+v", res)
 	}
 	blue := k.podNames(colorBlue, "registry.example/demo:v1")
-	k.labelNodes(false) // new pods fit nowhere now; the running ones stay
+	k.labelNodes(false)               // new pods fit nowhere now; the running ones stay
 	res := k.deployBlueGreen(w, "v3") // to blue, the idle color
 	if res.State != executor.StateRolledBack || res.CurrentVersion != "v2" || !strings.Contains(res.LastError, "the Service stayed on green (v2)") {
 		t.Fatalf("blue-green v3 = %+v", res)
