@@ -23,6 +23,28 @@ type Recoverer interface {
 	Recover(ctx context.Context, req RecoverRequest) ([]NodeResult, error)
 }
 
+// Scaler is an Executor whose nodes can change size without changing version (Kubernetes workloads).
+type Scaler interface {
+	Scale(ctx context.Context, req ScaleRequest) ([]NodeResult, error)
+}
+
+// ScaleRequest asks for Replicas of each workload, ready.
+type ScaleRequest struct {
+	DeploymentID string
+	Service      string
+	Workloads    []Workload
+	Replicas     int32
+	// Progress, when set, sees each step live (optional).
+	Progress ProgressFunc `json:"-" bson:"-"`
+}
+
+// PodInspector is an Executor that can show a workload's pods and their logs.
+type PodInspector interface {
+	WorkloadPods(ctx context.Context, w Workload) ([]Pod, error)
+	// PodLogs returns the last lines of a pod's container log (container "": the pod's first).
+	PodLogs(ctx context.Context, namespace, pod, container string, lines int) ([]string, error)
+}
+
 // RecoverRequest names the lost deployment and the nodes it held.
 type RecoverRequest struct {
 	DeploymentID string

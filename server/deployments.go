@@ -33,9 +33,10 @@ type deployBody struct {
 	RequestedBy    string        `json:"requested_by"`
 	BatchSize      int           `json:"batch_size"`
 	StopOnFailure  bool          `json:"stop_on_failure"`
-	// Kubernetes (platform "k8s"): the workloads, and the image their container gets.
+	// Kubernetes (platform "k8s"): the workloads, the image their container gets, and how.
 	Workloads []executor.Workload `json:"workloads"`
 	Image     string              `json:"image"`
+	Strategy  *executor.Strategy  `json:"strategy"`
 }
 
 type healthBody struct {
@@ -71,16 +72,15 @@ func (s *Server) createDeployment(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "nodes: platform k8s deploys workloads with an image, not nodes with a package", Code: "invalid", Field: "nodes"})
 		return
 	}
-	if platform == executor.PlatformPhysical && (len(body.Workloads) > 0 || body.Image != "") {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "workloads: platform physical deploys nodes with a package, not workloads with an image", Code: "invalid", Field: "workloads"})
+	if platform == executor.PlatformPhysical && (len(body.Workloads) > 0 || body.Image != "" || body.Strategy != nil) {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "workloads: platform physical deploys nodes with a package, not workloads with an image and a strategy", Code: "invalid", Field: "workloads"})
 		return
 	}
 	if body.BatchSize < 0 || body.BatchSize > maxBatchSize {
 		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("batch_size: want 0 (all nodes in one run) to %d", maxBatchSize), Code: "invalid", Field: "batch_size"})
 		return
 	}
-	if len(body.IdempotencyKey) > 200 {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "idempotency_key: longer than 200 characters", Code: "invalid", Field: "idempotency_key"})
+	if !keyFits(c, body.IdempotencyKey) {
 		return
 	}
 	id := "d-" + randomID()
@@ -92,6 +92,9 @@ func (s *Server) createDeployment(c *gin.Context) {
 		req.Nodes = append(req.Nodes, executor.Node{Host: h})
 	}
 	req.Workloads, req.Image = body.Workloads, body.Image
+	if body.Strategy != nil {
+		req.Strategy = *body.Strategy
+	}
 	if h := body.Health; h != nil {
 		req.Health = executor.HealthCheck{HTTPPort: h.HTTPPort, HTTPPath: h.HTTPPath, HTTPStatus: h.HTTPStatus,
 			TCPPort: h.TCPPort, Retries: h.Retries, Delay: time.Duration(h.DelaySeconds) * time.Second}
@@ -109,6 +112,85 @@ func (s *Server) createDeployment(c *gin.Context) {
 	}
 	s.claimRecordStart(c, d)
 }
+
+// scaleBody is POST /api/v1/scale.
+type scaleBody struct {
+	Service        string              `json:"service"`
+	Workloads      []executor.Workload `json:"workloads"`
+	Replicas       *int32              `json:"replicas"`
+	IdempotencyKey string              `json:"idempotency_key"`
+	RequestedBy    string              `json:"requested_by"`
+}
+
+// createScale starts a scale of Kubernetes workloads: recorded and run like a deployment (it holds the
+// workloads, so it never runs beside a deploy to them), leaving their version as it is.
+func (s *Server) createScale(c *gin.Context) {
+	var body scaleBody
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		s.badBody(c, err)
+		return
+	}
+	exec, err := s.executorFor(executor.PlatformK8s)
+	if err != nil {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: k8s is not configured on this server (nodeexec serve --kubeconfig)", Code: "invalid", Field: "platform"})
+		return
+	}
+	if _, ok := exec.(executor.Scaler); !ok {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: this server's k8s executor cannot scale", Code: "invalid", Field: "platform"})
+		return
+	}
+	if body.Replicas == nil {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "replicas: is required", Code: "invalid", Field: "replicas"})
+		return
+	}
+	if *body.Replicas < 0 || *body.Replicas > maxReplicas {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("replicas: must be between 0 and %d", maxReplicas), Code: "invalid", Field: "replicas"})
+		return
+	}
+	for _, err := range []error{executor.ValidateService(body.Service), executor.ValidateWorkloads(body.Workloads)} {
+		if err != nil {
+			s.failErr(c, err)
+			return
+		}
+	}
+	if !keyFits(c, body.IdempotencyKey) {
+		return
+	}
+	id := "d-" + randomID()
+	d := &store.Deployment{ID: id, Kind: store.KindScale, Service: body.Service, Platform: executor.PlatformK8s, Replicas: body.Replicas,
+		Request: executor.DeployRequest{DeploymentID: id, Service: body.Service, Workloads: body.Workloads}, RequestedBy: body.RequestedBy,
+		IdempotencyKey: body.IdempotencyKey, State: executor.StatePending, CreatedAt: time.Now().UTC()}
+	for _, w := range body.Workloads {
+		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: w.Host(), State: executor.StatePending})
+	}
+	s.claimRecordStart(c, d)
+}
+
+// describe says what a deployment does, in a line: "deploy of web v2 to 3 nodes".
+func describe(d *store.Deployment) string {
+	targets := fmt.Sprintf("%d nodes", len(d.Nodes))
+	if d.Platform == executor.PlatformK8s {
+		targets = fmt.Sprintf("%d workloads", len(d.Nodes))
+	}
+	if d.Kind == store.KindScale && d.Replicas != nil {
+		return fmt.Sprintf("scale of %s to %d replicas on %s", d.Service, *d.Replicas, targets)
+	}
+	return fmt.Sprintf("%s of %s %s to %s", d.Kind, d.Service, d.Version, targets)
+}
+
+// keyFits answers 400 for an idempotency key too long to store.
+func keyFits(c *gin.Context, key string) bool {
+	if len(key) > 200 {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "idempotency_key: longer than 200 characters", Code: "invalid", Field: "idempotency_key"})
+		return false
+	}
+	return true
+}
+
+// maxReplicas bounds a scale: a typo of a few zeros must not ask a cluster for a million pods.
+const maxReplicas = 10000
 
 // maxBatchSize bounds the nodes of one ansible-playbook run (its forks).
 const maxBatchSize = 500
@@ -161,7 +243,7 @@ func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
 	}
 	rec := s.recorder(d.ID, 0)
 	rec.emit(context.WithoutCancel(ctx), store.Event{Type: store.EventDeployment, State: executor.StatePending,
-		Message: fmt.Sprintf("%s of %s %s to %d nodes accepted", d.Kind, d.Service, d.Version, len(d.Nodes))})
+		Message: describe(d) + " accepted"})
 	id, state := d.ID, d.State // d belongs to its runner from here on
 	s.start(d, before, rec)
 	c.JSON(http.StatusAccepted, gin.H{"id": id, "state": state})
@@ -184,6 +266,10 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 	}
 	if !orig.State.Terminal() {
 		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is still running; cancel it or wait for it to end", Code: "not_finished"})
+		return
+	}
+	if orig.Kind == store.KindScale {
+		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is a scale, which changed no version: scale again to undo it", Code: "nothing_to_roll_back"})
 		return
 	}
 	d := &store.Deployment{ID: "d-" + randomID(), Kind: store.KindRollback, RollbackOf: orig.ID, Service: orig.Service,

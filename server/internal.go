@@ -24,6 +24,9 @@ type nodeInfo struct {
 	Version         string         `json:"version"`
 	PreviousVersion string         `json:"previous_version"`
 	Error           string         `json:"error,omitempty"`
+	// Pods are a Kubernetes workload's pods as they are now; PodsError says why they could not be read.
+	Pods      []executor.Pod `json:"pods,omitempty"`
+	PodsError string         `json:"pods_error,omitempty"`
 }
 
 type deploymentInfo struct {
@@ -55,9 +58,14 @@ func (s *Server) deployInfo(c *gin.Context) {
 	for _, st := range executor.States {
 		info.Summary[string(st)] = 0
 	}
+	pods := s.livePods(c.Request.Context(), d)
 	for _, n := range d.Nodes {
 		info.Summary[string(n.State)]++
-		info.Nodes = append(info.Nodes, nodeInfo{Name: n.Host, Status: n.State, Version: n.CurrentVersion, PreviousVersion: n.PrevVersion, Error: n.LastError})
+		ni := nodeInfo{Name: n.Host, Status: n.State, Version: n.CurrentVersion, PreviousVersion: n.PrevVersion, Error: n.LastError}
+		if p, ok := pods[n.Host]; ok {
+			ni.Pods, ni.PodsError = p.pods, errText(p.err)
+		}
+		info.Nodes = append(info.Nodes, ni)
 	}
 	if d.StartedAt != nil {
 		end := time.Now()
@@ -71,7 +79,7 @@ func (s *Server) deployInfo(c *gin.Context) {
 
 type healthCheck struct {
 	Name    string `json:"name"`
-	Type    string `json:"type"`   // node_status | http
+	Type    string `json:"type"`   // node_status | http | pod
 	Status  string `json:"status"` // pass | fail | unknown
 	Message string `json:"message,omitempty"`
 }
@@ -92,7 +100,13 @@ func (s *Server) deployHealth(c *gin.Context) {
 	for _, dn := range d.Nodes {
 		checks = append(checks, s.nodeStatusCheck(ctx, d, dn))
 	}
-	if hc := d.Request.Health; hc.HTTPPort != 0 {
+	pods := s.livePods(ctx, d)
+	for _, dn := range d.Nodes {
+		if p, ok := pods[dn.Host]; ok {
+			checks = append(checks, podChecks(dn.Host, p)...)
+		}
+	}
+	if hc := d.Request.Health; hc.HTTPPort != 0 && d.Platform == executor.PlatformPhysical {
 		probes := make([]healthCheck, len(d.Nodes))
 		var wg sync.WaitGroup
 		for i, dn := range d.Nodes {
@@ -173,13 +187,17 @@ func address(nodes []executor.Node, host string) string {
 type nodeLog struct {
 	Name  string   `json:"name"`
 	Lines []string `json:"lines"`
+	// Node is the workload a pod's log belongs to; Error says why a pod's log could not be read.
+	Node  string `json:"node,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // maxLogEvents bounds how many events one logs request reads.
 const maxLogEvents = 20000
 
 // deployLogs serves each node's newest lines from the deployment's events (task results, state
-// changes, errors); pod_name picks one node (or, for Kubernetes, one pod).
+// changes, errors) and, for Kubernetes workloads, each pod's own log from the cluster. pod_name picks
+// one node or one pod; a pod whose log the cluster cannot serve is 502 with the reason.
 func (s *Server) deployLogs(c *gin.Context) {
 	ctx := c.Request.Context()
 	lines := 100
@@ -197,42 +215,61 @@ func (s *Server) deployLogs(c *gin.Context) {
 		return
 	}
 	only := c.Query("pod_name")
+	pods := s.livePods(ctx, d)
+	var onlyPod *podRef
 	if only != "" && d.Node(only) == nil {
-		c.AbortWithStatusJSON(http.StatusNotFound, apiError{Error: "pod_name: deployment " + d.ID + " has no node or pod " + quote(only), Code: "not_found", Field: "pod_name"})
-		return
-	}
-	evs, err := s.cfg.Store.Events(ctx, d.ID, 0, maxLogEvents)
-	if err != nil {
-		s.failErr(c, err)
-		return
-	}
-	byNode := map[string][]string{}
-	for _, ev := range evs {
-		if ev.Node == "" || (only != "" && ev.Node != only) {
-			continue
+		if onlyPod = findPod(pods, only); onlyPod == nil {
+			c.AbortWithStatusJSON(http.StatusNotFound, apiError{Error: "pod_name: deployment " + d.ID + " has no node or pod " + quote(only), Code: "not_found", Field: "pod_name"})
+			return
 		}
-		line := ev.Time.Format(time.RFC3339) + " " + string(ev.Type)
-		if ev.State != "" {
-			line += " " + string(ev.State)
-		}
-		if ev.Message != "" {
-			line += " " + ev.Message
-		}
-		byNode[ev.Node] = append(byNode[ev.Node], line)
 	}
 	out := []nodeLog{}
-	for _, n := range d.Nodes {
-		if only != "" && n.Host != only {
-			continue
+	if onlyPod == nil {
+		evs, err := s.cfg.Store.Events(ctx, d.ID, 0, maxLogEvents)
+		if err != nil {
+			s.failErr(c, err)
+			return
 		}
-		l := byNode[n.Host]
-		if len(l) > lines {
-			l = l[len(l)-lines:]
+		byNode := map[string][]string{}
+		for _, ev := range evs {
+			if ev.Node == "" || (only != "" && ev.Node != only) {
+				continue
+			}
+			line := ev.Time.Format(time.RFC3339) + " " + string(ev.Type)
+			if ev.State != "" {
+				line += " " + string(ev.State)
+			}
+			if ev.Message != "" {
+				line += " " + ev.Message
+			}
+			byNode[ev.Node] = append(byNode[ev.Node], line)
 		}
-		if l == nil {
-			l = []string{}
+		for _, n := range d.Nodes {
+			if only != "" && n.Host != only {
+				continue
+			}
+			l := byNode[n.Host]
+			if len(l) > lines {
+				l = l[len(l)-lines:]
+			}
+			if l == nil {
+				l = []string{}
+			}
+			out = append(out, nodeLog{Name: n.Host, Lines: l})
 		}
-		out = append(out, nodeLog{Name: n.Host, Lines: l})
 	}
+	var refs []podRef
+	switch {
+	case onlyPod != nil:
+		refs = []podRef{*onlyPod}
+	case only == "":
+		refs = allPods(d, pods)
+	}
+	podLogs := s.readPodLogs(ctx, refs, lines)
+	if onlyPod != nil && podLogs[0].Error != "" {
+		c.AbortWithStatusJSON(http.StatusBadGateway, apiError{Error: podLogs[0].Error, Code: "logs_unavailable"})
+		return
+	}
+	out = append(out, podLogs...)
 	c.JSON(http.StatusOK, gin.H{"deployment_id": d.ID, "lines": lines, "logs": out})
 }

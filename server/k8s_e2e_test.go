@@ -100,4 +100,95 @@ func TestK8sDeployEventsStatusRollbackThroughTheAPI(t *testing.T) {
 		`"workloads":[{"namespace":"`+ns+`","kind":"Deployment","name":"web"}]}`); code != 400 || b["field"] != "image" {
 		t.Errorf("bad image = %d %v", code, b)
 	}
+
+	// The management endpoints show the pods as they are now.
+	id := second["id"].(string)
+	code, info := f.do(t, "GET", "/internal/v1/deploy/info/"+id, "")
+	nodes, _ := info["nodes"].([]any)
+	if code != 200 || len(nodes) != 1 {
+		t.Fatalf("info = %d %v", code, info)
+	}
+	pods, _ := nodes[0].(map[string]any)["pods"].([]any)
+	if len(pods) != 3 {
+		t.Fatalf("info pods = %v", nodes[0])
+	}
+	for _, p := range pods {
+		pod := p.(map[string]any)
+		if pod["phase"] != "Running" || pod["ready"] != true || !strings.HasPrefix(fmt.Sprint(pod["node"]), "kwok-node-") || pod["image"] != "registry.example/web:v1" {
+			t.Errorf("pod = %v", pod)
+		}
+	}
+	code, health := f.do(t, "GET", "/internal/v1/deploy/health/"+id, "")
+	checks, _ := health["checks"].([]any)
+	podChecks := 0
+	for _, c := range checks {
+		if ch := c.(map[string]any); ch["type"] == "pod" {
+			podChecks++
+			if ch["status"] != "pass" {
+				t.Errorf("pod check = %v", ch)
+			}
+		}
+	}
+	if code != 200 || podChecks != 3 {
+		t.Errorf("health = %d %v", code, health)
+	}
+	// KWOK has no kubelet: each pod's log carries the reason, and one pod's log asked for alone is a 502.
+	code, logs := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?lines=5", "")
+	entries, _ := logs["logs"].([]any)
+	if code != 200 || len(entries) != 4 {
+		t.Fatalf("logs = %d %v", code, logs)
+	}
+	podLog := entries[1].(map[string]any)
+	if podLog["node"] != ns+"/web" || !strings.Contains(fmt.Sprint(podLog["error"]), "no kubelet serving the logs") {
+		t.Errorf("a pod's log entry = %v", podLog)
+	}
+	podName := pods[0].(map[string]any)["name"].(string)
+	if code, b := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?pod_name="+podName, ""); code != 502 || b["code"] != "logs_unavailable" ||
+		!strings.Contains(fmt.Sprint(b["error"]), podName) {
+		t.Errorf("one pod's log = %d %v", code, b)
+	}
+
+	// Scale through the API: recorded like a deployment, waited for, version unchanged.
+	code, sc := f.do(t, "POST", "/api/v1/scale", `{"service":"web","replicas":5,"workloads":[{"namespace":"`+ns+`","kind":"Deployment","name":"web"}]}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("scale = %d %v", code, sc)
+	}
+	end = f.waitState(t, sc["id"].(string))
+	if end["state"] != "success" || end["kind"] != "scale" || fmt.Sprint(end["replicas"]) != "5" {
+		t.Fatalf("scale = %v", end)
+	}
+	got, _ = client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if got.Status.ReadyReplicas != 5 || got.Spec.Template.Spec.Containers[0].Image != "registry.example/web:v1" {
+		t.Errorf("after the scale: %d ready, image %s", got.Status.ReadyReplicas, got.Spec.Template.Spec.Containers[0].Image)
+	}
+	if code, b := f.do(t, "POST", "/api/v1/deployments/"+sc["id"].(string)+"/rollback", ""); code != 409 || b["code"] != "nothing_to_roll_back" {
+		t.Errorf("rollback of a scale = %d %v", code, b)
+	}
+
+	// Blue-green through the API: the Service's selector moves to the new color.
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: corev1.ServiceSpec{
+		Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}
+	if _, err := client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, bg := f.do(t, "POST", "/api/v1/deployments", `{"service":"web","version":"v4","platform":"k8s","image":"registry.example/web:v4",`+
+		`"strategy":{"type":"blue-green","verify_seconds":1},"workloads":[{"namespace":"`+ns+`","kind":"Deployment","name":"web"}]}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("blue-green = %d %v", code, bg)
+	}
+	if end := f.waitState(t, bg["id"].(string)); end["state"] != "success" {
+		t.Fatalf("blue-green = %v", end)
+	}
+	live, _ := client.CoreV1().Services(ns).Get(ctx, "web", metav1.GetOptions{})
+	if live.Spec.Selector["nodeexec.io/color"] != "green" {
+		t.Errorf("service selector after blue-green = %v", live.Spec.Selector)
+	}
+	code, n = f.do(t, "GET", "/api/v1/nodes/web/"+url.PathEscape(ns+"/web"), "")
+	if code != 200 || n["current_version"] != "v4" || n["prev_version"] != "v1" {
+		t.Errorf("node after blue-green = %d %v", code, n)
+	}
+	if code, b := f.do(t, "POST", "/api/v1/deployments", `{"service":"web","version":"v5","platform":"physical","nodes":["10.0.0.1"],`+
+		`"package_url":"http://h/x.tgz","sha256":"`+strings.Repeat("a", 64)+`","strategy":{"type":"blue-green"}}`); code != 400 || b["field"] != "workloads" {
+		t.Errorf("a strategy on physical nodes = %d %v", code, b)
+	}
 }

@@ -299,6 +299,10 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 		{"NodeInfo", nodeInfo{}, true},
 		{"Check", healthCheck{}, true},
 		{"NodeLog", nodeLog{}, true},
+		{"Pod", executor.Pod{}, true},
+		{"Strategy", executor.Strategy{}, false},
+		{"ScaleRequest", scaleBody{}, false},
+		{"Workload", executor.Workload{}, false},
 	} {
 		schema, ok := s.schemas[c.schema]
 		if !ok {

@@ -182,10 +182,18 @@ func (s *Server) operate(x *run) ([]executor.NodeResult, map[string]string, erro
 		}
 		var res []executor.NodeResult
 		var err error
-		if d.Kind == store.KindRollback {
+		switch d.Kind {
+		case store.KindScale:
+			scaler, ok := exec.(executor.Scaler)
+			if !ok {
+				return nil, nil, fmt.Errorf("the %s executor cannot scale", d.Platform)
+			}
+			res, err = scaler.Scale(x.ctx, executor.ScaleRequest{DeploymentID: d.ID, Service: d.Service, Workloads: req.Workloads,
+				Replicas: *d.Replicas, Progress: req.Progress})
+		case store.KindRollback:
 			res, err = exec.Rollback(x.ctx, executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: req.Version,
 				Nodes: req.Nodes, Workloads: req.Workloads, Health: req.Health, Progress: req.Progress})
-		} else {
+		default:
 			res, err = exec.Deploy(x.ctx, req)
 		}
 		if err != nil && len(res) == 0 {

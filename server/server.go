@@ -85,6 +85,7 @@ func New(cfg Config) *Server {
 	api.GET("/deployments/:id/events", read, s.streamEvents)
 	api.POST("/deployments/:id/rollback", deploy, s.rollbackDeployment)
 	api.POST("/deployments/:id/cancel", deploy, s.cancelDeployment)
+	api.POST("/scale", deploy, s.createScale)
 	api.GET("/nodes", read, s.listNodes)
 	mgmt := s.engine.Group("/internal/v1/deploy", read)
 	mgmt.GET("/info/:deployment_id", s.deployInfo)

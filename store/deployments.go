@@ -19,12 +19,14 @@ import (
 const (
 	KindDeploy   = "deploy"
 	KindRollback = "rollback"
+	// KindScale changes the size of Kubernetes workloads, not their version.
+	KindScale = "scale"
 )
 
 // Deployment is one request of the Plan Layer and how it went, node by node.
 type Deployment struct {
 	ID string `bson:"_id" json:"id"`
-	// Kind is KindDeploy, or KindRollback of the deployment RollbackOf names.
+	// Kind is KindDeploy, KindScale, or KindRollback of the deployment RollbackOf names.
 	Kind       string `bson:"kind" json:"kind"`
 	RollbackOf string `bson:"rollback_of,omitempty" json:"rollback_of,omitempty"`
 	// Request is what the runner hands the executor (for a rollback: its nodes and health check).
@@ -33,6 +35,8 @@ type Deployment struct {
 	Platform       executor.Platform      `bson:"platform" json:"platform"`
 	Request        executor.DeployRequest `bson:"request" json:"-"`
 	Batch          Batch                  `bson:"batch" json:"batch"`
+	// Replicas is what a scale asks of each workload.
+	Replicas *int32 `bson:"replicas,omitempty" json:"replicas,omitempty"`
 	RequestedBy    string                 `bson:"requested_by,omitempty" json:"requested_by,omitempty"`
 	IdempotencyKey string                 `bson:"idempotency_key,omitempty" json:"idempotency_key,omitempty"`
 	State          executor.State         `bson:"state" json:"state"`

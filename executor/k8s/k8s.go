@@ -65,7 +65,11 @@ type Executor struct {
 	log    logrus.FieldLogger
 }
 
-var _ executor.Executor = (*Executor)(nil)
+var (
+	_ executor.Executor     = (*Executor)(nil)
+	_ executor.Scaler       = (*Executor)(nil)
+	_ executor.PodInspector = (*Executor)(nil)
+)
 
 // New checks the configuration.
 func New(cfg Config) (*Executor, error) {

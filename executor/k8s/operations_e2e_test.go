@@ -47,14 +47,14 @@ func TestRollingSettingsGoInWithTheImage(t *testing.T) {
 func TestScaleWaitsForTheReplicasAndKeepsTheVersion(t *testing.T) {
 	k := newCluster(t)
 	w := k.createDeployment("web", "registry.example/demo:v1")
-	res := k.e.Scale(context.Background(), "demo", w, 5)
+	res := k.scale(w, 5)
 	if res.State != executor.StateSuccess || res.CurrentVersion != "v1" || !res.Changed {
 		t.Fatalf("scale to 5 = %+v", res)
 	}
 	if n := k.readyPods("registry.example/demo:v1"); n != 5 {
 		t.Errorf("%d pods ready after scaling to 5", n)
 	}
-	if res = k.e.Scale(context.Background(), "demo", w, 1); res.State != executor.StateSuccess {
+	if res = k.scale(w, 1); res.State != executor.StateSuccess {
 		t.Fatalf("scale to 1 = %+v", res)
 	}
 	pods, err := k.e.WorkloadPods(context.Background(), w)
@@ -70,16 +70,25 @@ func TestScaleWaitsForTheReplicasAndKeepsTheVersion(t *testing.T) {
 	if live != 1 {
 		t.Errorf("%d pods left after scaling to 1: %+v", live, pods)
 	}
-	if again := k.e.Scale(context.Background(), "demo", w, 1); again.State != executor.StateSuccess || again.Changed {
+	if again := k.scale(w, 1); again.State != executor.StateSuccess || again.Changed {
 		t.Errorf("scale to the same size = %+v", again)
 	}
-	if bad := k.e.Scale(context.Background(), "demo", w, MaxReplicas+1); bad.State != executor.StateFailed || !strings.Contains(bad.LastError, "replicas must be between") {
-		t.Errorf("scale too far = %+v", bad)
+	if _, err := k.e.Scale(context.Background(), executor.ScaleRequest{Service: "demo", Workloads: []executor.Workload{w}, Replicas: MaxReplicas + 1}); err == nil || !strings.Contains(err.Error(), "replicas: must be between") {
+		t.Errorf("scale too far = %v", err)
 	}
 	missing := executor.Workload{Namespace: k.ns, Kind: executor.KindStatefulSet, Name: "nope"}
-	if res := k.e.Scale(context.Background(), "demo", missing, 2); res.State != executor.StateFailed || !strings.Contains(res.LastError, "StatefulSet "+k.ns+"/nope not found") {
+	if res := k.scale(missing, 2); res.State != executor.StateFailed || !strings.Contains(res.LastError, "StatefulSet "+k.ns+"/nope not found") {
 		t.Errorf("scale of nothing = %+v", res)
 	}
+}
+
+func (k *cluster) scale(w executor.Workload, replicas int32) executor.NodeResult {
+	k.t.Helper()
+	res, err := k.e.Scale(context.Background(), executor.ScaleRequest{Service: "demo", Workloads: []executor.Workload{w}, Replicas: replicas})
+	if err != nil || len(res) != 1 {
+		k.t.Fatalf("scale to %d: %v %v", replicas, res, err)
+	}
+	return res[0]
 }
 
 func TestPodStatusReportsEveryPod(t *testing.T) {
@@ -333,7 +342,7 @@ func TestBlueGreenSwitchesTheServiceAndSwitchesBackInstantly(t *testing.T) {
 		t.Errorf("v3 again = %+v", again)
 	}
 	// Scaling acts on the serving color.
-	if sc := k.e.Scale(ctx, "demo", w, 2); sc.State != executor.StateSuccess || len(k.podNames(colorGreen, "registry.example/demo:v3")) != 2 {
+	if sc := k.scale(w, 2); sc.State != executor.StateSuccess || len(k.podNames(colorGreen, "registry.example/demo:v3")) != 2 {
 		t.Errorf("scale of the serving color = %+v, green pods %d", sc, len(k.podNames(colorGreen, "registry.example/demo:v3")))
 	}
 }

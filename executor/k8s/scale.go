@@ -13,16 +13,26 @@ import (
 // MaxReplicas bounds a scale request: a typo of a few zeros must not ask the cluster for a million pods.
 const MaxReplicas = 10000
 
-// Scale sets a workload's replicas and waits until exactly that many are ready and available. The
-// version does not change; the result says what runs. Scaling to what it has changes nothing.
-func (e *Executor) Scale(ctx context.Context, service string, w executor.Workload, replicas int32) executor.NodeResult {
-	t := e.track(w, service, "", "", nil)
-	if err := executor.ValidateWorkloads([]executor.Workload{w}); err != nil {
-		return t.fail("Check the request", err)
+// Scale sets each workload's replicas and waits until exactly that many are ready and available (for a
+// blue-green workload, the serving color's). The version does not change; the results say what runs.
+// Scaling to the size a workload has changes nothing.
+func (e *Executor) Scale(ctx context.Context, req executor.ScaleRequest) ([]executor.NodeResult, error) {
+	if err := executor.ValidateService(req.Service); err != nil {
+		return nil, err
 	}
-	if replicas < 0 || replicas > MaxReplicas {
-		return t.fail("Check the request", fmt.Errorf("replicas must be between 0 and %d, not %d", MaxReplicas, replicas))
+	if err := executor.ValidateWorkloads(req.Workloads); err != nil {
+		return nil, err
 	}
+	if req.Replicas < 0 || req.Replicas > MaxReplicas {
+		return nil, &executor.ValidationError{Field: "replicas", Reason: fmt.Sprintf("must be between 0 and %d", MaxReplicas)}
+	}
+	return e.each(req.Workloads, func(w executor.Workload) executor.NodeResult {
+		return e.scaleOne(ctx, req, w)
+	}), nil
+}
+
+func (e *Executor) scaleOne(ctx context.Context, req executor.ScaleRequest, w executor.Workload) executor.NodeResult {
+	t := e.track(w, req.Service, req.DeploymentID, "", req.Progress)
 	target, err := e.servingWorkload(ctx, w)
 	if err != nil {
 		return t.fail("Read the workload", err)
@@ -31,11 +41,11 @@ func (e *Executor) Scale(ctx context.Context, service string, w executor.Workloa
 	if err != nil {
 		return t.fail("Read the workload", notFoundHint(err, target))
 	}
-	if cur.Spec.Replicas != replicas {
-		if err := e.scaleTo(ctx, target, replicas); err != nil {
+	if cur.Spec.Replicas != req.Replicas {
+		if err := e.scaleTo(ctx, target, req.Replicas); err != nil {
 			return t.fail("Scale", err)
 		}
-		t.step("Scale", true, fmt.Sprintf("%s: %d -> %d replicas", target.Name, cur.Spec.Replicas, replicas))
+		t.step("Scale", true, fmt.Sprintf("%s: %d -> %d replicas", target.Name, cur.Spec.Replicas, req.Replicas))
 	}
 	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
 	r, err := e.waitRollout(wctx, target)
@@ -47,6 +57,7 @@ func (e *Executor) Scale(ctx context.Context, service string, w executor.Workloa
 	if err := e.status(ctx, w, &t.res); err != nil {
 		return t.fail("Read the workload", err)
 	}
+	t.log.WithField("replicas", req.Replicas).Info("scaled")
 	return t.res
 }
 
