@@ -30,17 +30,17 @@ type Deployment struct {
 	Kind       string `bson:"kind" json:"kind"`
 	RollbackOf string `bson:"rollback_of,omitempty" json:"rollback_of,omitempty"`
 	// Request is what the runner hands the executor (for a rollback: its nodes and health check).
-	Service        string                 `bson:"service" json:"service"`
-	Version        string                 `bson:"version" json:"version"`
-	Platform       executor.Platform      `bson:"platform" json:"platform"`
-	Request        executor.DeployRequest `bson:"request" json:"-"`
-	Batch          Batch                  `bson:"batch" json:"batch"`
+	Service  string                 `bson:"service" json:"service"`
+	Version  string                 `bson:"version" json:"version"`
+	Platform executor.Platform      `bson:"platform" json:"platform"`
+	Request  executor.DeployRequest `bson:"request" json:"-"`
+	Batch    Batch                  `bson:"batch" json:"batch"`
 	// Replicas is what a scale asks of each workload.
-	Replicas *int32 `bson:"replicas,omitempty" json:"replicas,omitempty"`
-	RequestedBy    string                 `bson:"requested_by,omitempty" json:"requested_by,omitempty"`
-	IdempotencyKey string                 `bson:"idempotency_key,omitempty" json:"idempotency_key,omitempty"`
-	State          executor.State         `bson:"state" json:"state"`
-	Error          string                 `bson:"error,omitempty" json:"error,omitempty"`
+	Replicas       *int32         `bson:"replicas,omitempty" json:"replicas,omitempty"`
+	RequestedBy    string         `bson:"requested_by,omitempty" json:"requested_by,omitempty"`
+	IdempotencyKey string         `bson:"idempotency_key,omitempty" json:"idempotency_key,omitempty"`
+	State          executor.State `bson:"state" json:"state"`
+	Error          string         `bson:"error,omitempty" json:"error,omitempty"`
 	// Nodes is a list, not a map keyed by host: hosts hold dots, which MongoDB field names may not.
 	Nodes      []DeploymentNode `bson:"nodes" json:"nodes"`
 	CreatedAt  time.Time        `bson:"created_at" json:"created_at"`
