@@ -343,3 +343,60 @@ func TestBoardShowsEachNodesStateAndLatestStep(t *testing.T) {
 		t.Errorf("board:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// Kubernetes deploys and scales send the workloads, image and strategy the flags name.
+func TestKubernetesDeployAndScaleSendWhatTheFlagsSay(t *testing.T) {
+	var got []map[string]any
+	var paths []string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Error(err)
+		}
+		got, paths = append(got, body), append(paths, r.URL.Path)
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"id":"d-1","state":"pending"}`))
+	}))
+	defer hs.Close()
+	if code := run([]string{"deploy", "--server", hs.URL, "--detach", "--service", "web", "--version", "v2", "--image", "reg.example/web:v2",
+		"--workloads", "prod/Deployment/web:app, prod/Deployment/api", "--max-surge", "25%", "--min-ready-seconds", "5"}); code != 0 {
+		t.Fatalf("deploy exit %d", code)
+	}
+	if code := run([]string{"deploy", "--server", hs.URL, "--detach", "--service", "web", "--version", "v3", "--image", "reg.example/web:v3",
+		"--workloads", "prod/Deployment/web", "--strategy", "blue-green", "--switch-service", "web-svc", "--verify-seconds", "30"}); code != 0 {
+		t.Fatalf("blue-green deploy exit %d", code)
+	}
+	if code := run([]string{"scale", "--server", hs.URL, "--detach", "--service", "web", "--workloads", "prod/Deployment/web", "--replicas", "0"}); code != 0 {
+		t.Fatalf("scale exit %d", code)
+	}
+	if len(got) != 3 || paths[0] != "/api/v1/deployments" || paths[2] != "/api/v1/scale" {
+		t.Fatalf("requests = %v %v", paths, got)
+	}
+	enc := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	if s := enc(got[0]); !strings.Contains(s, `"platform":"k8s"`) || !strings.Contains(s, `"image":"reg.example/web:v2"`) ||
+		enc(got[0]["workloads"]) != `[{"container":"app","kind":"Deployment","name":"web","namespace":"prod"},{"kind":"Deployment","name":"api","namespace":"prod"}]` ||
+		!strings.Contains(s, `"strategy":{"max_surge":"25%","min_ready_seconds":5}`) || strings.Contains(s, "package_url") {
+		t.Errorf("rolling deploy body = %s", s)
+	}
+	if s := enc(got[1]["strategy"]); s != `{"service":"web-svc","type":"blue-green","verify_seconds":30}` {
+		t.Errorf("blue-green strategy = %s", s)
+	}
+	if s := enc(got[2]); !strings.Contains(s, `"replicas":0`) || !strings.Contains(s, `"workloads":[{"kind":"Deployment","name":"web","namespace":"prod"}]`) {
+		t.Errorf("scale body = %s", s)
+	}
+	// Bad input never reaches the server.
+	for _, args := range [][]string{
+		{"deploy", "--server", hs.URL, "--service", "web", "--version", "v2", "--image", "web:v2", "--workloads", "prod/web"},
+		{"deploy", "--server", hs.URL, "--service", "web", "--version", "v2", "--image", "web v2", "--workloads", "prod/Deployment/web"},
+		{"deploy", "--server", hs.URL, "--service", "web", "--version", "v2", "--image", "web:v2", "--workloads", "prod/Deployment/web", "--strategy", "blue-green", "--max-surge", "1"},
+		{"scale", "--server", hs.URL, "--service", "web", "--workloads", "prod/Deployment/web"},
+		{"scale", "--server", hs.URL, "--service", "web", "--workloads", "prod/DaemonSet/web", "--replicas", "2"},
+	} {
+		if code := run(args); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("bad input reached the server: %d requests", len(got))
+	}
+}

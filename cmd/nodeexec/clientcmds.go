@@ -62,7 +62,8 @@ func parseArgs(fs *flag.FlagSet, args []string, want int, what string) ([]string
 
 func (o *clientOpts) client() (*apiClient, error) { return newAPIClient(o.server, o.tokenFile) }
 
-// deployCmd asks the server for a deployment and follows it to its end.
+// deployCmd asks the server for a deployment and follows it to its end: nodes with a package, or
+// Kubernetes workloads with an image.
 func deployCmd(ctx context.Context, args []string) (bool, error) {
 	var o clientOpts
 	fs := clientFlags("deploy", &o)
@@ -75,6 +76,9 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	fs.StringVar(&req.Unit.Args, "exec-args", "", "arguments for the service's binary in the default unit")
 	fs.StringVar(&req.Unit.Exec, "exec", "", "binary inside the release (default bin/<service>)")
 	healthFlags(fs, &req.Health)
+	workloads := fs.String("workloads", "", "Kubernetes: comma-separated namespace/Kind/name[:container] (Kind Deployment or StatefulSet), instead of --nodes")
+	fs.StringVar(&req.Image, "image", "", "Kubernetes: the image the workloads' container gets")
+	strategyFlags(fs, &req.Strategy)
 	key := fs.String("idempotency-key", "", "the same key again returns the same deployment instead of a second run")
 	by := fs.String("requested-by", envOr("USER", ""), "who asks (recorded with the deployment)")
 	detach := fs.Bool("detach", false, "print the deployment id and return; do not follow it")
@@ -86,6 +90,10 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 			req.Nodes = append(req.Nodes, executor.Node{Host: h})
 		}
 	}
+	var err error
+	if req.Workloads, err = parseWorkloads(*workloads); err != nil {
+		return false, err
+	}
 	// The same checks the server makes, before anything is sent.
 	if err := req.Validate(); err != nil {
 		return false, err
@@ -94,15 +102,101 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	body := map[string]any{"service": req.Service, "version": req.Version, "nodes": hostsOf(req.Nodes),
-		"package_url": req.Package.URL, "sha256": req.Package.SHA256,
-		"unit":            map[string]any{"exec": req.Unit.Exec, "args": req.Unit.Args},
-		"idempotency_key": *key, "requested_by": *by}
+	body := map[string]any{"service": req.Service, "version": req.Version, "idempotency_key": *key, "requested_by": *by}
+	if len(req.Workloads) > 0 {
+		body["platform"], body["workloads"], body["image"] = executor.PlatformK8s, req.Workloads, req.Image
+		if req.Strategy != (executor.Strategy{}) {
+			body["strategy"] = req.Strategy
+		}
+		return o.start(ctx, c, "/api/v1/deployments", body, *detach, executor.StateSuccess)
+	}
+	body["nodes"], body["package_url"], body["sha256"] = hostsOf(req.Nodes), req.Package.URL, req.Package.SHA256
+	body["unit"] = map[string]any{"exec": req.Unit.Exec, "args": req.Unit.Args}
 	if h := req.Health; h.HTTPPort != 0 || h.TCPPort != 0 {
 		body["health"] = map[string]any{"http_port": h.HTTPPort, "http_path": h.HTTPPath, "http_status": h.HTTPStatus,
 			"tcp_port": h.TCPPort, "retries": h.Retries, "delay_seconds": int(h.Delay.Seconds())}
 	}
 	return o.start(ctx, c, "/api/v1/deployments", body, *detach, executor.StateSuccess)
+}
+
+// strategyFlags are how Kubernetes workloads move to a new image.
+func strategyFlags(fs *flag.FlagSet, s *executor.Strategy) {
+	fs.StringVar(&s.Type, "strategy", "", "Kubernetes: rolling (default) or blue-green")
+	fs.StringVar(&s.MaxSurge, "max-surge", "", "rolling: extra pods during the rollout, a count or a percentage (\"25%\")")
+	fs.StringVar(&s.MaxUnavailable, "max-unavailable", "", "rolling: pods that may be unavailable during the rollout")
+	fs.Func("min-ready-seconds", "rolling: seconds a new pod must be ready before it counts as available", int32Flag(&s.MinReadySeconds))
+	fs.Func("progress-deadline-seconds", "rolling: seconds without progress before the rollout fails and is rolled back", int32Flag(&s.ProgressDeadlineSeconds))
+	fs.StringVar(&s.Service, "switch-service", "", "blue-green: the Service whose selector switches (default: the workload's name)")
+	fs.Func("verify-seconds", "blue-green: seconds the new color must hold steady before the switch (default 10)", func(v string) error {
+		var n *int32
+		if err := int32Flag(&n)(v); err != nil {
+			return err
+		}
+		s.VerifySeconds = *n
+		return nil
+	})
+}
+
+// int32Flag parses a flag into an optional int32.
+func int32Flag(dst **int32) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			return fmt.Errorf("want a whole number, not %q", v)
+		}
+		n32 := int32(n)
+		*dst = &n32
+		return nil
+	}
+}
+
+// parseWorkloads reads "namespace/Kind/name[:container]" items, comma-separated.
+func parseWorkloads(s string) ([]executor.Workload, error) {
+	var out []executor.Workload
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		ref, container, _ := strings.Cut(item, ":")
+		parts := strings.Split(ref, "/")
+		if len(parts) != 3 {
+			return nil, &executor.ValidationError{Field: "workloads", Reason: fmt.Sprintf("%q is not namespace/Kind/name[:container] (e.g. prod/Deployment/web:app)", item)}
+		}
+		out = append(out, executor.Workload{Namespace: parts[0], Kind: parts[1], Name: parts[2], Container: container})
+	}
+	return out, nil
+}
+
+// scaleCmd asks the server to scale Kubernetes workloads and follows it to its end.
+func scaleCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("scale", &o)
+	service := fs.String("service", "", "the service the workloads belong to")
+	workloads := fs.String("workloads", "", "comma-separated namespace/Kind/name (Kind Deployment or StatefulSet)")
+	replicas := fs.Int("replicas", -1, "pods each workload should have (0 to 10000)")
+	key := fs.String("idempotency-key", "", "the same key again returns the same scale instead of a second run")
+	detach := fs.Bool("detach", false, "print the scale's id and return; do not follow it")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	ws, err := parseWorkloads(*workloads)
+	if err != nil {
+		return false, err
+	}
+	for _, err := range []error{executor.ValidateService(*service), executor.ValidateWorkloads(ws)} {
+		if err != nil {
+			return false, err
+		}
+	}
+	if *replicas < 0 || *replicas > 10000 {
+		return false, &executor.ValidationError{Field: "replicas", Reason: "give --replicas from 0 to 10000"}
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	body := map[string]any{"service": *service, "workloads": ws, "replicas": *replicas, "idempotency_key": *key, "requested_by": envOr("USER", "")}
+	return o.start(ctx, c, "/api/v1/scale", body, *detach, executor.StateSuccess)
 }
 
 func hostsOf(nodes []executor.Node) []string {

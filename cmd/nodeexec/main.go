@@ -29,6 +29,8 @@ The server:
 
 Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127.0.0.1:8080):
   nodeexec deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
+  nodeexec deploy   --service S --version V --image IMG --workloads NS/Deployment/NAME[:CONTAINER] [--strategy blue-green] [options]
+  nodeexec scale    --service S --workloads NS/Kind/NAME --replicas N
   nodeexec status   <deployment-id> [--watch]
   nodeexec rollback <deployment-id>
   nodeexec cancel   <deployment-id>
@@ -68,6 +70,8 @@ func run(args []string) int {
 		ok, err = deployCmd(ctx, rest)
 	case "rollback":
 		ok, err = rollbackCmd(ctx, rest)
+	case "scale":
+		ok, err = scaleCmd(ctx, rest)
 	case "status":
 		ok, err = statusCmd(ctx, rest)
 	case "cancel":
