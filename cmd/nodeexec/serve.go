@@ -72,9 +72,17 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	var kexec executor.Executor
 	if *kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		if kexec, err = k8s.Connect(*kubeconfig, k8s.Config{Logger: log}); err != nil {
+		k, err := k8s.Connect(*kubeconfig, k8s.Config{Logger: log})
+		if err != nil {
 			return false, err
 		}
+		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err = k.Ping(pctx)
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("platform k8s: %w (check --kubeconfig)", err)
+		}
+		kexec = k
 		log.Info("platform k8s enabled")
 	}
 	srv := server.New(server.Config{Executor: exec, K8s: kexec, Store: st, Logger: log, MaxConcurrent: *maxConcurrent, Tokens: tokens})

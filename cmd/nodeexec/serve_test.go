@@ -56,3 +56,33 @@ func TestLoopbackAddresses(t *testing.T) {
 		}
 	}
 }
+
+// A kubeconfig that cannot be read, or whose cluster does not answer, stops serve at the start with
+// the reason, instead of failing the first Kubernetes deploy.
+func TestServeRefusesAKubeconfigThatReachesNoCluster(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage")
+	closed := filepath.Join(dir, "closed")
+	if err := os.WriteFile(garbage, []byte("not a kubeconfig"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`
+	if err := os.WriteFile(closed, []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		garbage: "kubernetes client configuration",
+		closed:  "platform k8s: the Kubernetes API server does not answer",
+	} {
+		ok, err := serveCmd(context.Background(), []string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--kubeconfig", path})
+		if ok || err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("serve --kubeconfig %s: ok=%v err=%v; want %q", filepath.Base(path), ok, err, want)
+		}
+	}
+}

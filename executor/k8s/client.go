@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"context"
 	"fmt"
 
 	"k8s.io/client-go/dynamic"
@@ -57,4 +58,17 @@ func Connect(kubeconfig string, cfg Config) (*Executor, error) {
 	}
 	cfg.Client, cfg.Dynamic = c, dyn
 	return New(cfg)
+}
+
+// Ping checks the cluster answers, within ctx: asking its version needs no permission beyond being
+// authenticated.
+func (e *Executor) Ping(ctx context.Context) error {
+	rc := e.c.Discovery().RESTClient()
+	if rc == nil {
+		return nil // a fake clientset in a test
+	}
+	if _, err := rc.Get().AbsPath("/version").Do(ctx).Raw(); err != nil {
+		return fmt.Errorf("the Kubernetes API server does not answer: %w", err)
+	}
+	return nil
 }
