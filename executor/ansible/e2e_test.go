@@ -29,6 +29,7 @@ import (
 type e2eEnv struct {
 	hosts    testbed.Hosts
 	exec     *Executor
+	svc      *testbed.Service
 	service  string
 	port     int
 	nodes    []executor.Node
@@ -38,7 +39,9 @@ type e2eEnv struct {
 	workDir  string
 }
 
-func setupE2E(t *testing.T) *e2eEnv {
+// setupE2E makes a service of the test's own with a release per version (true: one that fails its
+// health check), and an executor that reaches the test hosts.
+func setupE2E(t *testing.T, versions map[string]bool) *e2eEnv {
 	t.Helper()
 	if os.Getenv("NODEEXEC_E2E") != "1" {
 		t.Skip("set NODEEXEC_E2E=1 and run `hack/testhosts up 3` (or `make e2e`)")
@@ -55,7 +58,8 @@ func setupE2E(t *testing.T) *e2eEnv {
 		t.Fatal(err)
 	}
 	env := &e2eEnv{hosts: hosts, repo: repo, workDir: t.TempDir()}
-	svc := testbed.NewService(t, hosts, "e2e", map[string]bool{"v1": false, "v2": false, "v3-broken": true})
+	svc := testbed.NewService(t, hosts, "e2e", versions)
+	env.svc = svc
 	env.service, env.port, env.releases, env.baseURL = svc.Name, svc.Port, svc.Releases, svc.BaseURL
 	for _, a := range hosts.Addrs[:3] {
 		env.nodes = append(env.nodes, executor.Node{Host: a})
@@ -131,7 +135,7 @@ func expectAll(t *testing.T, results []executor.NodeResult, err error, state exe
 }
 
 func TestE2EPhysicalLifecycle(t *testing.T) {
-	env := setupE2E(t)
+	env := setupE2E(t, map[string]bool{"v1": false, "v2": false, "v3-broken": true})
 	ctx := context.Background()
 
 	t.Run("deploy v1 to three hosts", func(t *testing.T) {

@@ -17,6 +17,7 @@ type Service struct {
 	Port     int
 	Releases map[string]Release
 	BaseURL  string
+	dir      string // served at BaseURL
 }
 
 // NewService builds a release per version (broken[version] makes one whose health check fails) of a
@@ -27,6 +28,7 @@ func NewService(t testing.TB, hosts Hosts, prefix string, broken map[string]bool
 	_, _ = rand.Read(b)
 	s := &Service{Name: prefix + "-" + hex.EncodeToString(b), Port: 20000 + int(b[0])*31%9000 + int(b[1])%97, Releases: map[string]Release{}}
 	dir := t.TempDir()
+	s.dir = dir
 	for version, isBroken := range broken {
 		rel, err := BuildRelease(dir, s.Name, version, isBroken)
 		if err != nil {
@@ -54,4 +56,16 @@ func NewService(t testing.TB, hosts Hosts, prefix string, broken map[string]bool
 // URL is where the hosts download version's package.
 func (s *Service) URL(version string) string {
 	return s.BaseURL + "/" + filepath.Base(s.Releases[version].Path)
+}
+
+// AddRelease builds and serves one more release of the service, with more files in its package (see
+// BuildReleaseWith).
+func (s *Service) AddRelease(t testing.TB, version string, broken bool, files map[string]string) Release {
+	t.Helper()
+	rel, err := BuildReleaseWith(s.dir, s.Name, version, broken, files)
+	if err != nil {
+		t.Fatalf("build %s: %v", version, err)
+	}
+	s.Releases[version] = rel
+	return rel
 }

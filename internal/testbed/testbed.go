@@ -17,7 +17,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -109,6 +111,12 @@ type Release struct {
 // dir/<service>-<version>.tar.gz with the layout bin/<service>, and returns its SHA256. A broken
 // release starts but fails its health check.
 func BuildRelease(dir, service, version string, broken bool) (Release, error) {
+	return BuildReleaseWith(dir, service, version, broken, nil)
+}
+
+// BuildReleaseWith is BuildRelease with more files in the package (path inside it -> content), e.g.
+// "deploy/<service>.service" for a package that ships its own systemd unit.
+func BuildReleaseWith(dir, service, version string, broken bool, files map[string]string) (Release, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return Release{}, err
@@ -124,19 +132,19 @@ func BuildRelease(dir, service, version string, broken bool) (Release, error) {
 		}
 	}
 	path := filepath.Join(dir, fmt.Sprintf("%s-%s.tar.gz", service, version))
-	sum, err := packRelease(path, service, bin)
+	sum, err := packRelease(path, service, bin, files)
 	if err != nil {
 		return Release{}, err
 	}
 	return Release{Version: version, Path: path, SHA256: sum}, nil
 }
 
-func packRelease(path, service, bin string) (string, error) {
+func packRelease(dest, service, bin string, files map[string]string) (string, error) {
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return "", err
 	}
-	f, err := os.Create(path)
+	f, err := os.Create(dest)
 	if err != nil {
 		return "", err
 	}
@@ -144,18 +152,37 @@ func packRelease(path, service, bin string) (string, error) {
 	gz := gzip.NewWriter(io.MultiWriter(f, h))
 	tw := tar.NewWriter(gz)
 	mtime := time.Unix(0, 0)
-	for _, hdr := range []*tar.Header{
-		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime},
-		{Name: "bin/" + service, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(data)), ModTime: mtime},
-	} {
-		if err := tw.WriteHeader(hdr); err != nil {
+	type member struct {
+		hdr  *tar.Header
+		data []byte
+	}
+	members := []member{
+		{&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime}, nil},
+		{&tar.Header{Name: "bin/" + service, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(data)), ModTime: mtime}, data},
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the same files give the same tarball, whatever the map's order
+	dirs := map[string]bool{"bin": true}
+	for _, name := range names {
+		if d := path.Dir(name); d != "." && !dirs[d] {
+			dirs[d] = true
+			members = append(members, member{&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime}, nil})
+		}
+		content := []byte(files[name])
+		members = append(members, member{&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(content)), ModTime: mtime}, content})
+	}
+	for _, m := range members {
+		if err := tw.WriteHeader(m.hdr); err != nil {
 			f.Close()
 			return "", err
 		}
-	}
-	if _, err := tw.Write(data); err != nil {
-		f.Close()
-		return "", err
+		if _, err := tw.Write(m.data); err != nil {
+			f.Close()
+			return "", err
+		}
 	}
 	if err := errors.Join(tw.Close(), gz.Close(), f.Close()); err != nil {
 		return "", err

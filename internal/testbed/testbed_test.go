@@ -87,3 +87,39 @@ func TestHostsAreRealAndReachReleases(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildReleaseWithCarriesTheExtraFiles(t *testing.T) {
+	rel, err := BuildReleaseWith(t.TempDir(), "svc", "v1", false, map[string]string{"deploy/svc.service": "[Service]\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(rel.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	var names []string
+	unit := ""
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, hdr.Name)
+		if hdr.Name == "deploy/svc.service" {
+			data, _ := io.ReadAll(tr)
+			unit = string(data)
+		}
+	}
+	if strings.Join(names, ",") != "bin/,bin/svc,deploy/,deploy/svc.service" || unit != "[Service]\n" {
+		t.Fatalf("layout %v, unit %q; want bin/svc and deploy/svc.service with its content", names, unit)
+	}
+}
