@@ -197,11 +197,21 @@ const maxBatchSize = 500
 
 // claimRecordStart claims the deployment's nodes, records it, and starts it: 202 with its id. A request
 // that cannot have all its nodes records nothing (409 naming the holder); a retry with a known
-// idempotency key answers with the deployment the key created.
+// idempotency key answers with the deployment the key created, even while that one is being recorded.
 func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
 	ctx := c.Request.Context()
+	d.Token = c.GetString("token_name")
+	if len(d.RequestedBy) > 200 {
+		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "requested_by: longer than 200 characters", Code: "invalid", Field: "requested_by"})
+		return
+	}
 	if d.IdempotencyKey != "" {
-		if existing, err := s.cfg.Store.DeploymentByKey(ctx, d.IdempotencyKey); err == nil {
+		existing, err := s.ownKey(ctx, d)
+		if err != nil {
+			s.failErr(c, err)
+			return
+		}
+		if existing != nil {
 			c.JSON(http.StatusAccepted, gin.H{"id": existing.ID, "state": existing.State})
 			return
 		}
@@ -214,15 +224,8 @@ func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
 	if err == nil && s.hooks.afterClaim != nil {
 		s.hooks.afterClaim()
 	}
-	var busy *store.BusyError
-	if errors.As(err, &busy) && d.IdempotencyKey != "" {
-		// A concurrent retry of the same request holds the nodes: answer with its deployment.
-		if existing, lookupErr := s.cfg.Store.DeploymentByKey(ctx, d.IdempotencyKey); lookupErr == nil {
-			c.JSON(http.StatusAccepted, gin.H{"id": existing.ID, "state": existing.State})
-			return
-		}
-	}
 	if err != nil {
+		s.forgetKey(ctx, d)
 		s.failErr(c, err)
 		return
 	}
@@ -235,6 +238,7 @@ func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
 			s.releaseLater(d.ID, before)
 		}
 		if err != nil {
+			s.forgetKey(ctx, d)
 			s.failErr(c, err)
 			return
 		}
@@ -247,6 +251,95 @@ func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
 	id, state := d.ID, d.State // d belongs to its runner from here on
 	s.start(d, before, rec)
 	c.JSON(http.StatusAccepted, gin.H{"id": id, "state": state})
+}
+
+// defaultKeyWait bounds how long a retry waits for the request that holds its idempotency key to record
+// its deployment (claims and a record take milliseconds); defaultKeyOrphanAfter is when a key whose
+// request never recorded one (nodeexec and its database failed in between) goes to the next retry.
+const (
+	defaultKeyWait        = 5 * time.Second
+	defaultKeyOrphanAfter = time.Minute
+)
+
+// errKeyInFlight is a retry that came while the request holding its key has not recorded a deployment.
+type errKeyInFlight struct{ owner string }
+
+func (e *errKeyInFlight) Error() string {
+	return "a request with this idempotency_key is still being recorded (as " + e.owner + "); retry in a moment"
+}
+
+// ownKey reserves d's idempotency key for d (nil), or returns the deployment of the request that holds
+// it. A holder still being recorded is waited for, briefly; one that never recorded anything and
+// reserved the key over a minute ago loses it to d.
+func (s *Server) ownKey(ctx context.Context, d *store.Deployment) (*store.Deployment, error) {
+	deadline := time.Now().Add(s.keyWait)
+	announced := false
+	for {
+		owner, err := s.cfg.Store.ReserveKey(ctx, d.IdempotencyKey, d.ID, d.CreatedAt)
+		if err != nil || owner == d.ID {
+			return nil, err
+		}
+		existing, err := s.cfg.Store.Deployment(ctx, owner)
+		if !errors.Is(err, store.ErrNotFound) {
+			return existing, err
+		}
+		at, err := s.cfg.Store.KeyReservedAt(ctx, d.IdempotencyKey)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // given back meanwhile: try again
+		}
+		if err != nil {
+			return nil, err
+		}
+		if now := time.Now().UTC(); now.Sub(at) > s.keyOrphanAfter {
+			got, err := s.cfg.Store.TakeOverKey(ctx, d.IdempotencyKey, owner, d.ID, now.Add(-s.keyOrphanAfter), d.CreatedAt)
+			if err != nil || got == d.ID {
+				return nil, err
+			}
+			continue
+		}
+		if time.Now().After(deadline) {
+			return nil, &errKeyInFlight{owner: owner}
+		}
+		if !announced && s.hooks.keyWaiting != nil {
+			announced = true
+			s.hooks.keyWaiting()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// forgetKey gives back the key of a request that recorded no deployment, so its retry can run; if the
+// database does not answer now, once it does.
+func (s *Server) forgetKey(ctx context.Context, d *store.Deployment) {
+	if d.IdempotencyKey == "" {
+		return
+	}
+	if err := s.cfg.Store.ForgetKey(context.WithoutCancel(ctx), d.IdempotencyKey, d.ID); err == nil {
+		return
+	}
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		delay := 200 * time.Millisecond
+		for {
+			select {
+			case <-s.ctx.Done():
+				return // the first retry a minute later takes the key over
+			case <-time.After(delay):
+			}
+			if err := s.cfg.Store.ForgetKey(s.ctx, d.IdempotencyKey, d.ID); err == nil {
+				if s.hooks.keyForgotten != nil {
+					s.hooks.keyForgotten(d.IdempotencyKey)
+				}
+				return
+			}
+			delay = min(2*delay, 30*time.Second)
+		}
+	}()
 }
 
 // rollbackDeployment starts a rollback of what a deployment changed: each node it switched goes back to

@@ -25,14 +25,15 @@ func (s *Server) Reconcile(ctx context.Context) error {
 		return err
 	}
 	for i := range lost {
-		if err := s.reconcile(ctx, &lost[i]); err != nil {
+		if err := s.reconcile(ctx, &lost[i], errInterrupted); err != nil {
 			return fmt.Errorf("reconcile deployment %s: %w", lost[i].ID, err)
 		}
 	}
 	return nil
 }
 
-func (s *Server) reconcile(ctx context.Context, d *store.Deployment) error {
+// reconcile ends a deployment whose run is gone from the nodes' own word; why is its error.
+func (s *Server) reconcile(ctx context.Context, d *store.Deployment, why string) error {
 	log := s.cfg.Logger.WithFields(logrus.Fields{"deployment_id": d.ID, "service": d.Service, "version": d.Version})
 	last, err := s.cfg.Store.LastEventSeq(ctx, d.ID)
 	if err != nil {
@@ -41,6 +42,7 @@ func (s *Server) reconcile(ctx context.Context, d *store.Deployment) error {
 	x := &run{d: d, ctx: ctx, rec: s.recorder(d.ID, last), log: log}
 	// Nodes the dead run had finished are as their records say; the ones it still held are asked.
 	var held []string
+	records := map[string]*store.Node{}
 	for i := range d.Nodes {
 		dn := &d.Nodes[i]
 		n, err := s.cfg.Store.Node(ctx, d.Service, dn.Host)
@@ -49,6 +51,7 @@ func (s *Server) reconcile(ctx context.Context, d *store.Deployment) error {
 			return err
 		case err == nil && n.DeploymentID == d.ID && n.State == executor.StateDeploying:
 			held = append(held, dn.Host)
+			records[dn.Host] = n
 		case err == nil && n.DeploymentID == d.ID:
 			dn.State, dn.CurrentVersion, dn.PrevVersion, dn.LastError = n.State, n.CurrentVersion, n.PrevVersion, n.LastError
 		default:
@@ -64,7 +67,9 @@ func (s *Server) reconcile(ctx context.Context, d *store.Deployment) error {
 			// next start tries again; nothing is guessed.
 			return fmt.Errorf("reading the nodes it held: %w", err)
 		}
+		reported := map[string]bool{}
 		for _, r := range results {
+			reported[r.Host] = true
 			r = judgeLost(d, r)
 			if hc := d.Request.Health; hc.HTTPPort != 0 && r.State != executor.StateFailed {
 				// The lost run may have died before it verified the release: check it now.
@@ -75,8 +80,17 @@ func (s *Server) reconcile(ctx context.Context, d *store.Deployment) error {
 			}
 			evs = append(evs, s.finishNode(ctx, x, r)...)
 		}
+		for _, h := range held {
+			if !reported[h] {
+				// Never left held: failed, with the versions its record had.
+				n := records[h]
+				evs = append(evs, s.finishNode(ctx, x, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: h, Service: d.Service,
+					Platform: d.Platform, State: executor.StateFailed, CurrentVersion: n.CurrentVersion, PrevVersion: n.PrevVersion,
+					LastError: "interrupted, and the node did not say what it runs"}})...)
+			}
+		}
 	}
-	d.Error = errInterrupted
+	d.Error = why
 	s.end(ctx, x, evs)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -96,8 +97,23 @@ func (s *Server) start(d *store.Deployment, before map[string]*store.Node, rec *
 	go func() {
 		defer s.runs.done(d.ID)
 		defer cancel(nil)
+		defer s.recoverRun(x)
 		s.execute(x)
 	}()
+}
+
+// recoverRun ends a run whose code panicked the way a run lost at restart is ended: each node it still
+// holds is asked what it runs. The server keeps serving.
+func (s *Server) recoverRun(x *run) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	x.log.WithFields(logrus.Fields{"panic": fmt.Sprint(r), "stack": string(debug.Stack())}).Error("a deployment's run panicked; reading its nodes to end it")
+	why := fmt.Sprintf("internal error: the run stopped (%v); each node's outcome was read from the node", r)
+	if err := s.reconcile(context.WithoutCancel(x.ctx), x.d, why); err != nil {
+		x.log.WithError(err).Error("could not end the deployment whose run panicked; the next start does")
+	}
 }
 
 // execute waits for a slot, runs the executor, and records every node's end. Records are written even

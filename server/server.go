@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
@@ -43,9 +44,13 @@ type Server struct {
 	background sync.WaitGroup
 	// hooks let tests act at points a real fault would strike; nil in production.
 	hooks struct {
-		afterClaim func()
-		released   func(deploymentID string)
+		afterClaim   func()
+		released     func(deploymentID string)
+		keyWaiting   func()
+		keyForgotten func(key string)
 	}
+	// keyWait and keyOrphanAfter: see defaultKeyWait.
+	keyWait, keyOrphanAfter time.Duration
 	// ctx is the parent of every run: Shutdown cancels it.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -64,7 +69,8 @@ func New(cfg Config) *Server {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &Server{cfg: cfg, engine: gin.New(), slots: make(chan struct{}, cfg.MaxConcurrent), ctx: ctx, cancel: cancel}
+	s := &Server{cfg: cfg, engine: gin.New(), slots: make(chan struct{}, cfg.MaxConcurrent), ctx: ctx, cancel: cancel,
+		keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter}
 	s.engine.Use(s.recoverJSON(), s.limitBody())
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
 	s.engine.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
@@ -134,7 +140,10 @@ func fail(c *gin.Context, status int, code, msg string) {
 func (s *Server) failErr(c *gin.Context, err error) {
 	var v *executor.ValidationError
 	var busy *store.BusyError
+	var inFlight *errKeyInFlight
 	switch {
+	case errors.As(err, &inFlight):
+		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: err.Error(), Code: "key_in_flight", DeploymentID: inFlight.owner})
 	case errors.As(err, &v):
 		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: err.Error(), Code: "invalid", Field: v.Field})
 	case errors.As(err, &busy):

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,8 +28,9 @@ type gatedExecutor struct {
 	gate    chan struct{}
 	started chan string
 
-	// failing hosts end failed.
+	// failing hosts end failed; with panics, Deploy panics once it may go on.
 	failing map[string]bool
+	panics  bool
 
 	mu      sync.Mutex
 	done    []string // rollbacks, "host->version"
@@ -55,6 +57,9 @@ func (g *gatedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) 
 	case <-g.gate:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if g.panics {
+		panic("executor bug")
 	}
 	g.mu.Lock()
 	g.batches = append(g.batches, len(req.Nodes))
@@ -275,6 +280,83 @@ func TestSameIdempotencyKeyReturnsTheSameDeployment(t *testing.T) {
 	}
 }
 
+// A retry sent while the first request is between its claims and its record gets the first one's
+// deployment, not a 409 and not a second run.
+func TestConcurrentRetryOfTheSameKeyGetsTheSameDeployment(t *testing.T) {
+	f := newFixture(t)
+	close(f.exec.gate)
+	inClaim, proceed, waiting := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f.srv.hooks.afterClaim = func() { once.Do(func() { close(inClaim); <-proceed }) }
+	f.srv.hooks.keyWaiting = func() { close(waiting) }
+	body := deployJSON(`"10.0.0.1"`, `,"idempotency_key":"plan-9-batch-1"`)
+	type answer struct {
+		code int
+		body map[string]any
+	}
+	first, second := make(chan answer, 1), make(chan answer, 1)
+	go func() { c, b := f.do(t, "POST", "/api/v1/deployments", body); first <- answer{c, b} }()
+	<-inClaim // the first holds the node and the key, and has not recorded its deployment
+	go func() { c, b := f.do(t, "POST", "/api/v1/deployments", body); second <- answer{c, b} }()
+	<-waiting // the retry waits for that record
+	close(proceed)
+	a, b := <-first, <-second
+	if a.code != http.StatusAccepted || b.code != http.StatusAccepted || a.body["id"] != b.body["id"] {
+		t.Fatalf("first = %d %v, retry = %d %v; want 202 and the same id", a.code, a.body, b.code, b.body)
+	}
+	f.waitState(t, a.body["id"].(string))
+	if _, list := f.do(t, "GET", "/api/v1/deployments", ""); len(list["deployments"].([]any)) != 1 {
+		t.Errorf("deployments = %v, want exactly one", list)
+	}
+}
+
+// A key whose request recorded nothing (nodeexec and its database failed in between) is held for a
+// while, answered 409 key_in_flight naming its holder, then taken over by the next retry.
+func TestAnOrphanedKeyIsTakenOverByALaterRetry(t *testing.T) {
+	f := newFixture(t)
+	close(f.exec.gate)
+	f.srv.keyWait = 100 * time.Millisecond
+	ctx := context.Background()
+	if _, err := f.st.ReserveKey(ctx, "young", "d-lost-young", time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	code, b := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, `,"idempotency_key":"young"`))
+	if code != http.StatusConflict || b["code"] != "key_in_flight" || b["deployment_id"] != "d-lost-young" {
+		t.Errorf("retry of a key still held = %d %v", code, b)
+	}
+	if _, err := f.st.ReserveKey(ctx, "old", "d-lost-old", time.Now().UTC().Add(-2*defaultKeyOrphanAfter)); err != nil {
+		t.Fatal(err)
+	}
+	code, b = f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, `,"idempotency_key":"old"`))
+	if code != http.StatusAccepted || b["id"] == "d-lost-old" {
+		t.Fatalf("retry of an orphaned key = %d %v", code, b)
+	}
+	if end := f.waitState(t, b["id"].(string)); end["state"] != "success" {
+		t.Errorf("deployment of the taken-over key = %v", end)
+	}
+	if code, again := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, `,"idempotency_key":"old"`)); code != http.StatusAccepted || again["id"] != b["id"] {
+		t.Errorf("the next retry = %d %v, want %v", code, again, b["id"])
+	}
+}
+
+// A request refused because its node is busy gives its key back: the same key works once the node is free.
+func TestARefusedRequestGivesItsKeyBack(t *testing.T) {
+	f := newFixture(t)
+	_, holder := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, ""))
+	<-f.exec.started
+	code, b := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, `,"idempotency_key":"after-busy"`))
+	if code != http.StatusConflict || b["code"] != "node_busy" {
+		t.Fatalf("deploy to a busy node = %d %v", code, b)
+	}
+	close(f.exec.gate)
+	f.waitState(t, holder["id"].(string))
+	code, b = f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, `,"idempotency_key":"after-busy"`))
+	if code != http.StatusAccepted || b["id"] == holder["id"] {
+		t.Fatalf("the same key once the node is free = %d %v", code, b)
+	}
+	f.waitState(t, b["id"].(string))
+}
+
 func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 	f := newFixture(t)
 	big := `{"service":"demo","pad":"` + strings.Repeat("x", 5000) + `"}`
@@ -287,6 +369,10 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		{"shell in version", strings.Replace(deployJSON(`"10.0.0.1"`, ""), `"v2"`, `"v2;reboot"`, 1), 400, "version"},
 		{"template in version", strings.Replace(deployJSON(`"10.0.0.1"`, ""), `"v2"`, `"{{ lookup('pipe','id') }}"`, 1), 400, "version"},
 		{"shell in host", deployJSON(`"h1$(id)"`, ""), 400, "nodes[0].host"},
+		{"path traversal in host", deployJSON(`"../../etc"`, ""), 400, "nodes[0].host"},
+		{"path traversal in version", strings.Replace(deployJSON(`"10.0.0.1"`, ""), `"v2"`, `"1/../../x"`, 1), 400, "version"},
+		{"shell in service", strings.Replace(deployJSON(`"10.0.0.1"`, ""), `"demo"`, `"demo;id"`, 1), 400, "service"},
+		{"k8s on a server without a cluster", deployJSON(``, `,"platform":"k8s"`), 400, "platform"},
 		{"missing sha256", strings.Replace(deployJSON(`"10.0.0.1"`, ""), strings.Repeat("ab", 32), "", 1), 400, "sha256"},
 		{"malformed sha256", strings.Replace(deployJSON(`"10.0.0.1"`, ""), strings.Repeat("ab", 32), "xyz", 1), 400, "sha256"},
 		{"non-http package url", strings.Replace(deployJSON(`"10.0.0.1"`, ""), "https://pkgs.example/demo-v2.tgz", "ftp://h/p.tgz", 1), 400, "package_url"},
@@ -296,9 +382,14 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		{"bad json", `{"service":`, 400, ""},
 		{"oversized body", big, 413, ""},
 	}
-	for _, c := range cases {
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, body := f.do(t, "POST", "/api/v1/deployments", c.body)
+			// Each carries an idempotency key, which must not be kept either.
+			req := c.body
+			if c.code == 400 && c.name != "bad json" {
+				req = strings.TrimSuffix(req, "}") + fmt.Sprintf(`,"idempotency_key":"bad-%d"}`, i)
+			}
+			code, body := f.do(t, "POST", "/api/v1/deployments", req)
 			if code != c.code || body["error"] == nil || body["code"] == nil {
 				t.Fatalf("= %d %v, want %d with an error body", code, body, c.code)
 			}
@@ -309,6 +400,14 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 	}
 	if code, list := f.do(t, "GET", "/api/v1/nodes?service=demo", ""); code != 200 || len(list["nodes"].([]any)) != 0 {
 		t.Errorf("bad requests left node records: %v", list)
+	}
+	if code, list := f.do(t, "GET", "/api/v1/deployments", ""); code != 200 || len(list["deployments"].([]any)) != 0 {
+		t.Errorf("bad requests left deployments: %v", list)
+	}
+	for i := range cases {
+		if _, err := f.st.KeyReservedAt(context.Background(), fmt.Sprintf("bad-%d", i)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("bad request %d kept its idempotency key: %v", i, err)
+		}
 	}
 	select {
 	case id := <-f.exec.started:
@@ -545,6 +644,11 @@ func TestTokensNeedTheirScope(t *testing.T) {
 		}
 	}
 	close(f.exec.gate)
+	// The deployment records which token asked.
+	list, _, err := f.st.ListDeployments(context.Background(), store.DeploymentFilter{Limit: 10})
+	if err != nil || len(list) != 1 || list[0].Token != "plan" {
+		t.Errorf("the deployment's token = %+v %v, want plan", list, err)
+	}
 }
 
 // The management endpoints: info summarises, health checks the record and probes the node's health URL
@@ -603,11 +707,13 @@ func TestDatabaseFailingMidRequestLeavesNothingHalfWritten(t *testing.T) {
 	f := newFixture(t)
 	close(f.exec.gate)
 	addr := strings.TrimSuffix(strings.TrimPrefix(f.db.URI, "mongodb://"), "/")
-	released := make(chan string, 1)
+	released, forgotten := make(chan string, 1), make(chan string, 1)
 	f.srv.hooks.afterClaim = func() { f.db.Stop() }
 	f.srv.hooks.released = func(id string) { released <- id }
+	f.srv.hooks.keyForgotten = func(key string) { forgotten <- key }
+	withKey := deployJSON(`"10.0.0.1","10.0.0.2"`, `,"idempotency_key":"plan-3-batch-2"`)
 
-	code, body := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2"`, ""))
+	code, body := f.do(t, "POST", "/api/v1/deployments", withKey)
 	if code != http.StatusServiceUnavailable || body["code"] != "database_unavailable" {
 		t.Fatalf("POST with the database failing = %d %v, want 503", code, body)
 	}
@@ -617,10 +723,12 @@ func TestDatabaseFailingMidRequestLeavesNothingHalfWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.db = db
-	select {
-	case <-released:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the claims of the failed request were not given back after the database returned")
+	for _, c := range []chan string{released, forgotten} {
+		select {
+		case <-c:
+		case <-time.After(60 * time.Second):
+			t.Fatal("the claims and the key of the failed request were not given back after the database returned")
+		}
 	}
 	for _, h := range []string{"10.0.0.1", "10.0.0.2"} {
 		if code, n := f.do(t, "GET", "/api/v1/nodes/demo/"+h, ""); code != http.StatusNotFound {
@@ -630,7 +738,7 @@ func TestDatabaseFailingMidRequestLeavesNothingHalfWritten(t *testing.T) {
 	if _, list := f.do(t, "GET", "/api/v1/deployments", ""); len(list["deployments"].([]any)) != 0 {
 		t.Errorf("deployments after the failed request = %v", list)
 	}
-	code, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2"`, ""))
+	code, d := f.do(t, "POST", "/api/v1/deployments", withKey) // the retry of the failed request runs
 	if code != http.StatusAccepted {
 		t.Fatalf("POST after the database returned = %d %v", code, d)
 	}
@@ -679,6 +787,26 @@ func TestBatchesRunInTurnAndStopOnFailure(t *testing.T) {
 }
 
 // A handler that panics answers 500 with a JSON body, and the server goes on serving.
+// A run whose executor panics ends failed, its nodes are not left held, and the server goes on.
+func TestAPanicInARunEndsItAndTheServerLives(t *testing.T) {
+	f := newFixture(t)
+	f.exec.panics = true
+	close(f.exec.gate)
+	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, ""))
+	end := f.waitState(t, d["id"].(string))
+	if end["state"] != "failed" || !strings.Contains(fmt.Sprint(end["error"]), "internal error: the run stopped (executor bug)") {
+		t.Fatalf("deployment whose run panicked = %v", end)
+	}
+	if code, n := f.do(t, "GET", "/api/v1/nodes/demo/10.0.0.1", ""); code != 200 || n["state"] != "failed" || n["deployment_id"] != d["id"] {
+		t.Errorf("node after the panic = %d %v", code, n)
+	}
+	f.exec.panics = false
+	_, again := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, ""))
+	if end := f.waitState(t, again["id"].(string)); end["state"] != "success" {
+		t.Errorf("the next deploy to the node = %v", end)
+	}
+}
+
 func TestAPanicInAHandlerIsA500AndTheServerLives(t *testing.T) {
 	f := newFixture(t)
 	f.srv.engine.GET("/test/panic", func(*gin.Context) { panic("boom") })
