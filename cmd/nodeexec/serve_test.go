@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nodeexec/nodeexec/store"
 )
 
 // serve refuses to run without auth anywhere but loopback, and says how to fix it; a bad tokens file
@@ -84,5 +89,69 @@ current-context: x
 		if ok || err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("serve --kubeconfig %s: ok=%v err=%v; want %q", filepath.Base(path), ok, err, want)
 		}
+	}
+}
+
+// With --mongo-uri, serve keeps its state in that server (here a FerretDB of its own, reached over the
+// MongoDB wire protocol like any external MongoDB) and starts no embedded database; /readyz follows it.
+func TestServeUsesTheDatabaseAtMongoURI(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.StartEmbedded(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Stop()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dataDir := t.TempDir()
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := serveCmd(sctx, []string{"--listen", addr, "--mongo-uri", db.URI + "/?serverSelectionTimeoutMS=1500", "--database", "external", "--data-dir", dataDir})
+		done <- err
+	}()
+	ready := func() int {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for ready() != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("serve --mongo-uri never became ready")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	st, err := store.Open(ctx, db.URI, "external")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(ctx)
+	if _, _, err := st.ListDeployments(ctx, store.DeploymentFilter{Limit: 1}); err != nil {
+		t.Errorf("the external database has no deployments collection: %v", err)
+	}
+	if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
+		t.Errorf("serve --mongo-uri wrote an embedded database: %v", entries)
+	}
+	db.Stop()
+	for deadline := time.Now().Add(30 * time.Second); ready() != http.StatusServiceUnavailable; {
+		if time.Now().After(deadline) {
+			t.Fatal("readyz did not answer 503 once the database stopped")
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("serve after the stop: %v", err)
 	}
 }
