@@ -18,9 +18,11 @@ deps:
 run: deps build
 	bin/nodeexec serve $(SERVE_FLAGS)
 
-# Fast tests: no test hosts (the Ansible ones run locally with connection=local).
+# Fast tests: no test hosts (the Ansible ones run locally with connection=local), then the roles' Python
+# modules (roles/*/tests: stdlib unittest; Ansible never loads a role's tests/).
 test:
 	$(GO) test -count=1 ./...
+	for d in roles/*/tests; do PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s $$d -p 'test_*.py' || exit 1; done
 
 hosts-up:
 	hack/testhosts up $(HOSTS)

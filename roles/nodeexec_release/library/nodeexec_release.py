@@ -137,19 +137,58 @@ def read(module, root, service):
         active=(active == "active"), active_state=active, main_pid=pid, running_version=running_version(root, pid))
 
 
+def _parts(path):
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def resolve(parts, links):
+    """Where a path inside the release leads once the package's own symlinks exist (links: member path ->
+    link target), following every link on the way: the path's components, or None if it leaves the
+    release or loops."""
+    cur, todo, hops = [], list(parts), 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not cur:
+                return None
+            cur.pop()
+            continue
+        cur.append(part)
+        target = links.get("/".join(cur))
+        if target is not None:
+            hops += 1
+            if hops > 40 or target.startswith("/"):
+                return None
+            cur.pop()
+            todo = target.split("/") + todo
+    return cur
+
+
 def safe_members(tar, dest):
-    """Refuse anything that would land outside the release: absolute paths, '..', links out, devices."""
-    dest = os.path.realpath(dest)
-    for m in tar.getmembers():
-        target = os.path.realpath(os.path.join(dest, m.name))
-        if os.path.isabs(m.name) or not (target == dest or target.startswith(dest + os.sep)):
+    """Refuse anything that would land outside the release: absolute paths, '..', links out, devices.
+    Paths are resolved against the package's own symlinks too: checked against the empty directory
+    alone, a -> . then a/b -> .. then a/b/x would each look inside, and x would land beside the release."""
+    members = tar.getmembers()
+    links = {}
+    for m in members:
+        if os.path.isabs(m.name) or ".." in m.name.split("/"):
             raise ValueError("package member %r would land outside the release" % m.name)
+        if m.issym():
+            links["/".join(_parts(m.name))] = m.linkname
+    for m in members:
         if m.isdev() or m.isfifo():
             raise ValueError("package member %r is a device or fifo" % m.name)
+        parts = _parts(m.name)
+        # The member itself is written where its directory really is (a link it replaces is checked below).
+        where = resolve(parts[:-1], links)
+        if where is None:
+            raise ValueError("package member %r would land outside the release" % m.name)
         if m.issym() or m.islnk():
-            link = os.path.realpath(os.path.join(os.path.dirname(target), m.linkname)) if m.issym() \
-                else os.path.realpath(os.path.join(dest, m.linkname))
-            if not (link == dest or link.startswith(dest + os.sep)):
+            # A symlink's target is relative to its directory; a hardlink's to the top of the package.
+            start = where if m.issym() else []
+            if os.path.isabs(m.linkname) or resolve(start + m.linkname.split("/"), links) is None:
                 raise ValueError("package member %r links outside the release" % m.name)
         yield m
 
