@@ -79,15 +79,16 @@ def hold(d, info, ttl, report_fd):
     except OSError:
         os.write(report_fd, b"busy")
         os._exit(0)
-    info["pid"] = os.getpid()
-    write_info(d, info)
-    os.write(report_fd, b"ok")
-    os.close(report_fd)
+    # Named before anyone is told the lock is taken: from then on ps shows who holds it.
     try:
         with open("/proc/self/comm", "w") as f:
             f.write("nodeexec-lock")
     except OSError:
         pass
+    info["pid"] = os.getpid()
+    write_info(d, info)
+    os.write(report_fd, b"ok")
+    os.close(report_fd)
 
     def stop(signum, frame):
         remove_info_if(d, info["token"])
