@@ -32,6 +32,7 @@ type common struct {
 	sshKey      string
 	sshPort     int
 	insecure    bool
+	become      bool
 	baseDir     string
 	asJSON      bool
 	verbose     bool
@@ -53,6 +54,7 @@ func sshFlags(fs *flag.FlagSet, c *common) {
 	fs.StringVar(&c.sshKey, "ssh-key", os.Getenv("NODEEXEC_SSH_KEY"), "SSH private key file")
 	fs.IntVar(&c.sshPort, "ssh-port", 0, "SSH port (default 22)")
 	fs.BoolVar(&c.insecure, "insecure-host-keys", os.Getenv("NODEEXEC_INSECURE_HOST_KEYS") == "1", "do not check SSH host keys (throwaway test hosts only)")
+	fs.BoolVar(&c.become, "become", false, "run the tasks on the nodes as root with sudo (for an --ssh-user that is not root; needs passwordless sudo)")
 	fs.StringVar(&c.baseDir, "base-dir", "/opt", "where services live on the nodes")
 	fs.BoolVar(&c.verbose, "v", false, "log what runs")
 }
@@ -105,7 +107,7 @@ func (c *common) executorLogging(log logrus.FieldLogger) (*ansible.Executor, err
 		off := false
 		ssh.HostKeyChecking = &off
 	}
-	return ansible.New(ansible.Config{PlaybookDir: dir, SSH: ssh, BaseDir: c.baseDir, Logger: log})
+	return ansible.New(ansible.Config{PlaybookDir: dir, SSH: ssh, BaseDir: c.baseDir, Become: c.become, Logger: log})
 }
 
 func healthFlags(fs *flag.FlagSet, h *executor.HealthCheck) {

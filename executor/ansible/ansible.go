@@ -13,9 +13,11 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/apenella/go-ansible/v2/pkg/execute"
 	jsonresults "github.com/apenella/go-ansible/v2/pkg/execute/result/json"
@@ -34,8 +36,11 @@ type Config struct {
 	// WorkDir gets one short-lived directory per run (inventory, vars); default: the system temp dir.
 	WorkDir string
 	SSH     SSH
-	// BaseDir is where services live on the nodes; default /opt.
+	// BaseDir is where services live on the nodes; default /opt. A clean absolute path other than "/".
 	BaseDir string
+	// Become runs the playbooks' tasks as root on the nodes through sudo (Ansible's become), for an SSH
+	// user that is not root; it needs passwordless sudo there. Passed as nodeexec_become.
+	Become bool
 	// MaxForks caps how many nodes one ansible-playbook works on at once; default 50.
 	MaxForks int
 	// LockTTL is the longest a node lock may be held; default 1h. A crashed run frees its locks then.
@@ -79,6 +84,12 @@ func New(cfg Config) (*Executor, error) {
 			return nil, fmt.Errorf("ansible executor: %s has no %s: %w", cfg.PlaybookDir, need, err)
 		}
 	}
+	if cfg.BaseDir == "" {
+		cfg.BaseDir = "/opt"
+	}
+	if err := validateBaseDir(cfg.BaseDir); err != nil {
+		return nil, err
+	}
 	if cfg.AnsiblePlaybook == "" {
 		cfg.AnsiblePlaybook = "ansible-playbook"
 	}
@@ -89,9 +100,6 @@ func New(cfg Config) (*Executor, error) {
 	cfg.AnsiblePlaybook = bin
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = os.TempDir()
-	}
-	if cfg.BaseDir == "" {
-		cfg.BaseDir = "/opt"
 	}
 	if cfg.MaxForks <= 0 {
 		cfg.MaxForks = 50
@@ -109,6 +117,28 @@ func New(cfg Config) (*Executor, error) {
 		cfg.Logger = logrus.StandardLogger()
 	}
 	return &Executor{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// validateBaseDir checks where services live on the nodes: every path the roles touch is under it, and
+// the unit they write carries it unquoted (WorkingDirectory, ExecStart).
+func validateBaseDir(dir string) error {
+	reason := ""
+	switch {
+	case !filepath.IsAbs(dir):
+		reason = "must be an absolute path"
+	case strings.ContainsFunc(dir, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }):
+		reason = "must not contain whitespace or control characters"
+	case slices.Contains(strings.Split(dir, "/"), ".."):
+		reason = "must not contain '..'"
+	case filepath.Clean(dir) != dir:
+		reason = fmt.Sprintf("must be a clean path (%s)", filepath.Clean(dir))
+	case dir == "/":
+		reason = "must not be / (each service gets <base>/<service>)"
+	}
+	if reason != "" {
+		return fmt.Errorf("ansible executor: BaseDir %q %s", dir, reason)
+	}
+	return nil
 }
 
 // Deploy puts req.Version of req.Service on every node in one ansible-playbook run. A node whose new
@@ -186,8 +216,7 @@ func (e *Executor) Status(ctx context.Context, req executor.StatusRequest) ([]ex
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	vars := map[string]any{"nodeexec_service": req.Service, "nodeexec_base_dir": e.cfg.BaseDir}
-	res, stderr, err := e.run(ctx, []string{"status.yml"}, vars, req.Nodes, nil)
+	res, stderr, err := e.run(ctx, []string{"status.yml"}, e.nodeVars(req.Service), req.Nodes, nil)
 	if res == nil && err != nil {
 		return nil, err
 	}
@@ -251,7 +280,8 @@ func (e *Executor) Recover(ctx context.Context, req executor.RecoverRequest) ([]
 }
 
 func (e *Executor) unlockAndRead(ctx context.Context, service, holder string, nodes []executor.Node) ([]executor.NodeResult, error) {
-	vars := map[string]any{"nodeexec_service": service, "nodeexec_base_dir": e.cfg.BaseDir, "nodeexec_unlock_holder": holder}
+	vars := e.nodeVars(service)
+	vars["nodeexec_unlock_holder"] = holder
 	res, stderr, err := e.run(ctx, []string{"unlock.yml", "status.yml"}, vars, nodes, nil)
 	if res == nil && err != nil {
 		return nil, err
@@ -278,13 +308,21 @@ func lockHolder(deploymentID string) string {
 	return "nodeexec deployment " + deploymentID
 }
 
-func (e *Executor) commonVars(service, deploymentID string) map[string]any {
+// nodeVars are what every playbook run gets: the service, where it lives, and how to act on the node.
+func (e *Executor) nodeVars(service string) map[string]any {
 	return map[string]any{
-		"nodeexec_service":     service,
-		"nodeexec_base_dir":    e.cfg.BaseDir,
-		"nodeexec_lock_holder": lockHolder(deploymentID),
-		"nodeexec_lock_ttl":    int(e.cfg.LockTTL.Seconds()),
+		"nodeexec_service":  service,
+		"nodeexec_base_dir": e.cfg.BaseDir,
+		"nodeexec_become":   e.cfg.Become,
 	}
+}
+
+// commonVars are nodeVars plus the lock, for the runs that change a node.
+func (e *Executor) commonVars(service, deploymentID string) map[string]any {
+	vars := e.nodeVars(service)
+	vars["nodeexec_lock_holder"] = lockHolder(deploymentID)
+	vars["nodeexec_lock_ttl"] = int(e.cfg.LockTTL.Seconds())
+	return vars
 }
 
 func healthVars(vars map[string]any, h executor.HealthCheck) {

@@ -18,7 +18,8 @@ import (
 
 // These tests run the real ansible-playbook on this machine (connection local): no test hosts needed.
 
-func probeExecutor(t *testing.T) *Executor {
+// probeExecutor runs the probe playbooks (testdata/probe); opts change its configuration.
+func probeExecutor(t *testing.T, opts ...func(*Config)) *Executor {
 	t.Helper()
 	if _, err := osexec.LookPath("ansible-playbook"); err != nil {
 		t.Skip("ansible-playbook is not installed")
@@ -29,7 +30,11 @@ func probeExecutor(t *testing.T) *Executor {
 	}
 	log := logrus.New()
 	log.SetOutput(testWriter{t})
-	e, err := New(Config{PlaybookDir: dir, WorkDir: t.TempDir(), KillGrace: 2 * time.Second, Logger: log})
+	cfg := Config{PlaybookDir: dir, WorkDir: t.TempDir(), KillGrace: 2 * time.Second, Logger: log}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
