@@ -20,6 +20,9 @@ var errCancelRequested = errors.New("cancelled on request")
 // errShuttingDown is the cause of runs cancelled because the server stops.
 var errShuttingDown = errors.New("cancelled: nodeexec is shutting down")
 
+// errNotStartedDraining is the cause of runs still waiting for a slot when the server began to drain.
+var errNotStartedDraining = errors.New("nodeexec is shutting down")
+
 // run is one deployment being carried out by this process. Only its goroutine writes the deployment's
 // record and events, so the record and the event sequence need no locking across writers.
 type run struct {
@@ -124,6 +127,10 @@ func (s *Server) execute(x *run) {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
 	case <-x.ctx.Done():
+	case <-s.drain:
+	}
+	if s.draining() {
+		x.cancel(errNotStartedDraining) // draining: only runs that already had their slot go on
 	}
 	if x.ctx.Err() != nil {
 		s.neverStarted(bg, x)

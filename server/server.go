@@ -51,6 +51,9 @@ type Server struct {
 	}
 	// keyWait and keyOrphanAfter: see defaultKeyWait.
 	keyWait, keyOrphanAfter time.Duration
+	// drain is closed when the server stops taking new deployments (Drain).
+	drain     chan struct{}
+	drainOnce sync.Once
 	// ctx is the parent of every run: Shutdown cancels it.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -70,7 +73,7 @@ func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Server{cfg: cfg, engine: gin.New(), slots: make(chan struct{}, cfg.MaxConcurrent), ctx: ctx, cancel: cancel,
-		keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter}
+		keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter, drain: make(chan struct{})}
 	s.engine.Use(s.recoverJSON(), s.limitBody())
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
 	s.engine.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
@@ -85,13 +88,13 @@ func New(cfg Config) *Server {
 	auth := newAuthorizer(cfg.Tokens)
 	read, deploy := auth.require(ScopeRead), auth.require(ScopeDeploy)
 	api := s.engine.Group("/api/v1")
-	api.POST("/deployments", deploy, s.createDeployment)
+	api.POST("/deployments", deploy, s.takingNew, s.createDeployment)
 	api.GET("/deployments", read, s.listDeployments)
 	api.GET("/deployments/:id", read, s.getDeployment)
 	api.GET("/deployments/:id/events", read, s.streamEvents)
-	api.POST("/deployments/:id/rollback", deploy, s.rollbackDeployment)
+	api.POST("/deployments/:id/rollback", deploy, s.takingNew, s.rollbackDeployment)
 	api.POST("/deployments/:id/cancel", deploy, s.cancelDeployment)
-	api.POST("/scale", deploy, s.createScale)
+	api.POST("/scale", deploy, s.takingNew, s.createScale)
 	api.GET("/nodes", read, s.listNodes)
 	mgmt := s.engine.Group("/internal/v1/deploy", read)
 	mgmt.GET("/info/:deployment_id", s.deployInfo)
@@ -117,9 +120,56 @@ func (s *Server) Handler() http.Handler { return s.engine }
 
 // Shutdown cancels running deployments and waits for them to record their end.
 func (s *Server) Shutdown() {
+	s.stopTaking()
 	s.cancel(errShuttingDown)
 	s.runs.wg.Wait()
 	s.background.Wait()
+}
+
+// Drain is a graceful Shutdown: the server stops taking new deployments (503 shutting_down, and
+// /readyz 503 so a load balancer sends them elsewhere), ends those still waiting for a slot as not
+// started, and gives the running ones up to grace to finish on their own; then it cancels the rest
+// (each node reports what it really runs, and the deployment says why it ended) and waits for their
+// records. Reads, cancels and event streams are served all along. ctx ending cuts the grace short.
+func (s *Server) Drain(ctx context.Context, grace time.Duration) {
+	s.stopTaking()
+	done := make(chan struct{})
+	go func() {
+		s.runs.wg.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		s.cfg.Logger.WithField("grace", grace.String()).Warn("grace period over: cancelling the deployments still running")
+		s.cancel(fmt.Errorf("cancelled: nodeexec is shutting down and the deployment did not finish within the %s grace period", grace))
+	case <-ctx.Done():
+		s.cancel(errShuttingDown)
+	}
+	<-done
+	s.background.Wait()
+}
+
+func (s *Server) stopTaking() { s.drainOnce.Do(func() { close(s.drain) }) }
+
+func (s *Server) draining() bool {
+	select {
+	case <-s.drain:
+		return true
+	default:
+		return false
+	}
+}
+
+// takingNew refuses requests that would start a deployment while the server drains.
+func (s *Server) takingNew(c *gin.Context) {
+	if s.draining() {
+		fail(c, http.StatusServiceUnavailable, "shutting_down", "nodeexec is shutting down and takes no new deployments: send it to another instance, or retry once it is back")
+		return
+	}
+	c.Next()
 }
 
 // apiError is every error's body: a sentence for people and a code for programs.
@@ -182,6 +232,10 @@ func (s *Server) limitBody() gin.HandlerFunc {
 }
 
 func (s *Server) ready(c *gin.Context) {
+	if s.draining() {
+		fail(c, http.StatusServiceUnavailable, "shutting_down", "nodeexec is shutting down")
+		return
+	}
 	if err := s.cfg.Store.Ping(c.Request.Context()); err != nil {
 		fail(c, http.StatusServiceUnavailable, "database_unavailable", "the database does not answer")
 		return

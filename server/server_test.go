@@ -787,6 +787,52 @@ func TestBatchesRunInTurnAndStopOnFailure(t *testing.T) {
 }
 
 // A handler that panics answers 500 with a JSON body, and the server goes on serving.
+// Draining: new deployments are refused, one still waiting for a slot never starts, and the running
+// one finishes on its own within the grace period, then Drain returns.
+func TestDrainLetsRunningDeploymentsFinishAndRefusesNewOnes(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxConcurrent = 1 })
+	_, running := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, ""))
+	<-f.exec.started
+	_, queued := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.2"`, "")) // waits for the one slot
+	f.srv.stopTaking()
+	drained := make(chan struct{})
+	go func() { f.srv.Drain(context.Background(), time.Minute); close(drained) }()
+
+	if code, b := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.3"`, "")); code != http.StatusServiceUnavailable || b["code"] != "shutting_down" {
+		t.Errorf("a new deployment while draining = %d %v", code, b)
+	}
+	if code, b := f.do(t, "POST", "/api/v1/deployments/"+running["id"].(string)+"/rollback", ""); code != http.StatusServiceUnavailable {
+		t.Errorf("a rollback while draining = %d %v", code, b)
+	}
+	if code, b := f.do(t, "GET", "/readyz", ""); code != http.StatusServiceUnavailable || b["code"] != "shutting_down" {
+		t.Errorf("readyz while draining = %d %v", code, b)
+	}
+	end := f.waitState(t, queued["id"].(string))
+	if n := end["nodes"].([]any)[0].(map[string]any); end["state"] != "failed" || !strings.Contains(fmt.Sprint(n["last_error"]), "not started: nodeexec is shutting down") {
+		t.Errorf("the queued deployment = %v", end)
+	}
+	if code, _ := f.do(t, "GET", "/api/v1/deployments/"+running["id"].(string), ""); code != 200 {
+		t.Errorf("reads while draining = %d", code)
+	}
+	close(f.exec.gate)
+	<-drained
+	if end := f.waitState(t, running["id"].(string)); end["state"] != "success" {
+		t.Errorf("the running deployment = %v, want it finished, not cancelled", end)
+	}
+}
+
+// A run that outlives the grace period is cancelled, and its record says so.
+func TestDrainCancelsWhatOutlivesTheGracePeriod(t *testing.T) {
+	f := newFixture(t)
+	_, running := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, ""))
+	<-f.exec.started
+	f.srv.Drain(context.Background(), 50*time.Millisecond)
+	end := f.waitState(t, running["id"].(string))
+	if end["state"] != "failed" || !strings.Contains(fmt.Sprint(end["error"]), "did not finish within the 50ms grace period") {
+		t.Errorf("deployment after the grace period = %v", end)
+	}
+}
+
 // A run whose executor panics ends failed, its nodes are not left held, and the server goes on.
 func TestAPanicInARunEndsItAndTheServerLives(t *testing.T) {
 	f := newFixture(t)

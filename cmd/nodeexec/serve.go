@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -32,6 +34,7 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	tokensFile := fs.String("tokens-file", os.Getenv("NODEEXEC_TOKENS_FILE"), "file of API tokens and their scopes (see README); none: loopback only, no auth")
 	maxConcurrent := fs.Int("max-concurrent", 4, "deployments that run at once; more wait their turn")
 	kubeconfig := fs.String("kubeconfig", os.Getenv("NODEEXEC_KUBECONFIG"), "kubeconfig of the cluster for platform k8s (inside a pod: its service account)")
+	grace := fs.Duration("shutdown-grace", envDuration("NODEEXEC_SHUTDOWN_GRACE", time.Minute), "on SIGTERM, how long running deployments may go on before they are cancelled (a second signal: at once)")
 	if err := c.parse(fs, args); err != nil {
 		return false, err
 	}
@@ -104,7 +107,23 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 		return false, err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: no new requests; running deployments are cancelled and recorded")
+	// Drain: no new deployments; the running ones get the grace period (a second signal cuts it short);
+	// reads and event streams are served until they end.
+	log.WithField("grace", grace.String()).Info("shutting down: taking no new deployments; running ones may finish within the grace period")
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	dctx, cut := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-again:
+			log.Warn("second signal: cancelling the running deployments now")
+			cut()
+		case <-dctx.Done():
+		}
+	}()
+	srv.Drain(dctx, *grace)
+	cut()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(sctx)
@@ -113,6 +132,14 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// envDuration reads a duration ("90s", "2m") from the environment; def when unset or unreadable.
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d >= 0 {
+		return d
+	}
+	return def
 }
 
 func envOr(name, def string) string {
