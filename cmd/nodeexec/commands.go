@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec"
+	"github.com/nodeexec/nodeexec/config"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/ansible"
 )
@@ -23,22 +24,36 @@ import (
 // errUsage means the flags were wrong; the flag package has already said why.
 var errUsage = errors.New("usage")
 
-// common holds the options every command shares: where the nodes are and how to reach them.
+// common holds the options every command shares: where the nodes are and how to reach them. Its
+// configuration comes from the defaults, the file --config (or $NODEEXEC_CONFIG) names, the
+// environment, and the flags, each over the one before.
 type common struct {
-	service     string
-	nodes       string
-	playbookDir string
-	sshUser     string
-	sshKey      string
-	sshPort     int
-	insecure    bool
-	become      bool
-	baseDir     string
-	asJSON      bool
-	verbose     bool
+	service string
+	nodes   string
+	asJSON  bool
+	verbose bool
+	cfg     config.Config
+	// loadErr is why the configuration could not be read; parse reports it.
+	loadErr error
 }
 
-func newFlags(name string, c *common) *flag.FlagSet {
+// load reads the configuration the flags start from: --config is found before the flags are parsed,
+// so that file and environment values become their defaults.
+func (c *common) load(args []string) {
+	path := os.Getenv("NODEEXEC_CONFIG")
+	for i, a := range args {
+		switch {
+		case (a == "--config" || a == "-config") && i+1 < len(args):
+			path = args[i+1]
+		case strings.HasPrefix(a, "--config="), strings.HasPrefix(a, "-config="):
+			path = a[strings.Index(a, "=")+1:]
+		}
+	}
+	c.cfg, c.loadErr = config.Load(path, os.Getenv)
+}
+
+func newFlags(name string, c *common, args []string) *flag.FlagSet {
+	c.load(args)
 	fs := flag.NewFlagSet("nodeexec "+name, flag.ContinueOnError)
 	fs.StringVar(&c.service, "service", "", "service name (also the systemd unit name)")
 	fs.StringVar(&c.nodes, "nodes", "", "comma-separated hosts (DNS names or IPs)")
@@ -49,17 +64,22 @@ func newFlags(name string, c *common) *flag.FlagSet {
 
 // sshFlags are how the executor reaches nodes: shared by the direct commands and serve.
 func sshFlags(fs *flag.FlagSet, c *common) {
-	fs.StringVar(&c.playbookDir, "playbook-dir", os.Getenv("NODEEXEC_PLAYBOOK_DIR"), "use playbooks/ and roles/ from this directory instead of the bundled ones")
-	fs.StringVar(&c.sshUser, "ssh-user", os.Getenv("NODEEXEC_SSH_USER"), "SSH user (default: Ansible's)")
-	fs.StringVar(&c.sshKey, "ssh-key", os.Getenv("NODEEXEC_SSH_KEY"), "SSH private key file")
-	fs.IntVar(&c.sshPort, "ssh-port", 0, "SSH port (default 22)")
-	fs.BoolVar(&c.insecure, "insecure-host-keys", os.Getenv("NODEEXEC_INSECURE_HOST_KEYS") == "1", "do not check SSH host keys (throwaway test hosts only)")
-	fs.BoolVar(&c.become, "become", false, "run the tasks on the nodes as root with sudo (for an --ssh-user that is not root; needs passwordless sudo)")
-	fs.StringVar(&c.baseDir, "base-dir", "/opt", "where services live on the nodes")
+	n := &c.cfg.Nodes
+	fs.String("config", "", "YAML configuration file (default: $NODEEXEC_CONFIG); flags and NODEEXEC_* variables override it")
+	fs.StringVar(&n.PlaybookDir, "playbook-dir", n.PlaybookDir, "use playbooks/ and roles/ from this directory instead of the bundled ones")
+	fs.StringVar(&n.SSHUser, "ssh-user", n.SSHUser, "SSH user (default: Ansible's)")
+	fs.StringVar(&n.SSHKey, "ssh-key", n.SSHKey, "SSH private key file")
+	fs.IntVar(&n.SSHPort, "ssh-port", n.SSHPort, "SSH port (default 22)")
+	fs.BoolVar(&n.InsecureHostKeys, "insecure-host-keys", n.InsecureHostKeys, "do not check SSH host keys (throwaway test hosts only)")
+	fs.BoolVar(&n.Become, "become", n.Become, "run the tasks on the nodes as root with sudo (for an --ssh-user that is not root; needs passwordless sudo)")
+	fs.StringVar(&n.BaseDir, "base-dir", n.BaseDir, "where services live on the nodes")
 	fs.BoolVar(&c.verbose, "v", false, "log what runs")
 }
 
 func (c *common) parse(fs *flag.FlagSet, args []string) error {
+	if c.loadErr != nil {
+		return &executor.ValidationError{Field: "config", Reason: c.loadErr.Error()}
+	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -92,7 +112,8 @@ func (c *common) executor() (*ansible.Executor, error) {
 
 // executorLogging builds the executor from the flags, logging to log.
 func (c *common) executorLogging(log logrus.FieldLogger) (*ansible.Executor, error) {
-	dir := c.playbookDir
+	n := c.cfg.Nodes
+	dir := n.PlaybookDir
 	if dir == "" {
 		cache, err := os.UserCacheDir()
 		if err != nil {
@@ -102,12 +123,12 @@ func (c *common) executorLogging(log logrus.FieldLogger) (*ansible.Executor, err
 			return nil, err
 		}
 	}
-	ssh := ansible.SSH{User: c.sshUser, PrivateKeyFile: c.sshKey, Port: c.sshPort}
-	if c.insecure {
+	ssh := ansible.SSH{User: n.SSHUser, PrivateKeyFile: n.SSHKey, Port: n.SSHPort}
+	if n.InsecureHostKeys {
 		off := false
 		ssh.HostKeyChecking = &off
 	}
-	return ansible.New(ansible.Config{PlaybookDir: dir, SSH: ssh, BaseDir: c.baseDir, Become: c.become, Logger: log})
+	return ansible.New(ansible.Config{PlaybookDir: dir, SSH: ssh, BaseDir: n.BaseDir, Become: n.Become, Logger: log})
 }
 
 func healthFlags(fs *flag.FlagSet, h *executor.HealthCheck) {
@@ -163,7 +184,7 @@ func directCmd(ctx context.Context, args []string) (bool, error) {
 func directDeploy(ctx context.Context, args []string) (bool, error) {
 	var c common
 	var req executor.DeployRequest
-	fs := newFlags("direct deploy", &c)
+	fs := newFlags("direct deploy", &c, args)
 	fs.StringVar(&req.Version, "version", "", "version to deploy")
 	fs.StringVar(&req.Package.URL, "package-url", "", "http(s) URL of the release tarball")
 	fs.StringVar(&req.Package.SHA256, "sha256", "", "SHA256 of the tarball (64 hex characters)")
@@ -180,7 +201,7 @@ func directDeploy(ctx context.Context, args []string) (bool, error) {
 func directRollback(ctx context.Context, args []string) (bool, error) {
 	var c common
 	var req executor.RollbackRequest
-	fs := newFlags("direct rollback", &c)
+	fs := newFlags("direct rollback", &c, args)
 	fs.StringVar(&req.ToVersion, "to", "", "version to go back to (default: each node's previous version)")
 	fs.StringVar(&req.DeploymentID, "id", "", "id shown to anyone who finds a node locked")
 	healthFlags(fs, &req.Health)
@@ -194,7 +215,7 @@ func directRollback(ctx context.Context, args []string) (bool, error) {
 func directStatus(ctx context.Context, args []string) (bool, error) {
 	var c common
 	var req executor.StatusRequest
-	fs := newFlags("direct status", &c)
+	fs := newFlags("direct status", &c, args)
 	return c.execute(fs, args,
 		func() request { req.Service, req.Nodes = c.service, c.nodeList(); return req },
 		func(e *ansible.Executor) ([]executor.NodeResult, error) { return e.Status(ctx, req) },
@@ -204,7 +225,7 @@ func directStatus(ctx context.Context, args []string) (bool, error) {
 func directCleanup(ctx context.Context, args []string) (bool, error) {
 	var c common
 	var req ansible.CleanupRequest
-	fs := newFlags("direct cleanup", &c)
+	fs := newFlags("direct cleanup", &c, args)
 	fs.IntVar(&req.Keep, "keep", 5, "releases to keep on each node (at least 2: current and previous)")
 	return c.execute(fs, args,
 		func() request { req.Service, req.Nodes = c.service, c.nodeList(); return req },

@@ -25,7 +25,7 @@ import (
 const usage = `nodeexec: deploy services to nodes with the bundled Ansible playbooks
 
 The server:
-  nodeexec serve [--listen 127.0.0.1:8080] [--mongo-uri URI | --data-dir DIR] [--tokens-file F] [ssh options]
+  nodeexec serve [--config FILE] [--listen 127.0.0.1:8080] [--mongo-uri URI | --data-dir DIR] [--tokens-file F] [ssh options]
 
 Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127.0.0.1:8080):
   nodeexec deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
@@ -44,6 +44,7 @@ Without a server (the executor, straight from this machine):
   nodeexec direct status   --service S --nodes H1,H2 [options]
   nodeexec direct cleanup  --service S --keep N --nodes H1,H2 [options]
   nodeexec playbooks [--dir DIR]    write the bundled playbooks and roles out, print where
+  nodeexec config check [--config FILE] [serve's flags]   check the configuration serve would use, print it (secrets masked)
 
 Run 'nodeexec COMMAND -h' for a command's options.
 `
@@ -88,6 +89,8 @@ func run(args []string) int {
 		ok, err = serveCmd(ctx, rest)
 	case "playbooks":
 		ok, err = playbooksCmd(rest)
+	case "config":
+		ok, err = configCmd(rest)
 	default:
 		fmt.Fprintf(os.Stderr, "nodeexec: unknown command %q\n\n%s", cmd, usage)
 		return 2

@@ -9,62 +9,109 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/nodeexec/nodeexec/config"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/k8s"
 	"github.com/nodeexec/nodeexec/server"
 	"github.com/nodeexec/nodeexec/store"
 )
 
-// serveCmd runs the HTTP API. Without a MongoDB URI it starts the embedded database (FerretDB on
-// SQLite under --data-dir, loopback only), so one command runs the whole service.
-func serveCmd(ctx context.Context, args []string) (bool, error) {
-	var c common
+// serveFlags are serve's flags, bound to its configuration (read from file and environment first).
+func serveFlags(c *common, args []string) *flag.FlagSet {
+	c.load(args)
+	cfg := &c.cfg
 	fs := flag.NewFlagSet("nodeexec serve", flag.ContinueOnError)
-	sshFlags(fs, &c)
-	listen := fs.String("listen", envOr("NODEEXEC_LISTEN", "127.0.0.1:8080"), "address to serve the API on")
-	mongoURI := fs.String("mongo-uri", os.Getenv("NODEEXEC_MONGO_URI"), "MongoDB URI (default: the embedded database)")
-	database := fs.String("database", envOr("NODEEXEC_DATABASE", "nodeexec"), "database name")
-	dataDir := fs.String("data-dir", envOr("NODEEXEC_DATA_DIR", defaultDataDir()), "where the embedded database keeps its data")
-	tokensFile := fs.String("tokens-file", os.Getenv("NODEEXEC_TOKENS_FILE"), "file of API tokens and their scopes (see README); none: loopback only, no auth")
-	maxConcurrent := fs.Int("max-concurrent", 4, "deployments that run at once; more wait their turn")
-	kubeconfig := fs.String("kubeconfig", os.Getenv("NODEEXEC_KUBECONFIG"), "kubeconfig of the cluster for platform k8s (inside a pod: its service account)")
-	grace := fs.Duration("shutdown-grace", envDuration("NODEEXEC_SHUTDOWN_GRACE", time.Minute), "on SIGTERM, how long running deployments may go on before they are cancelled (a second signal: at once)")
+	sshFlags(fs, c)
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve the API on")
+	fs.StringVar(&cfg.Database.MongoURI, "mongo-uri", cfg.Database.MongoURI, "MongoDB URI (default: the embedded database)")
+	fs.StringVar(&cfg.Database.Name, "database", cfg.Database.Name, "database name")
+	fs.StringVar(&cfg.Database.DataDir, "data-dir", cfg.Database.DataDir, "where the embedded database keeps its data")
+	fs.StringVar(&cfg.TokensFile, "tokens-file", cfg.TokensFile, "file of API tokens and their scopes (see README); none: loopback only, no auth")
+	fs.IntVar(&cfg.MaxConcurrent, "max-concurrent", cfg.MaxConcurrent, "deployments that run at once; more wait their turn")
+	fs.StringVar(&cfg.Kubernetes.Kubeconfig, "kubeconfig", cfg.Kubernetes.Kubeconfig, "kubeconfig of the cluster for platform k8s (inside a pod: its service account)")
+	fs.Var(&cfg.ShutdownGrace, "shutdown-grace", "on SIGTERM, how long running deployments may go on before they are cancelled (a second signal: at once)")
+	return fs
+}
+
+// checkedConfig parses serve's flags over its configuration and checks the result.
+func checkedConfig(c *common, fs *flag.FlagSet, args []string) error {
 	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if problems := c.cfg.Check(); len(problems) > 0 {
+		lines := make([]string, len(problems))
+		for i, p := range problems {
+			lines[i] = p.String()
+		}
+		return &executor.ValidationError{Field: "configuration", Reason: strings.Join(lines, "; ")}
+	}
+	return nil
+}
+
+// configCmd: `nodeexec config check [--config F] [serve's flags]` checks the configuration serve would
+// run with and prints it, secrets masked.
+func configCmd(args []string) (bool, error) {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprint(os.Stderr, "nodeexec config: want check: nodeexec config check [--config FILE] [serve's flags]\n")
+		return false, errUsage
+	}
+	var c common
+	fs := serveFlags(&c, args[1:])
+	err := checkedConfig(&c, fs, args[1:])
+	if errors.Is(err, errUsage) || (err != nil && !executor.IsValidation(err)) {
 		return false, err
 	}
+	fmt.Print(c.cfg.Masked())
+	if err != nil {
+		return false, err
+	}
+	fmt.Fprintln(os.Stderr, "nodeexec config: ok")
+	return true, nil
+}
+
+// serveCmd runs the HTTP API. Without a MongoDB URI it starts the embedded database (FerretDB on
+// SQLite under the data dir, loopback only), so one command runs the whole service.
+func serveCmd(ctx context.Context, args []string) (bool, error) {
+	var c common
+	fs := serveFlags(&c, args)
+	if err := checkedConfig(&c, fs, args); err != nil {
+		return false, err
+	}
+	cfg := c.cfg
+	grace := time.Duration(cfg.ShutdownGrace)
 	log := logrus.New()
 	log.SetFormatter(&logrus.JSONFormatter{})
 	log.SetOutput(os.Stderr)
 
-	tokens, err := server.LoadTokens(*tokensFile)
+	tokens, err := server.LoadTokens(cfg.TokensFile)
 	if err != nil {
 		return false, err
 	}
 	if len(tokens) == 0 {
-		if !loopback(*listen) {
-			return false, fmt.Errorf("refusing to serve on %s without API tokens: bind to 127.0.0.1 or pass --tokens-file", *listen)
+		if !config.Loopback(cfg.Listen) {
+			return false, fmt.Errorf("refusing to serve on %s without API tokens: bind to 127.0.0.1 or pass --tokens-file", cfg.Listen)
 		}
-		log.WithField("listen", *listen).Warn("no API tokens configured: serving without authentication, on loopback only")
+		log.WithField("listen", cfg.Listen).Warn("no API tokens configured: serving without authentication, on loopback only")
 	}
 
 	var st *store.Store
-	if *mongoURI == "" {
-		db, err := store.StartEmbedded(ctx, *dataDir)
+	if cfg.Database.MongoURI == "" {
+		db, err := store.StartEmbedded(ctx, cfg.Database.DataDir)
 		if err != nil {
 			return false, err
 		}
 		defer db.Stop()
-		if st, err = db.Open(ctx, *database); err != nil {
+		if st, err = db.Open(ctx, cfg.Database.Name); err != nil {
 			return false, err
 		}
-		log.WithField("data_dir", *dataDir).Info("embedded database started (FerretDB on SQLite, loopback only)")
-	} else if st, err = store.Open(ctx, *mongoURI, *database); err != nil {
+		log.WithField("data_dir", cfg.Database.DataDir).Info("embedded database started (FerretDB on SQLite, loopback only)")
+	} else if st, err = store.Open(ctx, cfg.Database.MongoURI, cfg.Database.Name); err != nil {
 		return false, err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
@@ -74,8 +121,8 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 		return false, err
 	}
 	var kexec executor.Executor
-	if *kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		k, err := k8s.Connect(*kubeconfig, k8s.Config{Logger: log})
+	if cfg.Kubernetes.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		k, err := k8s.Connect(cfg.Kubernetes.Kubeconfig, k8s.Config{Logger: log})
 		if err != nil {
 			return false, err
 		}
@@ -88,15 +135,15 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 		kexec = k
 		log.Info("platform k8s enabled")
 	}
-	srv := server.New(server.Config{Executor: exec, K8s: kexec, Store: st, Logger: log, MaxConcurrent: *maxConcurrent, Tokens: tokens})
+	srv := server.New(server.Config{Executor: exec, K8s: kexec, Store: st, Logger: log, MaxConcurrent: cfg.MaxConcurrent, Tokens: tokens})
 	// Deployments a previous process left in flight get their true end before anything new is taken.
 	if err := srv.Reconcile(ctx); err != nil {
 		log.WithError(err).Error("reconciling deployments left in flight failed; they stay in flight and are tried again at the next start")
 	}
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return false, fmt.Errorf("listen on %s: %w", *listen, err)
+		return false, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
@@ -122,7 +169,7 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 		case <-dctx.Done():
 		}
 	}()
-	srv.Drain(dctx, *grace)
+	srv.Drain(dctx, grace)
 	cut()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -134,40 +181,9 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	return true, nil
 }
 
-// envDuration reads a duration ("90s", "2m") from the environment; def when unset or unreadable.
-func envDuration(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d >= 0 {
-		return d
-	}
-	return def
-}
-
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
 	}
 	return def
-}
-
-func defaultDataDir() string {
-	if os.Geteuid() == 0 {
-		return "/var/lib/nodeexec"
-	}
-	if dir, err := os.UserConfigDir(); err == nil {
-		return filepath.Join(dir, "nodeexec", "data")
-	}
-	return filepath.Join(os.TempDir(), "nodeexec-data")
-}
-
-// loopback reports whether addr binds only to a loopback address.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeexec/nodeexec/config"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -35,7 +36,7 @@ func TestServeRefusesUnsafeOrBrokenAuthSetups(t *testing.T) {
 	}{
 		{[]string{"--listen", "0.0.0.0:0", "--data-dir", dir}, "without API tokens"},
 		{[]string{"--listen", "10.1.2.3:8080", "--data-dir", dir}, "bind to 127.0.0.1 or pass --tokens-file"},
-		{[]string{"--tokens-file", filepath.Join(dir, "missing.yaml")}, "tokens file"},
+		{[]string{"--tokens-file", filepath.Join(dir, "missing.yaml")}, "tokens_file: cannot read it"},
 		{[]string{"--tokens-file", badYAML}, "want a YAML list"},
 		{[]string{"--tokens-file", shortToken}, "at least 16 characters"},
 		{[]string{"--tokens-file", badScope}, `unknown scope "admin"`},
@@ -56,7 +57,7 @@ func TestLoopbackAddresses(t *testing.T) {
 		"127.0.0.1:8080": true, "localhost:8080": true, "[::1]:8080": true,
 		"0.0.0.0:8080": false, ":8080": false, "10.0.0.1:80": false, "nonsense": false,
 	} {
-		if got := loopback(addr); got != want {
+		if got := config.Loopback(addr); got != want {
 			t.Errorf("loopback(%q) = %v", addr, got)
 		}
 	}
@@ -153,5 +154,42 @@ func TestServeUsesTheDatabaseAtMongoURI(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Errorf("serve after the stop: %v", err)
+	}
+}
+
+// config check prints the configuration serve would run with (flags over environment over file,
+// secrets masked) and exits 0; a configuration serve would refuse exits 2 with each problem named.
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nodeexec.yaml")
+	body := "listen: 127.0.0.1:9000\nmax_concurrent: 3\ndatabase: {mongo_uri: \"mongodb://u:hunter2@db:27017/\"}\nnodes: {ssh_user: fromfile}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NODEEXEC_MAX_CONCURRENT", "5")
+	t.Setenv("NODEEXEC_SSH_USER", "fromenv")
+	code, out, _ := runCaptured(t, []string{"config", "check", "--config", path, "--ssh-user", "fromflag"})
+	for _, want := range []string{"listen: 127.0.0.1:9000", "max_concurrent: 5", "ssh_user: fromflag", "mongodb://u:****@db:27017/"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config check output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 || strings.Contains(out, "hunter2") {
+		t.Errorf("config check = exit %d\n%s", code, out)
+	}
+	if code, _, stderr := runCaptured(t, []string{"config", "check", "--listen", "0.0.0.0:80", "--max-concurrent", "0"}); code != 2 ||
+		!strings.Contains(stderr, "listen: refusing to serve on 0.0.0.0:80") || !strings.Contains(stderr, "max_concurrent: want 1 to 1000") {
+		t.Errorf("config check of a refused configuration = exit %d %s, want 2 naming both problems", code, stderr)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("lissen: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCaptured(t, []string{"config", "check", "--config", bad}); code != 2 || !strings.Contains(stderr, "field lissen not found") {
+		t.Errorf("config check of a file with an unknown setting = exit %d %s, want 2 naming it", code, stderr)
+	}
+	// serve itself refuses the same way, before anything starts.
+	if ok, err := serveCmd(context.Background(), []string{"--config", path, "--max-concurrent", "0", "--data-dir", filepath.Join(dir, "data")}); ok || err == nil || !strings.Contains(err.Error(), "max_concurrent: want 1 to 1000") {
+		t.Errorf("serve with a bad setting: %v %v", ok, err)
 	}
 }
