@@ -81,6 +81,9 @@ type NodeResult struct {
 	RunningVersion string `json:"running_version,omitempty"`
 	// Changed reports whether the operation changed anything on the node.
 	Changed bool `json:"changed"`
+	// Transient marks a failure that may pass on its own (the host could not be reached): the same
+	// operation may be tried again. Every operation is safe to repeat on a node.
+	Transient bool `json:"transient,omitempty"`
 	// Steps are the node's task results, in order; the node's log.
 	Steps []Step `json:"steps,omitempty"`
 	// Stderr is the backend's own error output for the run this node was part of.

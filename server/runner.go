@@ -203,30 +203,8 @@ func (s *Server) operate(x *run) ([]executor.NodeResult, map[string]string, erro
 			}
 			break
 		}
-		var res []executor.NodeResult
-		var err error
-		switch d.Kind {
-		case store.KindScale:
-			scaler, ok := exec.(executor.Scaler)
-			if !ok {
-				return nil, nil, fmt.Errorf("the %s executor cannot scale", d.Platform)
-			}
-			res, err = scaler.Scale(x.ctx, executor.ScaleRequest{DeploymentID: d.ID, Service: d.Service, Workloads: req.Workloads,
-				Replicas: *d.Replicas, Progress: req.Progress})
-		case store.KindRollback:
-			res, err = exec.Rollback(x.ctx, executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: req.Version,
-				Nodes: req.Nodes, Workloads: req.Workloads, Health: req.Health, Progress: req.Progress})
-		default:
-			res, err = exec.Deploy(x.ctx, req)
-		}
-		if err != nil && len(res) == 0 {
-			// Nothing ran on any node of this group: each is failed with the reason.
-			for _, h := range hostsOf(req) {
-				prior := x.priorOf(h)
-				res = append(res, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: h, Service: d.Service, Platform: d.Platform,
-					State: executor.StateFailed, CurrentVersion: prior.CurrentVersion, PrevVersion: prior.PrevVersion, LastError: err.Error()}})
-			}
-		}
+		res, err := s.runGroup(x, exec, req)
+		res = s.retryTransient(x, exec, req, res)
 		all = append(all, res...)
 		if err != nil {
 			errs = append(errs, err)
@@ -266,6 +244,78 @@ func subset(req executor.DeployRequest, hosts []string) executor.DeployRequest {
 		}
 	}
 	return req
+}
+
+// runGroup hands one group of nodes to the executor, within the deploy timeout. Nodes it could not
+// even start on are failed with the reason.
+func (s *Server) runGroup(x *run, exec executor.Executor, req executor.DeployRequest) ([]executor.NodeResult, error) {
+	d := x.d
+	ctx := x.ctx
+	if t := s.cfg.DeployTimeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, t, fmt.Errorf("the deploy timeout (%s) was reached", t))
+		defer cancel()
+	}
+	var res []executor.NodeResult
+	var err error
+	switch d.Kind {
+	case store.KindScale:
+		scaler, ok := exec.(executor.Scaler)
+		if !ok {
+			return nil, fmt.Errorf("the %s executor cannot scale", d.Platform)
+		}
+		res, err = scaler.Scale(ctx, executor.ScaleRequest{DeploymentID: d.ID, Service: d.Service, Workloads: req.Workloads,
+			Replicas: *d.Replicas, Progress: req.Progress})
+	case store.KindRollback:
+		res, err = exec.Rollback(ctx, executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: req.Version,
+			Nodes: req.Nodes, Workloads: req.Workloads, Health: req.Health, Progress: req.Progress})
+	default:
+		res, err = exec.Deploy(ctx, req)
+	}
+	if err != nil && len(res) == 0 {
+		// Nothing ran on any node of this group: each is failed with the reason.
+		for _, h := range hostsOf(req) {
+			prior := x.priorOf(h)
+			res = append(res, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: h, Service: d.Service, Platform: d.Platform,
+				State: executor.StateFailed, CurrentVersion: prior.CurrentVersion, PrevVersion: prior.PrevVersion, LastError: err.Error()}})
+		}
+	}
+	return res, err
+}
+
+// retryTransient runs the group again for the nodes that failed on a transient fault (a host that
+// could not be reached), after a backoff, as often as the retry policy allows; each retry is announced
+// on the node's events, and the latest result of a node replaces the earlier ones.
+func (s *Server) retryTransient(x *run, exec executor.Executor, req executor.DeployRequest, res []executor.NodeResult) []executor.NodeResult {
+	p := s.cfg.Retry
+	for n := 1; n <= p.MaxRetries && x.ctx.Err() == nil; n++ {
+		at := map[string]int{}
+		var hosts []string
+		var evs []store.Event
+		for i, r := range res {
+			if r.Transient && r.State == executor.StateFailed {
+				at[r.Host] = i
+				hosts = append(hosts, r.Host)
+				evs = append(evs, store.Event{Type: store.EventNode, Node: r.Host, State: executor.StateDeploying,
+					Message: fmt.Sprintf("%s; retry %d of %d in %s", r.LastError, n, p.MaxRetries, p.Delay(n))})
+			}
+		}
+		if len(hosts) == 0 {
+			break
+		}
+		x.rec.emit(context.WithoutCancel(x.ctx), evs...)
+		x.log.WithField("nodes", hosts).WithField("retry", n).Warn("transient failure: trying again after a backoff")
+		if p.Wait(x.ctx, n) != nil {
+			break
+		}
+		again, _ := s.runGroup(x, exec, subset(req, hosts))
+		for _, r := range again {
+			if i, ok := at[r.Host]; ok {
+				res[i] = r
+			}
+		}
+	}
+	return res
 }
 
 // stopBefore says why the next batch must not start ("" if it may).
@@ -324,7 +374,7 @@ func targetVersions(d *store.Deployment) []string {
 // the steps that ran on it, then its new state.
 func (s *Server) finishNode(ctx context.Context, x *run, r executor.NodeResult) []store.Event {
 	r.Service = x.d.Service
-	if _, err := s.cfg.Store.Finish(ctx, x.d.ID, r.NodeStatus); err != nil {
+	if err := s.persist(ctx, func(ctx context.Context) error { _, err := s.cfg.Store.Finish(ctx, x.d.ID, r.NodeStatus); return err }); err != nil {
 		x.log.WithField("node", r.Host).WithError(err).Error("could not record the node's end")
 	}
 	var evs []store.Event
@@ -366,7 +416,7 @@ func (s *Server) end(ctx context.Context, x *run, evs []store.Event) {
 	d.State = overallState(d)
 	now := time.Now().UTC()
 	d.FinishedAt = &now
-	if err := s.cfg.Store.UpdateDeployment(ctx, d); err != nil {
+	if err := s.persist(ctx, func(ctx context.Context) error { return s.cfg.Store.UpdateDeployment(ctx, d) }); err != nil {
 		x.log.WithError(err).Error("could not record the deployment's end")
 	}
 	msg := fmt.Sprintf("%s ended %s", d.Kind, d.State)
@@ -379,10 +429,22 @@ func (s *Server) end(ctx context.Context, x *run, evs []store.Event) {
 
 // save records the deployment and then its events.
 func (s *Server) save(ctx context.Context, x *run, evs ...store.Event) {
-	if err := s.cfg.Store.UpdateDeployment(ctx, x.d); err != nil {
+	if err := s.persist(ctx, func(ctx context.Context) error { return s.cfg.Store.UpdateDeployment(ctx, x.d) }); err != nil {
 		x.log.WithError(err).Error("could not record the deployment")
 	}
 	x.rec.emit(ctx, evs...)
+}
+
+// persist writes one of a run's records, through a database blip: transient failures are retried
+// with backoff (storeRetry, about 40 s in all).
+func (s *Server) persist(ctx context.Context, write func(context.Context) error) error {
+	return s.storeRetry.Do(ctx, func() (bool, error) {
+		err := write(ctx)
+		if store.IsTransient(err) && s.hooks.persistFailed != nil {
+			s.hooks.persistFailed()
+		}
+		return store.IsTransient(err), err
+	})
 }
 
 // goal is the state each node of d should reach: success for a deploy, rolled_back for a rollback.

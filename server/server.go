@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/retry"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -31,6 +32,11 @@ type Config struct {
 	Logger  logrus.FieldLogger
 	// Tokens are the API's bearer tokens; none means no auth (serve allows that on loopback only).
 	Tokens []Token
+	// Retry is how nodes that failed on a transient fault (unreachable) are tried again; the zero
+	// policy never retries.
+	Retry retry.Policy
+	// DeployTimeout bounds one executor call (a batch's ansible-playbook run, a rollout); 0: none.
+	DeployTimeout time.Duration
 }
 
 // Server is the API and the deployments it runs.
@@ -44,11 +50,14 @@ type Server struct {
 	background sync.WaitGroup
 	// hooks let tests act at points a real fault would strike; nil in production.
 	hooks struct {
-		afterClaim   func()
-		released     func(deploymentID string)
-		keyWaiting   func()
-		keyForgotten func(key string)
+		afterClaim    func()
+		released      func(deploymentID string)
+		keyWaiting    func()
+		keyForgotten  func(key string)
+		persistFailed func()
 	}
+	// storeRetry is how the runner writes its records through a database blip.
+	storeRetry retry.Policy
 	// keyWait and keyOrphanAfter: see defaultKeyWait.
 	keyWait, keyOrphanAfter time.Duration
 	// drain is closed when the server stops taking new deployments (Drain).
@@ -73,7 +82,8 @@ func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Server{cfg: cfg, engine: gin.New(), slots: make(chan struct{}, cfg.MaxConcurrent), ctx: ctx, cancel: cancel,
-		keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter, drain: make(chan struct{})}
+		keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter, drain: make(chan struct{}),
+		storeRetry: retry.Policy{MaxRetries: 8, InitialDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second, Factor: 2}}
 	s.engine.Use(s.recoverJSON(), s.limitBody())
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
 	s.engine.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })

@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/retry"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -31,6 +32,8 @@ type gatedExecutor struct {
 	// failing hosts end failed; with panics, Deploy panics once it may go on.
 	failing map[string]bool
 	panics  bool
+	// unreachable hosts fail as unreachable (transient) this many more times, then succeed.
+	unreachable map[string]int
 
 	mu      sync.Mutex
 	done    []string // rollbacks, "host->version"
@@ -70,7 +73,16 @@ func (g *gatedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) 
 		if g.failing[n.Host] {
 			st.State, st.CurrentVersion, st.LastError = executor.StateFailed, "", "Download the package: 404"
 		}
-		out = append(out, executor.NodeResult{NodeStatus: st, Changed: !g.failing[n.Host]})
+		g.mu.Lock()
+		down := g.unreachable[n.Host] > 0
+		if down {
+			g.unreachable[n.Host]--
+		}
+		g.mu.Unlock()
+		if down {
+			st.State, st.CurrentVersion, st.LastError = executor.StateFailed, "", "host unreachable: Take the node lock: no route to host"
+		}
+		out = append(out, executor.NodeResult{NodeStatus: st, Changed: !g.failing[n.Host] && !down, Transient: down})
 	}
 	return out, nil
 }
@@ -830,6 +842,73 @@ func TestDrainCancelsWhatOutlivesTheGracePeriod(t *testing.T) {
 	end := f.waitState(t, running["id"].(string))
 	if end["state"] != "failed" || !strings.Contains(fmt.Sprint(end["error"]), "did not finish within the 50ms grace period") {
 		t.Errorf("deployment after the grace period = %v", end)
+	}
+}
+
+// Nodes that fail on a transient fault are tried again after a backoff, and only they; a node that
+// stays unreachable ends failed after the last retry; a failure that is not transient is not retried.
+func TestTransientFailuresAreRetriedWithBackoff(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Retry = retry.Policy{MaxRetries: 3, InitialDelay: time.Millisecond, MaxDelay: 4 * time.Millisecond, Factor: 2}
+	})
+	close(f.exec.gate)
+	f.exec.failing = map[string]bool{"10.0.0.4": true}
+	f.exec.unreachable = map[string]int{"10.0.0.2": 2, "10.0.0.3": 100}
+	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2","10.0.0.3","10.0.0.4"`, ""))
+	evs, end := f.follow(t, d["id"].(string), nil)
+	states := map[string]any{}
+	for _, n := range end["nodes"].([]any) {
+		n := n.(map[string]any)
+		states[n["host"].(string)] = n["state"]
+	}
+	if states["10.0.0.1"] != "success" || states["10.0.0.2"] != "success" || states["10.0.0.3"] != "failed" || states["10.0.0.4"] != "failed" {
+		t.Errorf("node states = %v", states)
+	}
+	retries := map[string][]string{}
+	for _, ev := range evs {
+		if msg := fmt.Sprint(ev.data["message"]); strings.Contains(msg, "; retry ") {
+			host := fmt.Sprint(ev.data["node"])
+			retries[host] = append(retries[host], msg[strings.Index(msg, "retry "):])
+		}
+	}
+	if got := strings.Join(retries["10.0.0.2"], ","); got != "retry 1 of 3 in 1ms,retry 2 of 3 in 2ms" {
+		t.Errorf("retries of the host that came back: %s", got)
+	}
+	if got := strings.Join(retries["10.0.0.3"], ","); got != "retry 1 of 3 in 1ms,retry 2 of 3 in 2ms,retry 3 of 3 in 4ms" {
+		t.Errorf("retries of the host that never came back: %s", got)
+	}
+	if len(retries["10.0.0.1"])+len(retries["10.0.0.4"]) != 0 {
+		t.Errorf("retried a node that succeeded or failed for good: %v", retries)
+	}
+	if got := f.exec.calls(); got != "[4 2 2 1]" {
+		t.Errorf("executor calls (nodes each) = %s, want the 4, then only the unreachable ones", got)
+	}
+}
+
+// The database stops while a run is under way: the run's records are written once it is back, and
+// the deployment still gets its true end without a restart.
+func TestARunOutlastsADatabaseBlip(t *testing.T) {
+	f := newFixture(t)
+	addr := strings.TrimSuffix(strings.TrimPrefix(f.db.URI, "mongodb://"), "/")
+	failing := make(chan struct{})
+	var once sync.Once
+	f.srv.storeRetry = retry.Policy{MaxRetries: 100, InitialDelay: 50 * time.Millisecond, MaxDelay: 200 * time.Millisecond, Factor: 2}
+	f.srv.hooks.persistFailed = func() { once.Do(func() { close(failing) }) }
+	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, ""))
+	<-f.exec.started
+	f.db.Stop()
+	close(f.exec.gate) // the run ends while the database is gone
+	<-failing          // and fails to record it
+	db, err := store.StartEmbeddedAt(context.Background(), f.dataDir, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.db = db
+	if end := f.waitState(t, d["id"].(string)); end["state"] != "success" {
+		t.Errorf("deployment after the blip = %v", end)
+	}
+	if code, n := f.do(t, "GET", "/api/v1/nodes/demo/10.0.0.1", ""); code != 200 || n["state"] != "success" || n["current_version"] != "v2" {
+		t.Errorf("node after the blip = %d %v", code, n)
 	}
 }
 

@@ -116,6 +116,15 @@ func NodeID(service, host string) string { return service + "/" + host }
 // ErrNotFound means there is no such record.
 var ErrNotFound = errors.New("not found")
 
+// ErrNotHeld means the deployment does not hold the node (any more): nothing to finish.
+var ErrNotHeld = errors.New("does not hold this node")
+
+// IsTransient says whether a failed write may succeed if tried again: anything but a record that is
+// not there or not held, and bad input.
+func IsTransient(err error) bool {
+	return err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrNotHeld) && !executor.IsValidation(err)
+}
+
 // BusyError means another deployment holds the node.
 type BusyError struct {
 	Node         string
@@ -213,7 +222,7 @@ func (s *Store) Finish(ctx context.Context, deploymentID string, st executor.Nod
 	var n Node
 	err := s.nodes.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&n)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("finish %s: deployment %s does not hold this node", id, deploymentID)
+		return nil, fmt.Errorf("finish %s: deployment %s: %w", id, deploymentID, ErrNotHeld)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("finish %s: %w", id, err)

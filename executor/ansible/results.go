@@ -172,6 +172,7 @@ func nodeResults(res *jsonresults.AnsiblePlaybookJSONResults, op operation, serv
 			r.RunningVersion = o.report.RunningVersion
 		}
 		r.State, r.LastError = decide(op, o)
+		r.Transient = o.unreachable
 		results = append(results, r)
 	}
 	return results
