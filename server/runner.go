@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/metrics"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -34,6 +35,9 @@ type run struct {
 	log    logrus.FieldLogger
 	// streamed counts the steps each node already reported live, so they are not recorded twice.
 	streamed map[string]int
+	// metrics and flight are nil for a run that reconcile ends: it was never in flight in this process.
+	metrics *metrics.Metrics
+	flight  *metrics.Flight
 }
 
 // progress records each task result as an event the moment the executor reports it.
@@ -44,6 +48,7 @@ func (x *run) progress(host string, step executor.Step) {
 	}
 	x.streamed[host]++
 	x.rec.mu.Unlock()
+	x.metrics.Step(x.d.Platform, x.d.Service, step)
 	x.rec.emit(context.WithoutCancel(x.ctx), store.Event{Type: store.EventStep, Node: host, Step: &step, Message: stepLine(step)})
 }
 
@@ -95,10 +100,12 @@ func (r *runs) get(id string) *run {
 func (s *Server) start(d *store.Deployment, before map[string]*store.Node, rec *recorder) {
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	x := &run{d: d, before: before, ctx: ctx, cancel: cancel, rec: rec,
-		log: s.cfg.Logger.WithFields(logrus.Fields{"deployment_id": d.ID, "service": d.Service, "version": d.Version})}
+		log:     s.cfg.Logger.WithFields(logrus.Fields{"deployment_id": d.ID, "service": d.Service, "version": d.Version}),
+		metrics: s.metrics, flight: s.metrics.Queued(d.Platform, d.Service)}
 	s.runs.add(x)
 	go func() {
 		defer s.runs.done(d.ID)
+		defer x.flight.Done()
 		defer cancel(nil)
 		defer s.recoverRun(x)
 		s.execute(x)
@@ -136,6 +143,7 @@ func (s *Server) execute(x *run) {
 		s.neverStarted(bg, x)
 		return
 	}
+	x.flight.Running()
 	now := time.Now().UTC()
 	d.StartedAt, d.State = &now, executor.StateDeploying
 	events := []store.Event{{Type: store.EventDeployment, State: executor.StateDeploying, Message: d.Kind + " started"}}
@@ -258,6 +266,7 @@ func (s *Server) runGroup(x *run, exec executor.Executor, req executor.DeployReq
 	}
 	var res []executor.NodeResult
 	var err error
+	began := time.Now()
 	switch d.Kind {
 	case store.KindScale:
 		scaler, ok := exec.(executor.Scaler)
@@ -272,6 +281,7 @@ func (s *Server) runGroup(x *run, exec executor.Executor, req executor.DeployReq
 	default:
 		res, err = exec.Deploy(ctx, req)
 	}
+	s.metrics.ExecutorRun(d.Platform, d.Service, d.Kind, time.Since(began))
 	if err != nil && len(res) == 0 {
 		// Nothing ran on any node of this group: each is failed with the reason.
 		for _, h := range hostsOf(req) {
@@ -381,6 +391,7 @@ func (s *Server) finishNode(ctx context.Context, x *run, r executor.NodeResult) 
 	// Steps the executor did not stream live (or all, for one that cannot) are recorded now.
 	for i := x.streamedSteps(r.Host); i < len(r.Steps); i++ {
 		step := r.Steps[i]
+		s.metrics.Step(x.d.Platform, x.d.Service, step)
 		evs = append(evs, store.Event{Type: store.EventStep, Node: r.Host, Step: &step, Message: stepLine(step)})
 	}
 	if r.Stderr != "" && r.State != executor.StateSuccess && r.State != executor.StateRolledBack {
@@ -419,6 +430,9 @@ func (s *Server) end(ctx context.Context, x *run, evs []store.Event) {
 	if err := s.persist(ctx, func(ctx context.Context) error { return s.cfg.Store.UpdateDeployment(ctx, d) }); err != nil {
 		x.log.WithError(err).Error("could not record the deployment's end")
 	}
+	// Counted before the last event: whoever sees the end sees it in the metrics too.
+	s.metrics.Ended(d)
+	x.flight.Done()
 	msg := fmt.Sprintf("%s ended %s", d.Kind, d.State)
 	if d.Error != "" {
 		msg += ": " + d.Error

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/metrics"
 	"github.com/nodeexec/nodeexec/retry"
 	"github.com/nodeexec/nodeexec/store"
 )
@@ -46,6 +47,8 @@ type Server struct {
 	slots  chan struct{}
 	runs   runs
 	hub    hub
+	// metrics are served at /metrics, from a registry of this server's own.
+	metrics *metrics.Metrics
 	// background holds goroutines that outlive a request (releases after a database failure).
 	background sync.WaitGroup
 	// hooks let tests act at points a real fault would strike; nil in production.
@@ -82,7 +85,7 @@ func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Server{cfg: cfg, engine: gin.New(), slots: make(chan struct{}, cfg.MaxConcurrent), ctx: ctx, cancel: cancel,
-		keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter, drain: make(chan struct{}),
+		metrics: metrics.New(), keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter, drain: make(chan struct{}),
 		storeRetry: retry.Policy{MaxRetries: 8, InitialDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second, Factor: 2}}
 	s.engine.Use(s.recoverJSON(), s.limitBody())
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
@@ -97,6 +100,8 @@ func New(cfg Config) *Server {
 	s.engine.GET("/readyz", s.ready)
 	auth := newAuthorizer(cfg.Tokens)
 	read, deploy := auth.require(ScopeRead), auth.require(ScopeDeploy)
+	// Under the read scope like every other read: Prometheus sends the token (docs/metrics.md).
+	s.engine.GET("/metrics", read, gin.WrapH(s.metrics.Handler()))
 	api := s.engine.Group("/api/v1")
 	api.POST("/deployments", deploy, s.takingNew, s.createDeployment)
 	api.GET("/deployments", read, s.listDeployments)

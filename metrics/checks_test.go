@@ -1,0 +1,91 @@
+package metrics
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+func TestHealthCheckNamesTheVerificationSteps(t *testing.T) {
+	for _, c := range []struct {
+		platform executor.Platform
+		step     string
+		want     string // "" when the step is not a health check
+	}{
+		{executor.PlatformPhysical, "Wait for the unit to be active", "unit_active"},
+		{executor.PlatformPhysical, "Check the HTTP health endpoint", "http"},
+		{executor.PlatformPhysical, "Check the TCP port", "tcp"},
+		{"", "Check the TCP port", "tcp"}, // records from before platforms existed are physical
+		{executor.PlatformPhysical, "Download the package and check its SHA256", ""},
+		{executor.PlatformPhysical, "Check the request", ""},
+		{executor.PlatformPhysical, "Wait for the rollout", ""}, // a k8s step name means nothing on a host
+		{executor.PlatformK8s, "Wait for the rollout", "rollout"},
+		{executor.PlatformK8s, "Check the rollout", "rollout"},
+		{executor.PlatformK8s, "Wait for green", "rollout"},
+		{executor.PlatformK8s, "Check blue", "rollout"},
+		{executor.PlatformK8s, "Wait for the replicas", "replicas"},
+		{executor.PlatformK8s, "Verify green for 30s", "steady"},
+		{executor.PlatformK8s, "Set the image", ""},
+		{executor.PlatformK8s, "Check the serving color", ""},
+		{executor.PlatformK8s, "Roll back to the previous image", ""},
+		{executor.PlatformK8s, "Check the HTTP health endpoint", ""},
+	} {
+		got, ok := HealthCheck(c.platform, c.step)
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("HealthCheck(%q, %q) = %q, %v; want %q", c.platform, c.step, got, ok, c.want)
+		}
+	}
+}
+
+// The physical checks are exactly the tasks of the role's verify.yml: renaming a task there without
+// renaming it here would silently stop counting it.
+func TestPhysicalChecksAreTheVerifyTasks(t *testing.T) {
+	data, err := os.ReadFile("../roles/nodeexec_release/tasks/verify.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tasks []struct {
+		Name string `yaml:"name"`
+	}
+	if err := yaml.Unmarshal(data, &tasks); err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != len(healthSteps[executor.PlatformPhysical]) {
+		t.Errorf("verify.yml has %d tasks, healthSteps names %d physical checks", len(tasks), len(healthSteps[executor.PlatformPhysical]))
+	}
+	for _, task := range tasks {
+		if _, ok := HealthCheck(executor.PlatformPhysical, task.Name); !ok {
+			t.Errorf("verify.yml task %q is not a health check in healthSteps; add it", task.Name)
+		}
+	}
+}
+
+// The Kubernetes executor still reports the steps counted as checks (its step names are Go literals).
+func TestK8sChecksAreStepsTheExecutorReports(t *testing.T) {
+	files, err := filepath.Glob("../executor/k8s/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src strings.Builder
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Write(data)
+	}
+	for _, literal := range []string{`"Wait for the rollout"`, `"Check the rollout"`, `"Wait for the replicas"`,
+		`"Wait for "+idle`, `"Check "+back`, `"Verify %s for %s"`} {
+		if !strings.Contains(src.String(), literal) {
+			t.Errorf("executor/k8s no longer names a step %s: update healthSteps and this list", literal)
+		}
+	}
+}
