@@ -3,11 +3,16 @@ package k8s
 import (
 	"context"
 	"fmt"
+	"net/http"
+
+	"github.com/sirupsen/logrus"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/nodeexec/nodeexec/retry"
 )
 
 // Client-side rate limits: client-go's defaults (5 requests/s, bursts of 10) would hold back a rollout
@@ -21,6 +26,18 @@ const (
 // NewClient connects to a cluster: with a kubeconfig file when given, else from inside a pod (the
 // service account), else from the default kubeconfig ($KUBECONFIG, ~/.kube/config).
 func NewClient(kubeconfig string) (kubernetes.Interface, *rest.Config, error) {
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, cfg, nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
 	switch {
@@ -33,30 +50,42 @@ func NewClient(kubeconfig string) (kubernetes.Interface, *rest.Config, error) {
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("kubernetes client configuration: %w", err)
+		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
 	}
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = clientQPS, clientBurst
 	}
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
+	return cfg, nil
+}
+
+// WithRetries makes every request of clients built from cfg try again, with backoff, when the API
+// server does not answer or answers 429 or 5xx.
+func WithRetries(cfg *rest.Config, p retry.Policy, log logrus.FieldLogger) {
+	if p.MaxRetries <= 0 {
+		return
 	}
-	return c, cfg, nil
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
+		return &retryingTransport{next: next, policy: p, log: log}
+	})
 }
 
 // Connect builds an executor for the cluster of a kubeconfig (see NewClient), with the clients of
-// every operation; cfg supplies the rest (timeouts, logger).
+// every operation and cfg.Retry on every request; cfg supplies the rest (timeouts, logger).
 func Connect(kubeconfig string, cfg Config) (*Executor, error) {
-	c, rc, err := NewClient(kubeconfig)
+	rc, err := restConfig(kubeconfig)
 	if err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
+	WithRetries(rc, cfg.Retry, cfg.Logger)
+	if cfg.Client, err = kubernetes.NewForConfig(rc); err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	if cfg.Dynamic, err = dynamic.NewForConfig(rc); err != nil {
 		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
 	}
-	cfg.Client, cfg.Dynamic = c, dyn
 	return New(cfg)
 }
 

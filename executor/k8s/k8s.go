@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/retry"
 )
 
 // Annotations nodeexec writes on the workloads it deploys.
@@ -53,7 +54,10 @@ type Config struct {
 	RollbackTimeout time.Duration
 	// MaxParallel bounds the workloads worked on at once; default 10.
 	MaxParallel int
-	Logger      logrus.FieldLogger
+	// Retry is how Connect's clients try a request again when the API server fails (no answer, 429,
+	// 5xx); the zero policy never does.
+	Retry  retry.Policy
+	Logger logrus.FieldLogger
 }
 
 // Executor deploys to Kubernetes workloads.
