@@ -7,6 +7,7 @@ require (
 	github.com/apenella/go-ansible/v2 v2.4.2
 	github.com/gin-gonic/gin v1.12.0
 	github.com/prometheus/client_golang v1.22.0
+	github.com/robfig/cron/v3 v3.0.1
 	github.com/sirupsen/logrus v1.10.2
 	go.mongodb.org/mongo-driver/v2 v2.10.0
 	gopkg.in/yaml.v3 v3.0.1

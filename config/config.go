@@ -16,7 +16,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
+
+	"github.com/nodeexec/nodeexec/executor"
 )
 
 // Config is everything `nodeexec serve` (and, for reaching nodes, `nodeexec direct`) can be told.
@@ -32,6 +35,7 @@ type Config struct {
 	Database      Database   `yaml:"database"`
 	Nodes         Nodes      `yaml:"nodes"`
 	Kubernetes    Kubernetes `yaml:"kubernetes"`
+	Cleanup       Cleanup    `yaml:"cleanup"`
 }
 
 // Database says where state is kept.
@@ -62,6 +66,68 @@ type Kubernetes struct {
 	Kubeconfig string `yaml:"kubeconfig"`
 }
 
+// Cleanup is the scheduled cleanup: old releases off the physical nodes, old records out of the database.
+type Cleanup struct {
+	// Schedule is when passes run, a cron spec (see ParseSchedule); empty: never on their own (a pass
+	// still runs on request: POST /api/v1/cleanups, nodeexec cleanup).
+	Schedule string `yaml:"schedule"`
+	// Keep is how many releases each node keeps (at least 2: current and previous); PerService sets
+	// another number for a service's nodes.
+	Keep       int            `yaml:"keep"`
+	PerService map[string]int `yaml:"per_service"`
+	// Retention: deployments (with their events and idempotency keys) and cleanup passes that finished
+	// longer ago are deleted by each pass; 0 keeps them for ever.
+	Retention Duration `yaml:"retention"`
+	// BatchSize is how many nodes of a service one cleanup run takes (and holds from deploys meanwhile).
+	BatchSize int `yaml:"batch_size"`
+}
+
+// ParseSchedule reads a cleanup schedule: a standard cron spec (five fields, or @daily, @hourly, …),
+// in the server's time zone unless it starts with CRON_TZ=<zone>. Empty is no schedule (nil). @every is
+// refused: its ticks count from each replica's start, so replicas would not agree on them and the
+// lease could not run each tick once.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	if strings.TrimSpace(spec) == "" {
+		return nil, nil
+	}
+	if strings.Contains(spec, "@every") {
+		return nil, fmt.Errorf("%q: @every is not supported (replicas would not agree on its ticks); use a cron spec like \"0 3 * * *\"", spec)
+	}
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a cron spec like \"0 3 * * *\" (minute hour day-of-month month day-of-week): %v", spec, err)
+	}
+	if s.Next(time.Now()).IsZero() {
+		return nil, fmt.Errorf("%q never fires", spec)
+	}
+	return s, nil
+}
+
+func (c Cleanup) check() []Problem {
+	var out []Problem
+	bad := func(setting, format string, a ...any) { out = append(out, Problem{setting, fmt.Sprintf(format, a...)}) }
+	if _, err := ParseSchedule(c.Schedule); err != nil {
+		bad("cleanup.schedule", "%v", err)
+	}
+	if c.Keep < 2 || c.Keep > 1000 {
+		bad("cleanup.keep", "want 2 (current and previous, always kept) to 1000, not %d", c.Keep)
+	}
+	for service, keep := range c.PerService {
+		if err := executor.ValidateService(service); err != nil {
+			bad("cleanup.per_service", "%v", err)
+		} else if keep < 2 || keep > 1000 {
+			bad("cleanup.per_service", "%s: want 2 (current and previous, always kept) to 1000, not %d", service, keep)
+		}
+	}
+	if c.Retention < 0 || (c.Retention > 0 && c.Retention < Duration(time.Hour)) {
+		bad("cleanup.retention", "want 0 (keep records for ever) or at least 1h, not %s", time.Duration(c.Retention))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 500 {
+		bad("cleanup.batch_size", "want 1 to 500 nodes per run, not %d", c.BatchSize)
+	}
+	return out
+}
+
 // Duration is a time.Duration written as "90s" or "2m".
 type Duration time.Duration
 
@@ -82,6 +148,7 @@ func Default() Config {
 		Listen: "127.0.0.1:8080", MaxConcurrent: 4, ShutdownGrace: Duration(time.Minute),
 		Database: Database{Name: "nodeexec", DataDir: DefaultDataDir()},
 		Nodes:    Nodes{BaseDir: "/opt"},
+		Cleanup:  Cleanup{Keep: 5, PerService: map[string]int{}, Retention: Duration(30 * 24 * time.Hour), BatchSize: 20},
 	}
 }
 
@@ -131,6 +198,10 @@ var Env = []struct{ Name, Setting string }{
 	{"NODEEXEC_BASE_DIR", "nodes.base_dir"},
 	{"NODEEXEC_PLAYBOOK_DIR", "nodes.playbook_dir"},
 	{"NODEEXEC_KUBECONFIG", "kubernetes.kubeconfig"},
+	{"NODEEXEC_CLEANUP_SCHEDULE", "cleanup.schedule"},
+	{"NODEEXEC_CLEANUP_KEEP", "cleanup.keep"},
+	{"NODEEXEC_CLEANUP_RETENTION", "cleanup.retention"},
+	{"NODEEXEC_CLEANUP_BATCH_SIZE", "cleanup.batch_size"},
 }
 
 func (c *Config) applyEnv(env func(string) string) error {
@@ -151,8 +222,8 @@ func (c *Config) set(setting, v string) error {
 	str := map[string]*string{"listen": &c.Listen, "tokens_file": &c.TokensFile, "database.mongo_uri": &c.Database.MongoURI,
 		"database.name": &c.Database.Name, "database.data_dir": &c.Database.DataDir, "nodes.ssh_user": &c.Nodes.SSHUser,
 		"nodes.ssh_key": &c.Nodes.SSHKey, "nodes.base_dir": &c.Nodes.BaseDir, "nodes.playbook_dir": &c.Nodes.PlaybookDir,
-		"kubernetes.kubeconfig": &c.Kubernetes.Kubeconfig}
-	num := map[string]*int{"max_concurrent": &c.MaxConcurrent, "nodes.ssh_port": &c.Nodes.SSHPort}
+		"kubernetes.kubeconfig": &c.Kubernetes.Kubeconfig, "cleanup.schedule": &c.Cleanup.Schedule}
+	num := map[string]*int{"max_concurrent": &c.MaxConcurrent, "nodes.ssh_port": &c.Nodes.SSHPort, "cleanup.keep": &c.Cleanup.Keep, "cleanup.batch_size": &c.Cleanup.BatchSize}
 	flag := map[string]*bool{"nodes.insecure_host_keys": &c.Nodes.InsecureHostKeys, "nodes.become": &c.Nodes.Become}
 	switch {
 	case str[setting] != nil:
@@ -175,6 +246,8 @@ func (c *Config) set(setting, v string) error {
 			return fmt.Errorf("%q is not a duration like 90s or 2m", v)
 		}
 		c.ShutdownGrace = Duration(d)
+	case setting == "cleanup.retention":
+		return c.Cleanup.Retention.Set(v)
 	default:
 		return fmt.Errorf("no setting %q", setting)
 	}
@@ -201,6 +274,7 @@ func (c Config) Check() []Problem {
 	if c.ShutdownGrace < 0 {
 		bad("shutdown_grace", "must not be negative")
 	}
+	out = append(out, c.Cleanup.check()...)
 	if c.Database.MongoURI != "" {
 		if u, err := url.Parse(c.Database.MongoURI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
 			bad("database.mongo_uri", "want a mongodb:// or mongodb+srv:// URI")

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -37,10 +38,10 @@ nodes: {ssh_user: deploy, become: true, base_dir: /srv}
 	want.Listen, want.MaxConcurrent, want.ShutdownGrace = "127.0.0.1:9090", 16, Duration(2*time.Minute)
 	want.Database.Name, want.Database.DataDir = "deploys", "/srv/nodeexec"
 	want.Nodes = Nodes{SSHUser: "ops", Become: true, BaseDir: "/srv", InsecureHostKeys: true}
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("loaded\n%+v\nwant\n%+v", cfg, want)
 	}
-	if cfg, err := Load("", envOf(nil)); err != nil || cfg != Default() {
+	if cfg, err := Load("", envOf(nil)); err != nil || !reflect.DeepEqual(cfg, Default()) {
 		t.Errorf("no file, no environment = %+v %v", cfg, err)
 	}
 }
@@ -112,7 +113,7 @@ func TestTheExampleIsTheDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Database.DataDir = "/var/lib/nodeexec"
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("example.yaml loads as\n%+v\nthe defaults are\n%+v", cfg, want)
 	}
 	b, _ := os.ReadFile("example.yaml")

@@ -303,6 +303,9 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 		{"Strategy", executor.Strategy{}, false},
 		{"ScaleRequest", scaleBody{}, false},
 		{"Workload", executor.Workload{}, false},
+		{"Cleanup", store.Cleanup{}, true},
+		{"CleanupNode", store.CleanupNode{}, true},
+		{"Pruned", store.Pruned{}, true},
 	} {
 		schema, ok := s.schemas[c.schema]
 		if !ok {

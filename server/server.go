@@ -38,6 +38,8 @@ type Config struct {
 	Retry retry.Policy
 	// DeployTimeout bounds one executor call (a batch's ansible-playbook run, a rollout); 0: none.
 	DeployTimeout time.Duration
+	// Cleanups runs cleanup passes on request (POST /api/v1/cleanups); nil: this server runs none.
+	Cleanups Cleanups
 }
 
 // Server is the API and the deployments it runs.
@@ -116,6 +118,9 @@ func New(cfg Config) *Server {
 	mgmt.GET("/health/:deployment_id", s.deployHealth)
 	mgmt.GET("/logs/:deployment_id", s.deployLogs)
 	api.GET("/nodes/:service/:host", read, s.getNode)
+	api.POST("/cleanups", deploy, s.takingNew, s.createCleanup)
+	api.GET("/cleanups", read, s.listCleanups)
+	api.GET("/cleanups/:id", read, s.getCleanup)
 	return s
 }
 

@@ -67,6 +67,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		"deployments": {{{Key: "service", Value: 1}, {Key: "created_at", Value: -1}}, {{Key: "created_at", Value: -1}}, {{Key: "state", Value: 1}}},
 		"events":      {{{Key: "deployment_id", Value: 1}}},
 		"idempotency": {{{Key: "deployment_id", Value: 1}}},
+		"cleanups":    {{{Key: "started_at", Value: -1}}, {{Key: "state", Value: 1}}},
 	} {
 		for _, k := range keys {
 			if _, err := db.Collection(coll).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: k}); err != nil {
@@ -132,6 +133,9 @@ type BusyError struct {
 }
 
 func (e *BusyError) Error() string {
+	if IsCleanupID(e.DeploymentID) {
+		return fmt.Sprintf("node %s is held by cleanup pass %s while it removes old releases; retry when it ends (GET /api/v1/cleanups/%s)", e.Node, e.DeploymentID, e.DeploymentID)
+	}
 	return fmt.Sprintf("node %s is being deployed by deployment %s", e.Node, e.DeploymentID)
 }
 
@@ -178,12 +182,16 @@ func (s *Store) Claim(ctx context.Context, service, host string, platform execut
 // OrphanGrace is how long a claim may wait for its deployment's record: a request claims its nodes and
 // records the deployment within milliseconds, so a claim older than this whose deployment was never
 // recorded was left by a request that failed half-way (the database and nodeexec both failed before the
-// claim could be given back). Such a claim is taken over.
+// claim could be given back). Such a claim is taken over. So is one of a cleanup pass that no longer
+// runs (its nodeexec stopped, and with it the renewal of the pass's lease).
 const OrphanGrace = time.Minute
 
 func (s *Store) orphaned(ctx context.Context, n *Node, now time.Time) bool {
 	if n.State != executor.StateDeploying || now.Sub(n.UpdatedAt) < OrphanGrace {
 		return false
+	}
+	if IsCleanupID(n.DeploymentID) {
+		return !s.cleanupAlive(ctx, n.DeploymentID, now)
 	}
 	_, err := s.Deployment(ctx, n.DeploymentID)
 	return errors.Is(err, ErrNotFound)
@@ -204,6 +212,9 @@ func (s *Store) takeOver(ctx context.Context, orphan *Node, update bson.M) (*Nod
 	// this claim is given back too, the node says what happened rather than pretend a state.
 	before.State, before.DeploymentID = executor.StateFailed, ""
 	before.LastError = "a request claimed this node and failed before it was recorded; it did not touch the node"
+	if IsCleanupID(orphan.DeploymentID) {
+		before.LastError = "cleanup pass " + orphan.DeploymentID + " held this node and stopped before giving it back"
+	}
 	return &before, nil
 }
 

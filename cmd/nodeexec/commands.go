@@ -229,7 +229,14 @@ func directCleanup(ctx context.Context, args []string) (bool, error) {
 	fs.IntVar(&req.Keep, "keep", 5, "releases to keep on each node (at least 2: current and previous)")
 	return c.execute(fs, args,
 		func() request { req.Service, req.Nodes = c.service, c.nodeList(); return req },
-		func(e *ansible.Executor) ([]executor.NodeResult, error) { return e.Cleanup(ctx, req) },
+		func(e *ansible.Executor) ([]executor.NodeResult, error) {
+			res, err := e.Cleanup(ctx, req)
+			out := make([]executor.NodeResult, len(res))
+			for i, r := range res {
+				out[i] = r.NodeResult
+			}
+			return out, err
+		},
 		"")
 }
 

@@ -5,6 +5,7 @@
 //	nodeexec deploy --service S --version V ...      ask the server, follow the deployment live
 //	nodeexec status|rollback|cancel|logs <deployment-id>
 //	nodeexec list | nodes --service S
+//	nodeexec cleanup                                 run a cleanup pass on the server now, follow it
 //	nodeexec direct deploy|rollback|status|cleanup   no server: run the executor from here
 //
 // Exit status: 0 when the operation reached its goal, 1 when it did not (or failed), 2 for bad input.
@@ -37,6 +38,7 @@ Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127
   nodeexec logs     <deployment-id> [--lines N] [--node H]
   nodeexec list     [--service S] [--state X]
   nodeexec nodes    --service S [--host H]
+  nodeexec cleanup  [--follow CLEANUP-ID] [--detach]   run a cleanup pass now (old releases, old records) and follow it
 
 Without a server (the executor, straight from this machine):
   nodeexec direct deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
@@ -83,6 +85,8 @@ func run(args []string) int {
 		ok, err = nodesCmd(ctx, rest)
 	case "logs":
 		ok, err = logsCmd(ctx, rest)
+	case "cleanup":
+		ok, err = cleanupCmd(ctx, rest)
 	case "direct":
 		ok, err = directCmd(ctx, rest)
 	case "serve":

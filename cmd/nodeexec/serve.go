@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/nodeexec/nodeexec/cleanup"
 	"github.com/nodeexec/nodeexec/config"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/k8s"
@@ -36,6 +37,8 @@ func serveFlags(c *common, args []string) *flag.FlagSet {
 	fs.IntVar(&cfg.MaxConcurrent, "max-concurrent", cfg.MaxConcurrent, "deployments that run at once; more wait their turn")
 	fs.StringVar(&cfg.Kubernetes.Kubeconfig, "kubeconfig", cfg.Kubernetes.Kubeconfig, "kubeconfig of the cluster for platform k8s (inside a pod: its service account)")
 	fs.Var(&cfg.ShutdownGrace, "shutdown-grace", "on SIGTERM, how long running deployments may go on before they are cancelled (a second signal: at once)")
+	fs.StringVar(&cfg.Cleanup.Schedule, "cleanup-schedule", cfg.Cleanup.Schedule, `when cleanup passes run, a cron spec like "0 3 * * *" (empty: only on request)`)
+	fs.IntVar(&cfg.Cleanup.Keep, "cleanup-keep", cfg.Cleanup.Keep, "releases each node keeps after a cleanup pass (at least 2)")
 	return fs
 }
 
@@ -135,10 +138,20 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 		kexec = k
 		log.Info("platform k8s enabled")
 	}
-	srv := server.New(server.Config{Executor: exec, K8s: kexec, Store: st, Logger: log, MaxConcurrent: cfg.MaxConcurrent, Tokens: tokens})
+	// Cleanup passes: on the schedule (if any) and on request, one at a time across the replicas.
+	schedule, _ := config.ParseSchedule(cfg.Cleanup.Schedule) // checked with the configuration
+	cleanups := cleanup.New(cleanup.Config{Store: st, Cleaner: exec, Schedule: schedule, Keep: cfg.Cleanup.Keep,
+		PerService: cfg.Cleanup.PerService, Retention: time.Duration(cfg.Cleanup.Retention), BatchSize: cfg.Cleanup.BatchSize, Logger: log})
+	defer cleanups.Stop()
+	srv := server.New(server.Config{Executor: exec, K8s: kexec, Store: st, Logger: log, MaxConcurrent: cfg.MaxConcurrent, Tokens: tokens, Cleanups: cleanups})
 	// Deployments a previous process left in flight get their true end before anything new is taken.
 	if err := srv.Reconcile(ctx); err != nil {
 		log.WithError(err).Error("reconciling deployments left in flight failed; they stay in flight and are tried again at the next start")
+	}
+
+	cleanups.Go()
+	if schedule != nil {
+		log.WithFields(logrus.Fields{"schedule": cfg.Cleanup.Schedule, "next": schedule.Next(time.Now())}).Info("cleanup passes scheduled")
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -183,6 +183,8 @@ func (e *Executor) Rollback(ctx context.Context, req executor.RollbackRequest) (
 
 // CleanupRequest asks each node to keep only its newest Keep releases of Service.
 type CleanupRequest struct {
+	// ID names the cleanup pass (a store.Cleanup's id) in the node locks it takes; empty: an ad-hoc run.
+	ID      string
 	Service string
 	Keep    int
 	Nodes   []executor.Node
@@ -199,16 +201,46 @@ func (r CleanupRequest) Validate() error {
 	return executor.ValidateNodes(r.Nodes)
 }
 
-// Cleanup removes old releases on every node, by the node's own deploy record. Current and previous
-// are always kept.
-func (e *Executor) Cleanup(ctx context.Context, req CleanupRequest) ([]executor.NodeResult, error) {
+// CleanupResult is one node after a cleanup: its status, the releases left on it and those removed.
+type CleanupResult struct {
+	executor.NodeResult
+	Kept    []string `json:"kept"`
+	Removed []string `json:"removed"`
+	// Error says why the cleanup did not go through on this node ("" when it did). The status's own
+	// LastError is the node's record (a past deploy's error), not the cleanup's.
+	Error string `json:"error,omitempty"`
+}
+
+// Cleanup removes old releases on every node, by the node's own deploy record, under the node lock.
+// Current and previous are always kept.
+func (e *Executor) Cleanup(ctx context.Context, req CleanupRequest) ([]CleanupResult, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	vars := e.commonVars(req.Service, "cleanup")
+	id := req.ID
+	if id == "" {
+		id = "cleanup"
+	}
+	vars := e.commonVars(req.Service, id)
 	vars["nodeexec_keep"] = req.Keep
-	log := e.log.WithFields(logrus.Fields{"service": req.Service, "keep": req.Keep})
-	return e.write(ctx, log, opStatus, "cleanup.yml", vars, req.Service, req.Nodes, nil)
+	log := e.log.WithFields(logrus.Fields{"service": req.Service, "keep": req.Keep, "cleanup_id": req.ID})
+	log.WithField("nodes", len(req.Nodes)).Info("running cleanup.yml")
+	res, stderr, err := e.run(ctx, []string{"cleanup.yml"}, vars, req.Nodes, nil)
+	if ctx.Err() != nil {
+		read, err := e.afterCancel(ctx, log, req.Service, vars["nodeexec_lock_holder"].(string), req.Nodes)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]CleanupResult, len(read))
+		for i, r := range read {
+			out[i] = CleanupResult{NodeResult: r, Error: r.LastError}
+		}
+		return out, nil
+	}
+	if res == nil && err != nil {
+		return nil, err
+	}
+	return cleanupResults(res, req.Service, req.Nodes, stderr), nil
 }
 
 // Status asks each node what it runs, from the node's own record; it takes no lock and changes nothing.
@@ -304,6 +336,9 @@ func lockHolder(deploymentID string) string {
 		return "nodeexec adhoc run " + randomID()
 	case "cleanup":
 		return "nodeexec cleanup run " + randomID()
+	}
+	if strings.HasPrefix(deploymentID, "c-") { // a cleanup pass of the server (store.IsCleanupID)
+		return "nodeexec cleanup pass " + deploymentID
 	}
 	return "nodeexec deployment " + deploymentID
 }

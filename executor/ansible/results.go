@@ -32,6 +32,7 @@ type nodeReport struct {
 	RunningVersion string   `json:"running_version"`
 	Active         bool     `json:"active"`
 	Releases       []string `json:"releases"`
+	Removed        []string `json:"removed"`
 	LockedBy       string   `json:"locked_by"`
 }
 
@@ -176,6 +177,27 @@ func nodeResults(res *jsonresults.AnsiblePlaybookJSONResults, op operation, serv
 		results = append(results, r)
 	}
 	return results
+}
+
+// cleanupResults is nodeResults for a cleanup run, with the releases each node kept and removed; a
+// node's Error is set only when the cleanup itself did not go through there.
+func cleanupResults(res *jsonresults.AnsiblePlaybookJSONResults, service string, nodes []executor.Node, stderr string) []CleanupResult {
+	outcomes := collect(res)
+	statuses := nodeResults(res, opStatus, service, nodes, stderr)
+	out := make([]CleanupResult, len(statuses))
+	for i, r := range statuses {
+		out[i] = CleanupResult{NodeResult: r}
+		o := outcomes[r.Host]
+		switch {
+		case o == nil || !o.seen || o.unreachable || o.failed || o.lastFailure != nil:
+			out[i].Error = r.LastError
+		case o.report == nil:
+			out[i].Error = "the node sent no report"
+		default:
+			out[i].Kept, out[i].Removed = o.report.Releases, o.report.Removed
+		}
+	}
+	return out
 }
 
 // decide turns one node's outcome into its state and, when it failed, the reason a person can act on.

@@ -1,0 +1,466 @@
+// Package cleanup runs cleanup passes, on a schedule (a cron spec) or on request, one at a time across
+// every nodeexec replica on the database. A pass removes old releases from the physical nodes of every
+// service (cleanup.yml, keep-N per service, in batches; each node held as a deployment holds it, so a
+// cleanup never runs beside a deploy) and prunes the records that finished before the retention period.
+// Each pass is recorded in the store, node by node.
+package cleanup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"github.com/sirupsen/logrus"
+
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/executor/ansible"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// Cleaner removes old releases on a service's nodes: the Ansible executor.
+type Cleaner interface {
+	Cleanup(ctx context.Context, req ansible.CleanupRequest) ([]ansible.CleanupResult, error)
+}
+
+// Config says what a pass does and when.
+type Config struct {
+	Store   *store.Store
+	Cleaner Cleaner
+	// Schedule is when passes run; nil: only on request (Start).
+	Schedule cron.Schedule
+	// Keep is how many releases each node keeps (at least 2); PerService overrides it for a service.
+	Keep       int
+	PerService map[string]int
+	// Retention: records that finished longer ago are pruned; 0 keeps them all.
+	Retention time.Duration
+	// BatchSize is how many nodes of a service one cleanup run takes (and holds from deploys); default 20.
+	BatchSize int
+	// Holder names this replica in the lease and the records; default host-pid-random.
+	Holder string
+	// LeaseTTL is how long the lease outlives a runner that stopped renewing it; default 2m.
+	LeaseTTL time.Duration
+	Logger   logrus.FieldLogger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Runner runs cleanup passes; it owns the goroutines of the schedule and of passes started on request.
+type Runner struct {
+	cfg Config
+	log logrus.FieldLogger
+	// wait blocks until the given time (true) or until ctx ends (false): the schedule's clock.
+	wait func(ctx context.Context, until time.Time) bool
+	// ctx is the parent of the schedule and of passes started on request; Stop cancels it.
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	mu      sync.Mutex // guards stopped and wg.Add against Stop
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// ErrStopped means the runner was stopped (nodeexec is shutting down).
+var ErrStopped = errors.New("cleanup: nodeexec is shutting down")
+
+// New builds a runner; Go starts its schedule.
+func New(cfg Config) *Runner {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 20
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 2 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	if cfg.Holder == "" {
+		host, _ := os.Hostname()
+		cfg.Holder = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.TrimPrefix(store.NewCleanupID(), "c-")[:6])
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &Runner{cfg: cfg, log: cfg.Logger.WithField("component", "cleanup"), wait: sleepUntil, ctx: ctx, cancel: cancel}
+}
+
+func sleepUntil(ctx context.Context, until time.Time) bool {
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Go starts the schedule in the background (nothing without one); Stop ends it.
+func (r *Runner) Go() {
+	if r.cfg.Schedule == nil {
+		return
+	}
+	r.background(func(ctx context.Context) { r.loop(ctx) })
+}
+
+// loop runs each tick of the schedule until ctx ends. The tick is the schedule's own time, the same on
+// every replica, so the lease lets exactly one of them run it.
+func (r *Runner) loop(ctx context.Context) {
+	for {
+		tick := r.cfg.Schedule.Next(r.cfg.Now())
+		if tick.IsZero() {
+			r.log.Warn("the cleanup schedule never fires again")
+			return
+		}
+		if !r.wait(ctx, tick) {
+			return
+		}
+		if _, err := r.RunTick(ctx, tick); err != nil {
+			r.log.WithError(err).WithField("tick", tick).Error("scheduled cleanup pass failed to start")
+		}
+	}
+}
+
+// Stop cancels the schedule and any pass running here (each ends recording why), and waits for them.
+func (r *Runner) Stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.cancel(ErrStopped)
+	r.Wait()
+}
+
+// Wait waits for the passes running in the background (and the schedule, once stopped) to end.
+func (r *Runner) Wait() { r.wg.Wait() }
+
+// background runs fn in a goroutine the runner owns, unless it was stopped.
+func (r *Runner) background(fn func(ctx context.Context)) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return false
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn(r.ctx)
+	}()
+	return true
+}
+
+// RunTick runs the pass of one scheduled tick, if this replica takes the lease for it: it returns the
+// pass once it ended, or nil when another replica has (or had) this tick, or another pass is running.
+func (r *Runner) RunTick(ctx context.Context, tick time.Time) (*store.Cleanup, error) {
+	c, err := r.begin(ctx, store.TriggerSchedule, "", tick)
+	var held *store.LeaseHeldError
+	if errors.As(err, &held) {
+		r.log.WithFields(logrus.Fields{"tick": tick, "holder": held.Lease.Holder, "pass": held.Lease.Pass}).Info("cleanup tick taken elsewhere: not running it here")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.pass(ctx, c)
+	return c, nil
+}
+
+// Start runs one pass now, in the background, and returns it as recorded at its start. While another
+// pass runs (here or on another replica) it runs none: the *store.LeaseHeldError names that one.
+func (r *Runner) Start(ctx context.Context, token string) (*store.Cleanup, error) {
+	if r.ctx.Err() != nil {
+		return nil, ErrStopped
+	}
+	c, err := r.begin(ctx, store.TriggerAPI, token, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	started := *c
+	started.Nodes = slices.Clone(c.Nodes)
+	if !r.background(func(ctx context.Context) { r.pass(ctx, c) }) {
+		bg := context.WithoutCancel(ctx)
+		r.end(bg, c, ErrStopped.Error())
+		r.releaseLease(bg, c.ID)
+		return nil, ErrStopped
+	}
+	return &started, nil
+}
+
+// begin takes the lease and records the pass.
+func (r *Runner) begin(ctx context.Context, trigger, token string, tick time.Time) (*store.Cleanup, error) {
+	id := store.NewCleanupID()
+	now := r.cfg.Now().UTC()
+	if _, err := r.cfg.Store.TakeLease(ctx, store.CleanupLease, r.cfg.Holder, id, tick, now, r.cfg.LeaseTTL); err != nil {
+		return nil, err
+	}
+	c := &store.Cleanup{ID: id, Trigger: trigger, Token: token, Runner: r.cfg.Holder, State: store.CleanupRunning,
+		Keep: r.cfg.Keep, Nodes: []store.CleanupNode{}, StartedAt: now}
+	if !tick.IsZero() {
+		t := tick.UTC()
+		c.Tick = &t
+	}
+	if err := r.cfg.Store.CreateCleanup(ctx, c); err != nil {
+		r.releaseLease(context.WithoutCancel(ctx), id)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (r *Runner) releaseLease(ctx context.Context, id string) {
+	if err := r.cfg.Store.ReleaseLease(ctx, store.CleanupLease, r.cfg.Holder, id, r.cfg.Now().UTC()); err != nil {
+		r.log.WithError(err).WithField("cleanup_id", id).Warn("could not give back the cleanup lease; it expires on its own")
+	}
+}
+
+// errLeaseLost ends a pass whose runner could not keep its lease: another replica may start one.
+var errLeaseLost = errors.New("this nodeexec lost the cleanup lease (the database did not answer in time)")
+
+// pass carries out a recorded pass under its lease, to its recorded end.
+func (r *Runner) pass(parent context.Context, c *store.Cleanup) {
+	log := r.log.WithFields(logrus.Fields{"cleanup_id": c.ID, "trigger": c.Trigger})
+	log.Info("cleanup pass started")
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	stopRenewing := r.holdLease(ctx, cancel, c.ID)
+	bg := context.WithoutCancel(ctx)
+	defer r.releaseLease(bg, c.ID)
+	defer stopRenewing()
+
+	var problems []string
+	if err := r.endAbandoned(ctx, c.ID); err != nil {
+		problems = append(problems, "ending abandoned passes: "+err.Error())
+	}
+	nodes, err := r.cfg.Store.PhysicalNodes(ctx)
+	if err != nil {
+		r.end(bg, c, "listing the nodes: "+err.Error())
+		return
+	}
+	for _, n := range nodes {
+		c.Nodes = append(c.Nodes, store.CleanupNode{Service: n.Service, Host: n.Host, State: store.NodePending, Keep: r.keep(n.Service)})
+	}
+	r.save(bg, c)
+	for _, batch := range r.batches(c.Nodes) {
+		if ctx.Err() != nil {
+			why := "not cleaned: " + context.Cause(ctx).Error()
+			for _, i := range batch {
+				c.Nodes[i].State, c.Nodes[i].Error = store.NodeSkipped, why
+			}
+			continue
+		}
+		r.cleanBatch(ctx, c, batch)
+		r.save(bg, c)
+	}
+	if failed := count(c.Nodes, store.NodeFailed); failed > 0 {
+		problems = append(problems, fmt.Sprintf("%d of %d nodes failed (each says why)", failed, len(c.Nodes)))
+	}
+	if ctx.Err() != nil {
+		problems = append(problems, context.Cause(ctx).Error())
+	} else if r.cfg.Retention > 0 {
+		cutoff := r.cfg.Now().UTC().Add(-r.cfg.Retention)
+		pruned, err := r.cfg.Store.Prune(ctx, cutoff)
+		c.Pruned = pruned
+		if err != nil {
+			problems = append(problems, "pruning records: "+err.Error())
+		}
+	}
+	r.end(bg, c, strings.Join(problems, "; "))
+	log.WithFields(logrus.Fields{"state": c.State, "nodes": len(c.Nodes), "cleaned": count(c.Nodes, store.NodeCleaned),
+		"skipped": count(c.Nodes, store.NodeSkipped), "pruned_deployments": c.Pruned.Deployments}).Info("cleanup pass ended")
+}
+
+// end records a pass's end: failed when there were problems, success otherwise.
+func (r *Runner) end(ctx context.Context, c *store.Cleanup, problems string) {
+	c.State, c.Error = store.CleanupSuccess, problems
+	if problems != "" {
+		c.State = store.CleanupFailed
+	}
+	now := r.cfg.Now().UTC()
+	c.FinishedAt = &now
+	r.save(ctx, c)
+}
+
+func (r *Runner) save(ctx context.Context, c *store.Cleanup) {
+	if err := r.cfg.Store.SaveCleanup(ctx, c); err != nil {
+		r.log.WithError(err).WithField("cleanup_id", c.ID).Error("could not record the cleanup pass")
+	}
+}
+
+func (r *Runner) keep(service string) int {
+	if k, ok := r.cfg.PerService[service]; ok {
+		return k
+	}
+	return r.cfg.Keep
+}
+
+// batches cuts the nodes (listed by service) into runs of at most BatchSize nodes of one service.
+func (r *Runner) batches(nodes []store.CleanupNode) [][]int {
+	var out [][]int
+	for i := range nodes {
+		last := len(out) - 1
+		if last < 0 || len(out[last]) == r.cfg.BatchSize || nodes[out[last][0]].Service != nodes[i].Service {
+			out = append(out, nil)
+			last++
+		}
+		out[last] = append(out[last], i)
+	}
+	return out
+}
+
+// cleanBatch holds the batch's nodes as a deployment would (a node a deployment holds is skipped, and
+// says by which), runs the cleanup on those it holds, and gives each back as it was.
+func (r *Runner) cleanBatch(ctx context.Context, c *store.Cleanup, batch []int) {
+	st, bg := r.cfg.Store, context.WithoutCancel(ctx)
+	var held []int
+	var nodes []executor.Node
+	for _, i := range batch {
+		n := &c.Nodes[i]
+		prior, err := st.Claim(ctx, n.Service, n.Host, executor.PlatformPhysical, c.ID, "")
+		var busy *store.BusyError
+		switch {
+		case errors.As(err, &busy):
+			n.State, n.Error = store.NodeSkipped, "held by "+holderName(busy.DeploymentID)+": not touched; a later pass cleans it"
+		case err != nil:
+			n.State, n.Error = store.NodeFailed, "could not hold the node: "+err.Error()
+		default:
+			n.State, n.Prior = store.NodeCleaning, prior
+			held = append(held, i)
+			nodes = append(nodes, executor.Node{Host: n.Host})
+		}
+	}
+	if len(held) == 0 {
+		return
+	}
+	// The prior records are kept before anything runs: if this nodeexec stops, the next pass gives them back.
+	r.save(bg, c)
+	service, keep := c.Nodes[held[0]].Service, c.Nodes[held[0]].Keep
+	results, runErr := r.cfg.Cleaner.Cleanup(ctx, ansible.CleanupRequest{ID: c.ID, Service: service, Keep: keep, Nodes: nodes})
+	byHost := make(map[string]ansible.CleanupResult, len(results))
+	for _, res := range results {
+		byHost[res.Host] = res
+	}
+	for _, i := range held {
+		n := &c.Nodes[i]
+		res, ok := byHost[n.Host]
+		switch {
+		case ok && res.Error == "":
+			n.State, n.Kept, n.Removed = store.NodeCleaned, res.Kept, res.Removed
+		case ok:
+			n.State, n.Error = store.NodeFailed, res.Error
+		case runErr != nil:
+			n.State, n.Error = store.NodeFailed, runErr.Error()
+		default:
+			n.State, n.Error = store.NodeFailed, "the cleanup reported nothing for this node"
+		}
+		if err := st.Release(bg, c.ID, n.Prior); err != nil {
+			n.Error = strings.TrimPrefix(n.Error+"; could not give the node back ("+err.Error()+"): a deploy takes it over after "+store.OrphanGrace.String(), "; ")
+			continue
+		}
+		n.Prior = nil
+	}
+}
+
+// endAbandoned ends the passes a stopped nodeexec left running. Under the lease no other pass runs, so
+// every other record that still says running is one: the nodes it held are given back as they were
+// (and their node locks released), and it ends failed, saying so.
+func (r *Runner) endAbandoned(ctx context.Context, self string) error {
+	running, err := r.cfg.Store.RunningCleanups(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := range running {
+		d := &running[i]
+		if d.ID == self {
+			continue
+		}
+		r.log.WithFields(logrus.Fields{"cleanup_id": d.ID, "runner": d.Runner}).Warn("ending a cleanup pass its nodeexec left running")
+		locked := map[string][]executor.Node{}
+		for j := range d.Nodes {
+			n := &d.Nodes[j]
+			switch n.State {
+			case store.NodeCleaning:
+				n.State, n.Error = store.NodeFailed, "interrupted: the nodeexec running this pass stopped during the cleanup of this node"
+				locked[n.Service] = append(locked[n.Service], executor.Node{Host: n.Host})
+			case store.NodePending:
+				n.State, n.Error = store.NodeSkipped, "not cleaned: the nodeexec running this pass stopped first"
+			}
+			if n.Prior != nil {
+				if err := r.cfg.Store.Release(ctx, d.ID, n.Prior); err != nil {
+					errs = append(errs, fmt.Errorf("give back %s/%s: %w", n.Service, n.Host, err))
+					continue
+				}
+				n.Prior = nil
+			}
+		}
+		if rec, ok := r.cfg.Cleaner.(executor.Recoverer); ok {
+			for service, nodes := range locked {
+				if _, err := rec.Recover(ctx, executor.RecoverRequest{DeploymentID: d.ID, Service: service, Nodes: nodes}); err != nil {
+					r.log.WithError(err).WithField("cleanup_id", d.ID).Warn("could not release the node locks of an abandoned cleanup pass; they expire on their own")
+				}
+			}
+		}
+		r.end(ctx, d, "interrupted: the nodeexec running it ("+d.Runner+") stopped; pass "+self+" gave back the nodes it held")
+	}
+	return errors.Join(errs...)
+}
+
+// holdLease renews the pass's lease in the background until the returned stop is called; a runner that
+// can no longer renew it before it expires cancels the pass.
+func (r *Runner) holdLease(ctx context.Context, cancel context.CancelCauseFunc, id string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every := r.cfg.LeaseTTL / 3
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		expires := r.cfg.Now().Add(r.cfg.LeaseTTL)
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			now := r.cfg.Now().UTC()
+			err := r.cfg.Store.RenewLease(ctx, store.CleanupLease, r.cfg.Holder, id, now, r.cfg.LeaseTTL)
+			switch {
+			case err == nil:
+				expires = now.Add(r.cfg.LeaseTTL)
+			case errors.Is(err, store.ErrLeaseLost) || !now.Add(every).Before(expires):
+				r.log.WithError(err).WithField("cleanup_id", id).Error("lost the cleanup lease: stopping the pass")
+				cancel(errLeaseLost)
+				return
+			default:
+				r.log.WithError(err).WithField("cleanup_id", id).Warn("could not renew the cleanup lease; trying again")
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+func count(nodes []store.CleanupNode, state string) int {
+	n := 0
+	for _, x := range nodes {
+		if x.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+func holderName(id string) string {
+	if store.IsCleanupID(id) {
+		return "cleanup pass " + id
+	}
+	return "deployment " + id
+}
