@@ -438,6 +438,7 @@ func (s *Server) end(ctx context.Context, x *run, evs []store.Event) {
 		msg += ": " + d.Error
 	}
 	x.rec.emit(ctx, append(evs, store.Event{Type: store.EventDeployment, State: d.State, Message: msg})...)
+	s.notifier.Deployment(d) // queued, never waited on
 	x.log.WithField("state", d.State).Info("deployment finished")
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/metrics"
+	"github.com/nodeexec/nodeexec/notify"
 	"github.com/nodeexec/nodeexec/retry"
 	"github.com/nodeexec/nodeexec/store"
 )
@@ -40,6 +41,8 @@ type Config struct {
 	DeployTimeout time.Duration
 	// Cleanups runs cleanup passes on request (POST /api/v1/cleanups); nil: this server runs none.
 	Cleanups Cleanups
+	// Notify is the webhooks told how each deployment ended (none: nobody); its Logger defaults to Logger.
+	Notify notify.Config
 }
 
 // Server is the API and the deployments it runs.
@@ -51,6 +54,8 @@ type Server struct {
 	hub    hub
 	// metrics are served at /metrics, from a registry of this server's own.
 	metrics *metrics.Metrics
+	// notifier sends each finished deployment's event to the webhooks; its workers stop with Shutdown.
+	notifier *notify.Notifier
 	// background holds goroutines that outlive a request (releases after a database failure).
 	background sync.WaitGroup
 	// hooks let tests act at points a real fault would strike; nil in production.
@@ -84,10 +89,13 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
+	if cfg.Notify.Logger == nil {
+		cfg.Notify.Logger = cfg.Logger
+	}
 	gin.SetMode(gin.ReleaseMode)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Server{cfg: cfg, engine: gin.New(), slots: make(chan struct{}, cfg.MaxConcurrent), ctx: ctx, cancel: cancel,
-		metrics: metrics.New(), keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter, drain: make(chan struct{}),
+		metrics: metrics.New(), notifier: notify.New(cfg.Notify), keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter, drain: make(chan struct{}),
 		storeRetry: retry.Policy{MaxRetries: 8, InitialDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second, Factor: 2}}
 	s.engine.Use(s.recoverJSON(), s.limitBody())
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
@@ -144,6 +152,7 @@ func (s *Server) Shutdown() {
 	s.cancel(errShuttingDown)
 	s.runs.wg.Wait()
 	s.background.Wait()
+	s.notifier.Stop() // after the runs: their events are queued, and get a last chance to go out
 }
 
 // Drain is a graceful Shutdown: the server stops taking new deployments (503 shutting_down, and
