@@ -49,7 +49,11 @@ type Config struct {
 	KillGrace time.Duration
 	// RecoveryTimeout bounds the status pass after a cancelled run; default 2m.
 	RecoveryTimeout time.Duration
-	Logger          logrus.FieldLogger
+	// DownloadTimeout bounds the package download's connection and each read; default 60s.
+	DownloadTimeout time.Duration
+	// HealthTimeout bounds one HTTP health check attempt; default 5s.
+	HealthTimeout time.Duration
+	Logger        logrus.FieldLogger
 }
 
 // SSH is how ansible-playbook connects. The key is a path: no secret ever goes into the environment
@@ -109,6 +113,12 @@ func New(cfg Config) (*Executor, error) {
 	}
 	if cfg.KillGrace <= 0 {
 		cfg.KillGrace = 5 * time.Second
+	}
+	if cfg.DownloadTimeout <= 0 {
+		cfg.DownloadTimeout = 60 * time.Second
+	}
+	if cfg.HealthTimeout <= 0 {
+		cfg.HealthTimeout = 5 * time.Second
 	}
 	if cfg.RecoveryTimeout <= 0 {
 		cfg.RecoveryTimeout = 2 * time.Minute
@@ -357,8 +367,13 @@ func (e *Executor) commonVars(service, deploymentID string) map[string]any {
 	vars := e.nodeVars(service)
 	vars["nodeexec_lock_holder"] = lockHolder(deploymentID)
 	vars["nodeexec_lock_ttl"] = int(e.cfg.LockTTL.Seconds())
+	vars["nodeexec_download_timeout"] = seconds(e.cfg.DownloadTimeout)
+	vars["nodeexec_health_timeout"] = seconds(e.cfg.HealthTimeout)
 	return vars
 }
+
+// seconds is a duration as Ansible's whole seconds, at least 1.
+func seconds(d time.Duration) int { return max(1, int(d.Round(time.Second).Seconds())) }
 
 func healthVars(vars map[string]any, h executor.HealthCheck) {
 	vars["nodeexec_health_http_port"] = h.HTTPPort
@@ -387,6 +402,14 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 		return nil, "", fmt.Errorf("make a run directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	// The run's own SSH masters: ControlPersist detaches them from the run's process group, so they are
+	// closed when it ends (cancelled or not) rather than left to serve a task the run no longer waits
+	// for. A short path: a Unix socket's may not exceed 108 bytes.
+	masters, err := os.MkdirTemp("", "nx-cp-")
+	if err != nil {
+		return nil, "", fmt.Errorf("make a directory for SSH connections: %w", err)
+	}
+	defer closeMasters(masters)
 	inventory, err := writeUnsafeYAML(dir, "inventory.yml", e.inventory(nodes))
 	if err != nil {
 		return nil, "", fmt.Errorf("write the inventory: %w", err)
@@ -409,7 +432,7 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 		}),
 	)
 	var stdout, stderr bytes.Buffer
-	group := &groupExec{env: e.environ(dir), dir: e.cfg.PlaybookDir, grace: e.cfg.KillGrace}
+	group := &groupExec{env: append(e.environ(dir), "ANSIBLE_SSH_CONTROL_PATH_DIR="+masters), dir: e.cfg.PlaybookDir, grace: e.cfg.KillGrace}
 	if progress != nil {
 		stream, err := startProgress(group, progress)
 		if err != nil {
@@ -435,6 +458,18 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 		return nil, stderr.String(), fmt.Errorf("ansible-playbook %s: %w%s", strings.Join(books, " "), errors.Unwrap(runErr), stderrHint(stderr.String()))
 	}
 	return res, stderr.String(), nil
+}
+
+// closeMasters ends every SSH master connection whose socket is in dir, then removes dir. Closing a
+// master ends its sessions on the node, and with them any module still running there.
+func closeMasters(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, ent := range entries {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = osexec.CommandContext(ctx, "ssh", "-o", "ControlPath="+filepath.Join(dir, ent.Name()), "-O", "exit", "nodeexec-run").Run()
+		cancel()
+	}
+	_ = os.RemoveAll(dir)
 }
 
 // environ is ansible-playbook's environment: ours plus the settings that make its output JSON and its

@@ -148,6 +148,12 @@ func TestE2EPhysicalLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("a run leaves no SSH master connection open", func(t *testing.T) {
+		if procs := processesWith("nx-cp-"); len(procs) > 0 {
+			t.Errorf("SSH masters still open after the run: %v", procs)
+		}
+	})
+
 	t.Run("deploy v2 records v1 as previous, on the node itself", func(t *testing.T) {
 		res, err := env.exec.Deploy(ctx, env.deployRequest("v2"))
 		expectAll(t, res, err, executor.StateSuccess, "v2", "v1")
@@ -366,6 +372,11 @@ func TestE2EPhysicalLifecycle(t *testing.T) {
 		}
 		if procs := processesWith(env.workDir); len(procs) > 0 {
 			t.Errorf("processes of the cancelled run are still alive: %v", procs)
+		}
+		// Its SSH masters too: they leave the process group (ControlPersist), and one kept open would
+		// keep serving a module the run no longer waits for.
+		if procs := processesWith("nx-cp-"); len(procs) > 0 {
+			t.Errorf("SSH master connections of the cancelled run are still open: %v", procs)
 		}
 		for i, r := range o.res {
 			if r.RunningVersion != "v1" && r.RunningVersion != "v2" {
