@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/retry"
 )
 
 // Config is everything `nodeexec serve` (and, for reaching nodes, `nodeexec direct`) can be told.
@@ -36,6 +37,32 @@ type Config struct {
 	Nodes         Nodes      `yaml:"nodes"`
 	Kubernetes    Kubernetes `yaml:"kubernetes"`
 	Cleanup       Cleanup    `yaml:"cleanup"`
+	Retry         Retry      `yaml:"retry"`
+	Timeouts      Timeouts   `yaml:"timeouts"`
+}
+
+// Retry is how transient faults are tried again, with exponential backoff: a node that could not be
+// reached, a Kubernetes API server that did not answer or answered 5xx/429. Nothing else is retried.
+type Retry struct {
+	MaxRetries   int      `yaml:"max_retries"`
+	InitialDelay Duration `yaml:"initial_delay"`
+	MaxDelay     Duration `yaml:"max_delay"`
+	Factor       float64  `yaml:"factor"`
+}
+
+// Policy is the retry settings as a retry.Policy.
+func (r Retry) Policy() retry.Policy {
+	return retry.Policy{MaxRetries: r.MaxRetries, InitialDelay: time.Duration(r.InitialDelay), MaxDelay: time.Duration(r.MaxDelay), Factor: r.Factor}
+}
+
+// Timeouts bound the steps of a deploy.
+type Timeouts struct {
+	// Download bounds the package download's connection and each read on a node.
+	Download Duration `yaml:"download"`
+	// Deploy bounds one executor run: a batch's ansible-playbook, or a Kubernetes rollout.
+	Deploy Duration `yaml:"deploy"`
+	// HealthCheck bounds one HTTP health check attempt on a node.
+	HealthCheck Duration `yaml:"health_check"`
 }
 
 // Database says where state is kept.
@@ -149,6 +176,9 @@ func Default() Config {
 		Database: Database{Name: "nodeexec", DataDir: DefaultDataDir()},
 		Nodes:    Nodes{BaseDir: "/opt"},
 		Cleanup:  Cleanup{Keep: 5, PerService: map[string]int{}, Retention: Duration(30 * 24 * time.Hour), BatchSize: 20},
+		Retry: Retry{MaxRetries: retry.Default.MaxRetries, InitialDelay: Duration(retry.Default.InitialDelay),
+			MaxDelay: Duration(retry.Default.MaxDelay), Factor: retry.Default.Factor},
+		Timeouts: Timeouts{Download: Duration(time.Minute), Deploy: Duration(30 * time.Minute), HealthCheck: Duration(5 * time.Second)},
 	}
 }
 
@@ -202,6 +232,8 @@ var Env = []struct{ Name, Setting string }{
 	{"NODEEXEC_CLEANUP_KEEP", "cleanup.keep"},
 	{"NODEEXEC_CLEANUP_RETENTION", "cleanup.retention"},
 	{"NODEEXEC_CLEANUP_BATCH_SIZE", "cleanup.batch_size"},
+	{"NODEEXEC_RETRY_MAX", "retry.max_retries"},
+	{"NODEEXEC_DEPLOY_TIMEOUT", "timeouts.deploy"},
 }
 
 func (c *Config) applyEnv(env func(string) string) error {
@@ -223,7 +255,8 @@ func (c *Config) set(setting, v string) error {
 		"database.name": &c.Database.Name, "database.data_dir": &c.Database.DataDir, "nodes.ssh_user": &c.Nodes.SSHUser,
 		"nodes.ssh_key": &c.Nodes.SSHKey, "nodes.base_dir": &c.Nodes.BaseDir, "nodes.playbook_dir": &c.Nodes.PlaybookDir,
 		"kubernetes.kubeconfig": &c.Kubernetes.Kubeconfig, "cleanup.schedule": &c.Cleanup.Schedule}
-	num := map[string]*int{"max_concurrent": &c.MaxConcurrent, "nodes.ssh_port": &c.Nodes.SSHPort, "cleanup.keep": &c.Cleanup.Keep, "cleanup.batch_size": &c.Cleanup.BatchSize}
+	num := map[string]*int{"max_concurrent": &c.MaxConcurrent, "nodes.ssh_port": &c.Nodes.SSHPort, "retry.max_retries": &c.Retry.MaxRetries, "cleanup.keep": &c.Cleanup.Keep, "cleanup.batch_size": &c.Cleanup.BatchSize}
+	dur := map[string]*Duration{"shutdown_grace": &c.ShutdownGrace, "timeouts.deploy": &c.Timeouts.Deploy, "cleanup.retention": &c.Cleanup.Retention}
 	flag := map[string]*bool{"nodes.insecure_host_keys": &c.Nodes.InsecureHostKeys, "nodes.become": &c.Nodes.Become}
 	switch {
 	case str[setting] != nil:
@@ -240,14 +273,8 @@ func (c *Config) set(setting, v string) error {
 			return fmt.Errorf("%q is not true/false (or 1/0)", v)
 		}
 		*flag[setting] = b
-	case setting == "shutdown_grace":
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("%q is not a duration like 90s or 2m", v)
-		}
-		c.ShutdownGrace = Duration(d)
-	case setting == "cleanup.retention":
-		return c.Cleanup.Retention.Set(v)
+	case dur[setting] != nil:
+		return dur[setting].Set(v)
 	default:
 		return fmt.Errorf("no setting %q", setting)
 	}
@@ -273,6 +300,14 @@ func (c Config) Check() []Problem {
 	}
 	if c.ShutdownGrace < 0 {
 		bad("shutdown_grace", "must not be negative")
+	}
+	if err := c.Retry.Policy().Check(); err != nil {
+		bad("retry", "%v", err)
+	}
+	for setting, d := range map[string]Duration{"timeouts.download": c.Timeouts.Download, "timeouts.deploy": c.Timeouts.Deploy, "timeouts.health_check": c.Timeouts.HealthCheck} {
+		if d < Duration(time.Second) {
+			bad(setting, "want at least 1s, not %s", time.Duration(d))
+		}
 	}
 	out = append(out, c.Cleanup.check()...)
 	if c.Database.MongoURI != "" {

@@ -128,7 +128,8 @@ func (c *common) executorLogging(log logrus.FieldLogger) (*ansible.Executor, err
 		off := false
 		ssh.HostKeyChecking = &off
 	}
-	return ansible.New(ansible.Config{PlaybookDir: dir, SSH: ssh, BaseDir: n.BaseDir, Become: n.Become, Logger: log})
+	return ansible.New(ansible.Config{PlaybookDir: dir, SSH: ssh, BaseDir: n.BaseDir, Become: n.Become, Logger: log,
+		DownloadTimeout: time.Duration(c.cfg.Timeouts.Download), HealthTimeout: time.Duration(c.cfg.Timeouts.HealthCheck)})
 }
 
 func healthFlags(fs *flag.FlagSet, h *executor.HealthCheck) {

@@ -330,3 +330,52 @@ func TestAPIKill9MidDeployIsReconciledAtRestart(t *testing.T) {
 		}
 	}
 }
+
+// A real transient fault: one host is off the network when the deploy starts, and comes back once the
+// server has announced a retry. Only that host is tried again, and the deploy ends success on all three.
+func TestAPIUnreachableHostThatComesBackIsRetried(t *testing.T) {
+	env := setupAPI(t) // serve with the default retry policy: 3 retries, after 1, 2 and 4 s
+	third := env.hosts.Addrs[2]
+	testhostsCmd(t, env.repo, "stop-host", "3")
+	back := false
+	t.Cleanup(func() {
+		if !back {
+			testhostsCmd(t, env.repo, "start-host", "3")
+		}
+	})
+	var retries []string
+	events, end := env.follow(env.post("v1"), func(ev map[string]any) {
+		msg := fmt.Sprint(ev["message"])
+		if ev["node"] == third && strings.Contains(msg, "; retry ") {
+			retries = append(retries, msg)
+			if !back {
+				testhostsCmd(t, env.repo, "start-host", "3")
+				back = true
+			}
+		}
+	})
+	if end == nil || end["state"] != "success" {
+		t.Fatalf("deploy with a host that came back = %v\nevents: %v", end, events)
+	}
+	if len(retries) != 1 || !strings.Contains(retries[0], "host unreachable") || !strings.Contains(retries[0], "retry 1 of 3 in 1s") {
+		t.Errorf("retries announced for %s: %q", third, retries)
+	}
+	for _, ev := range events {
+		if ev["node"] != third && strings.Contains(fmt.Sprint(ev["message"]), "; retry ") {
+			t.Errorf("a reachable node was retried: %v", ev)
+		}
+	}
+	for _, h := range env.hosts.Addrs[:3] {
+		if got := env.serving(h); got != "v1" {
+			t.Errorf("%s serves %q, want v1", h, got)
+		}
+	}
+}
+
+// testhostsCmd runs hack/testhosts with args.
+func testhostsCmd(t *testing.T, repo string, args ...string) {
+	t.Helper()
+	if out, err := osexec.Command(filepath.Join(repo, "hack", "testhosts"), args...).CombinedOutput(); err != nil {
+		t.Fatalf("hack/testhosts %v: %v\n%s", args, err, out)
+	}
+}

@@ -125,7 +125,7 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	var kexec executor.Executor
 	if cfg.Kubernetes.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		k, err := k8s.Connect(cfg.Kubernetes.Kubeconfig, k8s.Config{Logger: log})
+		k, err := k8s.Connect(cfg.Kubernetes.Kubeconfig, k8s.Config{Logger: log, Retry: cfg.Retry.Policy()})
 		if err != nil {
 			return false, err
 		}
@@ -143,7 +143,8 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	cleanups := cleanup.New(cleanup.Config{Store: st, Cleaner: exec, Schedule: schedule, Keep: cfg.Cleanup.Keep,
 		PerService: cfg.Cleanup.PerService, Retention: time.Duration(cfg.Cleanup.Retention), BatchSize: cfg.Cleanup.BatchSize, Logger: log})
 	defer cleanups.Stop()
-	srv := server.New(server.Config{Executor: exec, K8s: kexec, Store: st, Logger: log, MaxConcurrent: cfg.MaxConcurrent, Tokens: tokens, Cleanups: cleanups})
+	srv := server.New(server.Config{Executor: exec, K8s: kexec, Store: st, Logger: log, MaxConcurrent: cfg.MaxConcurrent, Tokens: tokens,
+		Retry: cfg.Retry.Policy(), DeployTimeout: time.Duration(cfg.Timeouts.Deploy), Cleanups: cleanups})
 	// Deployments a previous process left in flight get their true end before anything new is taken.
 	if err := srv.Reconcile(ctx); err != nil {
 		log.WithError(err).Error("reconciling deployments left in flight failed; they stay in flight and are tried again at the next start")
