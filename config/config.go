@@ -39,6 +39,8 @@ type Config struct {
 	Cleanup       Cleanup    `yaml:"cleanup"`
 	Retry         Retry      `yaml:"retry"`
 	Timeouts      Timeouts   `yaml:"timeouts"`
+	// Webhooks are told how each deployment ended (see Webhook).
+	Webhooks []Webhook `yaml:"webhooks"`
 }
 
 // Retry is how transient faults are tried again, with exponential backoff: a node that could not be
@@ -179,6 +181,7 @@ func Default() Config {
 		Retry: Retry{MaxRetries: retry.Default.MaxRetries, InitialDelay: Duration(retry.Default.InitialDelay),
 			MaxDelay: Duration(retry.Default.MaxDelay), Factor: retry.Default.Factor},
 		Timeouts: Timeouts{Download: Duration(time.Minute), Deploy: Duration(30 * time.Minute), HealthCheck: Duration(5 * time.Second)},
+		Webhooks: []Webhook{},
 	}
 }
 
@@ -310,6 +313,7 @@ func (c Config) Check() []Problem {
 		}
 	}
 	out = append(out, c.Cleanup.check()...)
+	out = append(out, checkWebhooks(c.Webhooks)...)
 	if c.Database.MongoURI != "" {
 		if u, err := url.Parse(c.Database.MongoURI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
 			bad("database.mongo_uri", "want a mongodb:// or mongodb+srv:// URI")
@@ -345,9 +349,11 @@ func (c Config) Check() []Problem {
 	return out
 }
 
-// Masked is the configuration as YAML, secrets replaced by "****": the password of the MongoDB URI.
-// (Token values and the SSH key live in their own files; only their paths are here.)
+// Masked is the configuration as YAML, secrets replaced by "****": the password of the MongoDB URI,
+// and the query of each webhook URL. (Token values, the SSH key and webhook secrets live in their own
+// files; only their paths are here.)
 func (c Config) Masked() string {
+	c.Webhooks = maskWebhooks(c.Webhooks)
 	if u, err := url.Parse(c.Database.MongoURI); err == nil && u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "****")
