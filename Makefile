@@ -43,9 +43,10 @@ e2e: hosts-up kube-up
 	eval "$$(hack/kube env)" && NODEEXEC_E2E=1 $(GO) test -p 1 -count=1 -timeout 30m -tags e2e -v -run . \
 		./executor/ansible/ ./executor/k8s/ ./internal/testbed/ ./cmd/nodeexec/ ./server/
 
-# One iteration at N=1 keeps the benchmark working; `make bench` measures.
-bench-smoke: hosts-up
+# One iteration of the smallest case keeps each benchmark working; `make bench` measures.
+bench-smoke: hosts-up kube-up
 	NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench 'Deploy/hosts=1$$' -benchtime 1x -timeout 10m ./bench/
+	eval "$$(hack/kube env)" && $(GO) test -tags e2e -run '^$$' -bench 'K8sRollout/K=1/poll=1s$$' -benchtime 1x -timeout 10m ./bench/
 
 test-all: lint test e2e bench-smoke
 
@@ -56,7 +57,8 @@ lint:
 
 bench:
 	hack/testhosts up $(BENCH_HOSTS)
-	NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench . -benchtime 3x -timeout 60m ./bench/
+	hack/kube up
+	eval "$$(hack/kube env)" && NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench . -benchtime 3x -timeout 60m ./bench/
 
 # API reads under load on the embedded database: 10,000 nodes, 50 clients.
 bench-api:
