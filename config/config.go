@@ -39,6 +39,8 @@ type Config struct {
 	Cleanup       Cleanup    `yaml:"cleanup"`
 	Retry         Retry      `yaml:"retry"`
 	Timeouts      Timeouts   `yaml:"timeouts"`
+	Push          Push       `yaml:"push"`
+	Adhoc         Adhoc      `yaml:"adhoc"`
 	// Webhooks are told how each deployment ended (see Webhook).
 	Webhooks []Webhook `yaml:"webhooks"`
 }
@@ -65,6 +67,38 @@ type Timeouts struct {
 	Deploy Duration `yaml:"deploy"`
 	// HealthCheck bounds one HTTP health check attempt on a node.
 	HealthCheck Duration `yaml:"health_check"`
+}
+
+// Push is the push delivery of packages (deploys with "delivery": "push"): nodeexec downloads the
+// package itself, checks its SHA256, and copies it to the nodes.
+type Push struct {
+	// MaxBytes bounds such a download; a larger package is refused before any node is touched.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// Adhoc is what admin tokens may run on nodes: only the commands named here (POST /api/v1/adhoc).
+type Adhoc struct {
+	// Commands maps a name to the argv it runs (a program and its arguments; never through a shell).
+	// An argument that is exactly "{service}" is the request's service name; no other placeholder.
+	Commands executor.AllowList `yaml:"commands"`
+	// MaxOutput bounds the stdout, and the stderr, kept of each node (bytes).
+	MaxOutput int `yaml:"max_output"`
+	// Timeout bounds the command on each node.
+	Timeout Duration `yaml:"timeout"`
+}
+
+func (a Adhoc) check() []Problem {
+	var out []Problem
+	for _, err := range a.Commands.Check() {
+		out = append(out, Problem{"adhoc.commands", err.Error()})
+	}
+	if a.MaxOutput < 1024 || a.MaxOutput > 4<<20 {
+		out = append(out, Problem{"adhoc.max_output", fmt.Sprintf("want 1024 to %d bytes, not %d", 4<<20, a.MaxOutput)})
+	}
+	if a.Timeout < Duration(time.Second) || a.Timeout > Duration(time.Hour) {
+		out = append(out, Problem{"adhoc.timeout", fmt.Sprintf("want 1s to 1h, not %s", time.Duration(a.Timeout))})
+	}
+	return out
 }
 
 // Database says where state is kept.
@@ -181,6 +215,8 @@ func Default() Config {
 		Retry: Retry{MaxRetries: retry.Default.MaxRetries, InitialDelay: Duration(retry.Default.InitialDelay),
 			MaxDelay: Duration(retry.Default.MaxDelay), Factor: retry.Default.Factor},
 		Timeouts: Timeouts{Download: Duration(time.Minute), Deploy: Duration(30 * time.Minute), HealthCheck: Duration(5 * time.Second)},
+		Push:     Push{MaxBytes: 1 << 30},
+		Adhoc:    Adhoc{Commands: executor.AllowList{}, MaxOutput: 64 << 10, Timeout: Duration(time.Minute)},
 		Webhooks: []Webhook{},
 	}
 }
@@ -313,6 +349,10 @@ func (c Config) Check() []Problem {
 		}
 	}
 	out = append(out, c.Cleanup.check()...)
+	out = append(out, c.Adhoc.check()...)
+	if c.Push.MaxBytes < 1<<20 || c.Push.MaxBytes > 1<<40 {
+		bad("push.max_bytes", "want 1 MiB (%d) to 1 TiB, not %d", 1<<20, c.Push.MaxBytes)
+	}
 	out = append(out, checkWebhooks(c.Webhooks)...)
 	if c.Database.MongoURI != "" {
 		if u, err := url.Parse(c.Database.MongoURI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {

@@ -115,6 +115,17 @@ type Package struct {
 	SHA256 string `json:"sha256"`
 }
 
+// Delivery is how a package reaches a physical node.
+type Delivery string
+
+const (
+	// DeliveryPull (the default): each node downloads the package from its URL and checks its SHA256.
+	DeliveryPull Delivery = "pull"
+	// DeliveryPush: nodeexec downloads the package and checks its SHA256 on its own machine, then copies
+	// it to each node, which checks it again; for nodes that cannot reach the package server.
+	DeliveryPush Delivery = "push"
+)
+
 // HealthCheck says how a node proves a release works. Zero ports disable that check.
 type HealthCheck struct {
 	HTTPPort   int           `json:"http_port,omitempty"`
@@ -143,8 +154,10 @@ type DeployRequest struct {
 	Version      string
 	Nodes        []Node
 	Package      Package
-	Health       HealthCheck
-	Unit         Unit
+	// Delivery says how the package reaches the nodes ("": pull).
+	Delivery Delivery `json:",omitempty" bson:",omitempty"`
+	Health   HealthCheck
+	Unit     Unit
 	// Workloads and Image are the Kubernetes form: the image (its tag usually Version) goes into each
 	// workload's container.
 	Workloads []Workload `json:",omitempty" bson:",omitempty"`

@@ -136,6 +136,15 @@ func ValidatePackage(p Package) error {
 	return nil
 }
 
+// ValidateDelivery checks how a package reaches the nodes: "" (pull), pull or push.
+func ValidateDelivery(d Delivery) error {
+	switch d {
+	case "", DeliveryPull, DeliveryPush:
+		return nil
+	}
+	return invalid("delivery", "%q is not pull or push", d)
+}
+
 // ValidateHealth checks a health check; zero values mean defaults.
 func ValidateHealth(h HealthCheck) error {
 	for field, port := range map[string]int{"health.http_port": h.HTTPPort, "health.tcp_port": h.TCPPort} {
@@ -213,7 +222,7 @@ func (r DeployRequest) Validate() error {
 	}
 	for _, err := range []error{
 		ValidateService(r.Service), ValidateVersion(r.Version), ValidateNodes(r.Nodes),
-		ValidatePackage(r.Package), ValidateHealth(r.Health), ValidateUnit(r.Unit), validateID(r.DeploymentID),
+		ValidatePackage(r.Package), ValidateDelivery(r.Delivery), ValidateHealth(r.Health), ValidateUnit(r.Unit), validateID(r.DeploymentID),
 	} {
 		if err != nil {
 			return err
@@ -261,6 +270,9 @@ func validateID(id string) error {
 func (r DeployRequest) validateK8s() error {
 	if len(r.Nodes) > 0 {
 		return invalid("nodes", "a request names nodes or workloads, not both")
+	}
+	if r.Delivery != "" {
+		return invalid("delivery", "workloads get an image, not a package: delivery is for physical nodes")
 	}
 	for _, err := range []error{ValidateService(r.Service), ValidateVersion(r.Version), ValidateWorkloads(r.Workloads),
 		ValidateImage(r.Image), ValidateStrategy(r.Strategy, r.Workloads), validateID(r.DeploymentID)} {

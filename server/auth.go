@@ -12,12 +12,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Scope is what a token may do. Deploy includes read.
+// Scope is what a token may do. Deploy includes read. Admin (running the operator's allow-listed
+// commands on nodes) is its own: no other scope includes it, and it includes no other.
 type Scope string
 
 const (
 	ScopeRead   Scope = "read"
 	ScopeDeploy Scope = "deploy"
+	ScopeAdmin  Scope = "admin"
 )
 
 // Token is one API client's bearer token and what it may do. Name is for logs; the secret never is.
@@ -45,8 +47,8 @@ func LoadTokens(path string) ([]Token, error) {
 			return nil, fmt.Errorf("tokens file %s: entry %d needs a name and a token of at least 16 characters", path, i+1)
 		}
 		for _, s := range t.Scopes {
-			if s != ScopeRead && s != ScopeDeploy {
-				return nil, fmt.Errorf("tokens file %s: token %q: unknown scope %q (read, deploy)", path, t.Name, s)
+			if s != ScopeRead && s != ScopeDeploy && s != ScopeAdmin {
+				return nil, fmt.Errorf("tokens file %s: token %q: unknown scope %q (read, deploy, admin)", path, t.Name, s)
 			}
 		}
 	}

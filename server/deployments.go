@@ -33,6 +33,8 @@ type deployBody struct {
 	RequestedBy    string        `json:"requested_by"`
 	BatchSize      int           `json:"batch_size"`
 	StopOnFailure  bool          `json:"stop_on_failure"`
+	// Delivery is how the package reaches the nodes: pull (default) or push.
+	Delivery executor.Delivery `json:"delivery"`
 	// Kubernetes (platform "k8s"): the workloads, the image their container gets, and how.
 	Workloads []executor.Workload `json:"workloads"`
 	Image     string              `json:"image"`
@@ -87,6 +89,7 @@ func (s *Server) createDeployment(c *gin.Context) {
 	req := executor.DeployRequest{
 		DeploymentID: id, Service: body.Service, Version: body.Version,
 		Package: executor.Package{URL: body.PackageURL, SHA256: strings.ToLower(body.SHA256)}, Unit: body.Unit,
+		Delivery: body.Delivery,
 	}
 	for _, h := range body.Nodes {
 		req.Nodes = append(req.Nodes, executor.Node{Host: h})
@@ -177,6 +180,9 @@ func describe(d *store.Deployment) string {
 	if d.Kind == store.KindScale && d.Replicas != nil {
 		return fmt.Sprintf("scale of %s to %d replicas on %s", d.Service, *d.Replicas, targets)
 	}
+	if d.Kind == store.KindRestart {
+		return fmt.Sprintf("restart of %s on %s", d.Service, targets)
+	}
 	return fmt.Sprintf("%s of %s %s to %s", d.Kind, d.Service, d.Version, targets)
 }
 
@@ -231,6 +237,9 @@ func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
 	}
 	for host, prior := range before {
 		d.Node(host).FromVersion = prior.CurrentVersion
+		if d.Kind == store.KindRestart {
+			d.Node(host).TargetVersion = prior.CurrentVersion // a restart keeps the version a node runs
+		}
 	}
 	got, created, err := s.cfg.Store.CreateDeployment(ctx, d)
 	if err != nil || !created {
@@ -363,6 +372,10 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 	}
 	if orig.Kind == store.KindScale {
 		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is a scale, which changed no version: scale again to undo it", Code: "nothing_to_roll_back"})
+		return
+	}
+	if orig.Kind == store.KindRestart {
+		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is a restart, which changed no version: there is nothing to roll back", Code: "nothing_to_roll_back"})
 		return
 	}
 	d := &store.Deployment{ID: "d-" + randomID(), Kind: store.KindRollback, RollbackOf: orig.ID, Service: orig.Service,

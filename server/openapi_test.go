@@ -201,8 +201,8 @@ func TestOpenAPIOperationsAreComplete(t *testing.T) {
 		guarded := strings.HasPrefix(o.path, "/api/") || strings.HasPrefix(o.path, "/internal/")
 		open := o.Security != nil && len(*o.Security) == 0
 		switch {
-		case (guarded || o.Scope != "") && o.Scope != string(ScopeRead) && o.Scope != string(ScopeDeploy):
-			t.Errorf("%s: x-scope is %q, want read or deploy", o, o.Scope)
+		case (guarded || o.Scope != "") && o.Scope != string(ScopeRead) && o.Scope != string(ScopeDeploy) && o.Scope != string(ScopeAdmin):
+			t.Errorf("%s: x-scope is %q, want read, deploy or admin", o, o.Scope)
 		case o.Scope != "" && open:
 			t.Errorf("%s: has x-scope %s but security: [] (no token)", o, o.Scope)
 		case o.Scope == "" && !open:
@@ -216,12 +216,20 @@ func fillPath(path string) string { return specParam.ReplaceAllString(path, "x1"
 
 // The scope each operation documents is the one the router enforces. Every request here is answered by
 // the auth middleware, before any handler runs, so the server needs no store: no token or an unknown one
-// is 401 on every guarded route, a read token on a deploy route 403.
+// is 401 on every guarded route, a read token on a deploy route 403, and a token of any other scope on
+// a route of admin's (which includes no other scope either) 403.
 func TestOpenAPIScopesAreEnforcedBeforeAnyHandler(t *testing.T) {
 	s := loadSpec(t)
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
-	h := New(Config{Logger: quiet, Tokens: []Token{{Name: "r", Token: "read-token-0123456789", Scopes: []Scope{ScopeRead}}}}).Handler()
+	h := New(Config{Logger: quiet, Tokens: []Token{{Name: "r", Token: "read-token-0123456789", Scopes: []Scope{ScopeRead}},
+		{Name: "d", Token: "deploy-token-0123456789", Scopes: []Scope{ScopeDeploy}},
+		{Name: "a", Token: "admin-token-0123456789", Scopes: []Scope{ScopeAdmin}}}}).Handler()
+	forbidden := map[string][]string{
+		string(ScopeRead):   {"admin-token-0123456789"},
+		string(ScopeDeploy): {"read-token-0123456789", "admin-token-0123456789"},
+		string(ScopeAdmin):  {"read-token-0123456789", "deploy-token-0123456789"},
+	}
 	answer := func(o specOperation, token string) (int, string) {
 		req := httptest.NewRequest(o.method, fillPath(o.path), nil)
 		if token != "" {
@@ -242,9 +250,9 @@ func TestOpenAPIScopesAreEnforcedBeforeAnyHandler(t *testing.T) {
 				t.Errorf("%s (x-scope %s) with token %q = %d %q, want 401 unauthorized", o, o.Scope, token, code, errCode)
 			}
 		}
-		if o.Scope == string(ScopeDeploy) {
-			if code, errCode := answer(o, "read-token-0123456789"); code != http.StatusForbidden || errCode != "forbidden" {
-				t.Errorf("%s (x-scope deploy) with a read token = %d %q, want 403 forbidden", o, code, errCode)
+		for _, token := range forbidden[o.Scope] {
+			if code, errCode := answer(o, token); code != http.StatusForbidden || errCode != "forbidden" {
+				t.Errorf("%s (x-scope %s) with %s = %d %q, want 403 forbidden", o, o.Scope, token, code, errCode)
 			}
 		}
 	}
@@ -257,9 +265,11 @@ func TestOpenAPIScopesAdmitTheirTokens(t *testing.T) {
 	s := loadSpec(t)
 	f := newFixture(t, func(c *Config) {
 		c.Tokens = []Token{{Name: "r", Token: "read-token-0123456789", Scopes: []Scope{ScopeRead}},
-			{Name: "d", Token: "deploy-token-0123456789", Scopes: []Scope{ScopeDeploy}}}
+			{Name: "d", Token: "deploy-token-0123456789", Scopes: []Scope{ScopeDeploy}},
+			{Name: "a", Token: "admin-token-0123456789", Scopes: []Scope{ScopeAdmin}}}
 	})
-	tokens := map[string]string{"": "", string(ScopeRead): "read-token-0123456789", string(ScopeDeploy): "deploy-token-0123456789"}
+	tokens := map[string]string{"": "", string(ScopeRead): "read-token-0123456789", string(ScopeDeploy): "deploy-token-0123456789",
+		string(ScopeAdmin): "admin-token-0123456789"}
 	for _, o := range s.ops {
 		req, _ := http.NewRequest(o.method, f.http.URL+fillPath(o.path), nil)
 		if token := tokens[o.Scope]; token != "" {
@@ -303,6 +313,13 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 		{"Strategy", executor.Strategy{}, false},
 		{"ScaleRequest", scaleBody{}, false},
 		{"Workload", executor.Workload{}, false},
+		{"RestartRequest", restartBody{}, false},
+		{"ServiceStatuses", serviceStatuses{}, true},
+		{"ServiceStatus", executor.ServiceStatus{}, true},
+		{"AdhocRequest", adhocBody{}, false},
+		{"AdhocRun", adhocRun{}, true},
+		{"CommandResult", executor.CommandResult{}, true},
+		{"AllowedCommand", allowedCommand{}, true},
 		{"Cleanup", store.Cleanup{}, true},
 		{"CleanupNode", store.CleanupNode{}, true},
 		{"Pruned", store.Pruned{}, true},

@@ -278,6 +278,13 @@ func (s *Server) runGroup(x *run, exec executor.Executor, req executor.DeployReq
 	case store.KindRollback:
 		res, err = exec.Rollback(ctx, executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: req.Version,
 			Nodes: req.Nodes, Workloads: req.Workloads, Health: req.Health, Progress: req.Progress})
+	case store.KindRestart:
+		restarter, ok := exec.(executor.Restarter)
+		if !ok {
+			return nil, fmt.Errorf("the %s executor cannot restart", d.Platform)
+		}
+		res, err = restarter.Restart(ctx, executor.RestartRequest{DeploymentID: d.ID, Service: d.Service, Nodes: req.Nodes,
+			Health: req.Health, Progress: req.Progress})
 	default:
 		res, err = exec.Deploy(ctx, req)
 	}

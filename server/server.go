@@ -43,6 +43,12 @@ type Config struct {
 	Cleanups Cleanups
 	// Notify is the webhooks told how each deployment ended (none: nobody); its Logger defaults to Logger.
 	Notify notify.Config
+	// Commands is the operator's allow-list of ad-hoc commands (POST /api/v1/adhoc, admin scope); none:
+	// no ad-hoc commands. CommandMaxOutput bounds the stdout and the stderr kept per node (bytes; default
+	// 64 KiB); CommandTimeout bounds the command on each node (default 60s).
+	Commands         executor.AllowList
+	CommandMaxOutput int
+	CommandTimeout   time.Duration
 }
 
 // Server is the API and the deployments it runs.
@@ -56,6 +62,9 @@ type Server struct {
 	metrics *metrics.Metrics
 	// notifier sends each finished deployment's event to the webhooks; its workers stop with Shutdown.
 	notifier *notify.Notifier
+	// inspections bounds the node runs a request waits for (service status, ad-hoc commands): a client
+	// cannot start more ansible-playbook processes at once than MaxConcurrent.
+	inspections chan struct{}
 	// background holds goroutines that outlive a request (releases after a database failure).
 	background sync.WaitGroup
 	// hooks let tests act at points a real fault would strike; nil in production.
@@ -95,7 +104,7 @@ func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Server{cfg: cfg, engine: gin.New(), slots: make(chan struct{}, cfg.MaxConcurrent), ctx: ctx, cancel: cancel,
-		metrics: metrics.New(), notifier: notify.New(cfg.Notify), keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter, drain: make(chan struct{}),
+		metrics: metrics.New(), notifier: notify.New(cfg.Notify), inspections: make(chan struct{}, cfg.MaxConcurrent), keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter, drain: make(chan struct{}),
 		storeRetry: retry.Policy{MaxRetries: 8, InitialDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second, Factor: 2}}
 	s.engine.Use(s.recoverJSON(), s.limitBody())
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
@@ -109,7 +118,7 @@ func New(cfg Config) *Server {
 	s.engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	s.engine.GET("/readyz", s.ready)
 	auth := newAuthorizer(cfg.Tokens)
-	read, deploy := auth.require(ScopeRead), auth.require(ScopeDeploy)
+	read, deploy, admin := auth.require(ScopeRead), auth.require(ScopeDeploy), auth.require(ScopeAdmin)
 	// Under the read scope like every other read: Prometheus sends the token (docs/metrics.md).
 	s.engine.GET("/metrics", read, gin.WrapH(s.metrics.Handler()))
 	api := s.engine.Group("/api/v1")
@@ -120,12 +129,17 @@ func New(cfg Config) *Server {
 	api.POST("/deployments/:id/rollback", deploy, s.takingNew, s.rollbackDeployment)
 	api.POST("/deployments/:id/cancel", deploy, s.cancelDeployment)
 	api.POST("/scale", deploy, s.takingNew, s.createScale)
+	api.POST("/restart", deploy, s.takingNew, s.createRestart)
+	api.GET("/services/:service/status", read, s.serviceStatus)
+	api.GET("/adhoc", admin, s.listCommands)
+	api.POST("/adhoc", admin, s.takingNew, s.runCommand)
 	api.GET("/nodes", read, s.listNodes)
 	mgmt := s.engine.Group("/internal/v1/deploy", read)
 	mgmt.GET("/info/:deployment_id", s.deployInfo)
 	mgmt.GET("/health/:deployment_id", s.deployHealth)
 	mgmt.GET("/logs/:deployment_id", s.deployLogs)
 	api.GET("/nodes/:service/:host", read, s.getNode)
+	api.GET("/nodes/:service/:host/service", read, s.nodeService)
 	api.POST("/cleanups", deploy, s.takingNew, s.createCleanup)
 	api.GET("/cleanups", read, s.listCleanups)
 	api.GET("/cleanups/:id", read, s.getCleanup)

@@ -21,12 +21,14 @@ const (
 	KindRollback = "rollback"
 	// KindScale changes the size of Kubernetes workloads, not their version.
 	KindScale = "scale"
+	// KindRestart restarts a service on physical nodes and verifies it, not changing its version.
+	KindRestart = "restart"
 )
 
 // Deployment is one request of the Plan Layer and how it went, node by node.
 type Deployment struct {
 	ID string `bson:"_id" json:"id"`
-	// Kind is KindDeploy, KindScale, or KindRollback of the deployment RollbackOf names.
+	// Kind is KindDeploy, KindScale, KindRestart, or KindRollback of the deployment RollbackOf names.
 	Kind       string `bson:"kind" json:"kind"`
 	RollbackOf string `bson:"rollback_of,omitempty" json:"rollback_of,omitempty"`
 	// Request is what the runner hands the executor (for a rollback: its nodes and health check).
@@ -74,7 +76,8 @@ func (b Batch) Split(hosts []string) [][]string {
 type DeploymentNode struct {
 	Host  string         `bson:"host" json:"host"`
 	State executor.State `bson:"state" json:"state"`
-	// TargetVersion is what this deployment puts on the node; FromVersion what the node ran before it.
+	// TargetVersion is what this deployment puts on the node (a restart: the version it ran, which it
+	// keeps); FromVersion what the node ran before it.
 	TargetVersion  string `bson:"target_version" json:"target_version"`
 	FromVersion    string `bson:"from_version,omitempty" json:"from_version,omitempty"`
 	CurrentVersion string `bson:"current_version,omitempty" json:"current_version,omitempty"`

@@ -73,6 +73,7 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	fs.StringVar(&req.Version, "version", "", "version to deploy")
 	fs.StringVar(&req.Package.URL, "package-url", "", "http(s) URL of the release tarball")
 	fs.StringVar(&req.Package.SHA256, "sha256", "", "SHA256 of the tarball (64 hex characters)")
+	deliveryFlag(fs, &req.Delivery)
 	fs.StringVar(&req.Unit.Args, "exec-args", "", "arguments for the service's binary in the default unit")
 	fs.StringVar(&req.Unit.Exec, "exec", "", "binary inside the release (default bin/<service>)")
 	healthFlags(fs, &req.Health)
@@ -111,10 +112,12 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 		return o.start(ctx, c, "/api/v1/deployments", body, *detach, executor.StateSuccess)
 	}
 	body["nodes"], body["package_url"], body["sha256"] = hostsOf(req.Nodes), req.Package.URL, req.Package.SHA256
+	if req.Delivery != "" {
+		body["delivery"] = req.Delivery
+	}
 	body["unit"] = map[string]any{"exec": req.Unit.Exec, "args": req.Unit.Args}
-	if h := req.Health; h.HTTPPort != 0 || h.TCPPort != 0 {
-		body["health"] = map[string]any{"http_port": h.HTTPPort, "http_path": h.HTTPPath, "http_status": h.HTTPStatus,
-			"tcp_port": h.TCPPort, "retries": h.Retries, "delay_seconds": int(h.Delay.Seconds())}
+	if h := healthJSON(req.Health); h != nil {
+		body["health"] = h
 	}
 	return o.start(ctx, c, "/api/v1/deployments", body, *detach, executor.StateSuccess)
 }
@@ -275,7 +278,7 @@ func (o *clientOpts) printDeployment(d *store.Deployment) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(d)
 	}
-	fmt.Fprintf(o.out, "\n%s %s of %s %s: %s", d.ID, d.Kind, d.Service, d.Version, d.State)
+	fmt.Fprintf(o.out, "\n%s %s of %s: %s", d.ID, d.Kind, strings.TrimSpace(d.Service+" "+d.Version), d.State)
 	if d.Error != "" {
 		fmt.Fprintf(o.out, " (%s)", d.Error)
 	}

@@ -129,7 +129,16 @@ func (c *common) executorLogging(log logrus.FieldLogger) (*ansible.Executor, err
 		ssh.HostKeyChecking = &off
 	}
 	return ansible.New(ansible.Config{PlaybookDir: dir, SSH: ssh, BaseDir: n.BaseDir, Become: n.Become, Logger: log,
-		DownloadTimeout: time.Duration(c.cfg.Timeouts.Download), HealthTimeout: time.Duration(c.cfg.Timeouts.HealthCheck)})
+		DownloadTimeout: time.Duration(c.cfg.Timeouts.Download), HealthTimeout: time.Duration(c.cfg.Timeouts.HealthCheck),
+		PushMaxBytes: c.cfg.Push.MaxBytes})
+}
+
+// deliveryFlag is how the package reaches the nodes.
+func deliveryFlag(fs *flag.FlagSet, d *executor.Delivery) {
+	fs.Func("delivery", "pull (default: each node downloads --package-url) or push (download and check it here, copy it to the nodes)", func(v string) error {
+		*d = executor.Delivery(v)
+		return executor.ValidateDelivery(*d)
+	})
 }
 
 func healthFlags(fs *flag.FlagSet, h *executor.HealthCheck) {
@@ -189,6 +198,7 @@ func directDeploy(ctx context.Context, args []string) (bool, error) {
 	fs.StringVar(&req.Version, "version", "", "version to deploy")
 	fs.StringVar(&req.Package.URL, "package-url", "", "http(s) URL of the release tarball")
 	fs.StringVar(&req.Package.SHA256, "sha256", "", "SHA256 of the tarball (64 hex characters)")
+	deliveryFlag(fs, &req.Delivery)
 	fs.StringVar(&req.DeploymentID, "id", "", "deployment id, shown to anyone who finds a node locked")
 	fs.StringVar(&req.Unit.Args, "exec-args", "", "arguments for the service's binary in the default unit")
 	fs.StringVar(&req.Unit.Exec, "exec", "", "binary inside the release (default bin/<service>)")

@@ -6,6 +6,7 @@
 //	nodeexec status|rollback|cancel|logs <deployment-id>
 //	nodeexec list | nodes --service S
 //	nodeexec cleanup                                 run a cleanup pass on the server now, follow it
+//	nodeexec restart|service-status|adhoc            restart a service, read its unit, run an allow-listed command
 //	nodeexec direct deploy|rollback|status|cleanup   no server: run the executor from here
 //
 // Exit status: 0 when the operation reached its goal, 1 when it did not (or failed), 2 for bad input.
@@ -39,6 +40,10 @@ Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127
   nodeexec list     [--service S] [--state X]
   nodeexec nodes    --service S [--host H]
   nodeexec cleanup  [--follow CLEANUP-ID] [--detach]   run a cleanup pass now (old releases, old records) and follow it
+  nodeexec restart  --service S --nodes H1,H2 [--health-port P ...] [--batch-size N]   restart and verify, follow it
+  nodeexec service-status --service S --nodes H1,H2   running, main PID, since when, and the node's recorded version
+  nodeexec adhoc    --name NAME --nodes H1,H2 [--service S]   run a command of the server's allow-list (admin token)
+  nodeexec adhoc    --list                            the allow-list
 
 Without a server (the executor, straight from this machine):
   nodeexec direct deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
@@ -87,6 +92,12 @@ func run(args []string) int {
 		ok, err = logsCmd(ctx, rest)
 	case "cleanup":
 		ok, err = cleanupCmd(ctx, rest)
+	case "restart":
+		ok, err = restartCmd(ctx, rest)
+	case "service-status":
+		ok, err = serviceStatusCmd(ctx, rest)
+	case "adhoc":
+		ok, err = adhocCmd(ctx, rest)
 	case "direct":
 		ok, err = directCmd(ctx, rest)
 	case "serve":

@@ -148,7 +148,8 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 		PerService: cfg.Cleanup.PerService, Retention: time.Duration(cfg.Cleanup.Retention), BatchSize: cfg.Cleanup.BatchSize, Logger: log})
 	defer cleanups.Stop()
 	srv := server.New(server.Config{Executor: exec, K8s: kexec, Store: st, Logger: log, MaxConcurrent: cfg.MaxConcurrent, Tokens: tokens,
-		Retry: cfg.Retry.Policy(), DeployTimeout: time.Duration(cfg.Timeouts.Deploy), Cleanups: cleanups, Notify: hooks})
+		Retry: cfg.Retry.Policy(), DeployTimeout: time.Duration(cfg.Timeouts.Deploy), Cleanups: cleanups, Notify: hooks,
+		Commands: cfg.Adhoc.Commands, CommandMaxOutput: cfg.Adhoc.MaxOutput, CommandTimeout: time.Duration(cfg.Adhoc.Timeout)})
 	// Deployments a previous process left in flight get their true end before anything new is taken.
 	if err := srv.Reconcile(ctx); err != nil {
 		log.WithError(err).Error("reconciling deployments left in flight failed; they stay in flight and are tried again at the next start")

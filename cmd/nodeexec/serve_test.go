@@ -24,7 +24,7 @@ func TestServeRefusesUnsafeOrBrokenAuthSetups(t *testing.T) {
 	for path, body := range map[string]string{
 		badYAML:    "{not: [a list",
 		shortToken: "- {name: plan, token: short, scopes: [deploy]}\n",
-		badScope:   "- {name: plan, token: 0123456789abcdef0123, scopes: [admin]}\n",
+		badScope:   "- {name: plan, token: 0123456789abcdef0123, scopes: [root]}\n",
 	} {
 		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
@@ -39,7 +39,7 @@ func TestServeRefusesUnsafeOrBrokenAuthSetups(t *testing.T) {
 		{[]string{"--tokens-file", filepath.Join(dir, "missing.yaml")}, "tokens_file: cannot read it"},
 		{[]string{"--tokens-file", badYAML}, "want a YAML list"},
 		{[]string{"--tokens-file", shortToken}, "at least 16 characters"},
-		{[]string{"--tokens-file", badScope}, `unknown scope "admin"`},
+		{[]string{"--tokens-file", badScope}, `unknown scope "root"`},
 	}
 	for _, c := range cases {
 		ok, err := serveCmd(context.Background(), c.args)

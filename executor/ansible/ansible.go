@@ -49,6 +49,8 @@ type Config struct {
 	KillGrace time.Duration
 	// RecoveryTimeout bounds the status pass after a cancelled run; default 2m.
 	RecoveryTimeout time.Duration
+	// PushMaxBytes bounds a package nodeexec downloads itself for a push deploy; default 1 GiB.
+	PushMaxBytes int64
 	// DownloadTimeout bounds the package download's connection and each read; default 60s.
 	DownloadTimeout time.Duration
 	// HealthTimeout bounds one HTTP health check attempt; default 5s.
@@ -123,6 +125,9 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.RecoveryTimeout <= 0 {
 		cfg.RecoveryTimeout = 2 * time.Minute
 	}
+	if cfg.PushMaxBytes <= 0 {
+		cfg.PushMaxBytes = DefaultPushMaxBytes
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
@@ -154,7 +159,8 @@ func validateBaseDir(dir string) error {
 // Deploy puts req.Version of req.Service on every node in one ansible-playbook run. A node whose new
 // release fails verification is switched back in the same run and reported rolled_back. When ctx is
 // cancelled, the whole process group is stopped, locks taken by this run are released, and each node
-// reports what it really runs; the error then says it was cancelled.
+// reports what it really runs; the error then says it was cancelled. With push delivery, the package is
+// downloaded and checked here first, and copied to the nodes (see fetchPackage).
 func (e *Executor) Deploy(ctx context.Context, req executor.DeployRequest) ([]executor.NodeResult, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -163,6 +169,15 @@ func (e *Executor) Deploy(ctx context.Context, req executor.DeployRequest) ([]ex
 	vars["nodeexec_version"] = req.Version
 	vars["nodeexec_package_url"] = req.Package.URL
 	vars["nodeexec_package_sha256"] = strings.ToLower(req.Package.SHA256)
+	if req.Delivery == executor.DeliveryPush {
+		file, remove, err := e.fetchPackage(ctx, req.Package)
+		if err != nil {
+			return nil, fmt.Errorf("push delivery: %w", err)
+		}
+		defer remove()
+		vars["nodeexec_delivery"] = string(executor.DeliveryPush)
+		vars["nodeexec_package_file"] = file
+	}
 	healthVars(vars, req.Health)
 	if req.Unit.Exec != "" {
 		vars["nodeexec_exec"] = req.Unit.Exec

@@ -3,6 +3,7 @@ package ansible
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	jsonresults "github.com/apenella/go-ansible/v2/pkg/execute/result/json"
@@ -10,8 +11,12 @@ import (
 	"github.com/nodeexec/nodeexec/executor"
 )
 
-// reportTask is the name of the last task of every bundled play (docs/node-contract.md).
-const reportTask = "nodeexec report"
+// reportTask is the name of the last task of every bundled play (docs/node-contract.md); commandTask is
+// the report of adhoc.yml, the one play that is about a command, not a release.
+const (
+	reportTask  = "nodeexec report"
+	commandTask = "nodeexec command report"
+)
 
 // operation is what a run did; it decides what a clean finish means for a node.
 type operation string
@@ -20,6 +25,7 @@ const (
 	opDeploy   operation = "deploy"
 	opRollback operation = "rollback"
 	opStatus   operation = "status"
+	opRestart  operation = "restart"
 )
 
 // nodeReport is the msg of the "nodeexec report" task: the node's own record and what it really runs.
@@ -34,12 +40,45 @@ type nodeReport struct {
 	Releases       []string `json:"releases"`
 	Removed        []string `json:"removed"`
 	LockedBy       string   `json:"locked_by"`
+	// The unit as systemd has it: its ActiveState, main process, and since when it is active (UTC, "" when
+	// it is not) and for how many seconds.
+	ActiveState   string  `json:"active_state"`
+	MainPID       jsonInt `json:"main_pid"`
+	ActiveSince   string  `json:"active_since"`
+	UptimeSeconds jsonInt `json:"uptime_seconds"`
+}
+
+// commandReport is the msg of adhoc.yml's "nodeexec command report" task.
+type commandReport struct {
+	RC        jsonInt `json:"rc"`
+	Stdout    string  `json:"stdout"`
+	Stderr    string  `json:"stderr"`
+	Truncated bool    `json:"truncated"`
+	Error     string  `json:"error"`
+}
+
+// jsonInt is a number Ansible may print as a number or, from an expression, as a string of one.
+type jsonInt int64
+
+func (n *jsonInt) UnmarshalJSON(b []byte) error {
+	text := strings.Trim(string(b), `"`)
+	if text == "" || text == "null" {
+		*n = 0
+		return nil
+	}
+	v, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%s is not a whole number", b)
+	}
+	*n = jsonInt(v)
+	return nil
 }
 
 // nodeOutcome is everything one run said about one host.
 type nodeOutcome struct {
 	steps       []executor.Step
 	report      *nodeReport
+	command     *commandReport
 	lastFailure *executor.Step
 	unreachable bool
 	failed      bool
@@ -79,6 +118,13 @@ func collect(res *jsonresults.AnsiblePlaybookJSONResults) map[string]*nodeOutcom
 					}
 					continue
 				}
+				if name == commandTask {
+					var rep commandReport
+					if parseMsg(r.Msg, &rep) == nil {
+						o.command = &rep
+					}
+					continue
+				}
 				step := executor.Step{
 					Name: name, Action: r.Action, Changed: r.Changed, Skipped: r.Skipped,
 					Failed:  r.Failed || r.Unreachable,
@@ -115,15 +161,23 @@ func taskName(name string) string {
 }
 
 func parseReport(msg any) (*nodeReport, error) {
-	data, err := json.Marshal(msg)
-	if err != nil {
+	var rep nodeReport
+	if err := parseMsg(msg, &rep); err != nil {
 		return nil, err
 	}
-	var rep nodeReport
-	if err := json.Unmarshal(data, &rep); err != nil {
-		return nil, fmt.Errorf("report is not the contract's shape: %w", err)
-	}
 	return &rep, nil
+}
+
+// parseMsg decodes a report task's msg into one of the report types.
+func parseMsg(msg any, into any) error {
+	data, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, into); err != nil {
+		return fmt.Errorf("report is not the contract's shape: %w", err)
+	}
+	return nil
 }
 
 // text renders a result field (string, list of lines or structure) as one string.
@@ -213,7 +267,7 @@ func decide(op operation, o *nodeOutcome) (executor.State, string) {
 		return executor.StateFailed, reason
 	}
 	switch op {
-	case opDeploy:
+	case opDeploy, opRestart:
 		return executor.StateSuccess, ""
 	case opRollback:
 		return executor.StateRolledBack, ""

@@ -24,6 +24,16 @@ func unsafeYAML(v any) (*yaml.Node, error) {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(x)}, nil
 	case int:
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(x)}, nil
+	case []string:
+		node := &yaml.Node{Kind: yaml.SequenceNode}
+		for _, el := range x {
+			val, err := unsafeYAML(el)
+			if err != nil {
+				return nil, err
+			}
+			node.Content = append(node.Content, val)
+		}
+		return node, nil
 	case map[string]string:
 		m := make(map[string]any, len(x))
 		for k, s := range x {

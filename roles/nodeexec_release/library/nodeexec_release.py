@@ -34,6 +34,8 @@ previous: {description: read - the recorded previous version, type: str}
 link: {description: read - the version the current symlink points at, type: str}
 releases: {description: read - release directories present, type: list}
 running_version: {description: read - the release the unit's main process runs, type: str}
+active_since: {description: read - when the unit last became active, UTC ISO 8601 ("" when it is not active), type: str}
+uptime_seconds: {description: read - seconds since then (0 when it is not active), type: int}
 removed: {description: cleanup - releases removed, type: list}
 """
 
@@ -43,6 +45,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -95,19 +98,33 @@ def version_of(root, path):
     return path[len(rel_root):].split(os.sep, 1)[0]
 
 
-def unit_status(service):
+def unit_props(service):
+    """systemctl show of the unit: ActiveState, MainPID, ActiveEnterTimestampMonotonic ({} if it cannot run)."""
     try:
         out = subprocess.run(
-            ["systemctl", "show", "-p", "ActiveState", "-p", "MainPID", service + ".service"],
-            capture_output=True, text=True, timeout=10).stdout
+            ["systemctl", "show", "-p", "ActiveState", "-p", "MainPID", "-p", "ActiveEnterTimestampMonotonic",
+             service + ".service"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
-        return "unknown", 0
-    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return {}
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def _int(props, key):
     try:
-        pid = int(props.get("MainPID", "0"))
+        return int(props.get(key, "0") or "0")
     except ValueError:
-        pid = 0
-    return props.get("ActiveState", "unknown"), pid
+        return 0
+
+
+def active_since(active_state, enter_monotonic_usec, now_real, now_monotonic):
+    """When the unit became active (UTC ISO 8601) and how many seconds ago; ("", 0) when it is not active.
+    From systemd's monotonic timestamp, not its printed ActiveEnterTimestamp, whose format follows the
+    node's locale and time zone."""
+    if active_state != "active" or enter_monotonic_usec <= 0:
+        return "", 0
+    up = max(0.0, now_monotonic - enter_monotonic_usec / 1e6)
+    since = datetime.datetime.fromtimestamp(now_real - up, datetime.timezone.utc)
+    return since.strftime("%Y-%m-%dT%H:%M:%SZ"), int(up)
 
 
 def running_version(root, pid):
@@ -130,8 +147,10 @@ def read(module, root, service):
         link = version_of(root, os.path.join(root, os.readlink(os.path.join(root, "current"))))
     except OSError:
         pass
-    active, pid = unit_status(service)
-    module.exit_json(
+    props = unit_props(service)
+    active, pid = props.get("ActiveState", "unknown"), _int(props, "MainPID")
+    since, uptime = active_since(active, _int(props, "ActiveEnterTimestampMonotonic"), time.time(), time.monotonic())
+    module.exit_json(active_since=since, uptime_seconds=uptime,
         changed=False, service=service, current=st["current"], previous=st["previous"], state=st["state"],
         last_error=st["last_error"], history=st["history"], link=link, releases=releases(root),
         active=(active == "active"), active_state=active, main_pid=pid, running_version=running_version(root, pid))

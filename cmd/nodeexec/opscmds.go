@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+// restartCmd asks the server to restart a service on nodes and follows the restart to its end.
+func restartCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("restart", &o)
+	var req executor.RestartRequest
+	fs.StringVar(&req.Service, "service", "", "service name (its systemd unit)")
+	nodes := fs.String("nodes", "", "comma-separated hosts (DNS names or IPs)")
+	healthFlags(fs, &req.Health)
+	batch := fs.Int("batch-size", 0, "restart this many nodes at a time, one run each (default: all in one run)")
+	stop := fs.Bool("stop-on-failure", false, "start no batch after one in which a node failed")
+	key := fs.String("idempotency-key", "", "the same key again returns the same restart instead of a second one")
+	detach := fs.Bool("detach", false, "print the restart's id and return; do not follow it")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	req.Nodes = splitNodes(*nodes)
+	if err := req.Validate(); err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	body := map[string]any{"service": req.Service, "nodes": hostsOf(req.Nodes), "batch_size": *batch, "stop_on_failure": *stop,
+		"idempotency_key": *key, "requested_by": envOr("USER", "")}
+	if h := healthJSON(req.Health); h != nil {
+		body["health"] = h
+	}
+	return o.start(ctx, c, "/api/v1/restart", body, *detach, executor.StateSuccess)
+}
+
+// serviceStatusCmd shows the service's unit on each node now: running or not, main PID, since when, and
+// the version the node's own record names. It succeeds when every node was read and runs the service.
+func serviceStatusCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("service-status", &o)
+	var req executor.StatusRequest
+	fs.StringVar(&req.Service, "service", "", "service name (its systemd unit)")
+	nodes := fs.String("nodes", "", "comma-separated hosts (DNS names or IPs)")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	req.Nodes = splitNodes(*nodes)
+	if err := req.Validate(); err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	var out struct {
+		Service string                   `json:"service"`
+		Nodes   []executor.ServiceStatus `json:"nodes"`
+	}
+	path := "/api/v1/services/" + url.PathEscape(req.Service) + "/status?" + url.Values{"nodes": {strings.Join(hostsOf(req.Nodes), ",")}}.Encode()
+	if err := c.call(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return false, err
+	}
+	ok := true
+	for _, n := range out.Nodes {
+		ok = ok && n.Error == "" && n.Running
+	}
+	if o.asJSON {
+		return ok, json.NewEncoder(o.out).Encode(out)
+	}
+	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tRUNNING\tUNIT\tPID\tSINCE\tUPTIME\tCURRENT\tPREVIOUS\tRUNS\tERROR")
+	for _, n := range out.Nodes {
+		since, uptime := "-", "-"
+		if n.Since != nil {
+			since = n.Since.Local().Format("2006-01-02 15:04:05")
+			uptime = (time.Duration(n.UptimeSeconds) * time.Second).String()
+		}
+		pid := "-"
+		if n.MainPID > 0 {
+			pid = fmt.Sprint(n.MainPID)
+		}
+		msg := n.Error
+		if msg == "" {
+			msg = n.LastError
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.Running, dash(n.ActiveState), pid, since, uptime,
+			dash(n.CurrentVersion), dash(n.PrevVersion), dash(n.RunningVersion), msg)
+	}
+	return ok, tw.Flush()
+}
+
+// adhocCmd runs one command of the server's allow-list on nodes, by its name, and prints each node's
+// output. It succeeds when the command ran on every node and exited 0 there.
+func adhocCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("adhoc", &o)
+	name := fs.String("name", "", "the command's name on the server's allow-list (--list shows them)")
+	nodes := fs.String("nodes", "", "comma-separated hosts (DNS names or IPs)")
+	service := fs.String("service", "", "the service, for a command that runs with its name ({service})")
+	list := fs.Bool("list", false, "show the allow-list and return")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	if !*list {
+		if err := executor.ValidateCommandName(*name); err != nil {
+			return false, err
+		}
+		if err := executor.ValidateNodes(splitNodes(*nodes)); err != nil {
+			return false, err
+		}
+		if *service != "" {
+			if err := executor.ValidateService(*service); err != nil {
+				return false, err
+			}
+		}
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	if *list {
+		var out struct {
+			Commands []struct {
+				Name    string   `json:"name"`
+				Argv    []string `json:"argv"`
+				Service bool     `json:"service"`
+			} `json:"commands"`
+		}
+		if err := c.call(ctx, http.MethodGet, "/api/v1/adhoc", nil, &out); err != nil {
+			return false, err
+		}
+		if o.asJSON {
+			return true, json.NewEncoder(o.out).Encode(out)
+		}
+		tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tSERVICE\tARGV")
+		for _, cmd := range out.Commands {
+			fmt.Fprintf(tw, "%s\t%v\t%q\n", cmd.Name, cmd.Service, cmd.Argv)
+		}
+		return true, tw.Flush()
+	}
+	var run struct {
+		Name  string                   `json:"name"`
+		Argv  []string                 `json:"argv"`
+		Nodes []executor.CommandResult `json:"nodes"`
+	}
+	body := map[string]any{"name": *name, "nodes": hostsOf(splitNodes(*nodes))}
+	if *service != "" {
+		body["service"] = *service
+	}
+	if err := c.call(ctx, http.MethodPost, "/api/v1/adhoc", body, &run); err != nil {
+		return false, err
+	}
+	ok := true
+	for _, n := range run.Nodes {
+		ok = ok && n.Error == "" && n.RC == 0
+	}
+	if o.asJSON {
+		return ok, json.NewEncoder(o.out).Encode(run)
+	}
+	for _, n := range run.Nodes {
+		head := fmt.Sprintf("== %s: exit %d", n.Host, n.RC)
+		if n.Error != "" {
+			head = fmt.Sprintf("== %s: did not run: %s", n.Host, n.Error)
+		}
+		if n.Truncated {
+			head += " (output cut to the server's limit)"
+		}
+		fmt.Fprintln(o.out, head)
+		for _, part := range []struct{ prefix, text string }{{"", n.Stdout}, {"stderr: ", n.Stderr}} {
+			if text := strings.TrimRight(part.text, "\n"); text != "" {
+				for _, line := range strings.Split(text, "\n") {
+					fmt.Fprintln(o.out, part.prefix+line)
+				}
+			}
+		}
+	}
+	return ok, nil
+}
+
+// splitNodes reads comma-separated hosts.
+func splitNodes(s string) []executor.Node {
+	var out []executor.Node
+	for _, h := range strings.Split(s, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, executor.Node{Host: h})
+		}
+	}
+	return out
+}
+
+// healthJSON is a health check as the API takes it; nil when it checks no port (the unit alone).
+func healthJSON(h executor.HealthCheck) map[string]any {
+	if h.HTTPPort == 0 && h.TCPPort == 0 {
+		return nil
+	}
+	return map[string]any{"http_port": h.HTTPPort, "http_path": h.HTTPPath, "http_status": h.HTTPStatus,
+		"tcp_port": h.TCPPort, "retries": h.Retries, "delay_seconds": int(h.Delay.Seconds())}
+}
