@@ -46,7 +46,7 @@ e2e: hosts-up kube-up
 # One iteration of the smallest case keeps each benchmark working; `make bench` measures.
 bench-smoke: hosts-up kube-up
 	NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench 'Deploy/hosts=1$$' -benchtime 1x -timeout 10m ./bench/
-	eval "$$(hack/kube env)" && $(GO) test -tags e2e -run '^$$' -bench 'K8sRollout/K=1/poll=1s$$' -benchtime 1x -timeout 10m ./bench/
+	eval "$$(hack/kube env)" && $(GO) test -tags e2e -run '^$$' -bench 'K8sRollout/K=1$$/poll=1s$$' -benchtime 1x -timeout 10m ./bench/
 
 test-all: lint test e2e bench-smoke
 

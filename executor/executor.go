@@ -88,6 +88,24 @@ type NodeResult struct {
 	Steps []Step `json:"steps,omitempty"`
 	// Stderr is the backend's own error output for the run this node was part of.
 	Stderr string `json:"stderr,omitempty"`
+	// Failed is the newest failed release the node keeps for inspection (its own record), until a later
+	// successful deploy; nil when none (physical nodes).
+	Failed *FailedRelease `json:"failed,omitempty"`
+	// Evidence is what this run kept of a failed deploy on the node: the failed release, why, and the
+	// unit's journal excerpt and status captured before any rollback (physical nodes).
+	Evidence *FailedRelease `json:"evidence,omitempty"`
+}
+
+// FailedRelease is a failed deploy's evidence kept on a node (docs/node-contract.md): the release, why
+// it failed, where the evidence lies on the node, and, from the run that failed, the unit's journal
+// excerpt and status.
+type FailedRelease struct {
+	Version    string   `json:"version" bson:"version"`
+	At         string   `json:"at,omitempty" bson:"at,omitempty"`
+	Reason     string   `json:"reason,omitempty" bson:"reason,omitempty"`
+	Dir        string   `json:"dir,omitempty" bson:"dir,omitempty"`
+	Journal    []string `json:"journal,omitempty" bson:"journal,omitempty"`
+	UnitStatus []string `json:"unit_status,omitempty" bson:"unit_status,omitempty"`
 }
 
 // Step is one task's outcome on one node.

@@ -67,8 +67,20 @@ type ServiceStatus struct {
 	// State and LastError are the record's last operation ("" state: never deployed here).
 	State     State  `json:"state"`
 	LastError string `json:"last_error,omitempty"`
+	// Resources is what the unit uses now, as systemd accounts it; nil when it is not running or
+	// systemd knows none of it.
+	Resources *Resources `json:"resources,omitempty"`
 	// Error says why the node could not be read ("" when it was).
 	Error string `json:"error,omitempty"`
+}
+
+// Resources is what a service's unit uses on a node, from systemd's accounting (MemoryCurrent,
+// CPUUsageNSec, TasksCurrent). A figure systemd does not account is absent.
+type Resources struct {
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
+	// CPUSeconds is the CPU time the unit used since it started.
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+	Tasks      int64   `json:"tasks,omitempty"`
 }
 
 // CommandRequest runs Argv on Nodes. Argv comes from the operator's allow-list (AllowList.Resolve),

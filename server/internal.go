@@ -79,10 +79,15 @@ func (s *Server) deployInfo(c *gin.Context) {
 
 type healthCheck struct {
 	Name    string `json:"name"`
-	Type    string `json:"type"`   // node_status | http | pod
+	Type    string `json:"type"`   // node_status | service | http | pod
 	Status  string `json:"status"` // pass | fail | unknown
 	Message string `json:"message,omitempty"`
+	// Resources is what the node's unit uses now (service checks), where systemd accounts it.
+	Resources *executor.Resources `json:"resources,omitempty"`
 }
+
+// serviceCheckTimeout bounds the status run of a health request.
+const serviceCheckTimeout = 60 * time.Second
 
 // httpProbeTimeout bounds one live HTTP check of a node.
 const httpProbeTimeout = 3 * time.Second
@@ -99,6 +104,9 @@ func (s *Server) deployHealth(c *gin.Context) {
 	checks := make([]healthCheck, 0, 2*len(d.Nodes))
 	for _, dn := range d.Nodes {
 		checks = append(checks, s.nodeStatusCheck(ctx, d, dn))
+	}
+	if d.Platform == executor.PlatformPhysical {
+		checks = append(checks, s.serviceChecks(c, d)...)
 	}
 	pods := s.livePods(ctx, d)
 	for _, dn := range d.Nodes {
@@ -141,6 +149,52 @@ func (s *Server) nodeStatusCheck(ctx context.Context, d *store.Deployment, dn st
 		ch.Status, ch.Message = "fail", fmt.Sprintf("%s, runs %s, not %s (deployment %s changed it since)", n.State, dashIfEmpty(n.CurrentVersion), dn.TargetVersion, n.DeploymentID)
 	}
 	return ch
+}
+
+// serviceChecks read each node's unit now (one status.yml run): a check passes when the unit is active
+// and runs the release the deployment put there, and carries what the unit uses. None when this
+// server's executor cannot read units; unknown for a node that could not be read.
+func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []healthCheck {
+	exec, err := s.executorFor(executor.PlatformPhysical)
+	inspector, ok := exec.(executor.ServiceInspector)
+	if err != nil || !ok || len(d.Request.Nodes) == 0 {
+		return nil
+	}
+	ctx, done, ok := s.inspection(c)
+	if !ok {
+		return nil
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(ctx, serviceCheckTimeout)
+	defer cancel()
+	statuses, err := inspector.ServiceStatus(ctx, executor.StatusRequest{Service: d.Service, Nodes: d.Request.Nodes})
+	checks := make([]healthCheck, 0, len(d.Nodes))
+	if err != nil {
+		for _, dn := range d.Nodes {
+			checks = append(checks, healthCheck{Name: dn.Host, Type: "service", Status: "unknown", Message: "could not read the unit: " + err.Error()})
+		}
+		return checks
+	}
+	target := map[string]string{}
+	for _, dn := range d.Nodes {
+		target[dn.Host] = dn.TargetVersion
+	}
+	for _, st := range statuses {
+		ch := healthCheck{Name: st.Host, Type: "service", Status: "fail", Resources: st.Resources}
+		switch want := target[st.Host]; {
+		case st.Error != "":
+			ch.Status, ch.Message = "unknown", st.Error
+		case !st.Running:
+			ch.Message = fmt.Sprintf("%s.service is %s", d.Service, dashIfEmpty(st.ActiveState))
+		case want != "" && st.RunningVersion != want:
+			ch.Message = fmt.Sprintf("active, runs %s, not %s", dashIfEmpty(st.RunningVersion), want)
+		default:
+			ch.Status = "pass"
+			ch.Message = fmt.Sprintf("active (pid %d, up %s), runs %s", st.MainPID, time.Duration(st.UptimeSeconds)*time.Second, st.RunningVersion)
+		}
+		checks = append(checks, ch)
+	}
+	return checks
 }
 
 func probeHTTP(ctx context.Context, name, addr string, hc executor.HealthCheck) healthCheck {
@@ -190,7 +244,33 @@ type nodeLog struct {
 	// Node is the workload a pod's log belongs to; Error says why a pod's log could not be read.
 	Node  string `json:"node,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Failure is the evidence of a node that failed (or was rolled back): set apart from the lines so
+	// it is never crowded out by them.
+	Failure *nodeFailure `json:"failure,omitempty"`
 }
+
+// nodeFailure is what the deployment's records hold of why a node failed: the failed tasks' own
+// output, and what the node kept (the failed release, the unit's journal excerpt and status).
+type nodeFailure struct {
+	State executor.State `json:"state"`
+	Error string         `json:"error,omitempty"`
+	// FailedTasks are the node's newest failed task results, oldest first.
+	FailedTasks []failedTask `json:"failed_tasks"`
+	// Evidence is what the node kept on itself, with the journal excerpt captured before the rollback.
+	Evidence *executor.FailedRelease `json:"evidence,omitempty"`
+}
+
+type failedTask struct {
+	Time    time.Time `json:"time"`
+	Name    string    `json:"name"`
+	Action  string    `json:"action,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Stdout  string    `json:"stdout,omitempty"`
+	Stderr  string    `json:"stderr,omitempty"`
+}
+
+// maxFailedTasks bounds the failed task results a node's failure lists.
+const maxFailedTasks = 10
 
 // maxLogEvents bounds how many events one logs request reads.
 const maxLogEvents = 20000
@@ -231,9 +311,27 @@ func (s *Server) deployLogs(c *gin.Context) {
 			return
 		}
 		byNode := map[string][]string{}
+		failures := map[string]*nodeFailure{}
+		failure := func(node string) *nodeFailure {
+			if failures[node] == nil {
+				failures[node] = &nodeFailure{FailedTasks: []failedTask{}}
+			}
+			return failures[node]
+		}
 		for _, ev := range evs {
 			if ev.Node == "" || (only != "" && ev.Node != only) {
 				continue
+			}
+			switch {
+			case ev.Type == store.EventEvidence && ev.Evidence != nil:
+				failure(ev.Node).Evidence = ev.Evidence
+			case ev.Type == store.EventStep && ev.Step != nil && ev.Step.Failed:
+				f := failure(ev.Node)
+				f.FailedTasks = append(f.FailedTasks, failedTask{Time: ev.Time, Name: ev.Step.Name, Action: ev.Step.Action,
+					Message: ev.Step.Message, Stdout: ev.Step.Stdout, Stderr: ev.Step.Stderr})
+				if len(f.FailedTasks) > maxFailedTasks {
+					f.FailedTasks = f.FailedTasks[1:]
+				}
 			}
 			line := ev.Time.Format(time.RFC3339) + " " + string(ev.Type)
 			if ev.State != "" {
@@ -255,7 +353,15 @@ func (s *Server) deployLogs(c *gin.Context) {
 			if l == nil {
 				l = []string{}
 			}
-			out = append(out, nodeLog{Name: n.Host, Lines: l})
+			nl := nodeLog{Name: n.Host, Lines: l}
+			// A node that succeeded after a failed attempt, and kept nothing, shows no failure.
+			if f := failures[n.Host]; f != nil && (f.Evidence != nil || n.State == executor.StateFailed || n.State == executor.StateRolledBack) {
+				f.State, f.Error = n.State, n.LastError
+				nl.Failure = f
+			} else if n.State == executor.StateFailed || n.State == executor.StateRolledBack {
+				nl.Failure = &nodeFailure{State: n.State, Error: n.LastError, FailedTasks: []failedTask{}}
+			}
+			out = append(out, nl)
 		}
 	}
 	var refs []podRef

@@ -65,7 +65,8 @@ func (o *opsExecutor) ServiceStatus(_ context.Context, req executor.StatusReques
 	for i, n := range req.Nodes {
 		hosts = append(hosts, n.Host)
 		out = append(out, executor.ServiceStatus{Host: n.Host, Service: req.Service, Running: true, ActiveState: "active",
-			MainPID: 100 + i, CurrentVersion: "v2", PrevVersion: "v1", RunningVersion: "v2", State: executor.StateSuccess})
+			MainPID: 100 + i, CurrentVersion: "v2", PrevVersion: "v1", RunningVersion: "v2", State: executor.StateSuccess,
+			Resources: &executor.Resources{MemoryBytes: int64(i+1) << 20, CPUSeconds: 0.5, Tasks: 4}, UptimeSeconds: 90})
 	}
 	o.statuses = append(o.statuses, hosts)
 	return out, nil
@@ -321,4 +322,49 @@ func (f *fixture) doWith(t *testing.T, method, path, body string, prepare func(*
 		t.Fatalf("%s %s: body is not JSON: %v", method, path, err)
 	}
 	return resp.StatusCode, out
+}
+
+// The health of a physical deployment reads each node's unit now: a service check per node that
+// passes when the unit is active and runs the deployment's version, with what the unit uses; a node
+// that could not be read is unknown, and the deployment not healthy.
+func TestHealthReadsEachNodesUnitAndItsResources(t *testing.T) {
+	f := newFixture(t, withOps)
+	close(f.exec.gate)
+	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2"`, ""))
+	id := d["id"].(string)
+	if end := f.waitState(t, id); end["state"] != "success" {
+		t.Fatalf("deployment = %v", end)
+	}
+	code, health := f.do(t, "GET", "/internal/v1/deploy/health/"+id, "")
+	if code != 200 || health["healthy"] != true {
+		t.Fatalf("health = %d %v", code, health)
+	}
+	services := map[string]map[string]any{}
+	for _, raw := range health["checks"].([]any) {
+		if ch := raw.(map[string]any); ch["type"] == "service" {
+			services[ch["name"].(string)] = ch
+		}
+	}
+	for i, h := range []string{"10.0.0.1", "10.0.0.2"} {
+		ch := services[h]
+		res, _ := ch["resources"].(map[string]any)
+		if ch["status"] != "pass" || ch["message"] != fmt.Sprintf("active (pid %d, up 1m30s), runs v2", 100+i) ||
+			res["memory_bytes"] != float64((i+1)<<20) || res["cpu_seconds"] != 0.5 || res["tasks"] != float64(4) {
+			t.Errorf("%s: service check %v", h, ch)
+		}
+	}
+
+	f.ops().mu.Lock()
+	f.ops().statusErr = errors.New("ansible-playbook: no such file")
+	f.ops().mu.Unlock()
+	_, health = f.do(t, "GET", "/internal/v1/deploy/health/"+id, "")
+	unknown := 0
+	for _, raw := range health["checks"].([]any) {
+		if ch := raw.(map[string]any); ch["type"] == "service" && ch["status"] == "unknown" && strings.Contains(ch["message"].(string), "no such file") {
+			unknown++
+		}
+	}
+	if health["healthy"] != false || unknown != 2 {
+		t.Errorf("health when the units cannot be read = %v", health)
+	}
 }

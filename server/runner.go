@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 
@@ -49,6 +52,7 @@ func (x *run) progress(host string, step executor.Step) {
 	x.streamed[host]++
 	x.rec.mu.Unlock()
 	x.metrics.Step(x.d.Platform, x.d.Service, step)
+	step = boundStep(step)
 	x.rec.emit(context.WithoutCancel(x.ctx), store.Event{Type: store.EventStep, Node: host, Step: &step, Message: stepLine(step)})
 }
 
@@ -290,7 +294,11 @@ func (s *Server) runGroup(x *run, exec executor.Executor, req executor.DeployReq
 	}
 	s.metrics.ExecutorRun(d.Platform, d.Service, d.Kind, time.Since(began))
 	if err != nil && len(res) == 0 {
-		// Nothing ran on any node of this group: each is failed with the reason.
+		// Nothing ran on any node of this group: each is failed with the reason, and with why the run
+		// was cut short when it was (the deploy timeout, a shutdown) rather than a bare "deadline exceeded".
+		if ctx.Err() != nil && !strings.Contains(err.Error(), context.Cause(ctx).Error()) {
+			err = fmt.Errorf("%v: %w", context.Cause(ctx), err)
+		}
 		for _, h := range hostsOf(req) {
 			prior := x.priorOf(h)
 			res = append(res, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: h, Service: d.Service, Platform: d.Platform,
@@ -399,7 +407,12 @@ func (s *Server) finishNode(ctx context.Context, x *run, r executor.NodeResult) 
 	for i := x.streamedSteps(r.Host); i < len(r.Steps); i++ {
 		step := r.Steps[i]
 		s.metrics.Step(x.d.Platform, x.d.Service, step)
+		step = boundStep(step)
 		evs = append(evs, store.Event{Type: store.EventStep, Node: r.Host, Step: &step, Message: stepLine(step)})
+	}
+	if e := r.Evidence; e != nil {
+		e = boundEvidence(*e)
+		evs = append(evs, store.Event{Type: store.EventEvidence, Node: r.Host, Evidence: e, Message: evidenceLine(e)})
 	}
 	if r.Stderr != "" && r.State != executor.StateSuccess && r.State != executor.StateRolledBack {
 		evs = append(evs, store.Event{Type: store.EventStep, Node: r.Host, Message: "ansible-playbook stderr: " + truncate(r.Stderr, 4096)})
@@ -504,6 +517,81 @@ func stepLine(st executor.Step) string {
 	return line
 }
 
+// Bounds of what one step or one node's evidence adds to the events: each event is part of a stored
+// document of 64 events, which must stay far below the database's 16 MiB.
+const (
+	maxStepMessage     = 2000
+	maxStepOutput      = 4000
+	maxJournalLines    = 1000
+	maxEvidenceLine    = 1000
+	maxEvidenceBytes   = 64 << 10
+	maxUnitStatusLines = 40
+)
+
+// boundStep keeps a step's message and the end of its output (where an error usually is), bounded.
+func boundStep(st executor.Step) executor.Step {
+	st.Message = truncate(st.Message, maxStepMessage)
+	st.Stdout, st.Stderr = tail(st.Stdout, maxStepOutput), tail(st.Stderr, maxStepOutput)
+	return st
+}
+
+// boundEvidence keeps the newest journal lines and the first status lines, each line and all of them
+// bounded (the role bounds them already; a node is not trusted to).
+func boundEvidence(e executor.FailedRelease) *executor.FailedRelease {
+	e.Reason = truncate(e.Reason, maxStepMessage)
+	e.Journal = boundLines(e.Journal[max(0, len(e.Journal)-maxJournalLines):], true)
+	e.UnitStatus = boundLines(e.UnitStatus[:min(len(e.UnitStatus), maxUnitStatusLines)], false)
+	return &e
+}
+
+// boundLines cuts each line and keeps at most maxEvidenceBytes of them: the newest, or the first.
+func boundLines(lines []string, newest bool) []string {
+	out := make([]string, 0, len(lines))
+	total := 0
+	for i := range lines {
+		j := i
+		if newest {
+			j = len(lines) - 1 - i
+		}
+		l := truncate(lines[j], maxEvidenceLine)
+		if total += len(l) + 1; total > maxEvidenceBytes {
+			break
+		}
+		out = append(out, l)
+	}
+	if newest {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+// evidenceLine is an evidence event's line in the node's log.
+func evidenceLine(e *executor.FailedRelease) string {
+	line := fmt.Sprintf("release %s failed and is kept on the node until a later successful deploy", e.Version)
+	if e.Dir != "" {
+		line += "; evidence in " + e.Dir
+	}
+	if len(e.Journal) > 0 {
+		line += fmt.Sprintf(" (journal excerpt: %d lines)", len(e.Journal))
+	}
+	if e.Reason != "" {
+		line += ": " + e.Reason
+	}
+	return line
+}
+
+// tail is the last n bytes of s (from a whole character on), marked as cut.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := len(s) - n
+	for i < len(s) && !utf8.RuneStart(s[i]) {
+		i++
+	}
+	return "…" + s[i:]
+}
+
 func dashIfEmpty(s string) string {
 	if s == "" {
 		return "nothing"
@@ -514,6 +602,9 @@ func dashIfEmpty(s string) string {
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // never half a character
 	}
 	return s[:n] + "…"
 }

@@ -24,6 +24,9 @@ type Event struct {
 	State        executor.State `bson:"state,omitempty" json:"state,omitempty"`
 	Message      string         `bson:"message,omitempty" json:"message,omitempty"`
 	Step         *executor.Step `bson:"step,omitempty" json:"step,omitempty"`
+	// Evidence is what a failed deploy kept on the node (type evidence): the failed release, where it
+	// lies on the node, and the unit's journal excerpt and status.
+	Evidence *executor.FailedRelease `bson:"evidence,omitempty" json:"evidence,omitempty"`
 }
 
 // EventType says what an event is about.
@@ -33,6 +36,7 @@ const (
 	EventDeployment EventType = "deployment" // the deployment's overall state changed
 	EventNode       EventType = "node"       // a node's state changed
 	EventStep       EventType = "step"       // a task ran on a node
+	EventEvidence   EventType = "evidence"   // a failed deploy kept its evidence on a node
 )
 
 // Events are kept in chunks of eventsPerChunk consecutive events, one document per chunk, keyed

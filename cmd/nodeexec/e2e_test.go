@@ -243,6 +243,23 @@ func TestAPIDeployEventsStatusRollback(t *testing.T) {
 	}
 	if code, h := env.call("GET", "/internal/v1/deploy/health/"+id, nil); code != 200 || h["healthy"] != true {
 		t.Errorf("health = %d %v", code, h)
+	} else {
+		// Each node's unit, read now, with what it uses.
+		services := 0
+		for _, raw := range h["checks"].([]any) {
+			ch := raw.(map[string]any)
+			if ch["type"] != "service" {
+				continue
+			}
+			services++
+			res, _ := ch["resources"].(map[string]any)
+			if ch["status"] != "pass" || !strings.Contains(ch["message"].(string), "runs v2") || res["memory_bytes"] == nil || res["tasks"] == nil {
+				t.Errorf("service check %v", ch)
+			}
+		}
+		if services != 3 {
+			t.Errorf("%d service checks, want one per node: %v", services, h["checks"])
+		}
 	}
 
 	code, rb := env.call("POST", "/api/v1/deployments/"+id+"/rollback", map[string]any{})

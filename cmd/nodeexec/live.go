@@ -105,6 +105,9 @@ func eventLine(ev store.Event) string {
 	if ev.Type == store.EventStep && ev.Step != nil {
 		what = "step"
 	}
+	if ev.Type == store.EventEvidence {
+		what = "evidence"
+	}
 	who := ev.Node
 	if who == "" {
 		who = "deployment"

@@ -79,7 +79,7 @@ func serviceStatusCmd(ctx context.Context, args []string) (bool, error) {
 		return ok, json.NewEncoder(o.out).Encode(out)
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tRUNNING\tUNIT\tPID\tSINCE\tUPTIME\tCURRENT\tPREVIOUS\tRUNS\tERROR")
+	fmt.Fprintln(tw, "NODE\tRUNNING\tUNIT\tPID\tSINCE\tUPTIME\tMEMORY\tCPU\tCURRENT\tPREVIOUS\tRUNS\tERROR")
 	for _, n := range out.Nodes {
 		since, uptime := "-", "-"
 		if n.Since != nil {
@@ -94,8 +94,17 @@ func serviceStatusCmd(ctx context.Context, args []string) (bool, error) {
 		if msg == "" {
 			msg = n.LastError
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.Running, dash(n.ActiveState), pid, since, uptime,
-			dash(n.CurrentVersion), dash(n.PrevVersion), dash(n.RunningVersion), msg)
+		memory, cpu := "-", "-"
+		if r := n.Resources; r != nil {
+			if r.MemoryBytes > 0 {
+				memory = fmt.Sprintf("%.1fMiB", float64(r.MemoryBytes)/(1<<20))
+			}
+			if r.CPUSeconds > 0 {
+				cpu = fmt.Sprintf("%.2fs", r.CPUSeconds)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.Running, dash(n.ActiveState), pid, since, uptime,
+			memory, cpu, dash(n.CurrentVersion), dash(n.PrevVersion), dash(n.RunningVersion), msg)
 	}
 	return ok, tw.Flush()
 }

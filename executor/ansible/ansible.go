@@ -307,20 +307,26 @@ func (e *Executor) write(ctx context.Context, log logrus.FieldLogger, op operati
 // and asks every node what it really runs, so each reports the release it is on and says which.
 func (e *Executor) afterCancel(ctx context.Context, log logrus.FieldLogger, service, holder string, nodes []executor.Node) ([]executor.NodeResult, error) {
 	cause := ctx.Err()
-	log.WithField("cause", cause).Warn("run cancelled; releasing its locks and reading each node's state")
+	// Why it was cancelled, when whoever cancelled said so: the deploy timeout, a shutdown, an operator.
+	why := context.Cause(ctx)
+	cancelled := fmt.Errorf("cancelled: %w", cause)
+	if why != cause {
+		cancelled = fmt.Errorf("cancelled (%v): %w", why, cause)
+	}
+	log.WithField("cause", why).Warn("run cancelled; releasing its locks and reading each node's state")
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RecoveryTimeout)
 	defer cancel()
 	results, err := e.unlockAndRead(rctx, service, holder, nodes)
 	if err != nil {
-		return nil, fmt.Errorf("cancelled (%v), and reading the nodes' state afterwards failed: %w", cause, err)
+		return nil, fmt.Errorf("cancelled (%v), and reading the nodes' state afterwards failed: %w", why, err)
 	}
 	for i := range results {
 		r := &results[i]
 		r.State = executor.StateFailed
-		r.LastError = fmt.Sprintf("cancelled (%v); the node runs %s", cause, runningText(r.RunningVersion))
+		r.LastError = fmt.Sprintf("cancelled (%v); the node runs %s", why, runningText(r.RunningVersion))
 		log.WithFields(logrus.Fields{"node": r.Host, "running": r.RunningVersion, "current": r.CurrentVersion}).Warn("node state after cancel")
 	}
-	return results, fmt.Errorf("cancelled: %w", cause)
+	return results, cancelled
 }
 
 // Recover releases the locks a lost run of req.DeploymentID still holds (the holder text is derived from

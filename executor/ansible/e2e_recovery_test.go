@@ -28,6 +28,8 @@ type nodeRecord struct {
 		Version string `json:"version"`
 		Result  string `json:"result"`
 	} `json:"history"`
+	// Failed is the newest failed release the node keeps for inspection until a later successful deploy.
+	Failed executor.FailedRelease `json:"failed"`
 }
 
 func (env *e2eEnv) record(t *testing.T, i int) nodeRecord {
@@ -213,7 +215,14 @@ WantedBy=multi-user.target
 	t.Run("cleanup keeps current, previous and the newest good release by the node's history, not by file times", func(t *testing.T) {
 		// History: v1 v2 v2(failed) v1(rollback) v5 v4-unit v3-broken(failed); current v4-unit, previous v5.
 		// The third slot goes to v1, the newest good release after those two. The release directories'
-		// times say otherwise: v3-broken (failed) newest, then v2, with v1 the oldest.
+		// times say otherwise: v3-broken (failed) newest, then v2, with v1 the oldest. v3-broken is the
+		// newest failed release and no successful deploy followed it (the failed rollback to it is not
+		// one): it stays for inspection, on top of the three.
+		for i, n := range env.nodes {
+			if f := env.record(t, i).Failed; f.Version != "v3-broken" {
+				t.Errorf("%s: state.json's failed release = %+v, want v3-broken", n.Host, f)
+			}
+		}
 		dir := "/opt/" + env.service + "/releases/"
 		for i := range env.nodes {
 			env.ssh(t, i, fmt.Sprintf("touch -d 2001-01-01 %[1]sv1; touch -d 2010-01-01 %[1]sv5; touch -d 2011-01-01 %[1]sv4-unit; "+
@@ -233,13 +242,17 @@ WantedBy=multi-user.target
 			}
 			kept := strings.Fields(env.ssh(t, i, "ls -A "+dir))
 			slices.Sort(kept)
-			if strings.Join(kept, " ") != "v1 v4-unit v5" {
-				t.Errorf("%s: releases left %v, want [v1 v4-unit v5]", r.Host, kept)
+			if strings.Join(kept, " ") != "v1 v3-broken v4-unit v5" {
+				t.Errorf("%s: releases left %v, want [v1 v3-broken v4-unit v5]", r.Host, kept)
 			}
 			packages := strings.Fields(env.ssh(t, i, "cd /opt/"+env.service+"/.nodeexec && ls package-*"))
 			slices.Sort(packages)
-			if strings.Join(packages, " ") != "package-v1.tar.gz package-v4-unit.tar.gz package-v5.tar.gz" {
-				t.Errorf("%s: downloaded packages left %v, want those of v1, v4-unit and v5", r.Host, packages)
+			if strings.Join(packages, " ") != "package-v1.tar.gz package-v3-broken.tar.gz package-v4-unit.tar.gz package-v5.tar.gz" {
+				t.Errorf("%s: downloaded packages left %v, want those of v1, v3-broken, v4-unit and v5", r.Host, packages)
+			}
+			// Only the kept failure's evidence is left: the failed repair of v2 was followed by good deploys.
+			if ev := env.ssh(t, i, "ls /opt/"+env.service+"/.nodeexec/failed"); ev != "v3-broken" {
+				t.Errorf("%s: evidence left for %q, want v3-broken only", r.Host, ev)
 			}
 		}
 		env.expectRecorded(t, executor.StateRolledBack, "v4-unit", "v5")

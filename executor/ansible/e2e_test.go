@@ -14,6 +14,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -37,6 +38,8 @@ type e2eEnv struct {
 	baseURL  string
 	repo     string
 	workDir  string
+	// config is the executor's: executorWith starts from it.
+	config Config
 }
 
 // setupE2E makes a service of the test's own with a release per version (true: one that fails its
@@ -67,14 +70,24 @@ func setupE2E(t *testing.T, versions map[string]bool) *e2eEnv {
 	off := false
 	log := logrus.New()
 	log.SetOutput(testWriter{t})
-	env.exec, err = New(Config{
+	env.config = Config{
 		PlaybookDir: repo, WorkDir: env.workDir, KillGrace: 3 * time.Second, Logger: log,
 		SSH: SSH{User: hosts.SSHUser, PrivateKeyFile: hosts.SSHKey, HostKeyChecking: &off, ConnectTimeout: 5 * time.Second},
-	})
+	}
+	env.exec = env.executorWith(t, func(*Config) {})
+	return env
+}
+
+// executorWith is an executor with the test's configuration, changed by change.
+func (env *e2eEnv) executorWith(t *testing.T, change func(*Config)) *Executor {
+	t.Helper()
+	cfg := env.config
+	change(&cfg)
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env
+	return e
 }
 
 func (env *e2eEnv) deployRequest(version string) executor.DeployRequest {
@@ -194,11 +207,43 @@ func TestE2EPhysicalLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range res {
+			// The run reports what the node kept: the journal excerpt captured before the rollback.
+			if e := r.Evidence; e == nil || e.Version != "v3-broken" || !slices.ContainsFunc(e.Journal, func(l string) bool {
+				return strings.Contains(l, "demo v3-broken (broken=true) listening")
+			}) || len(e.UnitStatus) == 0 {
+				t.Errorf("%s: evidence %+v; want v3-broken's journal excerpt and unit status", r.Host, r.Evidence)
+			}
 			if r.State != executor.StateRolledBack || r.CurrentVersion != "v2" || r.LastError == "" {
 				t.Errorf("%s: state=%s current=%q error=%q; want rolled_back to v2 with a reason", r.Host, r.State, r.CurrentVersion, r.LastError)
 			}
 			if got := env.serving(t, r.Host); got != "v2" {
 				t.Errorf("%s serves %q after the automatic rollback, want v2", r.Host, got)
+			}
+		}
+	})
+
+	t.Run("the failed release and its journal excerpt stay on the node and in the results", func(t *testing.T) {
+		res, err := env.exec.Status(ctx, executor.StatusRequest{Service: env.service, Nodes: env.nodes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := "/opt/" + env.service + "/.nodeexec/failed/v3-broken"
+		for i, r := range res {
+			// Status reads the node's own record: the failed entry, without the journal (that is on disk).
+			if r.Failed == nil || r.Failed.Version != "v3-broken" || r.Failed.Dir != dir || !strings.Contains(r.Failed.Reason, "Check the HTTP health endpoint") {
+				t.Errorf("%s: status reports the failed release %+v", r.Host, r.Failed)
+			}
+			if r.Evidence != nil {
+				t.Errorf("%s: a status run kept evidence: %+v", r.Host, r.Evidence)
+			}
+			if out := env.ssh(t, i, "ls /opt/"+env.service+"/releases"); !strings.Contains(out, "v3-broken") {
+				t.Errorf("%s: the failed release is gone: %s", r.Host, out)
+			}
+			if j := env.ssh(t, i, "cat "+dir+"/journal.txt"); !strings.Contains(j, "demo v3-broken (broken=true) listening") {
+				t.Errorf("%s: journal.txt lacks the failed release's own lines:\n%s", r.Host, j)
+			}
+			if st := env.ssh(t, i, "cat "+dir+"/unit-status.txt"); !strings.Contains(st, env.service+".service") {
+				t.Errorf("%s: unit-status.txt = %q", r.Host, st)
 			}
 		}
 	})
@@ -243,7 +288,7 @@ func TestE2EPhysicalLifecycle(t *testing.T) {
 		}
 	})
 
-	t.Run("cleanup keeping two leaves current and previous only", func(t *testing.T) {
+	t.Run("cleanup keeping two leaves current, previous and the failed release no successful deploy followed", func(t *testing.T) {
 		res, err := env.exec.Cleanup(ctx, CleanupRequest{Service: env.service, Keep: 2, Nodes: env.nodes})
 		if err != nil {
 			t.Fatal(err)
@@ -254,8 +299,8 @@ func TestE2EPhysicalLifecycle(t *testing.T) {
 			}
 			got := strings.Fields(env.ssh(t, i, "ls /opt/"+env.service+"/releases"))
 			sort.Strings(got)
-			if strings.Join(got, ",") != "v1,v2" {
-				t.Errorf("%s: releases left %v, want [v1 v2]", r.Host, got)
+			if strings.Join(got, ",") != "v1,v2,v3-broken" {
+				t.Errorf("%s: releases left %v, want [v1 v2 v3-broken]", r.Host, got)
 			}
 		}
 	})

@@ -190,3 +190,30 @@ func TestProgressStreamsEachTaskResultLive(t *testing.T) {
 		t.Errorf("the final results are still read: %+v", res)
 	}
 }
+
+// A failed task's stdout and stderr reach the live step with its message, their end kept within a
+// bound (the error is usually last), so the events keep the failure's own output.
+func TestProgressKeepsAFailedTasksOutputBounded(t *testing.T) {
+	e := probeExecutor(t)
+	var failed []executor.Step
+	progress := func(host string, st executor.Step) {
+		if st.Failed {
+			failed = append(failed, st)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, _, err := e.run(ctx, []string{"fail.yml"}, map[string]any{"ansible_connection": "local"}, localNode, progress); err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 {
+		t.Fatalf("failed steps streamed: %+v", failed)
+	}
+	st := failed[0]
+	if st.Name != "Print and fail" || !strings.Contains(st.Message, "non-zero return code") || st.Stdout != "out: about to fail" {
+		t.Errorf("step = name %q, message %q, stdout %q", st.Name, st.Message, st.Stdout)
+	}
+	if !strings.HasSuffix(st.Stderr, "err line 2000") || strings.Contains(st.Stderr, "err line 1\n") || len(st.Stderr) > 4100 {
+		t.Errorf("stderr is not the bounded end of the output (%d bytes): %q…", len(st.Stderr), st.Stderr[:min(80, len(st.Stderr))])
+	}
+}

@@ -93,6 +93,7 @@ func serviceStatuses(res *jsonresults.AnsiblePlaybookJSONResults, service string
 			if at, err := time.Parse(time.RFC3339, rep.ActiveSince); err == nil && rep.Active {
 				s.Since, s.UptimeSeconds = &at, int64(rep.UptimeSeconds)
 			}
+			s.Resources = rep.Resources.resources()
 		}
 		out[i] = s
 	}

@@ -58,6 +58,10 @@ func TestE2ERestartAndServiceStatus(t *testing.T) {
 				time.Since(*s.Since)-time.Duration(s.UptimeSeconds)*time.Second > 5*time.Second {
 				t.Errorf("%s: since %v, uptime %ds: not when the unit started", s.Host, s.Since, s.UptimeSeconds)
 			}
+			// The demo service is a Go HTTP server: some memory, a few threads, by systemd's accounting.
+			if r := s.Resources; r == nil || r.MemoryBytes < 1<<20 || r.Tasks < 1 {
+				t.Errorf("%s: resources %+v; want the unit's memory and tasks", s.Host, r)
+			}
 		}
 	}
 
@@ -108,6 +112,7 @@ func TestE2ERestartAndServiceStatus(t *testing.T) {
 	})
 
 	t.Run("a service that was never deployed is not restarted", func(t *testing.T) {
+		t.Cleanup(func() { env.ssh(t, 0, "rm -rf /opt/"+env.service+"-none") }) // its lock's directory
 		res, err := env.exec.Restart(ctx, executor.RestartRequest{Service: env.service + "-none", Nodes: env.nodes[:1]})
 		if err != nil || len(res) != 1 || res[0].State != executor.StateFailed || !strings.Contains(res[0].LastError, "no release of") {
 			t.Errorf("restart of a service never deployed = %+v, %v", res, err)

@@ -15,9 +15,10 @@ const sampleStatus = `{
  "plays": [{"play": {"name": "Report release status"}, "tasks": [
   {"task": {"name": "nodeexec_release : nodeexec report"}, "hosts": {
     "h1": {"action": "debug", "msg": {"service": "demo", "current": "v2", "previous": "v1", "state": "success", "running_version": "v2",
-      "active": true, "active_state": "active", "main_pid": 4242, "active_since": "2026-11-25T10:00:00Z", "uptime_seconds": 90}},
+      "active": true, "active_state": "active", "main_pid": 4242, "active_since": "2026-11-25T10:00:00Z", "uptime_seconds": 90,
+      "resources": {"memory_bytes": 12582912, "cpu_nsec": 431000000, "tasks": "7"}}},
     "h2": {"action": "debug", "msg": {"service": "demo", "current": "v2", "previous": "v1", "state": "rolled_back", "last_error": "v3 failed verification",
-      "running_version": "", "active": false, "active_state": "failed", "main_pid": "0", "active_since": "", "uptime_seconds": "0"}}}}
+      "running_version": "", "active": false, "active_state": "failed", "main_pid": "0", "active_since": "", "uptime_seconds": "0", "resources": {}}}}}
  ]}],
  "stats": {
   "h1": {"changed": 0, "failures": 0, "ok": 3, "unreachable": 0},
@@ -45,6 +46,11 @@ func TestServiceStatusesReadTheUnitAndTheRecordOfEachNode(t *testing.T) {
 			t.Errorf("%s: since %v, want %v", w.Host, g.Since, w.Since)
 		}
 		g.Since, w.Since = nil, nil
+		wantRes := map[string]*executor.Resources{"h1": {MemoryBytes: 12582912, CPUSeconds: 0.431, Tasks: 7}}[w.Host]
+		if (g.Resources == nil) != (wantRes == nil) || (g.Resources != nil && *g.Resources != *wantRes) {
+			t.Errorf("%s: resources %+v, want %+v", w.Host, g.Resources, wantRes)
+		}
+		g.Resources = nil
 		if g != w {
 			t.Errorf("%s:\n got %+v\nwant %+v", w.Host, g, w)
 		}

@@ -27,6 +27,9 @@ type progressLine struct {
 	Status  string `json:"status"`
 	Changed bool   `json:"changed"`
 	Msg     string `json:"msg"`
+	// Stdout and Stderr come with a failed result only, their end bounded by the callback.
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
 }
 
 // startProgress gives the run a pipe as fd 3 and enables the callback that writes to it.
@@ -55,7 +58,7 @@ func startProgress(g *groupExec, progress executor.ProgressFunc) (*progressStrea
 }
 
 func (l progressLine) step() executor.Step {
-	st := executor.Step{Name: taskName(l.Task), Action: l.Action, Changed: l.Changed, Message: l.Msg}
+	st := executor.Step{Name: taskName(l.Task), Action: l.Action, Changed: l.Changed, Message: l.Msg, Stdout: l.Stdout, Stderr: l.Stderr}
 	switch l.Status {
 	case "failed", "unreachable":
 		st.Failed = true

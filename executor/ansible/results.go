@@ -42,10 +42,30 @@ type nodeReport struct {
 	LockedBy       string   `json:"locked_by"`
 	// The unit as systemd has it: its ActiveState, main process, and since when it is active (UTC, "" when
 	// it is not) and for how many seconds.
-	ActiveState   string  `json:"active_state"`
-	MainPID       jsonInt `json:"main_pid"`
-	ActiveSince   string  `json:"active_since"`
-	UptimeSeconds jsonInt `json:"uptime_seconds"`
+	ActiveState   string          `json:"active_state"`
+	MainPID       jsonInt         `json:"main_pid"`
+	ActiveSince   string          `json:"active_since"`
+	UptimeSeconds jsonInt         `json:"uptime_seconds"`
+	Resources     resourcesReport `json:"resources"`
+	// Failed is the node's newest failed release kept for inspection; Evidence what this run kept of
+	// its own failure (with the journal excerpt). Both are {} when there is none.
+	Failed   executor.FailedRelease `json:"failed"`
+	Evidence executor.FailedRelease `json:"evidence"`
+}
+
+// resourcesReport is what the unit uses, as the node reads it from systemd ({} when not running).
+type resourcesReport struct {
+	MemoryBytes jsonInt `json:"memory_bytes"`
+	CPUNSec     jsonInt `json:"cpu_nsec"`
+	Tasks       jsonInt `json:"tasks"`
+}
+
+// resources is the report's figures, nil when there are none.
+func (u resourcesReport) resources() *executor.Resources {
+	if u == (resourcesReport{}) {
+		return nil
+	}
+	return &executor.Resources{MemoryBytes: int64(u.MemoryBytes), CPUSeconds: float64(u.CPUNSec) / 1e9, Tasks: int64(u.Tasks)}
 }
 
 // commandReport is the msg of adhoc.yml's "nodeexec command report" task.
@@ -225,12 +245,20 @@ func nodeResults(res *jsonresults.AnsiblePlaybookJSONResults, op operation, serv
 			r.CurrentVersion = o.report.Current
 			r.PrevVersion = o.report.Previous
 			r.RunningVersion = o.report.RunningVersion
+			r.Failed, r.Evidence = failedRelease(o.report.Failed), failedRelease(o.report.Evidence)
 		}
 		r.State, r.LastError = decide(op, o)
 		r.Transient = o.unreachable
 		results = append(results, r)
 	}
 	return results
+}
+
+func failedRelease(f executor.FailedRelease) *executor.FailedRelease {
+	if f.Version == "" {
+		return nil
+	}
+	return &f
 }
 
 // cleanupResults is nodeResults for a cleanup run, with the releases each node kept and removed; a

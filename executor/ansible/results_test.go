@@ -117,3 +117,37 @@ func TestTextFlattensResultFields(t *testing.T) {
 		t.Errorf("nil: %q", got)
 	}
 }
+
+// The report carries the node's kept failed release (every run) and, from the run that failed, the
+// evidence it kept with the unit's journal excerpt; an empty {} means none.
+func TestNodeResultsCarryTheFailedReleaseAndItsEvidence(t *testing.T) {
+	const run = `{
+ "plays": [{"play": {"name": "deploy"}, "tasks": [
+  {"task": {"name": "nodeexec_release : Check the HTTP health endpoint"}, "hosts": {
+    "h1": {"action": "uri", "failed": true, "msg": "Status code was 503 and not [200]"}}},
+  {"task": {"name": "nodeexec_release : nodeexec report"}, "hosts": {
+    "h1": {"action": "debug", "msg": {"service": "demo", "current": "v2", "previous": "v1", "state": "rolled_back",
+      "failed": {"version": "v3", "at": "2026-11-25T10:05:00Z", "reason": "Check the HTTP health endpoint: 503", "dir": "/opt/demo/.nodeexec/failed/v3"},
+      "evidence": {"version": "v3", "at": "2026-11-25T10:05:00Z", "reason": "Check the HTTP health endpoint: 503", "dir": "/opt/demo/.nodeexec/failed/v3",
+        "journal": ["2026-11-25T10:04:59+0000 h1 demo[42]: listening"], "unit_status": ["● demo.service"]}}},
+    "h2": {"action": "debug", "msg": {"service": "demo", "current": "v2", "previous": "v1", "state": "success", "failed": {}, "evidence": {}}}}}
+ ]}],
+ "stats": {"h1": {"changed": 3, "failures": 1, "ok": 9}, "h2": {"changed": 0, "failures": 0, "ok": 5}}
+}`
+	res, err := jsonresults.ParseJSONResultsStream(strings.NewReader(run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := nodeResults(res, opDeploy, "demo", []executor.Node{{Host: "h1"}, {Host: "h2"}}, "")
+	h1, h2 := got[0], got[1]
+	if h1.State != executor.StateRolledBack || h1.Failed == nil || h1.Failed.Version != "v3" || h1.Failed.Dir != "/opt/demo/.nodeexec/failed/v3" {
+		t.Errorf("h1: state %s, failed %+v", h1.State, h1.Failed)
+	}
+	if e := h1.Evidence; e == nil || e.Version != "v3" || e.Reason != "Check the HTTP health endpoint: 503" ||
+		len(e.Journal) != 1 || !strings.Contains(e.Journal[0], "listening") || len(e.UnitStatus) != 1 {
+		t.Errorf("h1: evidence %+v", h1.Evidence)
+	}
+	if h2.Failed != nil || h2.Evidence != nil {
+		t.Errorf("h2 kept nothing, got failed %+v, evidence %+v", h2.Failed, h2.Evidence)
+	}
+}

@@ -237,6 +237,27 @@ func TestUpdateThatNeverBecomesReadyIsRolledBack(t *testing.T) {
 	}
 }
 
+// The caller's deadline passes before the rollout is done (here before its own progress deadline):
+// the deploy says so, and the previous image is put back even though the caller's context has ended.
+func TestRolloutPastTheCallersDeadlineIsRolledBack(t *testing.T) {
+	k := newCluster(t)
+	w := k.createDeployment("web", "registry.example/demo:v1")
+	k.labelNodes(false) // new pods fit nowhere now; the running ones stay
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	res, err := k.e.Deploy(ctx, executor.DeployRequest{DeploymentID: "d-v2", Service: "demo", Version: "v2",
+		Image: "registry.example/demo:v2", Workloads: []executor.Workload{w}})
+	if err != nil || len(res) != 1 {
+		t.Fatalf("deploy: %v %v", res, err)
+	}
+	if r := res[0]; r.State != executor.StateRolledBack || r.CurrentVersion != "v1" || !strings.Contains(r.LastError, "not done before the deadline") {
+		t.Fatalf("deploy past the caller's deadline = %+v", r)
+	}
+	if n := k.readyPods("registry.example/demo:v1"); n != 3 {
+		t.Errorf("%d pods of v1 ready, want 3", n)
+	}
+}
+
 func TestExplicitRollbackAndRollbackToRevision(t *testing.T) {
 	k := newCluster(t)
 	w := k.createDeployment("web", "registry.example/demo:v1")

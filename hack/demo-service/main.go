@@ -1,6 +1,7 @@
 // Command demo-service is the service the tests and the demo deploy: an HTTP server whose /health
 // reports the version baked in at build time. A build with -X main.broken=true starts and listens, but
-// its health check fails, which is what a deploy's verify must catch.
+// its health check fails, which is what a deploy's verify must catch. DEMO_HEALTH_DELAY (a Go
+// duration) makes /health answer only after that long: a health check that hangs.
 //
 //	go build -ldflags "-X main.version=v2" ./hack/demo-service
 package main
@@ -26,8 +27,17 @@ var (
 func main() {
 	addr := flag.String("addr", envOr("DEMO_ADDR", ":8080"), "listen address")
 	flag.Parse()
+	healthDelay, err := time.ParseDuration(envOr("DEMO_HEALTH_DELAY", "0s"))
+	if err != nil {
+		log.Fatalf("DEMO_HEALTH_DELAY: %v", err)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(healthDelay):
+		case <-r.Context().Done():
+			return
+		}
 		status, code := "ok", http.StatusOK
 		if broken == "true" {
 			status, code = "broken", http.StatusServiceUnavailable

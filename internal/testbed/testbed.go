@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -230,4 +231,27 @@ func Serve(ctx context.Context, ip, dir string) (baseURL string, stop func(), er
 			close(stopped)
 		}
 	}, nil
+}
+
+// ServeStalled serves, on ip, a package that never finishes: the headers and the first bytes of a
+// body, then nothing until the test ends. It returns the package's URL.
+func ServeStalled(t testing.TB, ip string) string {
+	t.Helper()
+	stall := make(chan struct{})
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("serve a stalled package on %s (are the test hosts up?): %v", ip, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1048576")
+		_, _ = w.Write(make([]byte, 4096))
+		w.(http.Flusher).Flush()
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { close(stall); _ = srv.Close() })
+	return "http://" + ln.Addr().String() + "/stalls.tar.gz"
 }

@@ -20,6 +20,14 @@ import os
 from ansible.plugins.callback import CallbackBase
 
 MAX_MSG = 2000
+# A failed task's own output is part of the evidence nodeexec keeps: its end, where the error usually is.
+MAX_OUTPUT = 4000
+
+
+def tail(text, n):
+    if not isinstance(text, str):
+        text = json.dumps(text, default=str)
+    return text if len(text) <= n else "…" + text[-n:]
 
 
 class CallbackModule(CallbackBase):
@@ -56,6 +64,10 @@ class CallbackModule(CallbackBase):
             "changed": bool(res.get("changed", False)),
             "msg": msg[:MAX_MSG],
         }
+        if status in ("failed", "unreachable"):
+            for k in ("stdout", "stderr"):
+                if res.get(k):
+                    line[k] = tail(res[k], MAX_OUTPUT)
         try:
             self._out.write(json.dumps(line) + "\n")
         except (OSError, ValueError):

@@ -64,14 +64,16 @@ def answer(call, *args):
 
 
 def record_params(**params):
-    p = dict(version="", previous="", state="success", last_error="", history_version="", history_result="success")
+    p = dict(version="", previous="", state="success", last_error="", history_version="", history_result="success",
+             clear_failed=False)
     p.update(params)
     return p
 
 
-def state(current, previous, history):
+def state(current, previous, history, failed=""):
     return {"current": current, "previous": previous,
-            "history": [{"version": v, "result": r, "at": "2026-01-01T00:00:00Z"} for v, r in history]}
+            "history": [{"version": v, "result": r, "at": "2026-01-01T00:00:00Z"} for v, r in history],
+            "failed": {"version": failed, "at": "2026-01-01T00:00:00Z", "reason": "x"} if failed else {}}
 
 
 S, F = "success", "failed"
@@ -100,6 +102,16 @@ class KeepSetTest(unittest.TestCase):
              state("c", "", [("a", S), ("c", S)]), ["a", "c"], 2, ["c", "a"]),
             ("never deployed",
              state("", "", []), ["a"], 2, []),
+            ("the newest failed release is kept on top of keep while no successful deploy followed it",
+             state("c", "p", [("a", S), ("p", S), ("c", S), ("x", F)], failed="x"), ["a", "c", "p", "x"], 3, ["c", "p", "a", "x"]),
+            ("the newest failed release is kept even at the smallest keep",
+             state("c", "p", [("a", S), ("p", S), ("c", S), ("x", F)], failed="x"), ["a", "c", "p", "x"], 2, ["c", "p", "x"]),
+            ("only the newest failed release: an older failure may go",
+             state("c", "p", [("p", S), ("c", S), ("x", F), ("y", F)], failed="y"), ["c", "p", "x", "y"], 5, ["c", "p", "y"]),
+            ("a failed first deploy keeps its release (current points at it, the record names none)",
+             state("", "", [("x", F)], failed="x"), ["x"], 2, ["x"]),
+            ("a failed release no longer on the node takes nothing",
+             state("c", "p", [("p", S), ("c", S), ("x", F)], failed="x"), ["c", "p"], 2, ["c", "p"]),
         ]
         for name, st, present, keep, want in cases:
             with self.subTest(name):
@@ -137,6 +149,64 @@ class CleanupTest(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(os.path.join(self.root, "releases"))), ["v1", "v2", "v3"])
         self.assertEqual(sorted(f for f in os.listdir(os.path.join(self.root, ".nodeexec")) if f.startswith("package-")),
                          ["package-v1.tar.gz", "package-v2.tar.gz", "package-v3.tar.gz"])
+
+    def test_the_failed_release_and_its_evidence_stay_until_a_later_successful_deploy(self):
+        os.makedirs(os.path.join(self.root, ".nodeexec"))
+        for version, mtime in [("v1", 1000), ("v2", 2000), ("v3-broken", 3000)]:
+            self.release(version, mtime)
+
+        def rec(**params):
+            e = answer(nr.record, FakeModule(**record_params(**params)), self.root, "demo")
+            self.assertFalse(e.failed, e.result)
+
+        def keep_failed(version):
+            e = answer(nr.keep_failed, FakeModule(version=version, last_error="Check the HTTP health endpoint: 503",
+                                                  journal=True, journal_lines=50), self.root, "demo")
+            self.assertFalse(e.failed, e.result)
+
+        def cleanup(keep):
+            e = answer(nr.cleanup, FakeModule(), self.root, "demo", keep)
+            self.assertFalse(e.failed, e.result)
+            return sorted(os.listdir(os.path.join(self.root, "releases"))), sorted(os.listdir(os.path.join(self.root, ".nodeexec", "failed")))
+
+        rec(version="v1", history_version="v1", clear_failed=True)
+        rec(version="v2", previous="v1", history_version="v2", clear_failed=True)
+        # v3-broken fails verification: its evidence is kept, then the automatic rollback records v2 again.
+        with fake_capture():
+            keep_failed("v3-broken")
+        rec(version="v2", previous="v1", state="rolled_back", last_error="v3-broken failed", history_version="v3-broken",
+            history_result="failed")
+        self.assertEqual(cleanup(2), (["v1", "v2", "v3-broken"], ["v3-broken"]))
+        # An explicit rollback is not a successful deploy: the evidence stays.
+        rec(version="v1", previous="v2", state="rolled_back", history_version="v1")
+        self.assertEqual(cleanup(2), (["v1", "v2", "v3-broken"], ["v3-broken"]))
+        self.assertEqual(nr.load_state(self.root, "demo")["failed"]["version"], "v3-broken")
+
+        # A successful deploy of v4: the failed release may now go like any old release.
+        self.release("v4", 4000)
+        rec(version="v4", previous="v1", history_version="v4", clear_failed=True)
+        self.assertEqual(nr.load_state(self.root, "demo")["failed"], {})
+        self.assertNotIn("failed", self.read_state_file())
+        self.assertEqual(cleanup(2), (["v1", "v4"], []))
+        self.assertEqual(sorted(f for f in os.listdir(os.path.join(self.root, ".nodeexec")) if f.startswith("package-")),
+                         ["package-v1.tar.gz", "package-v4.tar.gz"])
+
+    def test_a_newer_failure_supersedes_the_older_one(self):
+        os.makedirs(os.path.join(self.root, ".nodeexec"))
+        for version, mtime in [("v1", 1000), ("v2", 2000), ("v3", 3000), ("v4", 4000)]:
+            self.release(version, mtime)
+        nr.save_state(self.root, dict(state("v2", "v1", [("v1", S), ("v2", S), ("v3", F), ("v4", F)]), service="demo"))
+        with fake_capture():
+            for v in ("v3", "v4"):
+                answer(nr.keep_failed, FakeModule(version=v, last_error="boom", journal=True, journal_lines=50), self.root, "demo")
+        e = answer(nr.cleanup, FakeModule(), self.root, "demo", 2)
+        self.assertEqual(e.result["kept"], ["v2", "v1", "v4"])
+        self.assertEqual(sorted(e.result["removed"]), ["v3"])
+        self.assertEqual(os.listdir(os.path.join(self.root, ".nodeexec", "failed")), ["v4"])
+
+    def read_state_file(self):
+        with open(os.path.join(self.root, ".nodeexec", "state.json")) as f:
+            return json.load(f)
 
     def test_cleanup_refuses_to_keep_fewer_than_two(self):
         e = answer(nr.cleanup, FakeModule(), self.root, "demo", 1)
@@ -236,6 +306,106 @@ class InstallTest(unittest.TestCase):
             self.assertNotIn("escaped", files, d)
 
 
+class fake_capture:
+    """Stands in for journalctl and systemctl (this machine may have neither, or not the unit): each command
+    prints `lines` numbered lines; calls lists the argv of each."""
+
+    def __init__(self, lines=80, width=20):
+        self.lines, self.width, self.calls = lines, width, []
+
+    def __call__(self, argv):
+        self.calls.append(argv)
+        return "".join("%s line %03d %s\n" % (argv[0], i, "x" * self.width) for i in range(self.lines))
+
+    def __enter__(self):
+        self.saved, nr.capture = nr.capture, self
+        return self
+
+    def __exit__(self, *exc):
+        nr.capture = self.saved
+
+
+class KeepFailedTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.root = self.tmp.name
+        os.makedirs(os.path.join(self.root, "releases", "v3"))
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def keep_failed(self, **params):
+        p = dict(version="v3", last_error="Check the HTTP health endpoint: Status code was 503", journal=True, journal_lines=50)
+        p.update(params)
+        return answer(nr.keep_failed, FakeModule(**p), self.root, "demo")
+
+    def evidence_file(self, name):
+        with open(os.path.join(self.root, ".nodeexec", "failed", "v3", name)) as f:
+            return f.read()
+
+    def test_the_state_file_names_the_failed_release_and_the_evidence_is_kept_beside_it(self):
+        with fake_capture() as cap:
+            e = self.keep_failed()
+        self.assertFalse(e.failed, e.result)
+        d = os.path.join(self.root, ".nodeexec", "failed", "v3")
+        with open(os.path.join(self.root, ".nodeexec", "state.json")) as f:
+            failed = json.load(f)["failed"]
+        self.assertEqual((failed["version"], failed["reason"], failed["dir"]), ("v3", "Check the HTTP health endpoint: Status code was 503", d))
+        self.assertTrue(failed["at"].endswith("Z"))
+        self.assertEqual(e.result["failed_release"], failed)
+        self.assertNotIn("failed", e.result)
+        self.assertEqual(cap.calls[0], ["journalctl", "-u", "demo.service", "-n", "50", "--no-pager", "-o", "short-iso"])
+        self.assertEqual(cap.calls[1][:3], ["systemctl", "status", "demo.service"])
+        journal = e.result["evidence"]["journal"]
+        self.assertEqual((len(journal), journal[0][:20], journal[-1][:20]), (50, "journalctl line 030 ", "journalctl line 079 "))
+        self.assertEqual(self.evidence_file("journal.txt"), "\n".join(journal) + "\n")
+        self.assertEqual(self.evidence_file("unit-status.txt").splitlines(), e.result["evidence"]["unit_status"])
+        self.assertEqual(len(e.result["evidence"]["unit_status"]), nr.MAX_STATUS_LINES)
+        self.assertEqual(json.loads(self.evidence_file("failure.json")), failed)
+        # The rest of the record is the deploy's to write.
+        st = nr.load_state(self.root, "demo")
+        self.assertEqual((st["current"], st["previous"], st["state"], st["history"]), ("", "", "", []))
+
+    def test_a_release_that_never_started_has_no_journal(self):
+        with fake_capture() as cap:
+            e = self.keep_failed(journal=False)
+        self.assertFalse(e.failed, e.result)
+        self.assertEqual(cap.calls, [])
+        self.assertEqual((e.result["evidence"]["journal"], e.result["evidence"]["unit_status"]), ([], []))
+        self.assertEqual(os.listdir(os.path.join(self.root, ".nodeexec", "failed", "v3")), ["failure.json"])
+        self.assertEqual(nr.load_state(self.root, "demo")["failed"]["version"], "v3")
+
+    def test_the_excerpt_is_bounded(self):
+        with fake_capture(lines=3000, width=5000) as cap:
+            e = self.keep_failed(journal_lines=100000, last_error="r" * 10000)
+        self.assertEqual(cap.calls[0][4], str(nr.MAX_JOURNAL_LINES))
+        journal = e.result["evidence"]["journal"]
+        self.assertLessEqual(sum(len(l.encode()) + 1 for l in journal), nr.MAX_JOURNAL_BYTES)
+        self.assertTrue(all(len(l) <= nr.MAX_LINE + 1 for l in journal))
+        self.assertTrue(journal[-1].startswith("journalctl line 2999 "), journal[-1][:30])  # the newest lines
+        self.assertEqual(len(e.result["failed_release"]["reason"]), nr.MAX_REASON)
+
+    def test_a_second_failure_of_the_same_version_replaces_its_evidence(self):
+        with fake_capture(lines=3):
+            self.keep_failed()
+        with fake_capture(lines=1):
+            e = self.keep_failed(last_error="again")
+        self.assertEqual(len(self.evidence_file("journal.txt").splitlines()), 1)
+        self.assertEqual(nr.load_state(self.root, "demo")["failed"]["reason"], "again")
+        self.assertEqual(e.result["failed_release"]["reason"], "again")
+
+    def test_read_reports_the_failed_entry(self):
+        with fake_capture():
+            self.keep_failed()
+        # read asks systemd about the unit; without systemd here it reads as not running.
+        e = answer(nr.read, FakeModule(), self.root, "demo")
+        self.assertFalse(e.failed, e.result)
+        # Never under the result's own "failed" key: Ansible would fail the task whatever its value.
+        self.assertNotIn("failed", e.result)
+        self.assertEqual(e.result["failed_release"]["version"], "v3")
+        self.assertEqual(e.result["releases"], ["v3"])
+
+
 class RecordTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -282,6 +452,22 @@ class RecordTest(unittest.TestCase):
             answer(nr.record, FakeModule(**record_params(version="v%d" % i, history_version="v%d" % i)), self.root, "demo")
         h = self.read_file()["history"]
         self.assertEqual((len(h), h[0]["version"], h[-1]["version"]), (200, "v5", "v204"))
+
+
+class ResourcesTest(unittest.TestCase):
+    """What systemctl show says a unit uses, as read reports it."""
+
+    def test_the_figures_systemd_accounts(self):
+        props = {"ActiveState": "active", "MemoryCurrent": "12582912", "CPUUsageNSec": "431000000", "TasksCurrent": "7"}
+        self.assertEqual(nr.resources(props), {"memory_bytes": 12582912, "cpu_nsec": 431000000, "tasks": 7})
+
+    def test_figures_systemd_does_not_know_are_left_out(self):
+        props = {"ActiveState": "active", "MemoryCurrent": "[not set]", "CPUUsageNSec": str(2**64 - 1), "TasksCurrent": "3"}
+        self.assertEqual(nr.resources(props), {"tasks": 3})
+
+    def test_a_unit_that_is_not_running_uses_nothing(self):
+        self.assertEqual(nr.resources({"ActiveState": "inactive", "MemoryCurrent": "4096", "TasksCurrent": "1"}), {})
+        self.assertEqual(nr.resources({}), {})
 
 
 if __name__ == "__main__":
