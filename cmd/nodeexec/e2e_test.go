@@ -16,6 +16,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -244,17 +245,22 @@ func TestAPIDeployEventsStatusRollback(t *testing.T) {
 	if code, h := env.call("GET", "/internal/v1/deploy/health/"+id, nil); code != 200 || h["healthy"] != true {
 		t.Errorf("health = %d %v", code, h)
 	} else {
-		// Each node's unit, read now, with what it uses.
+		// Each node's unit, read now, with what it uses where systemd accounts it (see AccountsTasks).
 		services := 0
 		for _, raw := range h["checks"].([]any) {
 			ch := raw.(map[string]any)
 			if ch["type"] != "service" {
 				continue
 			}
+			i := slices.Index(env.hosts.Addrs, ch["name"].(string))
+			accounts, err := env.hosts.AccountsTasks(context.Background(), i, env.svc.Name+".service")
+			if err != nil {
+				t.Fatal(err)
+			}
 			services++
 			res, _ := ch["resources"].(map[string]any)
-			if ch["status"] != "pass" || !strings.Contains(ch["message"].(string), "runs v2") || res["memory_bytes"] == nil || res["tasks"] == nil {
-				t.Errorf("service check %v", ch)
+			if ch["status"] != "pass" || !strings.Contains(ch["message"].(string), "runs v2") || accounts != (res["tasks"] != nil) {
+				t.Errorf("service check %v; systemd accounts the unit: %v", ch, accounts)
 			}
 		}
 		if services != 3 {

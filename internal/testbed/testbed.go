@@ -101,6 +101,15 @@ func (h Hosts) SSH(ctx context.Context, i int, cmd string) (string, error) {
 	return string(out), err
 }
 
+// AccountsTasks says whether systemd on host i accounts what unit uses (TasksCurrent has a value). On a
+// machine with cgroup v1 the hosts' cgroups are read-only inside the container and systemd accounts
+// nothing there, as on any node without cgroup accounting; on cgroup v2 it accounts by default.
+func (h Hosts) AccountsTasks(ctx context.Context, i int, unit string) (bool, error) {
+	out, err := h.SSH(ctx, i, "systemctl show -p TasksCurrent --value "+unit)
+	v := strings.TrimSpace(out)
+	return err == nil && v != "" && v != "[not set]" && v != "18446744073709551615", err
+}
+
 // Release is a packed release of the demo service.
 type Release struct {
 	Version string
