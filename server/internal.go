@@ -355,11 +355,13 @@ func (s *Server) deployLogs(c *gin.Context) {
 			}
 			nl := nodeLog{Name: n.Host, Lines: l}
 			// A node that succeeded after a failed attempt, and kept nothing, shows no failure.
-			if f := failures[n.Host]; f != nil && (f.Evidence != nil || n.State == executor.StateFailed || n.State == executor.StateRolledBack) {
+			f := failures[n.Host]
+			if n.State == executor.StateFailed || n.State == executor.StateRolledBack || (f != nil && f.Evidence != nil) {
+				if f == nil {
+					f = &nodeFailure{FailedTasks: []failedTask{}}
+				}
 				f.State, f.Error = n.State, n.LastError
 				nl.Failure = f
-			} else if n.State == executor.StateFailed || n.State == executor.StateRolledBack {
-				nl.Failure = &nodeFailure{State: n.State, Error: n.LastError, FailedTasks: []failedTask{}}
 			}
 			out = append(out, nl)
 		}
