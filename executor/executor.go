@@ -5,6 +5,8 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -108,7 +110,7 @@ type FailedRelease struct {
 	UnitStatus []string `json:"unit_status,omitempty" bson:"unit_status,omitempty"`
 }
 
-// Step is one task's outcome on one node.
+// Step is one task's outcome on one node (or one sub-step of a module that reports its own steps).
 type Step struct {
 	Name    string `json:"name"`
 	Action  string `json:"action,omitempty"`
@@ -118,6 +120,36 @@ type Step struct {
 	Message string `json:"message,omitempty"`
 	Stdout  string `json:"stdout,omitempty"`
 	Stderr  string `json:"stderr,omitempty"`
+	// Started is when the step began on the node, and Duration how long it took; zero when the backend
+	// did not say (records from before they existed, plain Ansible tasks). In JSON the duration is a
+	// number of milliseconds, duration_ms (see MarshalJSON); in the store, nanoseconds.
+	Started  time.Time     `json:"started,omitzero" bson:"started,omitempty"`
+	Duration time.Duration `json:"duration_ms,omitempty" bson:"duration,omitempty"`
+}
+
+// stepFields is Step without its JSON methods, for them to build on.
+type stepFields Step
+
+// MarshalJSON writes Duration as milliseconds (a float, to the microsecond): a number people and
+// scripts read without knowing Go's nanoseconds.
+func (s Step) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		stepFields
+		DurationMS float64 `json:"duration_ms,omitempty"`
+	}{stepFields(s), float64(s.Duration.Round(time.Microsecond)) / float64(time.Millisecond)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (s *Step) UnmarshalJSON(data []byte) error {
+	wire := struct {
+		*stepFields
+		DurationMS float64 `json:"duration_ms"`
+	}{stepFields: (*stepFields)(s)}
+	if err := json.Unmarshal(data, &wire); err != nil {
+		return err
+	}
+	s.Duration = time.Duration(math.Round(wire.DurationMS * float64(time.Millisecond)))
+	return nil
 }
 
 // Node is one target. Address and Port are optional: Host is used to connect when Address is empty.
@@ -152,6 +184,10 @@ type HealthCheck struct {
 	TCPPort    int           `json:"tcp_port,omitempty"`
 	Retries    int           `json:"retries,omitempty"`
 	Delay      time.Duration `json:"delay,omitempty"`
+	// Interval is how often the node looks at the unit and the checks while it verifies (0: 200 ms).
+	Interval time.Duration `json:"interval,omitempty" bson:",omitempty"`
+	// Stable is how long the unit and every check must keep passing once all passed (0: not at all).
+	Stable time.Duration `json:"stable,omitempty" bson:",omitempty"`
 }
 
 // Unit says how the service runs on a physical node, when the package ships no unit of its own.

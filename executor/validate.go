@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -145,6 +146,14 @@ func ValidateDelivery(d Delivery) error {
 	return invalid("delivery", "%q is not pull or push", d)
 }
 
+// Bounds of verification's pace: polling faster than 50 ms only loads the node; slower than 10 s misses
+// crashes; holding steady longer than an hour is a soak test, not a deploy.
+const (
+	MinHealthInterval = 50 * time.Millisecond
+	MaxHealthInterval = 10 * time.Second
+	MaxHealthStable   = time.Hour
+)
+
 // ValidateHealth checks a health check; zero values mean defaults.
 func ValidateHealth(h HealthCheck) error {
 	for field, port := range map[string]int{"health.http_port": h.HTTPPort, "health.tcp_port": h.TCPPort} {
@@ -171,6 +180,12 @@ func ValidateHealth(h HealthCheck) error {
 	}
 	if h.Delay < 0 {
 		return invalid("health.delay", "must not be negative")
+	}
+	if h.Interval != 0 && (h.Interval < MinHealthInterval || h.Interval > MaxHealthInterval) {
+		return invalid("health.interval_ms", "must be 0 (200 ms) or from %d to %d", MinHealthInterval.Milliseconds(), MaxHealthInterval.Milliseconds())
+	}
+	if h.Stable < 0 || h.Stable > MaxHealthStable {
+		return invalid("health.stable_seconds", "must be from 0 to %d", int(MaxHealthStable.Seconds()))
 	}
 	return nil
 }

@@ -7,9 +7,10 @@ import (
 )
 
 // healthSteps names the steps that are health checks, by the step names the executors report: on
-// physical nodes the task names of roles/nodeexec_release/tasks/verify.yml (run after a deploy, after
-// an automatic rollback, and after a rollback), on Kubernetes the rollout waits of executor/k8s.
-// checks_test.go holds this list to those sources.
+// physical nodes the verification sub-steps of the nodeexec_release module (named in
+// roles/nodeexec_release/module_utils/nodeexec_unit.py; run after a deploy, after an automatic
+// rollback, and after a rollback), on Kubernetes the rollout waits of executor/k8s. checks_test.go
+// holds this list to those sources.
 var healthSteps = map[executor.Platform][]struct {
 	name  *regexp.Regexp
 	check string

@@ -3,10 +3,9 @@ package metrics
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/nodeexec/nodeexec/executor"
 )
@@ -42,25 +41,37 @@ func TestHealthCheckNamesTheVerificationSteps(t *testing.T) {
 	}
 }
 
-// The physical checks are exactly the tasks of the role's verify.yml: renaming a task there without
-// renaming it here would silently stop counting it.
-func TestPhysicalChecksAreTheVerifyTasks(t *testing.T) {
-	data, err := os.ReadFile("../roles/nodeexec_release/tasks/verify.yml")
-	if err != nil {
-		t.Fatal(err)
+// The physical checks are steps the nodeexec_release module reports, its step names string literals in
+// its Python code: renaming a step there without renaming it here would silently stop counting it.
+func TestPhysicalChecksAreStepsTheReleaseModuleReports(t *testing.T) {
+	var files []string
+	for _, pattern := range []string{"../roles/nodeexec_release/module_utils/*.py", "../roles/nodeexec_release/library/*.py"} {
+		found, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, found...)
 	}
-	var tasks []struct {
-		Name string `yaml:"name"`
+	var src strings.Builder
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Write(data)
 	}
-	if err := yaml.Unmarshal(data, &tasks); err != nil {
-		t.Fatal(err)
+	checks := healthSteps[executor.PlatformPhysical]
+	if len(checks) == 0 {
+		t.Fatal("healthSteps names no physical checks")
 	}
-	if len(tasks) != len(healthSteps[executor.PlatformPhysical]) {
-		t.Errorf("verify.yml has %d tasks, healthSteps names %d physical checks", len(tasks), len(healthSteps[executor.PlatformPhysical]))
-	}
-	for _, task := range tasks {
-		if _, ok := HealthCheck(executor.PlatformPhysical, task.Name); !ok {
-			t.Errorf("verify.yml task %q is not a health check in healthSteps; add it", task.Name)
+	for _, h := range checks {
+		name := strings.TrimSuffix(strings.TrimPrefix(h.name.String(), "^"), "$")
+		if regexp.QuoteMeta(name) != name {
+			t.Errorf("physical check %s is not a plain step name; this test reads only those", h.name)
+			continue
+		}
+		if !strings.Contains(src.String(), `"`+name+`"`) && !strings.Contains(src.String(), `'`+name+`'`) {
+			t.Errorf("the nodeexec_release module (%s) no longer names a step %q: update healthSteps", strings.Join(files, ", "), name)
 		}
 	}
 }

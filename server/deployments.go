@@ -48,6 +48,10 @@ type healthBody struct {
 	TCPPort      int    `json:"tcp_port"`
 	Retries      int    `json:"retries"`
 	DelaySeconds int    `json:"delay_seconds"`
+	// IntervalMS is how often the node looks at the unit and the checks; StableSeconds how long all must
+	// keep passing once they passed.
+	IntervalMS    int `json:"interval_ms"`
+	StableSeconds int `json:"stable_seconds"`
 }
 
 func (s *Server) createDeployment(c *gin.Context) {
@@ -99,8 +103,7 @@ func (s *Server) createDeployment(c *gin.Context) {
 		req.Strategy = *body.Strategy
 	}
 	if h := body.Health; h != nil {
-		req.Health = executor.HealthCheck{HTTPPort: h.HTTPPort, HTTPPath: h.HTTPPath, HTTPStatus: h.HTTPStatus,
-			TCPPort: h.TCPPort, Retries: h.Retries, Delay: time.Duration(h.DelaySeconds) * time.Second}
+		req.Health = healthOf(h)
 	}
 	// Validate before anything is written: bad input leaves no trace.
 	if err := req.Validate(); err != nil {

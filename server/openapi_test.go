@@ -358,7 +358,7 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 	}
 }
 
-// jsonFields is a struct's JSON field names, and those without omitempty, both sorted.
+// jsonFields is a struct's JSON field names, and those without omitempty or omitzero, both sorted.
 func jsonFields(t reflect.Type) (all, always []string) {
 	for i := range t.NumField() {
 		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
@@ -366,7 +366,7 @@ func jsonFields(t reflect.Type) (all, always []string) {
 			continue
 		}
 		all = append(all, name)
-		if !strings.Contains(","+opts+",", ",omitempty,") {
+		if !strings.Contains(","+opts+",", ",omitempty,") && !strings.Contains(","+opts+",", ",omitzero,") {
 			always = append(always, name)
 		}
 	}

@@ -276,5 +276,6 @@ func healthOf(h *healthBody) executor.HealthCheck {
 		return executor.HealthCheck{}
 	}
 	return executor.HealthCheck{HTTPPort: h.HTTPPort, HTTPPath: h.HTTPPath, HTTPStatus: h.HTTPStatus,
-		TCPPort: h.TCPPort, Retries: h.Retries, Delay: time.Duration(h.DelaySeconds) * time.Second}
+		TCPPort: h.TCPPort, Retries: h.Retries, Delay: time.Duration(h.DelaySeconds) * time.Second,
+		Interval: time.Duration(h.IntervalMS) * time.Millisecond, Stable: time.Duration(h.StableSeconds) * time.Second}
 }

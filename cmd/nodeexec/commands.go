@@ -146,8 +146,10 @@ func healthFlags(fs *flag.FlagSet, h *executor.HealthCheck) {
 	fs.StringVar(&h.HTTPPath, "health-path", "/health", "HTTP health check path")
 	fs.IntVar(&h.HTTPStatus, "health-status", 200, "expected HTTP status")
 	fs.IntVar(&h.TCPPort, "tcp-port", 0, "TCP port that must accept connections (0: no TCP check)")
-	fs.IntVar(&h.Retries, "health-retries", 10, "health check attempts")
-	fs.DurationVar(&h.Delay, "health-delay", time.Second, "pause between health check attempts")
+	fs.IntVar(&h.Retries, "health-retries", 10, "verification may take health-retries × health-delay in all")
+	fs.DurationVar(&h.Delay, "health-delay", time.Second, "see health-retries")
+	fs.DurationVar(&h.Interval, "health-interval", 0, "how often the node looks at the unit and the checks while it verifies (0: 200ms)")
+	fs.DurationVar(&h.Stable, "health-stable", 0, "how long the unit and every check must keep passing once all passed (e.g. 10s)")
 }
 
 // request is anything that can check itself before it runs.

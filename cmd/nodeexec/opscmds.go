@@ -215,5 +215,6 @@ func healthJSON(h executor.HealthCheck) map[string]any {
 		return nil
 	}
 	return map[string]any{"http_port": h.HTTPPort, "http_path": h.HTTPPath, "http_status": h.HTTPStatus,
-		"tcp_port": h.TCPPort, "retries": h.Retries, "delay_seconds": int(h.Delay.Seconds())}
+		"tcp_port": h.TCPPort, "retries": h.Retries, "delay_seconds": int(h.Delay.Seconds()),
+		"interval_ms": h.Interval.Milliseconds(), "stable_seconds": int(h.Stable.Seconds())}
 }

@@ -411,13 +411,20 @@ func healthVars(vars map[string]any, h executor.HealthCheck) {
 	if h.Delay != 0 {
 		vars["nodeexec_health_delay"] = max(1, int(h.Delay.Round(time.Second).Seconds()))
 	}
+	// As text: the vars file carries strings and integers, and the role reads these with `| float`.
+	if h.Interval != 0 {
+		vars["nodeexec_health_interval"] = strconv.FormatFloat(h.Interval.Seconds(), 'f', -1, 64)
+	}
+	if h.Stable != 0 {
+		vars["nodeexec_health_stable_seconds"] = strconv.FormatFloat(h.Stable.Seconds(), 'f', -1, 64)
+	}
 }
 
 // run executes playbooks once over nodes: one ansible-playbook process, forks = number of nodes. It
 // returns the parsed results when the output parses, even if ansible-playbook exited non-zero (it does
 // whenever any one host failed); err is set when there are no results to read.
 // With progress set, each task result also streams to it live (plugins/callback/nodeexec_progress.py).
-func (e *Executor) run(ctx context.Context, books []string, vars map[string]any, nodes []executor.Node, progress executor.ProgressFunc) (*jsonresults.AnsiblePlaybookJSONResults, string, error) {
+func (e *Executor) run(ctx context.Context, books []string, vars map[string]any, nodes []executor.Node, progress executor.ProgressFunc) (*runResults, string, error) {
 	dir, err := os.MkdirTemp(e.cfg.WorkDir, "nodeexec-run-")
 	if err != nil {
 		return nil, "", fmt.Errorf("make a run directory: %w", err)
@@ -430,7 +437,11 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 	if err != nil {
 		return nil, "", fmt.Errorf("make a directory for SSH connections: %w", err)
 	}
-	defer closeMasters(masters)
+	defer func() {
+		if err := closeMasters(masters); err != nil {
+			e.log.WithError(err).Warn("closing the run's SSH connections")
+		}
+	}()
 	inventory, err := writeUnsafeYAML(dir, "inventory.yml", e.inventory(nodes))
 	if err != nil {
 		return nil, "", fmt.Errorf("write the inventory: %w", err)
@@ -471,7 +482,7 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 	exec.Quiet()
 	runErr := exec.Execute(ctx)
 	group.reap()
-	res, parseErr := jsonresults.ParseJSONResultsStream(bytes.NewReader(stdout.Bytes()))
+	res, parseErr := parseRun(stdout.Bytes())
 	if parseErr != nil || (len(res.Plays) == 0 && len(res.Stats) == 0) {
 		if runErr == nil {
 			runErr = parseErr
@@ -479,18 +490,6 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 		return nil, stderr.String(), fmt.Errorf("ansible-playbook %s: %w%s", strings.Join(books, " "), errors.Unwrap(runErr), stderrHint(stderr.String()))
 	}
 	return res, stderr.String(), nil
-}
-
-// closeMasters ends every SSH master connection whose socket is in dir, then removes dir. Closing a
-// master ends its sessions on the node, and with them any module still running there.
-func closeMasters(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, ent := range entries {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = osexec.CommandContext(ctx, "ssh", "-o", "ControlPath="+filepath.Join(dir, ent.Name()), "-O", "exit", "nodeexec-run").Run()
-		cancel()
-	}
-	_ = os.RemoveAll(dir)
 }
 
 // environ is ansible-playbook's environment: ours plus the settings that make its output JSON and its

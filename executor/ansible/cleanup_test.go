@@ -4,46 +4,43 @@ import (
 	"strings"
 	"testing"
 
-	jsonresults "github.com/apenella/go-ansible/v2/pkg/execute/result/json"
-
 	"github.com/nodeexec/nodeexec/executor"
 )
 
-// A cleanup.yml run: h1 cleaned (its record still carries a past deploy's error, which is not the
-// cleanup's), h2 found the node locked by a deploy, h3 was unreachable, h4 never appears.
+// A cleanup.yml run, one module call per node: h1 cleaned (its record still carries a past deploy's
+// error, which is not the cleanup's), h2 found the node locked by a deploy, h3 was unreachable, h4 never
+// appears.
 const sampleCleanup = `{
  "plays": [{"play": {"name": "Clean up old releases"}, "tasks": [
-  {"task": {"name": "nodeexec_lock : Take the node lock"}, "hosts": {
-    "h1": {"action": "nodeexec_lock", "changed": false},
-    "h2": {"action": "nodeexec_lock", "failed": true, "msg": "locked by nodeexec deployment d-1"},
-    "h3": {"unreachable": true, "msg": "Failed to connect to the host via ssh: No route to host"}}},
-  {"task": {"name": "nodeexec_release : Remove old releases"}, "hosts": {
-    "h1": {"action": "nodeexec_release", "changed": true}}},
-  {"task": {"name": "nodeexec_release : nodeexec report"}, "hosts": {
-    "h1": {"action": "debug", "msg": {"service": "demo", "current": "v4", "previous": "v3", "state": "rolled_back",
+  {"task": {"name": "nodeexec_release : Clean up"}, "hosts": {
+    "h1": {"action": "nodeexec_release", "changed": true, "steps": [
+      {"name": "Take the node lock", "status": "changed", "start": "2026-12-06T03:10:00.000Z", "duration": 0.004, "msg": ""},
+      {"name": "Remove old releases", "status": "changed", "start": "2026-12-06T03:10:00.004Z", "duration": 0.1, "msg": "removed v1, v2"},
+      {"name": "Release the node lock", "status": "changed", "start": "2026-12-06T03:10:00.104Z", "duration": 0.001, "msg": ""}],
+     "report": {"service": "demo", "current": "v4", "previous": "v3", "state": "rolled_back",
       "last_error": "v5 failed verification", "releases": ["v3", "v4"], "removed": ["v1", "v2"]}},
-    "h2": {"action": "debug", "msg": {"service": "demo", "current": "v4", "previous": "v3", "state": "success",
-      "releases": ["v1", "v2", "v3", "v4"], "removed": []}}}}
+    "h2": {"action": "nodeexec_release", "changed": false, "failed": true, "msg": "Take the node lock: locked by nodeexec deployment d-1", "steps": [
+      {"name": "Take the node lock", "status": "failed", "start": "2026-12-06T03:10:00.000Z", "duration": 0.004, "msg": "locked by nodeexec deployment d-1"}],
+     "report": {"service": "demo", "current": "v4", "previous": "v3", "state": "success",
+      "releases": ["v1", "v2", "v3", "v4"], "removed": [], "locked_by": "nodeexec deployment d-1"}},
+    "h3": {"unreachable": true, "msg": "Failed to connect to the host via ssh: No route to host"}}}
  ]}],
  "stats": {
-  "h1": {"changed": 1, "failures": 0, "ok": 5, "unreachable": 0},
-  "h2": {"changed": 0, "failures": 1, "ok": 2, "unreachable": 0},
+  "h1": {"changed": 1, "failures": 0, "ok": 1, "unreachable": 0},
+  "h2": {"changed": 0, "failures": 1, "ok": 0, "unreachable": 0},
   "h3": {"changed": 0, "failures": 0, "ok": 0, "unreachable": 1}
  }
 }`
 
 func TestCleanupResultsSayWhatEachNodeKeptAndRemoved(t *testing.T) {
-	res, err := jsonresults.ParseJSONResultsStream(strings.NewReader(sampleCleanup))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustParse(t, sampleCleanup)
 	nodes := []executor.Node{{Host: "h1"}, {Host: "h2"}, {Host: "h3"}, {Host: "h4"}}
 	got := cleanupResults(res, "demo", nodes, "")
 	want := []struct {
 		kept, removed, errContains string
 	}{
 		{"v3,v4", "v1,v2", ""},
-		{"", "", "locked by nodeexec deployment d-1"},
+		{"", "", "Take the node lock: locked by nodeexec deployment d-1"},
 		{"", "", "host unreachable"},
 		{"", "", "reported nothing for this node"},
 	}

@@ -455,20 +455,3 @@ func testhosts(t *testing.T, repo string, args ...string) {
 		t.Fatalf("hack/testhosts %v: %v\n%s", args, err, out)
 	}
 }
-
-// processesWith lists live processes whose command line mentions s.
-func processesWith(s string) []string {
-	var found []string
-	entries, _ := os.ReadDir("/proc")
-	for _, ent := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cmdline), s) {
-			continue
-		}
-		if stat, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat")); strings.Contains(string(stat), ") Z ") {
-			continue
-		}
-		found = append(found, ent.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
-	}
-	return found
-}

@@ -131,16 +131,13 @@ func TestMissingPlaybookDirIsAClearError(t *testing.T) {
 	}
 }
 
-// processRunning reports whether any process has marker in its command line.
+// processRunning reports whether any process that has marker in its command line runs on (procs_test.go).
 func processRunning(marker string) bool {
 	entries, _ := os.ReadDir("/proc")
 	for _, ent := range entries {
 		cmdline, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(cmdline), marker) && !strings.Contains(string(cmdline), "ansible") {
-			state, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
-			if !strings.Contains(string(state), ") Z ") { // a zombie is not running
-				return true
-			}
+		if err == nil && strings.Contains(string(cmdline), marker) && !strings.Contains(string(cmdline), "ansible") && !exiting(ent.Name()) {
+			return true
 		}
 	}
 	return false
@@ -163,13 +160,17 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, explain ...f
 }
 
 // Task results stream while the run goes on: the playbook's second task waits for a file this test
-// writes only once it has seen the first task's result.
+// writes only once it has seen the first task's result. Each says when it started and how long it took.
 func TestProgressStreamsEachTaskResultLive(t *testing.T) {
 	e := probeExecutor(t)
 	gate := filepath.Join(t.TempDir(), "gate")
 	var seen []string
+	began := time.Now()
 	progress := func(host string, st executor.Step) {
 		seen = append(seen, fmt.Sprintf("%s %s failed=%v", host, st.Name, st.Failed))
+		if st.Started.Before(began.Add(-time.Second)) || st.Started.After(time.Now()) || st.Duration <= 0 {
+			t.Errorf("%s: started %s, took %s; want a start during the run and a duration", st.Name, st.Started, st.Duration)
+		}
 		if st.Name == "First step" {
 			if err := os.WriteFile(gate, nil, 0o600); err != nil {
 				t.Error(err)
@@ -215,5 +216,40 @@ func TestProgressKeepsAFailedTasksOutputBounded(t *testing.T) {
 	}
 	if !strings.HasSuffix(st.Stderr, "err line 2000") || strings.Contains(st.Stderr, "err line 1\n") || len(st.Stderr) > 4100 {
 		t.Errorf("stderr is not the bounded end of the output (%d bytes): %q…", len(st.Stderr), st.Stderr[:min(80, len(st.Stderr))])
+	}
+}
+
+// A module result with sub-steps streams one line per sub-step, each with its status, timing and, when
+// it failed, its output; and the live steps are the same, in the same order, as the final results'.
+func TestProgressStreamsEachSubStepAsTheResultsHaveIt(t *testing.T) {
+	e := probeExecutor(t)
+	var live []executor.Step
+	progress := func(host string, st executor.Step) { live = append(live, st) }
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, _, err := e.run(ctx, []string{"steps.yml"}, map[string]any{"ansible_connection": "local"}, localNode, progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Take the node lock ok|Download the package skipped|Unpack the release changed|" +
+		"Switch current to the release changed|Check the HTTP health endpoint failed|Release the node lock ok"
+	if got := stepList(live); got != want {
+		t.Errorf("live steps:\n got %s\nwant %s", got, want)
+	}
+	final := nodeResults(res, opDeploy, "probe", localNode, "")[0]
+	if got := stepList(final.Steps); got != want {
+		t.Errorf("final steps:\n got %s\nwant %s", got, want)
+	}
+	// (The probe's module is not one of the roles': its message comes after the task's name.)
+	if final.State != executor.StateRolledBack || final.LastError != `task "Activate the probe": v2 failed verification and was rolled back to v1: Check the HTTP health endpoint: Status code was 503 and not [200]` {
+		t.Errorf("final = %s %q", final.State, final.LastError)
+	}
+	for _, st := range live {
+		if st.Action != "probe_steps" || st.Started.IsZero() || st.Duration != 250*time.Millisecond {
+			t.Errorf("live step %q: action %q, started %s, duration %s; want probe_steps, a start, 250ms", st.Name, st.Action, st.Started, st.Duration)
+		}
+		if failed := st.Name == "Check the HTTP health endpoint"; st.Failed != failed || (st.Stdout == "out") != failed || (st.Stderr == "err") != failed {
+			t.Errorf("live step %q: failed %v, stdout %q, stderr %q", st.Name, st.Failed, st.Stdout, st.Stderr)
+		}
 	}
 }

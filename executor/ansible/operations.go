@@ -5,7 +5,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	jsonresults "github.com/apenella/go-ansible/v2/pkg/execute/result/json"
 	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec/executor"
@@ -73,7 +72,7 @@ func (e *Executor) RunCommand(ctx context.Context, req executor.CommandRequest) 
 }
 
 // serviceStatuses maps a status.yml run to each node's unit and record. Pure, like nodeResults.
-func serviceStatuses(res *jsonresults.AnsiblePlaybookJSONResults, service string, nodes []executor.Node, stderr string) []executor.ServiceStatus {
+func serviceStatuses(res *runResults, service string, nodes []executor.Node, stderr string) []executor.ServiceStatus {
 	outcomes := collect(res)
 	statuses := nodeResults(res, opStatus, service, nodes, stderr)
 	out := make([]executor.ServiceStatus, len(statuses))
@@ -101,7 +100,7 @@ func serviceStatuses(res *jsonresults.AnsiblePlaybookJSONResults, service string
 }
 
 // commandResults maps an adhoc.yml run to each node's command result, each stream cut to limit bytes.
-func commandResults(res *jsonresults.AnsiblePlaybookJSONResults, nodes []executor.Node, stderr string, limit int) []executor.CommandResult {
+func commandResults(res *runResults, nodes []executor.Node, stderr string, limit int) []executor.CommandResult {
 	outcomes := collect(res)
 	out := make([]executor.CommandResult, len(nodes))
 	for i, n := range nodes {

@@ -5,33 +5,34 @@ import (
 	"testing"
 	"time"
 
-	jsonresults "github.com/apenella/go-ansible/v2/pkg/execute/result/json"
-
 	"github.com/nodeexec/nodeexec/executor"
 )
 
-// A status.yml run: h1 runs the service, h2 has it stopped, h3 was unreachable, h4 never appears.
+// A status.yml run, one module call per node: h1 runs the service, h2 has it stopped, h3 was
+// unreachable, h4 never appears.
 const sampleStatus = `{
  "plays": [{"play": {"name": "Report release status"}, "tasks": [
-  {"task": {"name": "nodeexec_release : nodeexec report"}, "hosts": {
-    "h1": {"action": "debug", "msg": {"service": "demo", "current": "v2", "previous": "v1", "state": "success", "running_version": "v2",
+  {"task": {"name": "nodeexec_release : Report"}, "hosts": {
+    "h1": {"action": "nodeexec_release", "changed": false, "steps": [
+      {"name": "Read the node's record", "status": "ok", "start": "2026-11-25T10:01:30.000Z", "duration": 0.01, "msg": ""}],
+     "report": {"service": "demo", "current": "v2", "previous": "v1", "state": "success", "running_version": "v2",
       "active": true, "active_state": "active", "main_pid": 4242, "active_since": "2026-11-25T10:00:00Z", "uptime_seconds": 90,
       "resources": {"memory_bytes": 12582912, "cpu_nsec": 431000000, "tasks": "7"}}},
-    "h2": {"action": "debug", "msg": {"service": "demo", "current": "v2", "previous": "v1", "state": "rolled_back", "last_error": "v3 failed verification",
-      "running_version": "", "active": false, "active_state": "failed", "main_pid": "0", "active_since": "", "uptime_seconds": "0", "resources": {}}}}}
+    "h2": {"action": "nodeexec_release", "changed": false, "steps": [
+      {"name": "Read the node's record", "status": "ok", "start": "2026-11-25T10:01:30.000Z", "duration": 0.01, "msg": ""}],
+     "report": {"service": "demo", "current": "v2", "previous": "v1", "state": "rolled_back", "last_error": "v3 failed verification",
+      "running_version": "", "active": false, "active_state": "failed", "main_pid": "0", "active_since": "", "uptime_seconds": "0", "resources": {}}},
+    "h3": {"unreachable": true, "msg": "Failed to connect to the host via ssh: No route to host"}}}
  ]}],
  "stats": {
-  "h1": {"changed": 0, "failures": 0, "ok": 3, "unreachable": 0},
-  "h2": {"changed": 0, "failures": 0, "ok": 3, "unreachable": 0},
+  "h1": {"changed": 0, "failures": 0, "ok": 1, "unreachable": 0},
+  "h2": {"changed": 0, "failures": 0, "ok": 1, "unreachable": 0},
   "h3": {"changed": 0, "failures": 0, "ok": 0, "unreachable": 1}
  }
 }`
 
 func TestServiceStatusesReadTheUnitAndTheRecordOfEachNode(t *testing.T) {
-	res, err := jsonresults.ParseJSONResultsStream(strings.NewReader(sampleStatus))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustParse(t, sampleStatus)
 	got := serviceStatuses(res, "demo", []executor.Node{{Host: "h1"}, {Host: "h2"}, {Host: "h3"}, {Host: "h4"}}, "")
 	since := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	want := []executor.ServiceStatus{
@@ -83,10 +84,7 @@ const sampleCommand = `{
 }`
 
 func TestCommandResultsSayWhatEachNodeRanAndPrinted(t *testing.T) {
-	res, err := jsonresults.ParseJSONResultsStream(strings.NewReader(sampleCommand))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustParse(t, sampleCommand)
 	got := commandResults(res, []executor.Node{{Host: "h1"}, {Host: "h2"}, {Host: "h3"}, {Host: "h4"}, {Host: "h5"}}, "", 5)
 	want := []executor.CommandResult{
 		{Host: "h1", RC: 3, Stdout: "out", Stderr: "err"},

@@ -19,7 +19,8 @@ type progressStream struct {
 	done chan struct{}
 }
 
-// progressLine is one line of plugins/callback/nodeexec_progress.py.
+// progressLine is one line of plugins/callback/nodeexec_progress.py: a task result, or one sub-step of
+// a module result that reports its steps (then Task is the sub-step's name).
 type progressLine struct {
 	Host    string `json:"host"`
 	Task    string `json:"task"`
@@ -30,6 +31,9 @@ type progressLine struct {
 	// Stdout and Stderr come with a failed result only, their end bounded by the callback.
 	Stdout string `json:"stdout"`
 	Stderr string `json:"stderr"`
+	// Start (RFC 3339, UTC) and Duration (seconds) say when the step ran on the node.
+	Start    string  `json:"start"`
+	Duration float64 `json:"duration"`
 }
 
 // startProgress gives the run a pipe as fd 3 and enables the callback that writes to it.
@@ -59,12 +63,8 @@ func startProgress(g *groupExec, progress executor.ProgressFunc) (*progressStrea
 
 func (l progressLine) step() executor.Step {
 	st := executor.Step{Name: taskName(l.Task), Action: l.Action, Changed: l.Changed, Message: l.Msg, Stdout: l.Stdout, Stderr: l.Stderr}
-	switch l.Status {
-	case "failed", "unreachable":
-		st.Failed = true
-	case "skipped":
-		st.Skipped = true
-	}
+	setStatus(&st, l.Status)
+	st.Started, st.Duration = stepTiming(l.Start, l.Duration)
 	return st
 }
 

@@ -1,22 +1,23 @@
 package ansible
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	jsonresults "github.com/apenella/go-ansible/v2/pkg/execute/result/json"
 
 	"github.com/nodeexec/nodeexec/executor"
 )
 
-// reportTask is the name of the last task of every bundled play (docs/node-contract.md); commandTask is
-// the report of adhoc.yml, the one play that is about a command, not a release.
-const (
-	reportTask  = "nodeexec report"
-	commandTask = "nodeexec command report"
-)
+// commandTask is the report of adhoc.yml, the one play that is about a command, not a release.
+const commandTask = "nodeexec command report"
 
 // operation is what a run did; it decides what a clean finish means for a node.
 type operation string
@@ -28,7 +29,8 @@ const (
 	opRestart  operation = "restart"
 )
 
-// nodeReport is the msg of the "nodeexec report" task: the node's own record and what it really runs.
+// nodeReport is the "report" a module result carries (docs/node-contract.md): the node's own record
+// and what it really runs.
 type nodeReport struct {
 	Service        string   `json:"service"`
 	Current        string   `json:"current"`
@@ -96,9 +98,12 @@ func (n *jsonInt) UnmarshalJSON(b []byte) error {
 
 // nodeOutcome is everything one run said about one host.
 type nodeOutcome struct {
-	steps       []executor.Step
-	report      *nodeReport
-	command     *commandReport
+	steps   []executor.Step
+	report  *nodeReport
+	command *commandReport
+	// failedTask is the last failed task as Ansible reports it (its msg says why, for people);
+	// lastFailure the step that failed in it: the failed sub-step when the module reports its steps.
+	failedTask  *executor.Step
 	lastFailure *executor.Step
 	unreachable bool
 	failed      bool
@@ -106,8 +111,125 @@ type nodeOutcome struct {
 	seen        bool
 }
 
+// runResults is one run's JSON report, read twice: go-ansible's types give Ansible's own keys and the
+// stats; modules gives the keys the roles' modules add, which those types drop.
+type runResults struct {
+	*jsonresults.AnsiblePlaybookJSONResults
+	modules moduleRun
+}
+
+// moduleRun is the run's report as far as the roles' modules extend it, task by task as in Plays.
+type moduleRun struct {
+	Plays []struct {
+		Tasks []struct {
+			Hosts map[string]moduleResult `json:"hosts"`
+		} `json:"tasks"`
+	} `json:"plays"`
+}
+
+// moduleResult is what a module of the roles adds to a host's result. Both are read only when used,
+// so a foreign module's "steps" or "report" of another shape cannot spoil the run's results.
+type moduleResult struct {
+	Steps  json.RawMessage `json:"steps"`
+	Report json.RawMessage `json:"report"`
+}
+
+// subStep is one entry of a module result's steps: what used to be one Ansible task.
+type subStep struct {
+	Name     string  `json:"name"`
+	Status   string  `json:"status"`
+	Start    string  `json:"start"`
+	Duration float64 `json:"duration"`
+	Msg      string  `json:"msg"`
+	Stdout   string  `json:"stdout"`
+	Stderr   string  `json:"stderr"`
+}
+
+// parseRun reads ansible-playbook's JSON stdout (the ansible.posix.json callback).
+func parseRun(stdout []byte) (*runResults, error) {
+	res, err := jsonresults.ParseJSONResultsStream(bytes.NewReader(stdout))
+	if err != nil {
+		return nil, err
+	}
+	out := &runResults{AnsiblePlaybookJSONResults: res}
+	// The same stream again, decoded the same way (each value over the last).
+	dec := json.NewDecoder(bytes.NewReader(stdout))
+	for {
+		err := dec.Decode(&out.modules)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the modules' results: %w", err)
+		}
+	}
+}
+
+// module is what the roles' modules added to host's result of task ti of play pi (zero when nothing).
+func (r *runResults) module(pi, ti int, host string) moduleResult {
+	if pi >= len(r.modules.Plays) || ti >= len(r.modules.Plays[pi].Tasks) {
+		return moduleResult{}
+	}
+	return r.modules.Plays[pi].Tasks[ti].Hosts[host]
+}
+
+// subSteps are the module's own steps, none when it reports none (or not in the contract's shape).
+func (m moduleResult) subSteps() []subStep {
+	var steps []subStep
+	if len(m.Steps) == 0 || json.Unmarshal(m.Steps, &steps) != nil {
+		return nil
+	}
+	return steps
+}
+
+// nodeReport is the module's report of the node, nil when it sends none. An empty {} (a request
+// refused before the node was read) is none: it must not hide a report an earlier task sent.
+func (m moduleResult) nodeReport() *nodeReport {
+	var keys map[string]json.RawMessage
+	if len(m.Report) == 0 || json.Unmarshal(m.Report, &keys) != nil || len(keys) == 0 {
+		return nil
+	}
+	var rep nodeReport
+	if json.Unmarshal(m.Report, &rep) != nil {
+		return nil
+	}
+	return &rep
+}
+
+// step is the sub-step as one of the node's steps, done by the module action.
+func (s subStep) step(action string) executor.Step {
+	st := executor.Step{Name: s.Name, Action: action, Message: s.Msg, Stdout: s.Stdout, Stderr: s.Stderr}
+	setStatus(&st, s.Status)
+	st.Started, st.Duration = stepTiming(s.Start, s.Duration)
+	return st
+}
+
+// setStatus sets the flags a step's status (as the module and the progress callback say it) stands for.
+func setStatus(st *executor.Step, status string) {
+	switch status {
+	case "changed":
+		st.Changed = true
+	case "failed", "unreachable":
+		st.Failed = true
+	case "skipped":
+		st.Skipped = true
+	}
+}
+
+// stepTiming reads a step's start (RFC 3339, UTC) and duration in seconds, to the microsecond (a float
+// of seconds is not exact); a start that does not read stays zero.
+func stepTiming(start string, seconds float64) (time.Time, time.Duration) {
+	at, _ := time.Parse(time.RFC3339Nano, start)
+	return at, time.Duration(math.Round(seconds*1e6)) * time.Microsecond
+}
+
+// isMeta says whether a result is of a meta task (end_host and the like): flow control, not a step.
+func isMeta(action string) bool {
+	return action == "meta" || strings.HasSuffix(action, ".meta")
+}
+
 // collect walks the run's plays and tasks once and groups the per-host results.
-func collect(res *jsonresults.AnsiblePlaybookJSONResults) map[string]*nodeOutcome {
+func collect(res *runResults) map[string]*nodeOutcome {
 	out := map[string]*nodeOutcome{}
 	get := func(host string) *nodeOutcome {
 		o, ok := out[host]
@@ -117,11 +239,11 @@ func collect(res *jsonresults.AnsiblePlaybookJSONResults) map[string]*nodeOutcom
 		}
 		return o
 	}
-	if res == nil {
+	if res == nil || res.AnsiblePlaybookJSONResults == nil {
 		return out
 	}
-	for _, play := range res.Plays {
-		for _, task := range play.Tasks {
+	for pi, play := range res.Plays {
+		for ti, task := range play.Tasks {
 			name := ""
 			if task.Task != nil {
 				name = taskName(task.Task.Name)
@@ -132,11 +254,12 @@ func collect(res *jsonresults.AnsiblePlaybookJSONResults) map[string]*nodeOutcom
 				}
 				o := get(host)
 				o.seen = true
-				if name == reportTask {
-					if rep, err := parseReport(r.Msg); err == nil {
-						o.report = rep
-					}
+				if isMeta(r.Action) {
 					continue
+				}
+				m := res.module(pi, ti, host)
+				if rep := m.nodeReport(); rep != nil {
+					o.report = rep
 				}
 				if name == commandTask {
 					var rep commandReport
@@ -145,16 +268,7 @@ func collect(res *jsonresults.AnsiblePlaybookJSONResults) map[string]*nodeOutcom
 					}
 					continue
 				}
-				step := executor.Step{
-					Name: name, Action: r.Action, Changed: r.Changed, Skipped: r.Skipped,
-					Failed:  r.Failed || r.Unreachable,
-					Message: text(r.Msg), Stdout: text(r.Stdout), Stderr: text(r.Stderr),
-				}
-				o.steps = append(o.steps, step)
-				if step.Failed {
-					last := step
-					o.lastFailure = &last
-				}
+				o.addTask(name, r, m.subSteps())
 			}
 		}
 	}
@@ -171,6 +285,37 @@ func collect(res *jsonresults.AnsiblePlaybookJSONResults) map[string]*nodeOutcom
 	return out
 }
 
+// addTask adds one task's result on the host: the module's sub-steps when it reports them, else the
+// task as one step. A failed task whose sub-steps show no failure adds itself as the failed step.
+// A failed sub-step of a task that went through is shown, but does not fail the node.
+func (o *nodeOutcome) addTask(name string, r *jsonresults.AnsiblePlaybookJSONResultsPlayTaskHostsItem, subs []subStep) {
+	task := executor.Step{
+		Name: name, Action: r.Action, Changed: r.Changed, Skipped: r.Skipped,
+		Failed:  r.Failed || r.Unreachable,
+		Message: text(r.Msg), Stdout: text(r.Stdout), Stderr: text(r.Stderr),
+	}
+	var failedSub *executor.Step
+	for _, s := range subs {
+		st := s.step(r.Action)
+		o.steps = append(o.steps, st)
+		if st.Failed {
+			failedSub = &st
+		}
+	}
+	if !task.Failed {
+		if len(subs) == 0 {
+			o.steps = append(o.steps, task)
+		}
+		return
+	}
+	o.failedTask = &task
+	o.lastFailure = failedSub
+	if failedSub == nil {
+		o.steps = append(o.steps, task)
+		o.lastFailure = &task
+	}
+}
+
 // taskName drops the "<role> : " prefix Ansible puts on a role's task names: the plain task name is
 // what a person reads in an error.
 func taskName(name string) string {
@@ -178,14 +323,6 @@ func taskName(name string) string {
 		return plain
 	}
 	return name
-}
-
-func parseReport(msg any) (*nodeReport, error) {
-	var rep nodeReport
-	if err := parseMsg(msg, &rep); err != nil {
-		return nil, err
-	}
-	return &rep, nil
 }
 
 // parseMsg decodes a report task's msg into one of the report types.
@@ -224,7 +361,7 @@ func text(v any) string {
 
 // nodeResults maps one run's results back to each requested node. It is pure: the decision of what a
 // node's state is lives here and is table-tested.
-func nodeResults(res *jsonresults.AnsiblePlaybookJSONResults, op operation, service string, nodes []executor.Node, stderr string) []executor.NodeResult {
+func nodeResults(res *runResults, op operation, service string, nodes []executor.Node, stderr string) []executor.NodeResult {
 	outcomes := collect(res)
 	results := make([]executor.NodeResult, 0, len(nodes))
 	for _, n := range nodes {
@@ -263,7 +400,7 @@ func failedRelease(f executor.FailedRelease) *executor.FailedRelease {
 
 // cleanupResults is nodeResults for a cleanup run, with the releases each node kept and removed; a
 // node's Error is set only when the cleanup itself did not go through there.
-func cleanupResults(res *jsonresults.AnsiblePlaybookJSONResults, service string, nodes []executor.Node, stderr string) []CleanupResult {
+func cleanupResults(res *runResults, service string, nodes []executor.Node, stderr string) []CleanupResult {
 	outcomes := collect(res)
 	statuses := nodeResults(res, opStatus, service, nodes, stderr)
 	out := make([]CleanupResult, len(statuses))
@@ -313,19 +450,30 @@ func decide(op operation, o *nodeOutcome) (executor.State, string) {
 	return state, o.report.LastError
 }
 
+// failureMessage is why the node failed: the failed task's msg, after its name unless the task is
+// one written for people (the roles' own modules and fail tasks), whose messages already name the step
+// that failed.
 func failureMessage(o *nodeOutcome) string {
-	if o.lastFailure == nil {
+	t := o.failedTask
+	if t == nil {
 		return "failed without a task result"
 	}
-	msg := o.lastFailure.Message
+	msg := t.Message
 	if msg == "" {
-		msg = firstLine(o.lastFailure.Stderr)
+		msg = firstLine(t.Stderr)
 	}
-	// The roles' own fail tasks are written for people and already name the task that failed first.
-	if o.lastFailure.Action == "fail" || o.lastFailure.Action == "ansible.builtin.fail" {
+	if writtenForPeople(t.Action) {
 		return msg
 	}
-	return fmt.Sprintf("task %q: %s", o.lastFailure.Name, msg)
+	return fmt.Sprintf("task %q: %s", t.Name, msg)
+}
+
+// peopleActions are the modules whose failure messages are complete sentences for people.
+var peopleActions = map[string]bool{"fail": true, "nodeexec_release": true, "nodeexec_lock": true, "nodeexec_command": true}
+
+// writtenForPeople says whether action (short or fully qualified) is one of peopleActions.
+func writtenForPeople(action string) bool {
+	return peopleActions[action[strings.LastIndexByte(action, '.')+1:]]
 }
 
 func stderrHint(stderr string) string {

@@ -1,7 +1,8 @@
 // Command demo-service is the service the tests and the demo deploy: an HTTP server whose /health
 // reports the version baked in at build time. A build with -X main.broken=true starts and listens, but
 // its health check fails, which is what a deploy's verify must catch. DEMO_HEALTH_DELAY (a Go
-// duration) makes /health answer only after that long: a health check that hangs.
+// duration) makes /health answer only after that long: a health check that hangs. With -crash it exits
+// with status 1 at once, before it listens: under systemd's Restart=on-failure, a release that crash-loops.
 //
 //	go build -ldflags "-X main.version=v2" ./hack/demo-service
 package main
@@ -26,7 +27,11 @@ var (
 
 func main() {
 	addr := flag.String("addr", envOr("DEMO_ADDR", ":8080"), "listen address")
+	crash := flag.Bool("crash", false, "exit 1 at once (a release that crash-loops)")
 	flag.Parse()
+	if *crash {
+		log.Fatalf("demo %s: crashing at start (-crash)", version)
+	}
 	healthDelay, err := time.ParseDuration(envOr("DEMO_HEALTH_DELAY", "0s"))
 	if err != nil {
 		log.Fatalf("DEMO_HEALTH_DELAY: %v", err)

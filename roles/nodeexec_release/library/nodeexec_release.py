@@ -1,468 +1,526 @@
 #!/usr/bin/python3
-# The node's own record of a service's releases, and the few filesystem steps that must be atomic.
-# One call is one SSH round trip: reading everything a decision needs at once keeps deploys fast.
+# nodeexec_release: everything the playbooks do on a node, one module call per phase. Each Ansible task
+# costs the controller a process and an SSH round trip per host, so the node's real work happens here,
+# in a few calls, and each call reports its sub-steps (name, start, duration, result) for the live view.
 
 DOCUMENTATION = r"""
 module: nodeexec_release
-short_description: Read and change a service's releases on a node (ansistrano layout)
+short_description: Deploy, roll back, restart, clean up and report a service's releases on a node
 description:
   - Layout under I(root) (= <base>/<service>) - releases/<version>/, current -> releases/<version>,
-    .nodeexec/state.json (the node's deploy record, see docs/node-contract.md).
+    .nodeexec/state.json (the node's deploy record), .nodeexec/lock (see docs/node-contract.md).
+  - C(prepare) checks the request, takes the node lock, reads the record and, unless the node already runs
+    the version, downloads and checks the package (skipped when the release is on the node from a package
+    with that SHA256), unpacks it and renders its unit; C(activate) switches, restarts and verifies, and on
+    failure keeps the evidence and goes back to the previous release; then records and unlocks.
+  - C(rollback), C(restart), C(cleanup) run whole under the lock in one call; C(status) reads; C(unlock)
+    releases a lock by holder or by force.
+  - Every result carries C(steps) and C(report) (the node's record and what it runs).
 options:
+  phase: {description: What to do, type: str, required: true,
+          choices: [prepare, activate, rollback, restart, cleanup, status, unlock]}
   root: {description: The service's directory, type: path, required: true}
   service: {description: Service name (the systemd unit is <service>.service), type: str, required: true}
-  action:
-    description: What to do
-    type: str
-    required: true
-    choices: [read, install, switch, record, keep_failed, cleanup]
-  version:
-    description: install/switch - the release; record - the new current version; keep_failed - the release that failed
-    type: str
-    default: ""
-  src: {description: install - the verified package (.tar.gz) on the node, type: path}
-  previous: {description: record - the new previous version, type: str, default: ""}
-  state: {description: record - success, failed or rolled_back, type: str, default: success}
-  last_error: {description: record - why the operation failed; keep_failed - why the deploy failed, type: str, default: ""}
-  history_version: {description: record - a release to append to the history, type: str, default: ""}
-  history_result: {description: record - its result (success or failed), type: str, default: success}
-  clear_failed: {description: record - a successful deploy - the kept failed release may now go, type: bool, default: false}
-  journal: {description: keep_failed - capture the unit's journal and status (the release was started), type: bool, default: false}
-  journal_lines: {description: keep_failed - the newest this many journal lines (1 to 1000), type: int, default: 50}
-  keep: {description: cleanup - how many releases to keep (at least 2), type: int, default: 5}
-"""
-
-EXAMPLES = r"""
-- nodeexec_release: {root: /opt/demo, service: demo, action: read}
-  register: node
-- nodeexec_release: {root: /opt/demo, service: demo, action: switch, version: v2}
+  version: {description: prepare/activate - the release to deploy, type: str, default: ""}
+  package_url: {description: prepare (pull) - http(s) URL of the package, type: str, default: ""}
+  package_sha256: {description: prepare - 64 hex characters, type: str, default: ""}
+  delivery: {description: prepare - pull or push (the package was copied to package_path), type: str, default: pull}
+  package_file: {description: prepare (push) - where the package is on the controller (checked only), type: str, default: ""}
+  download_timeout: {description: prepare - seconds a connection or read of the download may take, type: int, default: 60}
+  unit: {description: prepare - the role's own unit, rendered (used when the package ships none), type: str, default: ""}
+  journal_lines: {description: activate - journal lines a failed deploy keeps (1 to 1000), type: int, default: 50}
+  token: {description: activate - the lock token prepare returned, type: str, default: ""}
+  rollback_to: {description: rollback - the version to go back to (default the recorded previous), type: str, default: ""}
+  keep: {description: cleanup - releases to keep (at least 2), type: int, default: 5}
+  health: {description: "activate/rollback/restart - http_port, http_path, http_status, tcp_port, window,
+           interval, attempt_timeout, steady (seconds)", type: dict, default: {}}
+  lock_dir: {description: Directory of the node lock, type: path, required: true}
+  lock_holder: {description: Who asks (shown to whoever finds the lock taken), type: str, default: someone}
+  lock_ttl: {description: Seconds the lock may be held at most, type: int, default: 3600}
+  playbook: {description: What runs under the lock, type: str, default: ""}
+  unlock_holder: {description: unlock - release only a lock held by this holder, type: str, default: ""}
+  force_unlock: {description: unlock - release whoever holds it, type: bool, default: false}
 """
 
 RETURN = r"""
-current: {description: read - the recorded current version, type: str}
-previous: {description: read - the recorded previous version, type: str}
-link: {description: read - the version the current symlink points at, type: str}
-releases: {description: read - release directories present, type: list}
-running_version: {description: read - the release the unit's main process runs, type: str}
-active_since: {description: read - when the unit last became active, UTC ISO 8601 ("" when it is not active), type: str}
-uptime_seconds: {description: read - seconds since then (0 when it is not active), type: int}
-resources:
-  description: read - what the unit uses now, the figures systemd accounts (memory_bytes, cpu_nsec, tasks); {} when it is not active
-  type: dict
-removed: {description: cleanup - releases removed, type: list}
-failed_release: {description: read/keep_failed - the newest failed release kept for inspection (empty when none), type: dict}
-evidence: {description: keep_failed - the failed entry with the journal excerpt and unit status captured, type: dict}
+steps: {description: the sub-steps, each {name, status, start, duration, msg[, stdout, stderr]}, type: list}
+report: {description: the node's record and what it runs (docs/node-contract.md), type: dict}
+done: {description: prepare - nothing more to do on this node in this run, type: bool}
+token: {description: prepare - the lock token, for activate, type: str}
 """
 
+import contextlib
 import datetime
-import json
+import hashlib
 import os
+import re
 import shutil
-import subprocess
-import tarfile
 import time
+import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils import nodeexec_lockfile as lockfile
+from ansible.module_utils import nodeexec_node as node
+from ansible.module_utils import nodeexec_unit as unit
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+URL = re.compile(r"^https?://\S+$")
+MAX_STEP_OUTPUT = 4000
 
 
-def now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+class StepFailed(Exception):
+    """A sub-step failed; str() is the sentence a node reports: "<step>: <why>"."""
+
+    def __init__(self, step, reason):
+        self.step, self.reason = step, reason
+        super().__init__("%s: %s" % (step, reason))
 
 
-# Bounds of the evidence a failed deploy keeps: it goes into the run's report and nodeexec's records.
-MAX_JOURNAL_LINES = 1000
-MAX_LINE = 1000
-MAX_JOURNAL_BYTES = 64 * 1024
-MAX_STATUS_LINES = 40
-MAX_REASON = 2000
+class Step:
+    def __init__(self, name):
+        self.name, self.msg, self.changed = name, "", False
 
 
-def state_path(root):
-    return os.path.join(root, ".nodeexec", "state.json")
+class Steps:
+    """The phase's sub-steps as they run: each with its start, duration and result."""
 
+    def __init__(self):
+        self.items = []
 
-def load_state(root, service):
-    try:
-        with open(state_path(root)) as f:
-            st = json.load(f)
-    except (OSError, ValueError):
-        st = {}
-    st.setdefault("service", service)
-    for k in ("current", "previous", "state", "last_error"):
-        st.setdefault(k, "")
-    st.setdefault("history", [])
-    if not isinstance(st.get("failed"), dict) or not st["failed"].get("version"):
-        st["failed"] = {}
-    return st
+    def _add(self, name, status, start, duration, msg="", stdout="", stderr=""):
+        item = {"name": name, "status": status, "duration": round(duration, 3), "msg": msg[:2000],
+                "start": datetime.datetime.fromtimestamp(start, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"}
+        if stdout:
+            item["stdout"] = stdout[-MAX_STEP_OUTPUT:]
+        if stderr:
+            item["stderr"] = stderr[-MAX_STEP_OUTPUT:]
+        self.items.append(item)
 
-
-def save_state(root, st):
-    os.makedirs(os.path.join(root, ".nodeexec"), exist_ok=True)
-    st["updated_at"] = now()
-    if not st.get("failed"):
-        st.pop("failed", None)
-    tmp = state_path(root) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(st, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, state_path(root))
-
-
-def releases(root):
-    try:
-        return sorted(e for e in os.listdir(os.path.join(root, "releases")) if not e.startswith("."))
-    except OSError:
-        return []
-
-
-def version_of(root, path):
-    """releases/<v>/... -> v, for a path under root; "" otherwise."""
-    rel_root = os.path.join(os.path.realpath(root), "releases") + os.sep
-    path = os.path.realpath(path) if path else ""
-    if not path.startswith(rel_root):
-        return ""
-    return path[len(rel_root):].split(os.sep, 1)[0]
-
-
-def unit_props(service):
-    """systemctl show of the unit: ActiveState, MainPID, ActiveEnterTimestampMonotonic and what the unit
-    uses now (MemoryCurrent, CPUUsageNSec, TasksCurrent) ({} if it cannot run)."""
-    try:
-        out = subprocess.run(
-            ["systemctl", "show", "-p", "ActiveState", "-p", "MainPID", "-p", "ActiveEnterTimestampMonotonic",
-             "-p", "MemoryCurrent", "-p", "CPUUsageNSec", "-p", "TasksCurrent",
-             service + ".service"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def _int(props, key):
-    try:
-        return int(props.get(key, "0") or "0")
-    except ValueError:
-        return 0
-
-
-# systemd's "no value": accounting off, or the unit not running ("[not set]" in newer versions).
-UNSET = 2**64 - 1
-
-
-def resources(props):
-    """What the unit uses now, as systemd accounts it: only the figures systemd knows (accounting may be
-    off for some), none when the unit is not running."""
-    if props.get("ActiveState") != "active":
-        return {}
-    out = {}
-    for key, name in (("MemoryCurrent", "memory_bytes"), ("CPUUsageNSec", "cpu_nsec"), ("TasksCurrent", "tasks")):
+    @contextlib.contextmanager
+    def step(self, name):
+        st, wall, t0 = Step(name), time.time(), time.monotonic()
         try:
-            v = int(props.get(key, ""))
-        except ValueError:
-            continue
-        if 0 <= v < UNSET:
-            out[name] = v
-    return out
+            yield st
+        except StepFailed as e:
+            self._add(e.step, "failed", wall, time.monotonic() - t0, e.reason)
+            raise
+        except (OSError, ValueError, RuntimeError) as e:
+            self._add(name, "failed", wall, time.monotonic() - t0, str(e))
+            raise StepFailed(name, str(e))
+        self._add(name, "changed" if st.changed else "ok", wall, time.monotonic() - t0, st.msg)
+
+    def skipped(self, name, why):
+        self._add(name, "skipped", time.time(), 0, why)
+
+    def fail(self, name, reason):
+        return StepFailed(name, reason)
 
 
-def active_since(active_state, enter_monotonic_usec, now_real, now_monotonic):
-    """When the unit became active (UTC ISO 8601) and how many seconds ago; ("", 0) when it is not active.
-    From systemd's monotonic timestamp, not its printed ActiveEnterTimestamp, whose format follows the
-    node's locale and time zone."""
-    if active_state != "active" or enter_monotonic_usec <= 0:
-        return "", 0
-    up = max(0.0, now_monotonic - enter_monotonic_usec / 1e6)
-    since = datetime.datetime.fromtimestamp(now_real - up, datetime.timezone.utc)
-    return since.strftime("%Y-%m-%dT%H:%M:%SZ"), int(up)
+class Run:
+    """One phase on one node: its parameters, its steps, the lock it holds, and how it ends."""
 
+    def __init__(self, module):
+        self.module, self.p = module, module.params
+        self.root, self.service = self.p["root"], self.p["service"]
+        self.lock_dir = self.p["lock_dir"]
+        self.steps = Steps()
+        self.token = ""
+        self.evidence = {}
+        self.removed = []
+        self.locked_by = ""
+        self.anchor = lockfile.connection_anchor()
 
-def running_version(root, pid):
-    if pid <= 0:
-        return ""
-    for what in ("cwd", "exe"):
+    # --- how a phase ends: a report always, the lock released unless the next phase needs it ----------
+    def report(self):
+        st = node.load_state(self.root, self.service)
+        p = unit.props(self.service)
+        active, pid = p.get("ActiveState", "unknown"), unit.as_int(p, "MainPID")
+        since, uptime = unit.active_since(active, unit.as_int(p, "ActiveEnterTimestampMonotonic"), time.time(), time.monotonic())
+        return {
+            "service": self.service, "current": st["current"], "previous": st["previous"], "state": st["state"],
+            "last_error": st["last_error"], "link": node.link_version(self.root),
+            "running_version": node.running_version(self.root, pid), "active": active == "active",
+            "active_state": active, "main_pid": pid, "active_since": since, "uptime_seconds": uptime,
+            "resources": unit.resources(p), "releases": node.releases(self.root), "failed": st["failed"],
+            "evidence": self.evidence, "removed": self.removed, "locked_by": self.locked_by,
+        }
+
+    def unlock(self):
+        if not self.token:
+            return
+        with self.steps.step("Release the node lock"):
+            lockfile.release(self.lock_dir, token=self.token)
+        self.token = ""
+
+    def exit(self, changed, **extra):
+        self.unlock()
+        self.module.exit_json(changed=changed, steps=self.steps.items, report=self.report(), **extra)
+
+    def fail(self, msg, changed=False):
         try:
-            v = version_of(root, os.readlink("/proc/%d/%s" % (pid, what)))
-        except OSError:
-            v = ""
-        if v:
-            return v
-    return ""
+            self.unlock()
+        except StepFailed:
+            pass  # the run's connection ends soon and the holder with it; the failure says more
+        self.module.fail_json(msg=msg, changed=changed, steps=self.steps.items, report=self.report())
+
+    def lock(self):
+        with self.steps.step("Take the node lock") as st:
+            try:
+                self.token = lockfile.acquire(self.lock_dir, self.p["lock_holder"], self.p["playbook"],
+                                              self.p["lock_ttl"], self.anchor)
+            except lockfile.Busy as e:
+                self.locked_by = e.holder
+                raise StepFailed("Take the node lock", str(e))
+            st.msg = "held by %s" % self.p["lock_holder"]
+
+    def alive(self):
+        """Whether the run this call belongs to still runs: its task's session is open and the connection
+        the lock's holder watches is up. A killed run's module stops instead of acting on the node."""
+        return lockfile.session_open() and lockfile.anchor_alive(self.anchor)
+
+    def health(self):
+        h = self.p["health"] or {}
+        return unit.Health(
+            http_port=int(h.get("http_port") or 0), http_path=str(h.get("http_path") or "/health"),
+            http_status=int(h.get("http_status") or 200), tcp_port=int(h.get("tcp_port") or 0),
+            window=float(h.get("window") or 10), interval=float(h.get("interval") or 0.2),
+            attempt_timeout=float(h.get("attempt_timeout") or 5), steady=float(h.get("steady") or 0))
+
+    def start(self, version, step_name):
+        """Install the release's own unit and restart the service on it."""
+        with self.steps.step(step_name) as st:
+            unit.install_unit(self.service, os.path.join(node.release_dir(self.root, version), node.UNIT_FILE))
+            unit.restart(self.service)
+            st.changed, st.msg = True, "%s restarted on %s" % (unit.unit_name(self.service), version)
+
+    def switch(self, version, step_name):
+        with self.steps.step(step_name) as st:
+            st.changed = node.switch(self.root, version)
+            st.msg = "current -> releases/%s" % version
+
+    def verify(self):
+        unit.verify(self.service, self.health(), self.steps, alive=self.alive)
 
 
-def read(module, root, service):
-    st = load_state(root, service)
-    link = ""
+# --- checking requests (nodeexec checks in Go first; hand runs get the same rules here) ---------------
+def check_name(value, what, pattern=NAME):
+    if not pattern.match(value or "") or ".." in value:
+        raise ValueError("set %s to a plain name (letters, digits, '.', '_', '-'%s); got '%s'"
+                         % (what, ", '+'" if pattern is VERSION else "", value))
+
+
+def check_deploy(p):
+    check_name(p["version"], "nodeexec_version", VERSION)
+    if p["delivery"] not in ("pull", "push"):
+        raise ValueError("nodeexec_delivery is pull (the node downloads nodeexec_package_url) or push (the "
+                         "controller copies nodeexec_package_file); got '%s'" % p["delivery"])
+    if p["delivery"] == "pull" and not URL.match(p["package_url"] or ""):
+        raise ValueError("deploy needs nodeexec_package_url (http:// or https://); got '%s'" % p["package_url"])
+    if p["delivery"] == "push" and not re.match(r"^/\S*[^/]$", p["package_file"] or ""):
+        raise ValueError("push needs nodeexec_package_file, an absolute path on the controller; got '%s'" % p["package_file"])
+    if not SHA256.match(p["package_sha256"] or ""):
+        raise ValueError("deploy needs nodeexec_package_sha256 (64 hex characters); got '%s'" % p["package_sha256"])
+    if not 1 <= p["journal_lines"] <= 1000:
+        raise ValueError("nodeexec_journal_lines must be from 1 to 1000; got %d" % p["journal_lines"])
+
+
+def package_path(root, version):
+    return os.path.join(root, ".nodeexec", "package-%s.tar.gz" % version)
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(url, dest, want, timeout):
+    """Fetch url into dest, checking its SHA256 as it streams; a mismatch leaves nothing behind.
+    timeout bounds the connection and each read."""
+    tmp = dest + ".part"
+    h = hashlib.sha256()
     try:
-        link = version_of(root, os.path.join(root, os.readlink(os.path.join(root, "current"))))
-    except OSError:
-        pass
-    props = unit_props(service)
-    active, pid = props.get("ActiveState", "unknown"), _int(props, "MainPID")
-    since, uptime = active_since(active, _int(props, "ActiveEnterTimestampMonotonic"), time.time(), time.monotonic())
-    module.exit_json(active_since=since, uptime_seconds=uptime,
-        changed=False, service=service, current=st["current"], previous=st["previous"], state=st["state"],
-        last_error=st["last_error"], history=st["history"], failed_release=st["failed"], link=link, releases=releases(root),
-        active=(active == "active"), active_state=active, main_pid=pid, running_version=running_version(root, pid),
-        resources=resources(props))
-
-
-def _parts(path):
-    return [p for p in path.split("/") if p not in ("", ".")]
-
-
-def resolve(parts, links):
-    """Where a path inside the release leads once the package's own symlinks exist (links: member path ->
-    link target), following every link on the way: the path's components, or None if it leaves the
-    release or loops."""
-    cur, todo, hops = [], list(parts), 0
-    while todo:
-        part = todo.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not cur:
-                return None
-            cur.pop()
-            continue
-        cur.append(part)
-        target = links.get("/".join(cur))
-        if target is not None:
-            hops += 1
-            if hops > 40 or target.startswith("/"):
-                return None
-            cur.pop()
-            todo = target.split("/") + todo
-    return cur
-
-
-def safe_members(tar, dest):
-    """Refuse anything that would land outside the release: absolute paths, '..', links out, devices.
-    Paths are resolved against the package's own symlinks too: checked against the empty directory
-    alone, a -> . then a/b -> .. then a/b/x would each look inside, and x would land beside the release."""
-    members = tar.getmembers()
-    links = {}
-    for m in members:
-        if os.path.isabs(m.name) or ".." in m.name.split("/"):
-            raise ValueError("package member %r would land outside the release" % m.name)
-        if m.issym():
-            links["/".join(_parts(m.name))] = m.linkname
-    for m in members:
-        if m.isdev() or m.isfifo():
-            raise ValueError("package member %r is a device or fifo" % m.name)
-        parts = _parts(m.name)
-        # The member itself is written where its directory really is (a link it replaces is checked below).
-        where = resolve(parts[:-1], links)
-        if where is None:
-            raise ValueError("package member %r would land outside the release" % m.name)
-        if m.issym() or m.islnk():
-            # A symlink's target is relative to its directory; a hardlink's to the top of the package.
-            start = where if m.issym() else []
-            if os.path.isabs(m.linkname) or resolve(start + m.linkname.split("/"), links) is None:
-                raise ValueError("package member %r links outside the release" % m.name)
-        yield m
-
-
-def install(module, root, service, version, src):
-    rel_dir = os.path.join(root, "releases")
-    os.makedirs(rel_dir, exist_ok=True)
-    final = os.path.join(rel_dir, version)
-    tmp = os.path.join(rel_dir, ".%s.unpacking" % version)
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
-        with tarfile.open(src, "r:*") as tar:
-            tar.extractall(tmp, members=list(safe_members(tar, tmp)))
-    except (tarfile.TarError, ValueError, OSError) as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        module.fail_json(msg="cannot unpack %s: %s" % (src, e))
-    # A half-unpacked release never exists under its name: unpack aside, then rename into place.
-    if os.path.lexists(final):
-        old = os.path.join(rel_dir, ".%s.replaced" % version)
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, final)
-    unit = os.path.join(final, "deploy", service + ".service")
-    module.exit_json(changed=True, path=final, package_unit=unit if os.path.isfile(unit) else "")
-
-
-def switch(module, root, version):
-    target = os.path.join("releases", version)
-    if not os.path.isdir(os.path.join(root, target)):
-        module.fail_json(msg="release %s is not on this node; present: %s" % (version, ", ".join(releases(root)) or "none"))
-    link = os.path.join(root, "current")
-    try:
-        if os.readlink(link) == target:
-            module.exit_json(changed=False, link=version)
-    except OSError:
-        pass
-    # symlink + rename is atomic: readers see the old release or the new one, never nothing.
-    tmp = link + ".switching"
-    if os.path.lexists(tmp):
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+            for chunk in iter(lambda: r.read(1 << 20), b""):
+                h.update(chunk)
+                f.write(chunk)
+    except Exception as e:  # urllib raises many kinds; every one is a failed download
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        reason = getattr(e, "reason", None) or e
+        raise ValueError("Request failed: %s" % ("timed out" if "timed out" in str(reason) else reason))
+    got = h.hexdigest()
+    if got != want:
         os.unlink(tmp)
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-    module.exit_json(changed=True, link=version)
+        raise ValueError("The checksum for %s did not match %s; it was %s; nothing was unpacked" % (url, want, got))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, dest)
 
 
-def record(module, root, service):
-    p = module.params
-    st = load_state(root, service)
-    st["current"], st["previous"] = p["version"], p["previous"]
-    st["state"], st["last_error"] = p["state"], p["last_error"]
-    if p["history_version"]:
-        st["history"].append({"version": p["history_version"], "result": p["history_result"], "at": now()})
-        st["history"] = st["history"][-200:]
-    if p["clear_failed"]:
-        # A later successful deploy: the failed release and its evidence may go like any old release.
-        st["failed"] = {}
-    save_state(root, st)
-    module.exit_json(changed=True, **{k: st[k] for k in ("current", "previous", "state", "last_error")})
+# --- phases ------------------------------------------------------------------------------------------
+def prepare(run):
+    p, steps = run.p, run.steps
+    version, want = p["version"], (p["package_sha256"] or "").lower()
+    with steps.step("Check the request"):
+        check_deploy(p)
+    run.lock()
+    with steps.step("Read the node's release record") as st:
+        rec = node.load_state(run.root, run.service)
+        active = unit.props(run.service).get("ActiveState") == "active"
+        runs = (rec["current"] == version and node.link_version(run.root) == version and active
+                and version in node.releases(run.root))
+        st.msg = "current %s, previous %s" % (rec["current"] or "none", rec["previous"] or "none")
+    if runs:
+        # Idempotent: the node's verified current release, switched to and active: nothing to do.
+        steps.skipped("Download the package and check its SHA256", "%s already runs here" % version)
+        run.exit(False, done=True)
 
-
-def failed_dir(root, version):
-    """Where a failed deploy's evidence is kept on the node (docs/node-contract.md)."""
-    return os.path.join(root, ".nodeexec", "failed", version)
-
-
-def keep_set(st, present, keep):
-    """Current and previous always; then the newest good releases by the node's own record.
-    A failed release never takes a slot from a good one; but the newest failed one, while no successful
-    deploy has followed it, is kept on top of them for inspection."""
-    keep_list = [v for v in (st["current"], st["previous"]) if v]
-    for entry in reversed(st["history"]):
-        if len(keep_list) >= keep:
-            break
-        v = entry.get("version")
-        if entry.get("result") == "success" and v in present and v not in keep_list:
-            keep_list.append(v)
-    failed = (st.get("failed") or {}).get("version")
-    if failed and failed in present and failed not in keep_list:
-        keep_list.append(failed)
-    return keep_list
-
-
-def bound_lines(text, max_lines, max_bytes):
-    """The newest max_lines lines of text, each cut at MAX_LINE characters, at most max_bytes in all."""
-    lines = [l if len(l) <= MAX_LINE else l[:MAX_LINE] + "…" for l in text.splitlines()][-max_lines:]
-    total, start = 0, len(lines)
-    while start > 0 and total + len(lines[start - 1].encode()) + 1 <= max_bytes:
-        start -= 1
-        total += len(lines[start].encode()) + 1
-    return lines[start:]
-
-
-def capture(argv):
-    """A command's output for the evidence; its failure is evidence too, never an error of the deploy."""
+    unpacked = False
     try:
-        r = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=20)
-    except (OSError, subprocess.SubprocessError) as e:
-        return "%s: %s" % (" ".join(argv), e)
-    return r.stdout if r.stdout.strip() else (r.stderr or "(%s printed nothing)" % " ".join(argv))
+        if node.release_sha256(run.root, version) == want:
+            steps.skipped("Download the package and check its SHA256",
+                          "releases/%s already holds the package with this SHA256" % version)
+            shipped = os.path.join(node.release_dir(run.root, version), "deploy", run.service + ".service")
+            shipped = shipped if os.path.isfile(shipped) else ""
+        else:
+            pkg = package_path(run.root, version)
+            os.makedirs(os.path.dirname(pkg), exist_ok=True)
+            if p["delivery"] == "push":
+                with steps.step("Check the SHA256 of the copied package") as st:
+                    # The copy task put it in incoming/ before the lock was taken: checked, then moved.
+                    incoming = os.path.join(run.root, ".nodeexec", "incoming", os.path.basename(p["package_file"]))
+                    got = file_sha256(incoming) if os.path.isfile(incoming) else "(none)"
+                    if got != want:
+                        raise StepFailed("Check the SHA256 of the copied package",
+                                         "the package on the node has SHA256 %s, want %s; nothing was unpacked" % (got, want))
+                    os.replace(incoming, pkg)
+                    st.msg = "sha256 %s" % want
+            else:
+                with steps.step("Download the package and check its SHA256") as st:
+                    if os.path.isfile(pkg) and file_sha256(pkg) == want:
+                        st.msg = "already downloaded"
+                    else:
+                        download(p["package_url"], pkg, want, p["download_timeout"])
+                        st.changed, st.msg = True, "sha256 %s" % want
+            with steps.step("Unpack the release") as st:
+                shipped = node.unpack(run.root, run.service, version, pkg, want)
+                st.changed, st.msg = True, "releases/%s" % version
+            unpacked = True
+        with steps.step("Render the unit of the release") as st:
+            dest = os.path.join(node.release_dir(run.root, version), node.UNIT_FILE)
+            if shipped:
+                shutil.copyfile(shipped, dest + ".tmp")
+                st.msg = "with the unit its package ships (deploy/%s.service)" % run.service
+            else:
+                node.write_text(dest + ".tmp", p["unit"])
+                st.msg = "with the role's unit (templates/service.j2)"
+            os.chmod(dest + ".tmp", 0o644)
+            os.replace(dest + ".tmp", dest)
+    except StepFailed as e:
+        if unpacked:
+            keep_evidence(run, str(e), journal=False)
+        run.fail(str(e), changed=unpacked)
+    run.module.exit_json(changed=True, done=False, token=run.token, steps=steps.items, report=run.report())
 
 
-def write_text(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def keep_evidence(run, reason, journal):
+    """Keeping evidence never stops what follows (the rollback): its own failure is one more step."""
+    with contextlib.suppress(StepFailed):
+        with run.steps.step("Keep the failed release and its evidence") as st:
+            run.evidence = node.keep_failed(run.root, run.service, run.p["version"], reason, journal, run.p["journal_lines"])
+            st.changed, st.msg = True, "kept in %s" % run.evidence["dir"]
 
 
-# Results name it failed_release: a result's own "failed" key is Ansible's, and any value there fails the task.
-def keep_failed(module, root, service):
-    """Record the newest failed release on the node, so cleanup keeps it until a later successful deploy,
-    and keep the unit's journal excerpt and status beside the record (captured before any rollback)."""
-    p = module.params
-    version, reason = p["version"], p["last_error"][:MAX_REASON]
-    lines = min(max(p["journal_lines"], 1), MAX_JOURNAL_LINES)
-    d = failed_dir(root, version)
-    entry = {"version": version, "at": now(), "reason": reason, "dir": d}
-    journal, status = [], []
+def activate(run):
+    p, steps, version = run.p, run.steps, run.p["version"]
+    run.token = p["token"]
+    with steps.step("Check the node lock"):
+        if not lockfile.holds(run.lock_dir, run.token):
+            run.token = ""
+            raise ValueError("the node lock taken by this run is no longer held (the run's SSH connection closed "
+                             "between its tasks, or the lock's TTL passed); nothing was switched")
+    rec = node.load_state(run.root, run.service)
+    switched = False
     try:
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d)
-        if p["journal"]:
-            unit = service + ".service"
-            journal = bound_lines(capture(["journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-o", "short-iso"]),
-                                  lines, MAX_JOURNAL_BYTES)
-            status = bound_lines(capture(["systemctl", "status", unit, "--no-pager", "--full", "-n", "0"]),
-                                 MAX_STATUS_LINES, 8 * 1024)
-            write_text(os.path.join(d, "journal.txt"), "\n".join(journal) + "\n")
-            write_text(os.path.join(d, "unit-status.txt"), "\n".join(status) + "\n")
-        write_text(os.path.join(d, "failure.json"), json.dumps(entry, indent=1) + "\n")
-        st = load_state(root, service)
-        st["failed"] = entry
-        save_state(root, st)
-    except OSError as e:
-        module.fail_json(msg="could not keep the evidence of the failed release %s in %s: %s" % (version, d, e))
-    what = ("with the unit's journal (%d lines) and status" % len(journal)) if p["journal"] else "(the release was not started: no journal)"
-    module.exit_json(changed=True, msg="kept the failed release %s and its evidence in %s %s" % (version, d, what),
-                     failed_release=entry, evidence=dict(entry, journal=journal, unit_status=status))
+        run.switch(version, "Switch current to the new release")
+        switched = True
+        run.start(version, "Restart on the new release")
+        run.verify()
+        with steps.step("Record the deploy on the node") as st:
+            previous = rec["current"] if rec["current"] not in ("", version) else rec["previous"]
+            node.record(run.root, run.service, version, previous, "success", history_version=version, clear_failed=True)
+            st.changed = True
+    except StepFailed as e:
+        failure = str(e)
+        if not run.alive():
+            # The run is gone: no one reads this, and the lock is no longer ours to act under.
+            run.fail("the run ended during verification: %s" % failure, changed=True)
+        keep_evidence(run, failure, journal=switched)
+        auto_rollback(run, rec, failure)
+    run.exit(True)
 
 
-def cleanup(module, root, service, keep):
-    if keep < 2:
-        module.fail_json(msg="keep must be at least 2 (current and previous are always kept)")
-    st = load_state(root, service)
-    present = releases(root)
-    kept = keep_set(st, present, keep)
-    removed = [v for v in present if v not in kept]
-    for v in removed:
-        shutil.rmtree(os.path.join(root, "releases", v))
-    # Leftovers of interrupted unpacks and verified downloads of removed releases.
-    rel_dir = os.path.join(root, "releases")
-    for e in os.listdir(rel_dir) if os.path.isdir(rel_dir) else []:
-        if e.startswith("."):
-            shutil.rmtree(os.path.join(rel_dir, e), ignore_errors=True)
-    dl = os.path.join(root, ".nodeexec")
-    for e in os.listdir(dl) if os.path.isdir(dl) else []:
-        if e.startswith("package-") and e.endswith(".tar.gz") and e[len("package-"):-len(".tar.gz")] not in kept:
-            os.unlink(os.path.join(dl, e))
-    # Evidence of failures a later successful deploy (or a newer failure) has superseded.
-    fd = os.path.join(dl, "failed")
-    for e in os.listdir(fd) if os.path.isdir(fd) else []:
-        if e != st["failed"].get("version"):
-            shutil.rmtree(os.path.join(fd, e), ignore_errors=True)
-    module.exit_json(changed=bool(removed), kept=kept, removed=removed)
+def auto_rollback(run, rec, failure):
+    """The new release was switched to and failed: put the previous one back in the same run."""
+    version = run.p["version"]
+    back_to = rec["current"] if rec["current"] not in ("", version) and rec["current"] in node.releases(run.root) else ""
+    if not back_to:
+        # Nothing older to switch to: a first deploy, or a redeploy of the recorded current version (a
+        # repair). The failed release is stopped; a redeploy keeps the record's versions as they were.
+        unit.stop(run.service)
+        node.record(run.root, run.service, rec["current"] if rec["current"] == version else "", rec["previous"],
+                    "failed", failure, history_version=version, history_result="failed")
+        hint = ""
+        if rec["current"] == version:
+            hint = " (it was already the current release; it is stopped%s)" % (
+                "; roll back to %s with playbooks/rollback.yml or deploy a fixed version" % rec["previous"]
+                if rec["previous"] else "")
+        run.fail("%s failed and there is no earlier release to switch back to%s: %s" % (version, hint, failure), changed=True)
+    try:
+        run.switch(back_to, "Switch current back to the previous release")
+        run.start(back_to, "Restart on the previous release")
+        run.verify()
+    except StepFailed as e:
+        node.record(run.root, run.service, back_to, rec["previous"], "failed",
+                    "%s; going back to %s failed too: %s" % (failure, back_to, e), history_version=version, history_result="failed")
+        run.fail("%s failed verification, and going back to %s failed too: %s; the first failure: %s"
+                 % (version, back_to, e, failure), changed=True)
+    with run.steps.step("Record the automatic rollback on the node") as st:
+        node.record(run.root, run.service, back_to, rec["previous"], "rolled_back", failure,
+                    history_version=version, history_result="failed")
+        st.changed = True
+    run.fail("%s failed verification and was rolled back to %s: %s" % (version, back_to, failure), changed=True)
+
+
+def rollback(run):
+    p, steps = run.p, run.steps
+    with steps.step("Check the request"):
+        if p["rollback_to"]:
+            check_name(p["rollback_to"], "nodeexec_rollback_to", VERSION)
+    run.lock()
+    rec = node.load_state(run.root, run.service)
+    present = node.releases(run.root)
+    target = p["rollback_to"] or rec["previous"]
+    try:
+        with steps.step("Check the release to roll back to is on the node") as st:
+            if not target or target not in present:
+                raise ValueError("%s; present: %s" % ("release %s is not on this node" % target if target
+                                 else "no previous version is recorded on this node", ", ".join(present) or "none"))
+            st.msg = target
+    except StepFailed as e:
+        run.fail(str(e))
+    if rec["current"] == target and node.link_version(run.root) == target and unit.props(run.service).get("ActiveState") == "active":
+        run.exit(False)
+    try:
+        run.switch(target, "Switch current to the release rolled back to")
+        run.start(target, "Restart on the release rolled back to")
+        run.verify()
+        with steps.step("Record the rollback on the node") as st:
+            node.record(run.root, run.service, target, rec["current"], "rolled_back", history_version=target)
+            st.changed = True
+    except StepFailed as e:
+        if not run.alive():
+            run.fail("the run ended during the rollback: %s" % e, changed=True)
+        back = rec["current"]
+        if back in node.releases(run.root):
+            with contextlib.suppress(StepFailed):
+                run.switch(back, "Switch current back to where it was")
+                run.start(back, "Restart on the release it was on")
+        run.fail("rollback to %s failed and the node was put back on %s: %s" % (target, back or "nothing", e), changed=True)
+    run.exit(True)
+
+
+def restart(run):
+    """Restart the release the node runs and verify it as a deploy does. The record is not touched: a
+    restart changes no version. A unit that fails verification is left as systemd has it."""
+    run.lock()
+    rec = node.load_state(run.root, run.service)
+    try:
+        with run.steps.step("Check the node runs a recorded release"):
+            link = node.link_version(run.root)
+            if not rec["current"]:
+                raise ValueError("no release of %s is recorded on this node: deploy one first" % run.service)
+            if rec["current"] not in node.releases(run.root) or link != rec["current"]:
+                raise ValueError("the record says %s but current points at %s: deploy or roll back to repair the "
+                                 "node before restarting it" % (rec["current"], link or "nothing"))
+        with run.steps.step("Restart the service") as st:
+            unit.restart(run.service)
+            st.changed = True
+        run.verify()
+    except StepFailed as e:
+        run.fail(str(e), changed=True)
+    run.exit(True)
+
+
+def cleanup(run):
+    run.lock()
+    try:
+        with run.steps.step("Remove old releases") as st:
+            _, run.removed = node.cleanup(run.root, run.service, run.p["keep"])
+            st.changed, st.msg = bool(run.removed), "removed %s" % (", ".join(run.removed) or "nothing")
+    except StepFailed as e:
+        run.fail(str(e))
+    run.exit(bool(run.removed))
+
+
+def unlock(run):
+    p = run.p
+    try:
+        with run.steps.step("Release the node lock held by the given holder") as st:
+            if not p["unlock_holder"] and not p["force_unlock"]:
+                raise ValueError("say whose lock to release: -e nodeexec_unlock_holder='<holder>' or "
+                                 "-e nodeexec_force_unlock=true")
+            released, holder, st.msg = lockfile.release(run.lock_dir, unlock_holder=p["unlock_holder"], force=p["force_unlock"])
+            st.changed = released
+    except StepFailed as e:
+        run.fail(str(e))
+    run.exit(False)
+
+
+PHASES = {"prepare": prepare, "activate": activate, "rollback": rollback, "restart": restart,
+          "cleanup": cleanup, "status": lambda run: run.exit(False), "unlock": unlock}
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            phase=dict(type="str", required=True, choices=list(PHASES)),
             root=dict(type="path", required=True),
             service=dict(type="str", required=True),
-            action=dict(type="str", required=True, choices=["read", "install", "switch", "record", "keep_failed", "cleanup"]),
             version=dict(type="str", default=""),
-            src=dict(type="path"),
-            previous=dict(type="str", default=""),
-            state=dict(type="str", default="success", choices=["success", "failed", "rolled_back"]),
-            last_error=dict(type="str", default=""),
-            history_version=dict(type="str", default=""),
-            history_result=dict(type="str", default="success", choices=["success", "failed"]),
-            clear_failed=dict(type="bool", default=False),
-            journal=dict(type="bool", default=False),
+            package_url=dict(type="str", default=""),
+            package_sha256=dict(type="str", default=""),
+            delivery=dict(type="str", default="pull"),
+            package_file=dict(type="str", default=""),
+            download_timeout=dict(type="int", default=60),
+            unit=dict(type="str", default=""),
             journal_lines=dict(type="int", default=50),
+            token=dict(type="str", default="", no_log=False),
+            rollback_to=dict(type="str", default=""),
             keep=dict(type="int", default=5),
+            health=dict(type="dict", default={}),
+            lock_dir=dict(type="path", required=True),
+            lock_holder=dict(type="str", default="someone"),
+            lock_ttl=dict(type="int", default=3600),
+            playbook=dict(type="str", default=""),
+            unlock_holder=dict(type="str", default=""),
+            force_unlock=dict(type="bool", default=False),
         ),
     )
-    p = module.params
-    root, service, action = p["root"], p["service"], p["action"]
-    if action in ("install", "switch", "keep_failed") and not p["version"]:
-        module.fail_json(msg="%s needs a version" % action)
-    if action == "read":
-        read(module, root, service)
-    elif action == "install":
-        install(module, root, service, p["version"], p["src"])
-    elif action == "switch":
-        switch(module, root, p["version"])
-    elif action == "record":
-        record(module, root, service)
-    elif action == "keep_failed":
-        keep_failed(module, root, service)
-    else:
-        cleanup(module, root, service, p["keep"])
+    run = Run(module)
+    try:
+        check_name(run.service, "nodeexec_service")
+    except ValueError as e:
+        module.fail_json(msg="Check the request: %s" % e, steps=[], report={})
+    try:
+        PHASES[module.params["phase"]](run)
+    except StepFailed as e:
+        # A step that failed before the phase changed anything (the request, the lock, a check).
+        run.fail(str(e))
 
 
 if __name__ == "__main__":
