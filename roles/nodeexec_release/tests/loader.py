@@ -64,3 +64,23 @@ lockfile = _mods["nodeexec_lockfile"]
 node = _mods["nodeexec_node"]
 unit = _mods["nodeexec_unit"]
 nr = _mods["nodeexec_release"]
+
+
+class _Stop(Exception):
+    pass
+
+
+def argument_spec():
+    """The module's argument_spec, as main() hands it to AnsibleModule (main stops right there)."""
+    from unittest import mock
+    seen = {}
+
+    def capture(argument_spec, **kw):
+        seen.update(argument_spec)
+        raise _Stop()
+    with mock.patch.object(nr, "AnsibleModule", capture):
+        try:
+            nr.main()
+        except _Stop:
+            pass
+    return seen

@@ -21,7 +21,7 @@ import unittest
 from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # loader.py, also when run by path
-from loader import lockfile, node, nr, unit  # noqa: E402
+from loader import argument_spec, lockfile, node, nr, unit  # noqa: E402
 
 
 def state(current, previous, history, failed=""):
@@ -696,23 +696,6 @@ class Exit(Exception):
         self.failed, self.result = failed, result
 
 
-class _Stop(Exception):
-    pass
-
-
-def argument_spec():
-    """The module's argument_spec, as main() hands it to AnsibleModule."""
-    seen = {}
-
-    def capture(argument_spec, **kw):
-        seen.update(argument_spec)
-        raise _Stop()
-    with mock.patch.object(nr, "AnsibleModule", capture):
-        try:
-            nr.main()
-        except _Stop:
-            pass
-    return seen
 
 
 class FakeModule:

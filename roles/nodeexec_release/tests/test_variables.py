@@ -8,10 +8,9 @@ import os
 import re
 import sys
 import unittest
-from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # loader.py, also when run by path
-from loader import nr  # noqa: E402
+from loader import argument_spec, nr  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 NAME = r"nodeexec_[a-z0-9_]+"
@@ -99,22 +98,6 @@ def module_calls():
     return calls
 
 
-class _Stop(Exception):
-    pass
-
-
-def argument_spec():
-    seen = {}
-
-    def capture(argument_spec, **kw):
-        seen.update(argument_spec)
-        raise _Stop()
-    with mock.patch.object(nr, "AnsibleModule", capture):
-        try:
-            nr.main()
-        except _Stop:
-            pass
-    return seen
 
 
 class ModuleCallsTest(unittest.TestCase):
