@@ -45,13 +45,15 @@ type run struct {
 
 // progress records each task result as an event the moment the executor reports it.
 func (x *run) progress(host string, step executor.Step) {
-	x.rec.mu.Lock()
-	if x.streamed == nil {
-		x.streamed = map[string]int{}
+	if !step.Running { // a task that started is news for the live view, not one of the node's steps
+		x.rec.mu.Lock()
+		if x.streamed == nil {
+			x.streamed = map[string]int{}
+		}
+		x.streamed[host]++
+		x.rec.mu.Unlock()
+		x.metrics.Step(x.d.Platform, x.d.Service, step)
 	}
-	x.streamed[host]++
-	x.rec.mu.Unlock()
-	x.metrics.Step(x.d.Platform, x.d.Service, step)
 	step = boundStep(step)
 	x.rec.emit(context.WithoutCancel(x.ctx), store.Event{Type: store.EventStep, Node: host, Step: &step, Message: stepLine(step)})
 }
@@ -509,6 +511,8 @@ func stepLine(st executor.Step) string {
 		status = "skipped"
 	case st.Changed:
 		status = "changed"
+	case st.Running:
+		status = "running"
 	}
 	line := st.Name + ": " + status
 	if st.Message != "" && (st.Failed || st.Changed) {

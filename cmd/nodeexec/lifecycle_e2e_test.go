@@ -83,7 +83,10 @@ func TestAPISigtermDrainsThenCancelsWhatOutlivesTheGrace(t *testing.T) {
 		t.Setenv("NODEEXEC_SHUTDOWN_GRACE", "3s")
 		env.start()
 		body := env.deployBody("v1")
-		body["package_url"] = testbed.ServeStalled(t, env.hosts.ControllerIP) // the download outlasts any grace
+		// A version the nodes never had (one they had is not downloaded again), from a server whose
+		// download outlasts any grace.
+		body["version"] = "v1-stalled"
+		body["package_url"] = testbed.ServeStalled(t, env.hosts.ControllerIP)
 		code, d := env.call("POST", "/api/v1/deployments", body)
 		if code != http.StatusAccepted {
 			t.Fatalf("deploy = %d %v", code, d)

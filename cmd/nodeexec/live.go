@@ -87,6 +87,8 @@ func stepSummary(st executor.Step) string {
 		return st.Name + " (changed)"
 	case st.Skipped:
 		return st.Name + " (skipped)"
+	case st.Running:
+		return st.Name + " (running)"
 	}
 	return st.Name
 }

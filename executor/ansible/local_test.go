@@ -160,13 +160,21 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, explain ...f
 }
 
 // Task results stream while the run goes on: the playbook's second task waits for a file this test
-// writes only once it has seen the first task's result. Each says when it started and how long it took.
+// writes only once it has seen the first task's result. Each is announced when it starts, and its result
+// says when it started and how long it took.
 func TestProgressStreamsEachTaskResultLive(t *testing.T) {
 	e := probeExecutor(t)
 	gate := filepath.Join(t.TempDir(), "gate")
 	var seen []string
 	began := time.Now()
 	progress := func(host string, st executor.Step) {
+		if st.Running { // each task is announced when it starts, then its result follows
+			seen = append(seen, fmt.Sprintf("%s %s started", host, st.Name))
+			if st.Started.Before(began.Add(-time.Second)) || st.Started.After(time.Now()) {
+				t.Errorf("%s: announced as started at %s, want during the run", st.Name, st.Started)
+			}
+			return
+		}
 		seen = append(seen, fmt.Sprintf("%s %s failed=%v", host, st.Name, st.Failed))
 		if st.Started.Before(began.Add(-time.Second)) || st.Started.After(time.Now()) || st.Duration <= 0 {
 			t.Errorf("%s: started %s, took %s; want a start during the run and a duration", st.Name, st.Started, st.Duration)
@@ -183,7 +191,8 @@ func TestProgressStreamsEachTaskResultLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "localhost First step failed=false|localhost Wait for the test to see the first step failed=false"
+	want := "localhost First step started|localhost First step failed=false|" +
+		"localhost Wait for the test to see the first step started|localhost Wait for the test to see the first step failed=false"
 	if got := strings.Join(seen, "|"); got != want {
 		t.Errorf("progress = %q, want %q", got, want)
 	}
@@ -223,8 +232,14 @@ func TestProgressKeepsAFailedTasksOutputBounded(t *testing.T) {
 // it failed, its output; and the live steps are the same, in the same order, as the final results'.
 func TestProgressStreamsEachSubStepAsTheResultsHaveIt(t *testing.T) {
 	e := probeExecutor(t)
-	var live []executor.Step
-	progress := func(host string, st executor.Step) { live = append(live, st) }
+	var live, started []executor.Step
+	progress := func(host string, st executor.Step) {
+		if st.Running {
+			started = append(started, st)
+			return
+		}
+		live = append(live, st)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, _, err := e.run(ctx, []string{"steps.yml"}, map[string]any{"ansible_connection": "local"}, localNode, progress)
@@ -235,6 +250,15 @@ func TestProgressStreamsEachSubStepAsTheResultsHaveIt(t *testing.T) {
 		"Switch current to the release changed|Check the HTTP health endpoint failed|Release the node lock ok"
 	if got := stepList(live); got != want {
 		t.Errorf("live steps:\n got %s\nwant %s", got, want)
+	}
+	// Each module call is announced when it starts, before its steps come back.
+	if got := stepList(started); got != "Prepare the probe ok|Activate the probe ok" {
+		t.Errorf("started: %s, want each task once", got)
+	}
+	for _, st := range started {
+		if st.Started.IsZero() {
+			t.Errorf("started %q has no start time", st.Name)
+		}
 	}
 	final := nodeResults(res, opDeploy, "probe", localNode, "")[0]
 	if got := stepList(final.Steps); got != want {

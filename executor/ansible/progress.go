@@ -64,6 +64,7 @@ func startProgress(g *groupExec, progress executor.ProgressFunc) (*progressStrea
 func (l progressLine) step() executor.Step {
 	st := executor.Step{Name: taskName(l.Task), Action: l.Action, Changed: l.Changed, Message: l.Msg, Stdout: l.Stdout, Stderr: l.Stderr}
 	setStatus(&st, l.Status)
+	st.Running = l.Status == "started"
 	st.Started, st.Duration = stepTiming(l.Start, l.Duration)
 	return st
 }

@@ -127,7 +127,17 @@ class CallbackModule(CallbackBase):
             self._out = None  # nodeexec stopped reading: keep the run going
 
     def v2_runner_on_start(self, host, task):
-        self._started[(host.get_name(), task._uuid)] = time.time()
+        began = time.time()
+        self._started[(host.get_name(), task._uuid)] = began
+        # A module call may take long (a download, a verification): say at once that it runs, so the
+        # live view shows where each node is before the call's steps come back.
+        if self._out is None or is_meta(task.action):
+            return
+        try:
+            self._out.write(json.dumps({"host": host.get_name(), "task": task.get_name(), "action": task.action,
+                                        "status": "started", "start": utc_ms(began)}) + "\n")
+        except (OSError, ValueError):
+            self._out = None
 
     def v2_runner_on_ok(self, result):
         self._emit(result, "ok")

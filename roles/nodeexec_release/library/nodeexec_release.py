@@ -230,6 +230,11 @@ def package_path(root, version):
     return os.path.join(root, ".nodeexec", "package-%s.tar.gz" % version)
 
 
+def incoming_path(root, package_file):
+    """Where push.yml's copy of package_file lands on the node."""
+    return os.path.join(root, ".nodeexec", "incoming", os.path.basename(package_file))
+
+
 def file_sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -284,6 +289,9 @@ def prepare(run):
         if node.release_sha256(run.root, version) == want:
             steps.skipped("Download the package and check its SHA256",
                           "releases/%s already holds the package with this SHA256" % version)
+            if p["delivery"] == "push":
+                with contextlib.suppress(OSError):
+                    os.unlink(incoming_path(run.root, p["package_file"]))
             shipped = os.path.join(node.release_dir(run.root, version), "deploy", run.service + ".service")
             shipped = shipped if os.path.isfile(shipped) else ""
         else:
@@ -292,7 +300,7 @@ def prepare(run):
             if p["delivery"] == "push":
                 with steps.step("Check the SHA256 of the copied package") as st:
                     # The copy task put it in incoming/ before the lock was taken: checked, then moved.
-                    incoming = os.path.join(run.root, ".nodeexec", "incoming", os.path.basename(p["package_file"]))
+                    incoming = incoming_path(run.root, p["package_file"])
                     got = file_sha256(incoming) if os.path.isfile(incoming) else "(none)"
                     if got != want:
                         raise StepFailed("Check the SHA256 of the copied package",
