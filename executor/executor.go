@@ -119,7 +119,7 @@ type Step struct {
 	Skipped bool   `json:"skipped,omitempty"`
 	// Running marks the live notice that a task has started on the node (its steps come when it ends);
 	// it is never part of a node's final steps.
-	Running bool `json:"running,omitempty" bson:"running,omitempty"`
+	Running bool   `json:"running,omitempty" bson:"running,omitempty"`
 	Message string `json:"message,omitempty"`
 	Stdout  string `json:"stdout,omitempty"`
 	Stderr  string `json:"stderr,omitempty"`
