@@ -30,6 +30,9 @@ type Scaler interface {
 	Scale(ctx context.Context, req ScaleRequest) ([]NodeResult, error)
 }
 
+// MaxReplicas bounds a scale: a typo of a few zeros must not ask a cluster for a million pods.
+const MaxReplicas = 10000
+
 // ScaleRequest asks for Replicas of each workload, ready.
 type ScaleRequest struct {
 	DeploymentID string
@@ -39,6 +42,9 @@ type ScaleRequest struct {
 	// Progress, when set, sees each step live (optional).
 	Progress ProgressFunc `json:"-" bson:"-"`
 }
+
+// MaxLogLines bounds the lines one log read returns (of a pod, or of each node in a deployment's logs).
+const MaxLogLines = 10000
 
 // PodInspector is an Executor that can show a workload's pods and their logs.
 type PodInspector interface {

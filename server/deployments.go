@@ -151,11 +151,7 @@ func (s *Server) createScale(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "replicas: is required", Code: "invalid", Field: "replicas"})
 		return
 	}
-	if *body.Replicas < 0 || *body.Replicas > maxReplicas {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("replicas: must be between 0 and %d", maxReplicas), Code: "invalid", Field: "replicas"})
-		return
-	}
-	for _, err := range []error{executor.ValidateService(body.Service), executor.ValidateWorkloads(body.Workloads)} {
+	for _, err := range []error{executor.ValidateReplicas(*body.Replicas), executor.ValidateService(body.Service), executor.ValidateWorkloads(body.Workloads)} {
 		if err != nil {
 			s.failErr(c, err)
 			return
@@ -197,9 +193,6 @@ func keyFits(c *gin.Context, key string) bool {
 	}
 	return true
 }
-
-// maxReplicas bounds a scale: a typo of a few zeros must not ask a cluster for a million pods.
-const maxReplicas = 10000
 
 // maxBatchSize bounds the nodes of one ansible-playbook run (its forks).
 const maxBatchSize = 500

@@ -283,8 +283,8 @@ func (s *Server) deployLogs(c *gin.Context) {
 	lines := 100
 	if v := c.Query("lines"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "lines: want a number from 1 to 10000", Code: "invalid", Field: "lines"})
+		if err != nil || n < 1 || n > executor.MaxLogLines {
+			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("lines: want a number from 1 to %d", executor.MaxLogLines), Code: "invalid", Field: "lines"})
 			return
 		}
 		lines = n
