@@ -272,6 +272,9 @@ type failedTask struct {
 // maxFailedTasks bounds the failed task results a node's failure lists.
 const maxFailedTasks = 10
 
+// defaultLogLines is how many of its newest lines a node shows unless ?lines= asks for another number.
+const defaultLogLines = 100
+
 // maxLogEvents bounds how many events one logs request reads.
 const maxLogEvents = 20000
 
@@ -280,14 +283,9 @@ const maxLogEvents = 20000
 // one node or one pod; a pod whose log the cluster cannot serve is 502 with the reason.
 func (s *Server) deployLogs(c *gin.Context) {
 	ctx := c.Request.Context()
-	lines := 100
-	if v := c.Query("lines"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > executor.MaxLogLines {
-			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("lines: want a number from 1 to %d", executor.MaxLogLines), Code: "invalid", Field: "lines"})
-			return
-		}
-		lines = n
+	lines, ok := queryInt(c, "lines", defaultLogLines, 1, executor.MaxLogLines)
+	if !ok {
+		return
 	}
 	d, err := s.cfg.Store.Deployment(ctx, c.Param("deployment_id"))
 	if err != nil {
