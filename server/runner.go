@@ -599,14 +599,12 @@ func dashIfEmpty(s string) string {
 	return s
 }
 
+// truncate is the first n bytes of s (up to a whole character), marked as cut.
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if head, cut := executor.Cut(s, n); cut {
+		return head + "…"
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n-- // never half a character
-	}
-	return s[:n] + "…"
+	return s
 }
 
 // releaseLater gives back nodes a request claimed but could not record, once the database answers

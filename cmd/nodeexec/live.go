@@ -91,12 +91,14 @@ func stepSummary(st executor.Step) string {
 	return st.Name
 }
 
+// clip is s on one line, cut to n-1 bytes (up to a whole character) and marked when longer than n.
 func clip(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	head, _ := executor.Cut(s, n-1)
+	return head + "…"
 }
 
 // eventLine is one event as a plain line, for output that is not a terminal.
