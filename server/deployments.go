@@ -347,20 +347,14 @@ func (s *Server) forgetKey(ctx context.Context, d *store.Deployment) {
 	s.background.Add(1)
 	go func() {
 		defer s.background.Done()
-		delay := 200 * time.Millisecond
-		for {
-			select {
-			case <-s.ctx.Done():
-				return // the first retry a minute later takes the key over
-			case <-time.After(delay):
-			}
+		// Until the server stops; then the first retry a minute later takes the key over.
+		for n := 1; storeBackoff.Wait(s.ctx, n) == nil; n++ {
 			if err := s.cfg.Store.ForgetKey(s.ctx, d.IdempotencyKey, d.ID); err == nil {
 				if s.hooks.keyForgotten != nil {
 					s.hooks.keyForgotten(d.IdempotencyKey)
 				}
 				return
 			}
-			delay = min(2*delay, 30*time.Second)
 		}
 	}()
 }
