@@ -71,6 +71,12 @@ const (
 
 // NodeStatus is what the Plan Layer sees of one node (a physical host, or a Kubernetes workload whose
 // Host is "namespace/name").
+//
+// DeployingVersion is the version a deployment that holds the node is putting there (a rollback's: the
+// version it goes back to; none for a restart or a scale), and only while it holds the node. The
+// server's store sets it when a deployment claims the node and clears it when the node's run ends or
+// the node is given back (store.Claim, Finish, Release). An executor leaves it empty: its results
+// describe a node after its run.
 type NodeStatus struct {
 	Host             string   `json:"host"`
 	Service          string   `json:"service"`
