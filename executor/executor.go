@@ -30,6 +30,9 @@ type Scaler interface {
 	Scale(ctx context.Context, req ScaleRequest) ([]NodeResult, error)
 }
 
+// MaxReplicas bounds a scale: a typo of a few zeros must not ask a cluster for a million pods.
+const MaxReplicas = 10000
+
 // ScaleRequest asks for Replicas of each workload, ready.
 type ScaleRequest struct {
 	DeploymentID string
@@ -39,6 +42,9 @@ type ScaleRequest struct {
 	// Progress, when set, sees each step live (optional).
 	Progress ProgressFunc `json:"-" bson:"-"`
 }
+
+// MaxLogLines bounds the lines one log read returns (of a pod, or of each node in a deployment's logs).
+const MaxLogLines = 10000
 
 // PodInspector is an Executor that can show a workload's pods and their logs.
 type PodInspector interface {
@@ -65,6 +71,12 @@ const (
 
 // NodeStatus is what the Plan Layer sees of one node (a physical host, or a Kubernetes workload whose
 // Host is "namespace/name").
+//
+// DeployingVersion is the version a deployment that holds the node is putting there (a rollback's: the
+// version it goes back to; none for a restart or a scale), and only while it holds the node. The
+// server's store sets it when a deployment claims the node and clears it when the node's run ends or
+// the node is given back (store.Claim, Finish, Release). An executor leaves it empty: its results
+// describe a node after its run.
 type NodeStatus struct {
 	Host             string   `json:"host"`
 	Service          string   `json:"service"`

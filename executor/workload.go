@@ -35,6 +35,14 @@ var (
 	imageRe = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$`)
 )
 
+// ValidateReplicas checks the replicas a scale asks for.
+func ValidateReplicas(n int32) error {
+	if n < 0 || n > MaxReplicas {
+		return invalid("replicas", "must be between 0 and %d", MaxReplicas)
+	}
+	return nil
+}
+
 // ValidateWorkloads checks the workloads of a request.
 func ValidateWorkloads(ws []Workload) error {
 	if len(ws) == 0 {

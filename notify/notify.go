@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/nodeexec/nodeexec/retry"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -81,6 +82,8 @@ type Stats struct {
 type Notifier struct {
 	cfg   Config
 	hooks []*hook
+	// backoff is the wait before each next attempt.
+	backoff retry.Policy
 	// mu orders enqueues before Stop: once stopping is closed nothing more is queued, so the workers'
 	// last drain sees every event.
 	mu       sync.RWMutex
@@ -113,7 +116,8 @@ type delivery struct {
 func New(cfg Config) *Notifier {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Notifier{cfg: cfg, stopping: make(chan struct{}), ctx: ctx, cancel: cancel}
+	n := &Notifier{cfg: cfg, stopping: make(chan struct{}), ctx: ctx, cancel: cancel,
+		backoff: retry.Policy{InitialDelay: cfg.Backoff, MaxDelay: cfg.MaxBackoff, Factor: 2}}
 	for _, w := range cfg.Webhooks {
 		h := &hook{Webhook: w, wants: map[Type]bool{}, queue: make(chan delivery, cfg.QueueSize), shown: Shown(w.URL)}
 		for _, t := range w.Events {
@@ -223,7 +227,6 @@ func (n *Notifier) work(h *hook) {
 func (n *Notifier) deliver(h *hook, d delivery) {
 	log := n.cfg.Logger.WithFields(logrus.Fields{"deployment_id": d.ev.DeploymentID, "service": d.ev.Service,
 		"version": d.ev.Version, "event": d.ev.Type, "webhook": h.shown})
-	delay := n.cfg.Backoff
 	for attempt := 1; ; attempt++ {
 		status, wait, err := n.post(h, d)
 		alog := log.WithField("attempt", attempt)
@@ -249,18 +252,14 @@ func (n *Notifier) deliver(h *hook, d delivery) {
 			alog.WithError(err).Error("webhook not delivered: giving up after the last attempt")
 			return
 		}
-		wait = min(max(wait, delay), n.cfg.MaxBackoff)
+		// The receiver may ask for a longer wait than the backoff's (Retry-After), never past the cap.
+		wait = min(max(wait, n.backoff.Delay(attempt)), n.cfg.MaxBackoff)
 		alog.WithError(err).WithField("retry_in", wait.String()).Warn("webhook delivery failed; retrying")
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-n.ctx.Done():
-			timer.Stop()
+		if retry.Sleep(n.ctx, wait) != nil {
 			n.failed.Add(1)
 			log.WithError(err).Error("webhook not delivered: nodeexec stopped while waiting to retry")
 			return
 		}
-		delay = min(2*delay, n.cfg.MaxBackoff)
 	}
 }
 

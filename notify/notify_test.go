@@ -296,3 +296,57 @@ func TestReadSecretWantsALongOne(t *testing.T) {
 		t.Error("a Secret prints itself")
 	}
 }
+
+// The wait before each next attempt doubles from Backoff up to MaxBackoff; a receiver that asks for a
+// longer one (Retry-After) gets it, never past MaxBackoff.
+func TestRetriesWaitLongerEachTimeUpToTheCap(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		retryAfter string
+		want       string
+	}{
+		{"doubling", "", "1ms 2ms 4ms 4ms"},
+		{"the receiver asks for longer", "1", "4ms 4ms 4ms 4ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan struct{}, 16)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				w.WriteHeader(http.StatusServiceUnavailable)
+				got <- struct{}{}
+			}))
+			t.Cleanup(srv.Close)
+			var out bytes.Buffer
+			cfg := quick(Webhook{URL: srv.URL, Secret: Secret(secret)})
+			cfg.MaxAttempts = 5
+			log := logrus.New()
+			log.SetOutput(&out)
+			log.SetFormatter(&logrus.JSONFormatter{})
+			cfg.Logger = log
+			n := New(cfg)
+			n.Deployment(finished(store.KindDeploy, executor.StateFailed))
+			for range 5 {
+				<-got
+			}
+			n.Stop()
+			var waits []string
+			for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+				var entry map[string]any
+				if err := json.Unmarshal([]byte(line), &entry); err != nil {
+					t.Fatalf("log line %q: %v", line, err)
+				}
+				if w, ok := entry["retry_in"].(string); ok {
+					waits = append(waits, w)
+				}
+			}
+			if got := strings.Join(waits, " "); got != tc.want {
+				t.Errorf("waits = %q, want %q", got, tc.want)
+			}
+			if s := n.Stats(); s != (Stats{Failed: 1}) {
+				t.Errorf("stats = %+v", s)
+			}
+		})
+	}
+}

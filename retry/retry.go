@@ -20,6 +20,10 @@ type Policy struct {
 	Factor       float64       `yaml:"factor"`
 }
 
+// Forever, as MaxRetries, tries again until the context ends: for work that must be done once a fault
+// clears, such as giving back what a failed request holds. Check refuses it: no configuration sets it.
+const Forever = math.MaxInt
+
 // Default retries three times, after 1 s, 2 s and 4 s.
 var Default = Policy{MaxRetries: 3, InitialDelay: time.Second, MaxDelay: 30 * time.Second, Factor: 2}
 
@@ -28,9 +32,15 @@ func (p Policy) Delay(n int) time.Duration {
 	if n < 1 {
 		n = 1
 	}
+	if p.InitialDelay <= 0 {
+		return 0
+	}
 	d := float64(p.InitialDelay) * math.Pow(max(p.Factor, 1), float64(n-1))
-	if p.MaxDelay > 0 && d > float64(p.MaxDelay) {
+	switch {
+	case p.MaxDelay > 0 && d > float64(p.MaxDelay):
 		return p.MaxDelay
+	case d >= math.MaxInt64: // retry number n of Forever, uncapped
+		return math.MaxInt64
 	}
 	return time.Duration(d)
 }
@@ -52,7 +62,13 @@ func (p Policy) Check() error {
 
 // Wait waits before retry number n, or until ctx ends (its error).
 func (p Policy) Wait(ctx context.Context, n int) error {
-	t := time.NewTimer(p.Delay(n))
+	return Sleep(ctx, p.Delay(n))
+}
+
+// Sleep waits d, or until ctx ends (its error): for a caller that sets a wait itself (a receiver that
+// asked for a longer one).
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -57,11 +57,44 @@ func TestDoRetriesOnlyTransientFaultsAndStops(t *testing.T) {
 	}
 }
 
+func TestForeverRetriesPastAnyCountUntilTheContextEnds(t *testing.T) {
+	p := Policy{MaxRetries: Forever, InitialDelay: time.Microsecond, MaxDelay: time.Microsecond, Factor: 2}
+	boom := errors.New("boom")
+	calls := 0
+	if err := p.Do(context.Background(), func() (bool, error) {
+		if calls++; calls <= 150 {
+			return true, boom
+		}
+		return true, nil
+	}); err != nil || calls != 151 {
+		t.Errorf("%d calls, %v; want 151, nil", calls, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	calls = 0
+	if err := p.Do(ctx, func() (bool, error) {
+		if calls++; calls == 3 {
+			cancel()
+		}
+		return true, boom
+	}); err != boom || calls != 3 {
+		t.Errorf("cancelled after 3: %d calls, %v", calls, err)
+	}
+	if d := p.Delay(Forever); d != time.Microsecond {
+		t.Errorf("capped delay of retry %d = %s", Forever, d)
+	}
+	if d := (Policy{InitialDelay: time.Second, Factor: 2}).Delay(5000); d <= 0 {
+		t.Errorf("uncapped delay of retry 5000 = %s, want the longest duration", d)
+	}
+	if d := (Policy{Factor: 2}).Delay(5000); d != 0 {
+		t.Errorf("no initial delay: %s", d)
+	}
+}
+
 func TestCheck(t *testing.T) {
 	if err := Default.Check(); err != nil {
 		t.Errorf("default: %v", err)
 	}
-	for _, p := range []Policy{{MaxRetries: -1, Factor: 2}, {MaxRetries: 1, InitialDelay: time.Minute, MaxDelay: time.Second, Factor: 2}, {Factor: 0.5}} {
+	for _, p := range []Policy{{MaxRetries: -1, Factor: 2}, {MaxRetries: Forever, Factor: 2}, {MaxRetries: 1, InitialDelay: time.Minute, MaxDelay: time.Second, Factor: 2}, {Factor: 0.5}} {
 		if p.Check() == nil {
 			t.Errorf("%+v passed", p)
 		}

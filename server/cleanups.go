@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -40,20 +39,11 @@ func (s *Server) createCleanup(c *gin.Context) {
 
 // listCleanups pages through the recorded passes, newest first.
 func (s *Server) listCleanups(c *gin.Context) {
-	limit := 50
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 200 {
-			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "limit: want a number from 1 to 200", Code: "invalid", Field: "limit"})
-			return
-		}
-		limit = n
-	}
-	page, next, err := s.cfg.Store.ListCleanups(c.Request.Context(), limit, c.Query("cursor"))
-	if errors.Is(err, store.ErrBadCursor) {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "cursor: not a cursor this server gave out", Code: "invalid", Field: "cursor"})
+	limit, ok := queryInt(c, "limit", defaultPageSize, 1, maxPageSize)
+	if !ok {
 		return
 	}
+	page, next, err := s.cfg.Store.ListCleanups(c.Request.Context(), limit, c.Query("cursor"))
 	if err != nil {
 		s.failErr(c, err)
 		return

@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,10 +54,7 @@ type healthBody struct {
 
 func (s *Server) createDeployment(c *gin.Context) {
 	var body deployBody
-	dec := json.NewDecoder(c.Request.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		s.badBody(c, err)
+	if !s.decodeStrict(c, &body, bodyRequired) {
 		return
 	}
 	platform := executor.Platform(body.Platform)
@@ -67,23 +62,22 @@ func (s *Server) createDeployment(c *gin.Context) {
 		platform = executor.PlatformPhysical
 	}
 	if platform != executor.PlatformPhysical && platform != executor.PlatformK8s {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: " + quote(body.Platform) + " is not physical or k8s", Code: "invalid", Field: "platform"})
+		failField(c, "platform", quote(body.Platform)+" is not physical or k8s")
 		return
 	}
 	if _, err := s.executorFor(platform); err != nil {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: " + string(platform) + " is not configured on this server", Code: "invalid", Field: "platform"})
+		failField(c, "platform", string(platform)+" is not configured on this server")
 		return
 	}
 	if platform == executor.PlatformK8s && (len(body.Nodes) > 0 || body.PackageURL != "" || body.SHA256 != "") {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "nodes: platform k8s deploys workloads with an image, not nodes with a package", Code: "invalid", Field: "nodes"})
+		failField(c, "nodes", "platform k8s deploys workloads with an image, not nodes with a package")
 		return
 	}
 	if platform == executor.PlatformPhysical && (len(body.Workloads) > 0 || body.Image != "" || body.Strategy != nil) {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "workloads: platform physical deploys nodes with a package, not workloads with an image and a strategy", Code: "invalid", Field: "workloads"})
+		failField(c, "workloads", "platform physical deploys nodes with a package, not workloads with an image and a strategy")
 		return
 	}
-	if body.BatchSize < 0 || body.BatchSize > maxBatchSize {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("batch_size: want 0 (all nodes in one run) to %d", maxBatchSize), Code: "invalid", Field: "batch_size"})
+	if !batchFits(c, body.BatchSize) {
 		return
 	}
 	if !keyFits(c, body.IdempotencyKey) {
@@ -132,30 +126,23 @@ type scaleBody struct {
 // workloads, so it never runs beside a deploy to them), leaving their version as it is.
 func (s *Server) createScale(c *gin.Context) {
 	var body scaleBody
-	dec := json.NewDecoder(c.Request.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		s.badBody(c, err)
+	if !s.decodeStrict(c, &body, bodyRequired) {
 		return
 	}
 	exec, err := s.executorFor(executor.PlatformK8s)
 	if err != nil {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: k8s is not configured on this server (nodeexec serve --kubeconfig)", Code: "invalid", Field: "platform"})
+		failField(c, "platform", "k8s is not configured on this server (nodeexec serve --kubeconfig)")
 		return
 	}
 	if _, ok := exec.(executor.Scaler); !ok {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: this server's k8s executor cannot scale", Code: "invalid", Field: "platform"})
+		failField(c, "platform", "this server's k8s executor cannot scale")
 		return
 	}
 	if body.Replicas == nil {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "replicas: is required", Code: "invalid", Field: "replicas"})
+		failField(c, "replicas", "is required")
 		return
 	}
-	if *body.Replicas < 0 || *body.Replicas > maxReplicas {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("replicas: must be between 0 and %d", maxReplicas), Code: "invalid", Field: "replicas"})
-		return
-	}
-	for _, err := range []error{executor.ValidateService(body.Service), executor.ValidateWorkloads(body.Workloads)} {
+	for _, err := range []error{executor.ValidateReplicas(*body.Replicas), executor.ValidateService(body.Service), executor.ValidateWorkloads(body.Workloads)} {
 		if err != nil {
 			s.failErr(c, err)
 			return
@@ -191,18 +178,42 @@ func describe(d *store.Deployment) string {
 
 // keyFits answers 400 for an idempotency key too long to store.
 func keyFits(c *gin.Context, key string) bool {
-	if len(key) > 200 {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "idempotency_key: longer than 200 characters", Code: "invalid", Field: "idempotency_key"})
+	if len(key) > maxLabelLength {
+		failField(c, "idempotency_key", fmt.Sprintf("longer than %d characters", maxLabelLength))
 		return false
 	}
 	return true
 }
 
-// maxReplicas bounds a scale: a typo of a few zeros must not ask a cluster for a million pods.
-const maxReplicas = 10000
-
 // maxBatchSize bounds the nodes of one ansible-playbook run (its forks).
 const maxBatchSize = 500
+
+// batchFits answers 400 for a batch_size that is not 0 (all nodes in one run) to maxBatchSize.
+func batchFits(c *gin.Context, size int) bool {
+	if size < 0 || size > maxBatchSize {
+		failField(c, "batch_size", fmt.Sprintf("want 0 (all nodes in one run) to %d", maxBatchSize))
+		return false
+	}
+	return true
+}
+
+// nodesFit answers 400 for more nodes than one ansible-playbook run takes.
+func nodesFit(c *gin.Context, nodes []executor.Node) bool {
+	if len(nodes) > maxBatchSize {
+		failField(c, "nodes", fmt.Sprintf("at most %d at once", maxBatchSize))
+		return false
+	}
+	return true
+}
+
+// A listing's page: this many records unless ?limit= asks for another number up to the most.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 200
+)
+
+// maxLabelLength bounds the free text a deployment keeps and shows back: idempotency_key, requested_by.
+const maxLabelLength = 200
 
 // claimRecordStart claims the deployment's nodes, records it, and starts it: 202 with its id. A request
 // that cannot have all its nodes records nothing (409 naming the holder); a retry with a known
@@ -210,8 +221,8 @@ const maxBatchSize = 500
 func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
 	ctx := c.Request.Context()
 	d.Token = c.GetString("token_name")
-	if len(d.RequestedBy) > 200 {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "requested_by: longer than 200 characters", Code: "invalid", Field: "requested_by"})
+	if len(d.RequestedBy) > maxLabelLength {
+		failField(c, "requested_by", fmt.Sprintf("longer than %d characters", maxLabelLength))
 		return
 	}
 	if d.IdempotencyKey != "" {
@@ -336,20 +347,14 @@ func (s *Server) forgetKey(ctx context.Context, d *store.Deployment) {
 	s.background.Add(1)
 	go func() {
 		defer s.background.Done()
-		delay := 200 * time.Millisecond
-		for {
-			select {
-			case <-s.ctx.Done():
-				return // the first retry a minute later takes the key over
-			case <-time.After(delay):
-			}
+		// Until the server stops; then the first retry a minute later takes the key over.
+		for n := 1; storeBackoff.Wait(s.ctx, n) == nil; n++ {
 			if err := s.cfg.Store.ForgetKey(s.ctx, d.IdempotencyKey, d.ID); err == nil {
 				if s.hooks.keyForgotten != nil {
 					s.hooks.keyForgotten(d.IdempotencyKey)
 				}
 				return
 			}
-			delay = min(2*delay, 30*time.Second)
 		}
 	}()
 }
@@ -361,7 +366,7 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 		IdempotencyKey string `json:"idempotency_key"`
 		RequestedBy    string `json:"requested_by"`
 	}
-	if !s.decodeOptional(c, &body) {
+	if !s.decodeStrict(c, &body, bodyOptional) {
 		return
 	}
 	orig, err := s.cfg.Store.Deployment(c.Request.Context(), c.Param("id"))
@@ -428,29 +433,8 @@ func (s *Server) cancelDeployment(c *gin.Context) {
 	c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + id + " is not run by this nodeexec (another replica, or one that stopped; it is reconciled at start)", Code: "not_running_here"})
 }
 
-// decodeOptional reads an optional JSON body into v; false means it answered with an error.
-func (s *Server) decodeOptional(c *gin.Context, v any) bool {
-	dec := json.NewDecoder(c.Request.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		s.badBody(c, err)
-		return false
-	}
-	return true
-}
-
-// badBody answers a body that could not be read: 413 when it was over the limit, else 400.
-func (s *Server) badBody(c *gin.Context, err error) {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		fail(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over the limit of %d bytes", s.cfg.MaxBody))
-		return
-	}
-	fail(c, http.StatusBadRequest, "bad_json", "request body is not valid JSON for this request: "+err.Error())
-}
-
 func (s *Server) listDeployments(c *gin.Context) {
-	f := store.DeploymentFilter{Service: c.Query("service"), State: executor.State(c.Query("state")), Cursor: c.Query("cursor"), Limit: 50}
+	f := store.DeploymentFilter{Service: c.Query("service"), State: executor.State(c.Query("state")), Cursor: c.Query("cursor")}
 	if f.Service != "" {
 		if err := executor.ValidateService(f.Service); err != nil {
 			s.failErr(c, err)
@@ -458,22 +442,14 @@ func (s *Server) listDeployments(c *gin.Context) {
 		}
 	}
 	if f.State != "" && !f.State.Valid() {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "state: " + quote(string(f.State)) + " is not a state", Code: "invalid", Field: "state"})
+		failField(c, "state", quote(string(f.State))+" is not a state")
 		return
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 200 {
-			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "limit: want a number from 1 to 200", Code: "invalid", Field: "limit"})
-			return
-		}
-		f.Limit = n
+	var ok bool
+	if f.Limit, ok = queryInt(c, "limit", defaultPageSize, 1, maxPageSize); !ok {
+		return
 	}
 	page, next, err := s.cfg.Store.ListDeployments(c.Request.Context(), f)
-	if errors.Is(err, store.ErrBadCursor) {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "cursor: not a cursor this server gave out", Code: "invalid", Field: "cursor"})
-		return
-	}
 	if err != nil {
 		s.failErr(c, err)
 		return

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -98,7 +99,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 	}
 	after, err := resumeFrom(c)
 	if err != nil {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: err.Error(), Code: "invalid", Field: "after"})
+		s.failErr(c, err)
 		return
 	}
 	w := c.Writer
@@ -174,7 +175,7 @@ func resumeFrom(c *gin.Context) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("after: %q is not an event number", v)
+		return 0, &executor.ValidationError{Field: "after", Reason: fmt.Sprintf("%q is not an event number", v)}
 	}
 	return n, nil
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -35,17 +34,13 @@ type restartBody struct {
 // verified like one (unit active, then the health checks), leaving every node's version as it is.
 func (s *Server) createRestart(c *gin.Context) {
 	var body restartBody
-	dec := json.NewDecoder(c.Request.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		s.badBody(c, err)
+	if !s.decodeStrict(c, &body, bodyRequired) {
 		return
 	}
 	if _, ok := physicalAs[executor.Restarter](s, c, "restart a service"); !ok {
 		return
 	}
-	if body.BatchSize < 0 || body.BatchSize > maxBatchSize {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("batch_size: want 0 (all nodes in one run) to %d", maxBatchSize), Code: "invalid", Field: "batch_size"})
+	if !batchFits(c, body.BatchSize) {
 		return
 	}
 	if !keyFits(c, body.IdempotencyKey) {
@@ -102,8 +97,7 @@ func (s *Server) readServices(c *gin.Context, service string, hosts []string) ([
 		s.failErr(c, err)
 		return nil, false
 	}
-	if len(req.Nodes) > maxBatchSize {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("nodes: at most %d at once", maxBatchSize), Code: "invalid", Field: "nodes"})
+	if !nodesFit(c, req.Nodes) {
 		return nil, false
 	}
 	inspector, ok := physicalAs[executor.ServiceInspector](s, c, "read a service's unit")
@@ -159,10 +153,7 @@ func (s *Server) listCommands(c *gin.Context) {
 // node except a validated service name in place of a whole {service} argument.
 func (s *Server) runCommand(c *gin.Context) {
 	var body adhocBody
-	dec := json.NewDecoder(c.Request.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		s.badBody(c, err)
+	if !s.decodeStrict(c, &body, bodyRequired) {
 		return
 	}
 	if len(s.cfg.Commands) == 0 {
@@ -183,8 +174,7 @@ func (s *Server) runCommand(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	if len(req.Nodes) > maxBatchSize {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: fmt.Sprintf("nodes: at most %d at once", maxBatchSize), Code: "invalid", Field: "nodes"})
+	if !nodesFit(c, req.Nodes) {
 		return
 	}
 	runner, ok := physicalAs[executor.CommandRunner](s, c, "run commands")
@@ -219,12 +209,12 @@ func physicalAs[T any](s *Server, c *gin.Context, what string) (T, bool) {
 	var none T
 	exec, err := s.executorFor(executor.PlatformPhysical)
 	if err != nil {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: physical nodes are not configured on this server", Code: "invalid", Field: "platform"})
+		failField(c, "platform", "physical nodes are not configured on this server")
 		return none, false
 	}
 	t, ok := exec.(T)
 	if !ok {
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "platform: this server's executor for physical nodes cannot " + what, Code: "invalid", Field: "platform"})
+		failField(c, "platform", "this server's executor for physical nodes cannot "+what)
 	}
 	return t, ok
 }

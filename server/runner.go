@@ -15,6 +15,7 @@ import (
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/metrics"
+	"github.com/nodeexec/nodeexec/retry"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -603,15 +604,17 @@ func dashIfEmpty(s string) string {
 	return s
 }
 
+// truncate is the first n bytes of s (up to a whole character), marked as cut.
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if head, cut := executor.Cut(s, n); cut {
+		return head + "…"
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n-- // never half a character
-	}
-	return s[:n] + "…"
+	return s
 }
+
+// storeBackoff paces the writes that must reach the database once it answers again (the claims and
+// the key a failed request leaves behind): 200 ms, doubling up to 30 s, until the server stops.
+var storeBackoff = retry.Policy{MaxRetries: retry.Forever, InitialDelay: 200 * time.Millisecond, MaxDelay: 30 * time.Second, Factor: 2}
 
 // releaseLater gives back nodes a request claimed but could not record, once the database answers
 // again: until then they would look held by a deployment that does not exist. It retries with backoff
@@ -625,23 +628,16 @@ func (s *Server) releaseLater(deploymentID string, claimed map[string]*store.Nod
 	s.background.Add(1)
 	go func() {
 		defer s.background.Done()
-		delay := 200 * time.Millisecond
-		for {
-			err := s.cfg.Store.ReleaseAll(s.ctx, deploymentID, claimed)
-			if err == nil {
-				log.Info("released the nodes of the unrecorded request")
-				if s.hooks.released != nil {
-					s.hooks.released(deploymentID)
-				}
-				return
-			}
-			select {
-			case <-s.ctx.Done():
-				log.WithError(err).Error("stopping with nodes still claimed by an unrecorded request; a later deploy takes them over")
-				return
-			case <-time.After(delay):
-			}
-			delay = min(2*delay, 30*time.Second)
+		err := storeBackoff.Do(s.ctx, func() (bool, error) {
+			return true, s.cfg.Store.ReleaseAll(s.ctx, deploymentID, claimed)
+		})
+		if err != nil {
+			log.WithError(err).Error("stopping with nodes still claimed by an unrecorded request; a later deploy takes them over")
+			return
+		}
+		log.Info("released the nodes of the unrecorded request")
+		if s.hooks.released != nil {
+			s.hooks.released(deploymentID)
 		}
 	}()
 }

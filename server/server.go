@@ -5,9 +5,12 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -229,6 +232,11 @@ func fail(c *gin.Context, status int, code, msg string) {
 	c.AbortWithStatusJSON(status, apiError{Error: msg, Code: code})
 }
 
+// failField answers 400 about one field of the request, the way failErr answers a ValidationError.
+func failField(c *gin.Context, field, reason string) {
+	c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: field + ": " + reason, Code: "invalid", Field: field})
+}
+
 // failErr renders an error from below with the status it deserves; a store that does not answer is 503.
 func (s *Server) failErr(c *gin.Context, err error) {
 	var v *executor.ValidationError
@@ -241,6 +249,8 @@ func (s *Server) failErr(c *gin.Context, err error) {
 		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: err.Error(), Code: "invalid", Field: v.Field})
 	case errors.As(err, &busy):
 		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: err.Error(), Code: "node_busy", DeploymentID: busy.DeploymentID})
+	case errors.Is(err, store.ErrBadCursor):
+		failField(c, "cursor", "not a cursor this server gave out")
 	case errors.Is(err, store.ErrNotFound):
 		fail(c, http.StatusNotFound, "not_found", "not found")
 	default:
@@ -251,6 +261,48 @@ func (s *Server) failErr(c *gin.Context, err error) {
 		}
 		fail(c, http.StatusInternalServerError, "internal", "internal error")
 	}
+}
+
+// emptyBody says whether a request's body may be empty.
+type emptyBody bool
+
+const (
+	bodyRequired emptyBody = false
+	bodyOptional emptyBody = true // an empty body leaves v as it was
+)
+
+// decodeStrict reads the request's JSON body into v. A field v does not have is refused, so that a
+// misspelt option is an error rather than silently ignored. false after answering 413 for a body over
+// the limit, 400 for any other that does not decode.
+func (s *Server) decodeStrict(c *gin.Context, v any, empty emptyBody) bool {
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil || empty == bodyOptional && errors.Is(err, io.EOF):
+		return true
+	case errors.As(err, &tooBig):
+		fail(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over the limit of %d bytes", s.cfg.MaxBody))
+	default:
+		fail(c, http.StatusBadRequest, "bad_json", "request body is not valid JSON for this request: "+err.Error())
+	}
+	return false
+}
+
+// queryInt is the query parameter name as a number from lo to hi, def when it is absent; false after
+// answering 400.
+func queryInt(c *gin.Context, name string, def, lo, hi int) (int, bool) {
+	v := c.Query(name)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		failField(c, name, fmt.Sprintf("want a number from %d to %d", lo, hi))
+		return 0, false
+	}
+	return n, true
 }
 
 // recoverJSON turns a handler's panic into a 500 with a JSON body; the server keeps serving.

@@ -34,6 +34,8 @@ type gatedExecutor struct {
 	panics  bool
 	// unreachable hosts fail as unreachable (transient) this many more times, then succeed.
 	unreachable map[string]int
+	// rollbackGate, when set, holds every rollback until it opens, as gate holds deploys.
+	rollbackGate chan struct{}
 
 	mu      sync.Mutex
 	done    []string // rollbacks, "host->version"
@@ -88,6 +90,14 @@ func (g *gatedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) 
 }
 
 func (g *gatedExecutor) Rollback(ctx context.Context, req executor.RollbackRequest) ([]executor.NodeResult, error) {
+	if g.rollbackGate != nil {
+		g.started <- req.DeploymentID
+		select {
+		case <-g.rollbackGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	var out []executor.NodeResult
 	for _, n := range req.Nodes {
 		g.mu.Lock()
@@ -252,6 +262,40 @@ func TestDeployRunsAndRecordsEveryNode(t *testing.T) {
 	if nodes, _ := list["nodes"].([]any); code != 200 || len(nodes) != 2 {
 		t.Errorf("node list = %d %v", code, list)
 	}
+}
+
+// While a deployment holds a node, the node's record names the version being put there (a rollback's:
+// the one it goes back to), and only until the node's run ends.
+func TestANodeShowsTheVersionBeingDeployedUntilItsRunEnds(t *testing.T) {
+	f := newFixture(t)
+	f.exec.rollbackGate = make(chan struct{})
+	deploying := func(when, want string) {
+		t.Helper()
+		if _, n := f.do(t, "GET", "/api/v1/nodes/demo/10.0.0.1", ""); n["deploying_version"] != want && (want != "" || n["deploying_version"] != nil) {
+			t.Errorf("%s: deploying_version = %v, want %q (node %v)", when, n["deploying_version"], want, n)
+		}
+	}
+	_, d1 := f.do(t, "POST", "/api/v1/deployments", strings.Replace(deployJSON(`"10.0.0.1"`, ""), `"v2"`, `"v1"`, 1))
+	<-f.exec.started
+	deploying("deploying v1", "v1")
+	close(f.exec.gate)
+	f.waitState(t, d1["id"].(string))
+	deploying("after v1", "")
+	_, d2 := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, "")) // the gate is open: no look mid-run
+	<-f.exec.started
+	f.waitState(t, d2["id"].(string))
+	deploying("after v2", "")
+	code, rb := f.do(t, "POST", "/api/v1/deployments/"+d2["id"].(string)+"/rollback", "")
+	if code != http.StatusAccepted {
+		t.Fatalf("rollback = %d %v", code, rb)
+	}
+	<-f.exec.started
+	deploying("rolling back", "v1")
+	close(f.exec.rollbackGate)
+	if end := f.waitState(t, rb["id"].(string)); end["state"] != "rolled_back" {
+		t.Fatalf("rollback = %v", end)
+	}
+	deploying("after the rollback", "")
 }
 
 func TestSecondDeployToABusyNodeGets409NamingTheHolder(t *testing.T) {
@@ -756,6 +800,21 @@ func TestDatabaseFailingMidRequestLeavesNothingHalfWritten(t *testing.T) {
 	}
 	if end := f.waitState(t, d["id"].(string)); end["state"] != "success" {
 		t.Errorf("deployment after the database returned = %v", end)
+	}
+}
+
+// What a failed request leaves behind is given back as soon as the database answers, without hammering
+// it: 200 ms, doubling up to 30 s, for as long as the server runs.
+func TestLeftoversAreRetriedAfter200msDoublingTo30s(t *testing.T) {
+	want := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond,
+		3200 * time.Millisecond, 6400 * time.Millisecond, 12800 * time.Millisecond, 25600 * time.Millisecond, 30 * time.Second, 30 * time.Second}
+	for i, w := range want {
+		if got := storeBackoff.Delay(i + 1); got != w {
+			t.Errorf("wait before retry %d = %s, want %s", i+1, got, w)
+		}
+	}
+	if storeBackoff.MaxRetries != retry.Forever {
+		t.Errorf("retries = %d, want until the server stops", storeBackoff.MaxRetries)
 	}
 }
 

@@ -90,6 +90,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
 
 // Node is one node's record: its status as the Plan Layer sees it, and which deployment last held it.
+// DeployingVersion is set by Claim and cleared by Finish and Release (see executor.NodeStatus).
 type Node struct {
 	ID               string            `bson:"_id" json:"id"`
 	Host             string            `bson:"host" json:"host"`

@@ -176,7 +176,7 @@ func scaleCmd(ctx context.Context, args []string) (bool, error) {
 	fs := clientFlags("scale", &o)
 	service := fs.String("service", "", "the service the workloads belong to")
 	workloads := fs.String("workloads", "", "comma-separated namespace/Kind/name (Kind Deployment or StatefulSet)")
-	replicas := fs.Int("replicas", -1, "pods each workload should have (0 to 10000)")
+	replicas := fs.Int("replicas", -1, fmt.Sprintf("pods each workload should have (0 to %d)", executor.MaxReplicas))
 	key := fs.String("idempotency-key", "", "the same key again returns the same scale instead of a second run")
 	detach := fs.Bool("detach", false, "print the scale's id and return; do not follow it")
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
@@ -191,8 +191,8 @@ func scaleCmd(ctx context.Context, args []string) (bool, error) {
 			return false, err
 		}
 	}
-	if *replicas < 0 || *replicas > 10000 {
-		return false, &executor.ValidationError{Field: "replicas", Reason: "give --replicas from 0 to 10000"}
+	if *replicas < 0 || *replicas > executor.MaxReplicas {
+		return false, &executor.ValidationError{Field: "replicas", Reason: fmt.Sprintf("give --replicas from 0 to %d", executor.MaxReplicas)}
 	}
 	c, err := o.client()
 	if err != nil {

@@ -93,12 +93,14 @@ func stepSummary(st executor.Step) string {
 	return st.Name
 }
 
+// clip is s on one line, cut to n-1 bytes (up to a whole character) and marked when longer than n.
 func clip(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	head, _ := executor.Cut(s, n-1)
+	return head + "…"
 }
 
 // eventLine is one event as a plain line, for output that is not a terminal.
@@ -182,4 +184,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// dash stands for an empty value in a table.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

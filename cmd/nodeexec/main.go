@@ -15,13 +15,17 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
+	"github.com/nodeexec/nodeexec"
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/executor/ansible"
 )
 
 const usage = `nodeexec: deploy services to nodes with the bundled Ansible playbooks
@@ -129,4 +133,27 @@ func run(args []string) int {
 func isBadRequest(err error) bool {
 	var se *serverError
 	return errors.As(err, &se) && se.Status == http.StatusBadRequest
+}
+
+// playbooksCmd writes the bundled playbooks and roles out, for operators to run by hand.
+func playbooksCmd(args []string) (bool, error) {
+	fs := flag.NewFlagSet("nodeexec playbooks", flag.ContinueOnError)
+	dir := fs.String("dir", "", "directory to write into (default: the user cache dir)")
+	if err := fs.Parse(args); err != nil {
+		return false, errUsage
+	}
+	root := *dir
+	if root == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return false, err
+		}
+		root = filepath.Join(cache, "nodeexec")
+	}
+	out, err := ansible.ExtractBundle(nodeexec.Bundle, root)
+	if err != nil {
+		return false, err
+	}
+	fmt.Println(out)
+	return true, nil
 }

@@ -3,7 +3,6 @@ package ansible
 import (
 	"context"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 
@@ -117,8 +116,8 @@ func commandResults(res *runResults, nodes []executor.Node, stderr string, limit
 			c := o.command
 			r.RC, r.Error = int(c.RC), c.Error
 			var cutOut, cutErr bool
-			r.Stdout, cutOut = cut(c.Stdout, limit)
-			r.Stderr, cutErr = cut(c.Stderr, limit)
+			r.Stdout, cutOut = executor.Cut(c.Stdout, limit)
+			r.Stderr, cutErr = executor.Cut(c.Stderr, limit)
 			r.Truncated = c.Truncated || cutOut || cutErr
 			if r.Error != "" {
 				r.RC = -1
@@ -127,16 +126,4 @@ func commandResults(res *runResults, nodes []executor.Node, stderr string, limit
 		out[i] = r
 	}
 	return out
-}
-
-// cut shortens s to at most limit bytes, at a character boundary, and says whether it did.
-func cut(s string, limit int) (string, bool) {
-	if len(s) <= limit {
-		return s, false
-	}
-	end := limit
-	for end > 0 && !utf8.RuneStart(s[end]) {
-		end--
-	}
-	return s[:end], true
 }

@@ -73,7 +73,7 @@ func TestScaleWaitsForTheReplicasAndKeepsTheVersion(t *testing.T) {
 	if again := k.scale(w, 1); again.State != executor.StateSuccess || again.Changed {
 		t.Errorf("scale to the same size = %+v", again)
 	}
-	if _, err := k.e.Scale(context.Background(), executor.ScaleRequest{Service: "demo", Workloads: []executor.Workload{w}, Replicas: MaxReplicas + 1}); err == nil || !strings.Contains(err.Error(), "replicas: must be between") {
+	if _, err := k.e.Scale(context.Background(), executor.ScaleRequest{Service: "demo", Workloads: []executor.Workload{w}, Replicas: executor.MaxReplicas + 1}); err == nil || !strings.Contains(err.Error(), "replicas: must be between") {
 		t.Errorf("scale too far = %v", err)
 	}
 	missing := executor.Workload{Namespace: k.ns, Kind: executor.KindStatefulSet, Name: "nope"}

@@ -19,9 +19,6 @@ import (
 // never answer.
 const LogsTimeout = 10 * time.Second
 
-// MaxLogLines bounds the lines one log read returns.
-const MaxLogLines = 10000
-
 // ErrLogsUnavailable means the cluster could not serve a pod's log (no kubelet answered for its node).
 var ErrLogsUnavailable = errors.New("pod logs unavailable")
 
@@ -87,8 +84,8 @@ func podOf(p *corev1.Pod) executor.Pod {
 // PodLogs reads the last lines of a pod's container log (container "" = the pod's only or first). A
 // cluster that cannot serve it answers with ErrLogsUnavailable and the reason, within LogsTimeout.
 func (e *Executor) PodLogs(ctx context.Context, namespace, pod, container string, lines int) ([]string, error) {
-	if lines < 1 || lines > MaxLogLines {
-		return nil, fmt.Errorf("lines must be between 1 and %d", MaxLogLines)
+	if lines < 1 || lines > executor.MaxLogLines {
+		return nil, fmt.Errorf("lines must be between 1 and %d", executor.MaxLogLines)
 	}
 	ctx, cancel := context.WithTimeout(ctx, LogsTimeout)
 	defer cancel()

@@ -10,6 +10,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/nodeexec/nodeexec/executor"
 )
 
 // The test cluster's KWOK nodes have no kubelet, so a log is never served there: the way a log that
@@ -52,7 +54,7 @@ func TestPodLogsAsksForTheTailAndReturnsItsLines(t *testing.T) {
 		t.Errorf("asked the API server for %q; want the tail of 3 lines of container app, bounded", asked)
 	}
 
-	for _, n := range []int{0, MaxLogLines + 1} {
+	for _, n := range []int{0, executor.MaxLogLines + 1} {
 		if _, err := e.PodLogs(context.Background(), "prod", "web-1", "", n); err == nil || !strings.Contains(err.Error(), "lines must be between 1 and") {
 			t.Errorf("lines=%d: %v", n, err)
 		}

@@ -10,9 +10,6 @@ import (
 	"github.com/nodeexec/nodeexec/executor"
 )
 
-// MaxReplicas bounds a scale request: a typo of a few zeros must not ask the cluster for a million pods.
-const MaxReplicas = 10000
-
 // Scale sets each workload's replicas and waits until exactly that many are ready and available (for a
 // blue-green workload, the serving color's). The version does not change; the results say what runs.
 // Scaling to the size a workload has changes nothing.
@@ -23,8 +20,8 @@ func (e *Executor) Scale(ctx context.Context, req executor.ScaleRequest) ([]exec
 	if err := executor.ValidateWorkloads(req.Workloads); err != nil {
 		return nil, err
 	}
-	if req.Replicas < 0 || req.Replicas > MaxReplicas {
-		return nil, &executor.ValidationError{Field: "replicas", Reason: fmt.Sprintf("must be between 0 and %d", MaxReplicas)}
+	if err := executor.ValidateReplicas(req.Replicas); err != nil {
+		return nil, err
 	}
 	return e.each(req.Workloads, func(w executor.Workload) executor.NodeResult {
 		return e.scaleOne(ctx, req, w)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,12 +20,13 @@ import (
 	"github.com/nodeexec/nodeexec/executor/ansible"
 )
 
-// errUsage means the flags were wrong; the flag package has already said why.
-var errUsage = errors.New("usage")
+// The direct commands (nodeexec direct deploy|rollback|status|cleanup) run the executor from this
+// machine, without a server or database: an operator's tool. Serve builds its executor for physical
+// nodes from the same options.
 
-// common holds the options every command shares: where the nodes are and how to reach them. Its
-// configuration comes from the defaults, the file --config (or $NODEEXEC_CONFIG) names, the
-// environment, and the flags, each over the one before.
+// common holds the options of the commands that reach the nodes themselves (the direct ones, and
+// serve): where the nodes are and how to reach them. Its configuration comes from the defaults, the
+// file --config (or $NODEEXEC_CONFIG) names, the environment, and the flags, each over the one before.
 type common struct {
 	service string
 	nodes   string
@@ -133,25 +133,6 @@ func (c *common) executorLogging(log logrus.FieldLogger) (*ansible.Executor, err
 		PushMaxBytes: c.cfg.Push.MaxBytes})
 }
 
-// deliveryFlag is how the package reaches the nodes.
-func deliveryFlag(fs *flag.FlagSet, d *executor.Delivery) {
-	fs.Func("delivery", "pull (default: each node downloads --package-url) or push (download and check it here, copy it to the nodes)", func(v string) error {
-		*d = executor.Delivery(v)
-		return executor.ValidateDelivery(*d)
-	})
-}
-
-func healthFlags(fs *flag.FlagSet, h *executor.HealthCheck) {
-	fs.IntVar(&h.HTTPPort, "health-port", 0, "HTTP health check port on the node (0: no HTTP check)")
-	fs.StringVar(&h.HTTPPath, "health-path", "/health", "HTTP health check path")
-	fs.IntVar(&h.HTTPStatus, "health-status", 200, "expected HTTP status")
-	fs.IntVar(&h.TCPPort, "tcp-port", 0, "TCP port that must accept connections (0: no TCP check)")
-	fs.IntVar(&h.Retries, "health-retries", 10, "verification may take health-retries × health-delay in all")
-	fs.DurationVar(&h.Delay, "health-delay", time.Second, "see health-retries")
-	fs.DurationVar(&h.Interval, "health-interval", 0, "how often the node looks at the unit and the checks while it verifies (0: 200ms)")
-	fs.DurationVar(&h.Stable, "health-stable", 0, "how long the unit and every check must keep passing once all passed (e.g. 10s)")
-}
-
 // request is anything that can check itself before it runs.
 type request interface{ Validate() error }
 
@@ -253,28 +234,6 @@ func directCleanup(ctx context.Context, args []string) (bool, error) {
 		"")
 }
 
-func playbooksCmd(args []string) (bool, error) {
-	fs := flag.NewFlagSet("nodeexec playbooks", flag.ContinueOnError)
-	dir := fs.String("dir", "", "directory to write into (default: the user cache dir)")
-	if err := fs.Parse(args); err != nil {
-		return false, errUsage
-	}
-	root := *dir
-	if root == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return false, err
-		}
-		root = filepath.Join(cache, "nodeexec")
-	}
-	out, err := ansible.ExtractBundle(nodeexec.Bundle, root)
-	if err != nil {
-		return false, err
-	}
-	fmt.Println(out)
-	return true, nil
-}
-
 // report prints per-node results and says whether every node reached want ("" = any answer counts).
 func report(asJSON bool, results []executor.NodeResult, runErr error, want executor.State) (bool, error) {
 	if results == nil && runErr != nil {
@@ -308,11 +267,4 @@ func printTable(w io.Writer, results []executor.NodeResult) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", r.Host, r.State, dash(r.CurrentVersion), dash(r.PrevVersion), dash(r.RunningVersion), r.Changed, r.LastError)
 	}
 	tw.Flush()
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

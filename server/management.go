@@ -238,56 +238,14 @@ func address(nodes []executor.Node, host string) string {
 	return host
 }
 
-type nodeLog struct {
-	Name  string   `json:"name"`
-	Lines []string `json:"lines"`
-	// Node is the workload a pod's log belongs to; Error says why a pod's log could not be read.
-	Node  string `json:"node,omitempty"`
-	Error string `json:"error,omitempty"`
-	// Failure is the evidence of a node that failed (or was rolled back): set apart from the lines so
-	// it is never crowded out by them.
-	Failure *nodeFailure `json:"failure,omitempty"`
-}
-
-// nodeFailure is what the deployment's records hold of why a node failed: the failed tasks' own
-// output, and what the node kept (the failed release, the unit's journal excerpt and status).
-type nodeFailure struct {
-	State executor.State `json:"state"`
-	Error string         `json:"error,omitempty"`
-	// FailedTasks are the node's newest failed task results, oldest first.
-	FailedTasks []failedTask `json:"failed_tasks"`
-	// Evidence is what the node kept on itself, with the journal excerpt captured before the rollback.
-	Evidence *executor.FailedRelease `json:"evidence,omitempty"`
-}
-
-type failedTask struct {
-	Time    time.Time `json:"time"`
-	Name    string    `json:"name"`
-	Action  string    `json:"action,omitempty"`
-	Message string    `json:"message,omitempty"`
-	Stdout  string    `json:"stdout,omitempty"`
-	Stderr  string    `json:"stderr,omitempty"`
-}
-
-// maxFailedTasks bounds the failed task results a node's failure lists.
-const maxFailedTasks = 10
-
-// maxLogEvents bounds how many events one logs request reads.
-const maxLogEvents = 20000
-
 // deployLogs serves each node's newest lines from the deployment's events (task results, state
 // changes, errors) and, for Kubernetes workloads, each pod's own log from the cluster. pod_name picks
 // one node or one pod; a pod whose log the cluster cannot serve is 502 with the reason.
 func (s *Server) deployLogs(c *gin.Context) {
 	ctx := c.Request.Context()
-	lines := 100
-	if v := c.Query("lines"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: "lines: want a number from 1 to 10000", Code: "invalid", Field: "lines"})
-			return
-		}
-		lines = n
+	lines, ok := queryInt(c, "lines", defaultLogLines, 1, executor.MaxLogLines)
+	if !ok {
+		return
 	}
 	d, err := s.cfg.Store.Deployment(ctx, c.Param("deployment_id"))
 	if err != nil {
@@ -303,68 +261,14 @@ func (s *Server) deployLogs(c *gin.Context) {
 			return
 		}
 	}
-	out := []nodeLog{}
+	out := deploymentLogs{DeploymentID: d.ID, Lines: lines, Logs: []nodeLog{}}
 	if onlyPod == nil {
 		evs, err := s.cfg.Store.Events(ctx, d.ID, 0, maxLogEvents)
 		if err != nil {
 			s.failErr(c, err)
 			return
 		}
-		byNode := map[string][]string{}
-		failures := map[string]*nodeFailure{}
-		failure := func(node string) *nodeFailure {
-			if failures[node] == nil {
-				failures[node] = &nodeFailure{FailedTasks: []failedTask{}}
-			}
-			return failures[node]
-		}
-		for _, ev := range evs {
-			if ev.Node == "" || (only != "" && ev.Node != only) {
-				continue
-			}
-			switch {
-			case ev.Type == store.EventEvidence && ev.Evidence != nil:
-				failure(ev.Node).Evidence = ev.Evidence
-			case ev.Type == store.EventStep && ev.Step != nil && ev.Step.Failed:
-				f := failure(ev.Node)
-				f.FailedTasks = append(f.FailedTasks, failedTask{Time: ev.Time, Name: ev.Step.Name, Action: ev.Step.Action,
-					Message: ev.Step.Message, Stdout: ev.Step.Stdout, Stderr: ev.Step.Stderr})
-				if len(f.FailedTasks) > maxFailedTasks {
-					f.FailedTasks = f.FailedTasks[1:]
-				}
-			}
-			line := ev.Time.Format(time.RFC3339) + " " + string(ev.Type)
-			if ev.State != "" {
-				line += " " + string(ev.State)
-			}
-			if ev.Message != "" {
-				line += " " + ev.Message
-			}
-			byNode[ev.Node] = append(byNode[ev.Node], line)
-		}
-		for _, n := range d.Nodes {
-			if only != "" && n.Host != only {
-				continue
-			}
-			l := byNode[n.Host]
-			if len(l) > lines {
-				l = l[len(l)-lines:]
-			}
-			if l == nil {
-				l = []string{}
-			}
-			nl := nodeLog{Name: n.Host, Lines: l}
-			// A node that succeeded after a failed attempt, and kept nothing, shows no failure.
-			f := failures[n.Host]
-			if n.State == executor.StateFailed || n.State == executor.StateRolledBack || (f != nil && f.Evidence != nil) {
-				if f == nil {
-					f = &nodeFailure{FailedTasks: []failedTask{}}
-				}
-				f.State, f.Error = n.State, n.LastError
-				nl.Failure = f
-			}
-			out = append(out, nl)
-		}
+		out = foldLogs(d, evs, lines, only)
 	}
 	var refs []podRef
 	switch {
@@ -378,6 +282,6 @@ func (s *Server) deployLogs(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusBadGateway, apiError{Error: podLogs[0].Error, Code: "logs_unavailable"})
 		return
 	}
-	out = append(out, podLogs...)
-	c.JSON(http.StatusOK, gin.H{"deployment_id": d.ID, "lines": lines, "logs": out})
+	out.Logs = append(out.Logs, podLogs...)
+	c.JSON(http.StatusOK, out)
 }
