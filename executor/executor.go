@@ -167,6 +167,21 @@ func (s *Step) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// Status is the step's outcome in one word: failed, skipped, changed, running or ok.
+func (s Step) Status() string {
+	switch {
+	case s.Failed:
+		return "failed"
+	case s.Skipped:
+		return "skipped"
+	case s.Changed:
+		return "changed"
+	case s.Running:
+		return "running"
+	}
+	return "ok"
+}
+
 // Node is one target. Address and Port are optional: Host is used to connect when Address is empty.
 type Node struct {
 	Host    string `json:"host"`

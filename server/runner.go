@@ -504,18 +504,7 @@ func overallState(d *store.Deployment) executor.State {
 }
 
 func stepLine(st executor.Step) string {
-	status := "ok"
-	switch {
-	case st.Failed:
-		status = "failed"
-	case st.Skipped:
-		status = "skipped"
-	case st.Changed:
-		status = "changed"
-	case st.Running:
-		status = "running"
-	}
-	line := st.Name + ": " + status
+	line := st.Name + ": " + st.Status()
 	if st.Message != "" && (st.Failed || st.Changed) {
 		line += ": " + st.Message
 	}

@@ -80,15 +80,8 @@ func (b *board) lines() []string {
 }
 
 func stepSummary(st executor.Step) string {
-	switch {
-	case st.Failed:
-		return st.Name + " (failed)"
-	case st.Changed:
-		return st.Name + " (changed)"
-	case st.Skipped:
-		return st.Name + " (skipped)"
-	case st.Running:
-		return st.Name + " (running)"
+	if status := st.Status(); status != "ok" {
+		return st.Name + " (" + status + ")"
 	}
 	return st.Name
 }

@@ -252,7 +252,7 @@ func TestProgressStreamsEachSubStepAsTheResultsHaveIt(t *testing.T) {
 		t.Errorf("live steps:\n got %s\nwant %s", got, want)
 	}
 	// Each module call is announced when it starts, before its steps come back.
-	if got := stepList(started); got != "Prepare the probe ok|Activate the probe ok" {
+	if got := stepList(started); got != "Prepare the probe running|Activate the probe running" {
 		t.Errorf("started: %s, want each task once", got)
 	}
 	for _, st := range started {

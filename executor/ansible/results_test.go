@@ -23,16 +23,7 @@ func mustParse(t *testing.T, stdout string) *runResults {
 func stepList(steps []executor.Step) string {
 	out := make([]string, len(steps))
 	for i, st := range steps {
-		status := "ok"
-		switch {
-		case st.Failed:
-			status = "failed"
-		case st.Skipped:
-			status = "skipped"
-		case st.Changed:
-			status = "changed"
-		}
-		out[i] = st.Name + " " + status
+		out[i] = st.Name + " " + st.Status()
 	}
 	return strings.Join(out, "|")
 }
