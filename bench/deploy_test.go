@@ -106,6 +106,15 @@ func BenchmarkDeploy(b *testing.B) {
 	}
 }
 
+// closeRawMasters ends the SSH master connections whose sockets are in dir, and removes dir.
+func closeRawMasters(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		_ = osexec.Command("ssh", "-o", "ControlPath="+filepath.Join(dir, e.Name()), "-O", "exit", "bench").Run()
+	}
+	_ = os.RemoveAll(dir)
+}
+
 func mustDeploy(b *testing.B, exec *ansible.Executor, req executor.DeployRequest) {
 	b.Helper()
 	res, err := exec.Deploy(context.Background(), req)
@@ -141,10 +150,17 @@ func rawRunner(b *testing.B, repo string, hosts testbed.Hosts, nodes []executor.
 		if err := os.WriteFile(varsFile, vars, 0o600); err != nil {
 			b.Fatal(err)
 		}
+		// Fresh SSH connections for every run, as nodeexec's own runs have: what is compared is the Go
+		// side, not a reused connection (the masters are closed when the run ends, as nodeexec closes its own).
+		masters, err := os.MkdirTemp("", "nx-bench-cp-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer closeRawMasters(masters)
 		cmd := osexec.Command("ansible-playbook", "-i", inventory, "-f", fmt.Sprint(len(nodes)),
 			"-u", hosts.SSHUser, "--private-key", hosts.SSHKey, "-e", "@"+varsFile, "playbooks/deploy.yml")
 		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "ANSIBLE_HOST_KEY_CHECKING=False")
+		cmd.Env = append(os.Environ(), "ANSIBLE_HOST_KEY_CHECKING=False", "ANSIBLE_SSH_CONTROL_PATH_DIR="+masters)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("ansible-playbook: %v\n%s", err, out)
 		}
