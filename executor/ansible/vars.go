@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/nodeexec/nodeexec/executor"
 )
 
 // Ansible renders every string it is handed as a Jinja template, extra vars and inventory vars alike:
@@ -76,4 +79,50 @@ func writeUnsafeYAML(dir, name string, v map[string]any) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// nodeVars are what every playbook run gets: the service, where it lives, and how to act on the node.
+func (e *Executor) nodeVars(service string) map[string]any {
+	return map[string]any{
+		"nodeexec_service":  service,
+		"nodeexec_base_dir": e.cfg.BaseDir,
+		"nodeexec_become":   e.cfg.Become,
+	}
+}
+
+// commonVars are nodeVars plus the lock, for the runs that change a node.
+func (e *Executor) commonVars(service, deploymentID string) map[string]any {
+	vars := e.nodeVars(service)
+	vars["nodeexec_lock_holder"] = lockHolder(deploymentID)
+	vars["nodeexec_lock_ttl"] = int(e.cfg.LockTTL.Seconds())
+	vars["nodeexec_download_timeout"] = seconds(e.cfg.DownloadTimeout)
+	vars["nodeexec_health_timeout"] = seconds(e.cfg.HealthTimeout)
+	return vars
+}
+
+// seconds is a duration as Ansible's whole seconds, at least 1.
+func seconds(d time.Duration) int { return max(1, int(d.Round(time.Second).Seconds())) }
+
+func healthVars(vars map[string]any, h executor.HealthCheck) {
+	vars["nodeexec_health_http_port"] = h.HTTPPort
+	vars["nodeexec_health_tcp_port"] = h.TCPPort
+	if h.HTTPPath != "" {
+		vars["nodeexec_health_http_path"] = h.HTTPPath
+	}
+	if h.HTTPStatus != 0 {
+		vars["nodeexec_health_http_status"] = h.HTTPStatus
+	}
+	if h.Retries != 0 {
+		vars["nodeexec_health_retries"] = h.Retries
+	}
+	if h.Delay != 0 {
+		vars["nodeexec_health_delay"] = max(1, int(h.Delay.Round(time.Second).Seconds()))
+	}
+	// As text: the vars file carries strings and integers, and the role reads these with `| float`.
+	if h.Interval != 0 {
+		vars["nodeexec_health_interval"] = strconv.FormatFloat(h.Interval.Seconds(), 'f', -1, 64)
+	}
+	if h.Stable != 0 {
+		vars["nodeexec_health_stable_seconds"] = strconv.FormatFloat(h.Stable.Seconds(), 'f', -1, 64)
+	}
 }
