@@ -106,15 +106,6 @@ func BenchmarkDeploy(b *testing.B) {
 	}
 }
 
-// closeRawMasters ends the SSH master connections whose sockets are in dir, and removes dir.
-func closeRawMasters(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		_ = osexec.Command("ssh", "-o", "ControlPath="+filepath.Join(dir, e.Name()), "-O", "exit", "bench").Run()
-	}
-	_ = os.RemoveAll(dir)
-}
-
 func mustDeploy(b *testing.B, exec *ansible.Executor, req executor.DeployRequest) {
 	b.Helper()
 	res, err := exec.Deploy(context.Background(), req)
@@ -156,7 +147,7 @@ func rawRunner(b *testing.B, repo string, hosts testbed.Hosts, nodes []executor.
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer closeRawMasters(masters)
+		defer func() { _ = ansible.CloseMasters(masters) }()
 		cmd := osexec.Command("ansible-playbook", "-i", inventory, "-f", fmt.Sprint(len(nodes)),
 			"-u", hosts.SSHUser, "--private-key", hosts.SSHKey, "-e", "@"+varsFile, "playbooks/deploy.yml")
 		cmd.Dir = repo

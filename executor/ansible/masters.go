@@ -19,12 +19,13 @@ import (
 // mastersCloseBound is how long closing one run's SSH masters may take, all of them together.
 const mastersCloseBound = 5 * time.Second
 
-// closeMasters ends every SSH master connection whose socket is in dir and waits until no process that
+// CloseMasters (exported for the benchmarks, whose plain ansible-playbook runs get connections of their
+// own too) ends every SSH master connection whose socket is in dir and waits until no process that
 // names dir is left (at most mastersCloseBound); then it removes dir. Closing a master ends its sessions
 // on the node, and with them any module still running there.
-func closeMasters(dir string) error { return closeMastersWithin(dir, mastersCloseBound) }
+func CloseMasters(dir string) error { return closeMastersWithin(dir, mastersCloseBound) }
 
-// closeMastersWithin is closeMasters within bound. `ssh -O exit` only asks: the master leaves a moment
+// closeMastersWithin is CloseMasters within bound. `ssh -O exit` only asks: the master leaves a moment
 // later, so the wait is what makes "the run has ended" true. Whatever is left after most of the bound gets
 // SIGTERM, then SIGKILL; the error names what outlived even that.
 func closeMastersWithin(dir string, bound time.Duration) error {

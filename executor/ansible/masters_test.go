@@ -71,12 +71,12 @@ func controlDir(t *testing.T) string {
 	return dir
 }
 
-// endedBy waits for a stand-in closeMasters should have ended and says how it ended: "exit N" or the
-// signal. It must be gone already (a zombie) when closeMasters returns.
+// endedBy waits for a stand-in CloseMasters should have ended and says how it ended: "exit N" or the
+// signal. It must be gone already (a zombie) when CloseMasters returns.
 func endedBy(t *testing.T, cmd *osexec.Cmd) string {
 	t.Helper()
 	if !exiting(strconv.Itoa(cmd.Process.Pid)) {
-		t.Errorf("stand-in %d still runs after closeMasters returned", cmd.Process.Pid)
+		t.Errorf("stand-in %d still runs after CloseMasters returned", cmd.Process.Pid)
 		_ = cmd.Process.Kill()
 	}
 	var exit *osexec.ExitError
@@ -90,14 +90,14 @@ func endedBy(t *testing.T, cmd *osexec.Cmd) string {
 }
 
 // The flake this fixes: `ssh -O exit` returns as soon as the master has the request, and the master was
-// still there when the run had returned. closeMasters now returns only once it is gone, and leaves the
+// still there when the run had returned. CloseMasters now returns only once it is gone, and leaves the
 // masters of other runs alone.
 func TestCloseMastersWaitsUntilTheMastersHaveExited(t *testing.T) {
 	dir, other := controlDir(t), controlDir(t)
 	lingering := startStandIn(t, dir, "lingers")
 	neighbour := startStandIn(t, other, "runs")
 	start := time.Now()
-	err := closeMasters(dir)
+	err := CloseMasters(dir)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestCloseMastersWaitsUntilTheMastersHaveExited(t *testing.T) {
 		t.Errorf("the master ended by %s; want it to exit by itself, waited for", how)
 	}
 	if took > 3*time.Second {
-		t.Errorf("closeMasters took %s for a master that exits after 500ms: it did not see it go", took)
+		t.Errorf("CloseMasters took %s for a master that exits after 500ms: it did not see it go", took)
 	}
 	if exiting(strconv.Itoa(neighbour.Process.Pid)) {
 		t.Error("the master of another run was ended")
@@ -136,7 +136,7 @@ func TestCloseMastersEndsWhatStaysWithinTheBound(t *testing.T) {
 		t.Errorf("the master that ignores SIGTERM ended by %s, want SIGKILL", how)
 	}
 	if took < bound*4/5 || took > bound+time.Second {
-		t.Errorf("closeMasters took %s; want SIGKILL only after %s and a return within %s", took, bound*4/5, bound)
+		t.Errorf("CloseMasters took %s; want SIGKILL only after %s and a return within %s", took, bound*4/5, bound)
 	}
 }
 
@@ -153,7 +153,7 @@ func TestCloseMastersWithoutPidfds(t *testing.T) {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > bound+time.Second {
-		t.Errorf("closeMasters took %s, bound %s", took, bound)
+		t.Errorf("CloseMasters took %s, bound %s", took, bound)
 	}
 	if how := endedBy(t, lingering); how != "exit 0" {
 		t.Errorf("the lingering master ended by %s, want exit 0", how)

@@ -40,7 +40,7 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 		return nil, "", fmt.Errorf("make a directory for SSH connections: %w", err)
 	}
 	defer func() {
-		if err := closeMasters(masters); err != nil {
+		if err := CloseMasters(masters); err != nil {
 			e.log.WithError(err).Warn("closing the run's SSH connections")
 		}
 	}()

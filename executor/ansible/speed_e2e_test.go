@@ -120,7 +120,7 @@ func TestE2EVerificationWatchesTheProcess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer closeMasters(cp)
+		defer CloseMasters(cp)
 		cmd := env.handRun(t, "playbooks/deploy.yml", map[string]any{"nodeexec_version": "v2",
 			"nodeexec_package_url":    env.baseURL + "/" + filepath.Base(env.releases["v2"].Path),
 			"nodeexec_package_sha256": env.releases["v2"].SHA256, "nodeexec_health_tcp_port": 1,

@@ -235,9 +235,7 @@ def verify(service, health, steps, alive=lambda: True, clock=time.monotonic, sle
 
     # The unit active first: its process must come up and stay up.
     with steps.step(STEP_ACTIVE) as st:
-        attempts = 0
         while not poll(STEP_ACTIVE):
-            attempts += 1
             if clock() >= deadline:
                 raise steps.fail(STEP_ACTIVE, "the unit did not become active within %gs (it is %s)"
                                  % (health.window, show(service).get("ActiveState", "unknown")))
