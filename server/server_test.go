@@ -434,6 +434,8 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		{"non-http package url", strings.Replace(deployJSON(`"10.0.0.1"`, ""), "https://pkgs.example/demo-v2.tgz", "ftp://h/p.tgz", 1), 400, "package_url"},
 		{"unknown platform", deployJSON(`"10.0.0.1"`, `,"platform":"mainframe"`), 400, "platform"},
 		{"empty node list", deployJSON(``, ""), 400, "nodes"},
+		{"health polled faster than 50 ms", deployJSON(`"10.0.0.1"`, `,"health":{"http_port":8080,"interval_ms":10}`), 400, "health.interval_ms"},
+		{"health held steady past an hour", deployJSON(`"10.0.0.1"`, `,"health":{"http_port":8080,"stable_seconds":99999}`), 400, "health.stable_seconds"},
 		{"unknown field", deployJSON(`"10.0.0.1"`, `,"surprise":1`), 400, ""},
 		{"bad json", `{"service":`, 400, ""},
 		{"oversized body", big, 413, ""},
