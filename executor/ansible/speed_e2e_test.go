@@ -13,6 +13,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,9 +36,15 @@ func TestE2EVerificationWatchesTheProcess(t *testing.T) {
 		// window is 60 s: only watching the process can end this early.
 		req.Unit.Args += " -crash"
 		req.Health.Retries, req.Health.Delay = 60, time.Second
+		unitBefore := env.unitFileStamps(t)
 		res, err := env.exec.Deploy(ctx, req)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The arguments travel in the release's environment file: neither the switch to the crashing
+		// release nor the rollback rewrote the unit (no daemon-reload on the way).
+		if after := env.unitFileStamps(t); !slices.Equal(after, unitBefore) {
+			t.Errorf("the unit file changed: %q -> %q", unitBefore, after)
 		}
 		for i, r := range res {
 			if r.State != executor.StateRolledBack || r.CurrentVersion != "v1" || !strings.Contains(r.LastError, "main process") {
@@ -99,13 +106,18 @@ func TestE2EVerificationWatchesTheProcess(t *testing.T) {
 	})
 
 	t.Run("a version-switching deploy is two tasks per node", func(t *testing.T) {
+		// Quoted arguments keep systemd's own quoting: they are written into the unit as given.
+		args := fmt.Sprintf(`-addr ":%d"`, env.port)
 		out := env.handRunJSON(t, "playbooks/deploy.yml", map[string]any{"nodeexec_version": "v1",
 			"nodeexec_package_url":    env.baseURL + "/" + filepath.Base(env.releases["v1"].Path),
 			"nodeexec_package_sha256": env.releases["v1"].SHA256, "nodeexec_health_http_port": env.port,
-			"nodeexec_exec_args": fmt.Sprintf("-addr :%d", env.port)})
-		for _, n := range env.nodes {
+			"nodeexec_exec_args": args})
+		for i, n := range env.nodes {
 			if got := tasksPerHost(t, out)[n.Host]; len(got) != 2 {
 				t.Errorf("%s: ran %d tasks %v, want 2 (prepare, activate)", n.Host, len(got), got)
+			}
+			if unit := env.ssh(t, i, "cat /etc/systemd/system/"+env.service+".service"); !strings.Contains(unit, args) {
+				t.Errorf("%s: the unit does not carry the quoted arguments %s as given:\n%s", n.Host, args, unit)
 			}
 			if v := env.serving(t, n.Host); v != "v1" {
 				t.Errorf("%s serves %q, want v1", n.Host, v)
@@ -148,6 +160,16 @@ func TestE2EVerificationWatchesTheProcess(t *testing.T) {
 		res, err := env.exec.Deploy(ctx, env.deployRequest("v1"))
 		expectAll(t, res, err, executor.StateSuccess, "v1", "v2")
 	})
+}
+
+// unitFileStamps is each node's unit file as "<mtime> <sha256>".
+func (env *e2eEnv) unitFileStamps(t *testing.T) []string {
+	var stamps []string
+	for i := range env.nodes {
+		unit := "/etc/systemd/system/" + env.service + ".service"
+		stamps = append(stamps, env.ssh(t, i, "stat -c %y "+unit+" && sha256sum "+unit))
+	}
+	return stamps
 }
 
 func findStep(steps []executor.Step, name string) (executor.Step, bool) {

@@ -28,6 +28,10 @@ options:
   package_file: {description: prepare (push) - where the package is on the controller (checked only), type: str, default: ""}
   download_timeout: {description: prepare - seconds a connection or read of the download may take, type: int, default: 60}
   unit: {description: prepare - the role's own unit, rendered (used when the package ships none), type: str, default: ""}
+  exec_args: {description: "prepare - the role's unit - arguments of the service, kept in the release's .nodeexec.env",
+              type: str, default: ""}
+  service_env: {description: "prepare - the role's unit - environment of the service, kept in the release's .nodeexec.env",
+                type: dict, default: {}}
   journal_lines: {description: activate - journal lines a failed deploy keeps (1 to 1000), type: int, default: 50}
   token: {description: activate - the lock token prepare returned, type: str, default: ""}
   rollback_to: {description: rollback - the version to go back to (default the recorded previous), type: str, default: ""}
@@ -322,12 +326,16 @@ def prepare(run):
             dest = os.path.join(node.release_dir(run.root, version), node.UNIT_FILE)
             if shipped:
                 shutil.copyfile(shipped, dest + ".tmp")
+                os.chmod(dest + ".tmp", 0o644)
+                os.replace(dest + ".tmp", dest)
                 st.msg = "with the unit its package ships (deploy/%s.service)" % run.service
             else:
-                node.write_text(dest + ".tmp", p["unit"])
+                node.write_text(dest, p["unit"])
+                # Its arguments and environment, when the unit reads them from the release (a switch
+                # then changes no unit file); kept either way as the record of how the release starts.
+                node.write_text(os.path.join(node.release_dir(run.root, version), node.ENV_FILE),
+                                node.env_file_text(p["exec_args"], p["service_env"]), mode=0o600)
                 st.msg = "with the role's unit (templates/service.j2)"
-            os.chmod(dest + ".tmp", 0o644)
-            os.replace(dest + ".tmp", dest)
     except StepFailed as e:
         if unpacked:
             keep_evidence(run, str(e), journal=False)
@@ -506,6 +514,8 @@ def main():
             package_file=dict(type="str", default=""),
             download_timeout=dict(type="int", default=60),
             unit=dict(type="str", default=""),
+            exec_args=dict(type="str", default=""),
+            service_env=dict(type="dict", default={}),
             journal_lines=dict(type="int", default=50),
             token=dict(type="str", default="", no_log=False),
             rollback_to=dict(type="str", default=""),

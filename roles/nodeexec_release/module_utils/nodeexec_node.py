@@ -5,9 +5,11 @@
 #   <root>/.nodeexec/state.json       the node's deploy record
 # Plain functions on paths: they raise, the module turns that into a failed step.
 
+import contextlib
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -196,9 +198,12 @@ def capture(argv):
     return r.stdout if r.stdout.strip() else (r.stderr or "(%s printed nothing)" % " ".join(argv))
 
 
-def write_text(path, text):
+def write_text(path, text, mode=0o644):
+    """Write path whole (aside, then renamed), created with mode."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w") as f:
         f.write(text)
     os.replace(tmp, path)
 
@@ -246,6 +251,19 @@ def release_dir(root, version):
 
 SHA_FILE = ".nodeexec.sha256"
 UNIT_FILE = ".nodeexec.service"
+# How the role's unit starts this release (its arguments and environment), read through current/.
+ENV_FILE = ".nodeexec.env"
+
+
+def env_file_text(args, env):
+    """The release's environment file, in systemd's EnvironmentFile= syntax: each value double-quoted,
+    with the four characters that are special there escaped."""
+    def quoted(v):
+        return '"%s"' % re.sub(r'(["\\`$])', r"\\\1", v)
+    lines = ["# Written by nodeexec: how the role's unit starts this release (templates/service.j2)."]
+    lines.append("NODEEXEC_EXEC_ARGS=" + quoted(args))
+    lines += ["%s=%s" % (k, quoted(str(env[k]))) for k in sorted(env)]
+    return "\n".join(lines) + "\n"
 
 
 def release_sha256(root, version):

@@ -367,6 +367,21 @@ class SwitchTest(Scratch):
         self.assertEqual(node.version_of(self.root, "/usr/bin/x"), "")
 
 
+class EnvFileTest(Scratch):
+    def test_arguments_and_environment_are_written_in_systemds_syntax(self):
+        text = node.env_file_text("-addr :8080 -v", {"B": "2", "A": "x y"})
+        self.assertEqual(text.splitlines()[1:], ['NODEEXEC_EXEC_ARGS="-addr :8080 -v"', 'A="x y"', 'B="2"'])
+
+    def test_the_characters_special_inside_double_quotes_are_escaped(self):
+        line = node.env_file_text('a "b" \\c $D `e`', {}).splitlines()[1]
+        self.assertEqual(line, 'NODEEXEC_EXEC_ARGS="a \\"b\\" \\\\c \\$D \\`e\\`"')
+
+    def test_the_file_is_created_readable_by_root_only(self):
+        path = self.path("env")
+        node.write_text(path, "A=1\n", mode=0o600)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+
+
 class KeepFailedTest(Scratch):
     REASON = "Check the HTTP health endpoint: Status code was 503"
 
