@@ -109,11 +109,9 @@ func (e *Executor) deployBlueGreen(ctx context.Context, req executor.DeployReque
 	}
 	t.step("Bring up "+idle, true, fmt.Sprintf("%s runs %s beside %s (%s)", idleName, req.Image, colorName(w, active), liveImage))
 	iw := executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: idleName}
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, iw)
-	cancel()
-	if err != nil || !r.Done {
-		return e.abandon(ctx, t, iw, before, active, liveVersion, req.Version, "Wait for "+idle, rolloutErr(r, err))
+	r, err := e.awaitRollout(ctx, iw, e.cfg.RolloutTimeout)
+	if err != nil {
+		return e.abandon(ctx, t, iw, before, active, liveVersion, req.Version, "Wait for "+idle, err)
 	}
 	t.step("Wait for "+idle, false, r.Message)
 	idleLabels := labels.Merge(live.Spec.Template.Labels, labels.Set{labelColor: idle})
@@ -145,11 +143,8 @@ func (e *Executor) adoptBlue(ctx context.Context, w executor.Workload, blue *app
 	if _, err := e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
 		return err
 	}
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, w)
-	cancel()
-	if err != nil || !r.Done {
-		return fmt.Errorf("labelling its pods blue: %w", rolloutErr(r, err))
+	if _, err := e.awaitRollout(ctx, w, e.cfg.RolloutTimeout); err != nil {
+		return fmt.Errorf("labelling its pods blue: %w", err)
 	}
 	if err := e.switchService(ctx, w.Namespace, svc.Name, colorBlue, ""); err != nil {
 		return err
@@ -298,11 +293,8 @@ func (e *Executor) rollbackBlueGreen(ctx context.Context, req executor.RollbackR
 		}
 		t.step("Scale "+back+" up", true, fmt.Sprintf("%s was scaled to 0", bw.Name))
 	}
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, bw)
-	cancel()
-	if err != nil || !r.Done {
-		return t.fail("Check "+back, fmt.Errorf("%s is not ready to take the traffic: %w", back, rolloutErr(r, err)))
+	if _, err := e.awaitRollout(ctx, bw, e.cfg.RolloutTimeout); err != nil {
+		return t.fail("Check "+back, fmt.Errorf("%s is not ready to take the traffic: %w", back, err))
 	}
 	if err := e.switchService(ctx, w.Namespace, svcName, back, active); err != nil {
 		return t.fail("Switch the Service back to "+back, err)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -156,9 +155,9 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 	res.CurrentVersion, res.PrevVersion = prevVersion, ann[annPreviousImage]
 	if prevImage == req.Image {
 		// Already there: nothing changes, but the answer must still be true.
-		r, err := e.waitRollout(ctx, w)
-		if err != nil || !r.Done {
-			return t.fail("Check the rollout", rolloutErr(r, err))
+		r, err := e.awaitRollout(ctx, w, 0)
+		if err != nil {
+			return t.fail("Check the rollout", err)
 		}
 		t.step("Check the rollout", false, "already runs "+req.Image+": "+r.Message)
 		res.State, res.CurrentVersion, res.PrevVersion, res.RunningVersion = executor.StateSuccess, req.Version, imageVersionOr(ann[annPreviousImage]), req.Version
@@ -171,16 +170,13 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 		return t.fail("Set the image", err)
 	}
 	t.step("Set the image", true, fmt.Sprintf("%s: %s -> %s", container, prevImage, req.Image))
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, w)
-	cancel()
-	if err == nil && r.Done {
+	r, reason := e.awaitRollout(ctx, w, e.cfg.RolloutTimeout)
+	if reason == nil {
 		t.step("Wait for the rollout", false, r.Message)
 		res.State, res.CurrentVersion, res.RunningVersion = executor.StateSuccess, req.Version, req.Version
 		t.log.Info("rollout done")
 		return *res
 	}
-	reason := rolloutErr(r, err)
 	t.emit(executor.Step{Name: "Wait for the rollout", Failed: true, Message: reason.Error()})
 	t.log.WithField("reason", reason).Warn("rollout failed; rolling back to the previous image")
 	// The rollback runs even when the caller's context ended: a half-rolled-out workload must not stay.
@@ -191,36 +187,14 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 	}, nil); err != nil {
 		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: %w", reason, err))
 	}
-	back, err := e.waitRollout(bctx, w)
-	if err != nil || !back.Done {
-		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: the rollback did not complete: %w", reason, rolloutErr(back, err)))
+	back, err := e.awaitRollout(bctx, w, 0)
+	if err != nil {
+		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: the rollback did not complete: %w", reason, err))
 	}
 	t.step("Roll back to the previous image", true, prevImage+": "+back.Message)
 	res.State, res.CurrentVersion, res.PrevVersion, res.RunningVersion = executor.StateRolledBack, prevVersion, req.Version, prevVersion
 	res.LastError = fmt.Sprintf("rollout of %s failed: %v; rolled back to %s", req.Image, reason, prevImage)
 	return *res
-}
-
-// deadline bounds ctx by d unless it already has a deadline.
-func (e *Executor) deadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, d)
-}
-
-func rolloutErr(r Rollout, err error) error {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("not done before the deadline (%s)", r.Message)
-	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("cancelled (%s)", r.Message)
-	case err != nil:
-		return err
-	case r.Failed:
-		return errors.New(r.Message)
-	}
-	return fmt.Errorf("not done: %s", r.Message)
 }
 
 // template reads a workload's pod template and its own annotations.
@@ -278,62 +252,6 @@ func (e *Executor) setImage(ctx context.Context, w executor.Workload, container,
 		_, err = e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 	}
 	return err
-}
-
-// waitRollout watches the workload until its rollout is done or has failed, or ctx ends. It reads the
-// object once, then follows its changes; a watch the server closes is opened again from a fresh read.
-func (e *Executor) waitRollout(ctx context.Context, w executor.Workload) (Rollout, error) {
-	var last Rollout
-	for {
-		r, rv, err := e.rolloutNow(ctx, w)
-		if err != nil {
-			return last, err
-		}
-		last = r
-		if r.Done || r.Failed {
-			return r, nil
-		}
-		watcher, err := e.watch(ctx, w, rv)
-		if err != nil {
-			return last, err
-		}
-		r, closed, err := follow(ctx, watcher, w.Kind, &last)
-		watcher.Stop()
-		if err != nil || !closed {
-			return r, err
-		}
-	}
-}
-
-// follow reads watch events until the rollout ends (closed=false) or the watch closes (closed=true).
-func follow(ctx context.Context, watcher watch.Interface, kind string, last *Rollout) (Rollout, bool, error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return *last, false, ctx.Err()
-		case ev, ok := <-watcher.ResultChan():
-			if !ok {
-				return *last, true, nil
-			}
-			switch ev.Type {
-			case watch.Deleted:
-				return *last, false, errors.New("the workload was deleted during the rollout")
-			case watch.Error:
-				return *last, true, nil // e.g. resource version too old: read again
-			}
-			switch obj := ev.Object.(type) {
-			case *appsv1.Deployment:
-				*last = DeploymentRollout(obj)
-			case *appsv1.StatefulSet:
-				*last = StatefulSetRollout(obj)
-			default:
-				continue
-			}
-			if last.Done || last.Failed {
-				return *last, false, nil
-			}
-		}
-	}
 }
 
 func (e *Executor) rolloutNow(ctx context.Context, w executor.Workload) (Rollout, string, error) {

@@ -50,16 +50,14 @@ func (e *Executor) rollbackOne(ctx context.Context, req executor.RollbackRequest
 		return t.fail("Roll back", err)
 	}
 	t.step("Roll back", true, what)
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, w)
-	cancel()
+	r, err := e.awaitRollout(ctx, w, e.cfg.RolloutTimeout)
 	tmpl, ann, _ = e.template(context.WithoutCancel(ctx), w)
 	if tmpl != nil && ci < len(tmpl.Spec.Containers) {
 		t.res.CurrentVersion = versionOf(tmpl.Spec.Containers[ci].Image, ann)
 	}
 	t.res.PrevVersion = from
-	if err != nil || !r.Done {
-		return t.fail("Wait for the rollout", rolloutErr(r, err))
+	if err != nil {
+		return t.fail("Wait for the rollout", err)
 	}
 	t.step("Wait for the rollout", false, r.Message)
 	t.res.State, t.res.RunningVersion = executor.StateRolledBack, t.res.CurrentVersion

@@ -44,11 +44,9 @@ func (e *Executor) scaleOne(ctx context.Context, req executor.ScaleRequest, w ex
 		}
 		t.step("Scale", true, fmt.Sprintf("%s: %d -> %d replicas", target.Name, cur.Spec.Replicas, req.Replicas))
 	}
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, target)
-	cancel()
-	if err != nil || !r.Done {
-		return t.fail("Wait for the replicas", rolloutErr(r, err))
+	r, err := e.awaitRollout(ctx, target, e.cfg.RolloutTimeout)
+	if err != nil {
+		return t.fail("Wait for the replicas", err)
 	}
 	t.step("Wait for the replicas", false, r.Message)
 	if err := e.status(ctx, w, &t.res); err != nil {
