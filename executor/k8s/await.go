@@ -6,23 +6,20 @@ import (
 	"fmt"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/watch"
-
-	"github.com/nodeexec/nodeexec/executor"
 )
 
-// awaitRollout waits until w's rollout is done, bounded by within when ctx has no deadline of its own
+// awaitRollout waits until k's rollout is done, bounded by within when ctx has no deadline of its own
 // (0: by ctx alone). Deploy, blue-green, rollback and scale all wait this way, so a rollout that is not
 // done reads the same everywhere: the error says why (failed, deadline, cancelled), with the last
 // status seen.
-func (e *Executor) awaitRollout(ctx context.Context, w executor.Workload, within time.Duration) (Rollout, error) {
+func awaitRollout(ctx context.Context, k workloadKind, within time.Duration) (Rollout, error) {
 	if _, bounded := ctx.Deadline(); !bounded && within > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, within)
 		defer cancel()
 	}
-	r, err := e.waitRollout(ctx, w)
+	r, err := waitRollout(ctx, k)
 	if err != nil || !r.Done {
 		return r, rolloutErr(r, err)
 	}
@@ -46,22 +43,22 @@ func rolloutErr(r Rollout, err error) error {
 
 // waitRollout watches the workload until its rollout is done or has failed, or ctx ends. It reads the
 // object once, then follows its changes; a watch the server closes is opened again from a fresh read.
-func (e *Executor) waitRollout(ctx context.Context, w executor.Workload) (Rollout, error) {
+func waitRollout(ctx context.Context, k workloadKind) (Rollout, error) {
 	var last Rollout
 	for {
-		r, rv, err := e.rolloutNow(ctx, w)
+		cur, err := k.get(ctx)
 		if err != nil {
 			return last, err
 		}
-		last = r
-		if r.Done || r.Failed {
-			return r, nil
+		last = cur.rollout
+		if last.Done || last.Failed {
+			return last, nil
 		}
-		watcher, err := e.watch(ctx, w, rv)
+		watcher, err := k.watch(ctx, cur.resourceVersion)
 		if err != nil {
 			return last, err
 		}
-		r, closed, err := follow(ctx, watcher, w.Kind, &last)
+		r, closed, err := follow(ctx, watcher, k, &last)
 		watcher.Stop()
 		if err != nil || !closed {
 			return r, err
@@ -70,7 +67,7 @@ func (e *Executor) waitRollout(ctx context.Context, w executor.Workload) (Rollou
 }
 
 // follow reads watch events until the rollout ends (closed=false) or the watch closes (closed=true).
-func follow(ctx context.Context, watcher watch.Interface, kind string, last *Rollout) (Rollout, bool, error) {
+func follow(ctx context.Context, watcher watch.Interface, k workloadKind, last *Rollout) (Rollout, bool, error) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -85,14 +82,11 @@ func follow(ctx context.Context, watcher watch.Interface, kind string, last *Rol
 			case watch.Error:
 				return *last, true, nil // e.g. resource version too old: read again
 			}
-			switch obj := ev.Object.(type) {
-			case *appsv1.Deployment:
-				*last = DeploymentRollout(obj)
-			case *appsv1.StatefulSet:
-				*last = StatefulSetRollout(obj)
-			default:
+			r, ok := k.rolloutOf(ev.Object)
+			if !ok {
 				continue
 			}
+			*last = r
 			if last.Done || last.Failed {
 				return *last, false, nil
 			}

@@ -109,7 +109,7 @@ func (e *Executor) deployBlueGreen(ctx context.Context, req executor.DeployReque
 	}
 	t.step("Bring up "+idle, true, fmt.Sprintf("%s runs %s beside %s (%s)", idleName, req.Image, colorName(w, active), liveImage))
 	iw := executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: idleName}
-	r, err := e.awaitRollout(ctx, iw, e.cfg.RolloutTimeout)
+	r, err := awaitRollout(ctx, e.deployment(iw), e.cfg.RolloutTimeout)
 	if err != nil {
 		return e.abandon(ctx, t, iw, before, active, liveVersion, req.Version, "Wait for "+idle, err)
 	}
@@ -140,10 +140,11 @@ func (e *Executor) adoptBlue(ctx context.Context, w executor.Workload, blue *app
 		"metadata": map[string]any{"annotations": map[string]string{annBlueGreenService: svc.Name}},
 		"spec":     map[string]any{"template": map[string]any{"metadata": map[string]any{"labels": map[string]string{labelColor: colorBlue}}}},
 	})
-	if _, err := e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
+	k := e.deployment(w)
+	if err := k.patch(ctx, types.StrategicMergePatchType, patch); err != nil {
 		return err
 	}
-	if _, err := e.awaitRollout(ctx, w, e.cfg.RolloutTimeout); err != nil {
+	if _, err := awaitRollout(ctx, k, e.cfg.RolloutTimeout); err != nil {
 		return fmt.Errorf("labelling its pods blue: %w", err)
 	}
 	if err := e.switchService(ctx, w.Namespace, svc.Name, colorBlue, ""); err != nil {
@@ -263,15 +264,17 @@ func (e *Executor) rollbackBlueGreen(ctx context.Context, req executor.RollbackR
 	}
 	back := otherColor(active)
 	bw := executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, back), Container: w.Container}
-	tmpl, ann, err := e.template(ctx, bw)
+	bk := e.deployment(bw)
+	cur, err := bk.get(ctx)
 	if err != nil {
 		return t.fail("Read the "+back+" color", fmt.Errorf("no %s Deployment to switch back to: %w", back, err))
 	}
-	ci, err := containerIndex(&tmpl.Spec, w.Container)
+	ann := cur.annotations
+	ci, err := containerIndex(&cur.template.Spec, w.Container)
 	if err != nil {
 		return t.fail("Find the container", err)
 	}
-	backVersion := versionOf(tmpl.Spec.Containers[ci].Image, ann)
+	backVersion := versionOf(cur.template.Spec.Containers[ci].Image, ann)
 	t.res.CurrentVersion = e.colorVersion(ctx, w, active, w.Container)
 	if why := ann[annAbandoned]; why != "" {
 		return t.fail("Roll back", fmt.Errorf("%s never served, there is nothing to switch back to: its deploy was given up (%s)", back, why))
@@ -288,12 +291,12 @@ func (e *Executor) rollbackBlueGreen(ctx context.Context, req executor.RollbackR
 		if err != nil {
 			return t.fail("Read the serving color", err)
 		}
-		if err := e.scaleTo(ctx, bw, max(1, replicas(live.Spec.Replicas))); err != nil {
+		if err := bk.scaleTo(ctx, max(1, replicas(live.Spec.Replicas))); err != nil {
 			return t.fail("Scale "+back+" up", err)
 		}
 		t.step("Scale "+back+" up", true, fmt.Sprintf("%s was scaled to 0", bw.Name))
 	}
-	if _, err := e.awaitRollout(ctx, bw, e.cfg.RolloutTimeout); err != nil {
+	if _, err := awaitRollout(ctx, bk, e.cfg.RolloutTimeout); err != nil {
 		return t.fail("Check "+back, fmt.Errorf("%s is not ready to take the traffic: %w", back, err))
 	}
 	if err := e.switchService(ctx, w.Namespace, svcName, back, active); err != nil {
@@ -376,15 +379,15 @@ func (e *Executor) holdsSteady(ctx context.Context, namespace string, sel labels
 
 // colorVersion is the version a color's Deployment runs ("" if it has none).
 func (e *Executor) colorVersion(ctx context.Context, w executor.Workload, color, container string) string {
-	tmpl, ann, err := e.template(ctx, executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, color)})
+	cur, err := e.deployment(executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, color)}).get(ctx)
 	if err != nil {
 		return ""
 	}
-	ci, err := containerIndex(&tmpl.Spec, container)
+	ci, err := containerIndex(&cur.template.Spec, container)
 	if err != nil {
 		return ""
 	}
-	return versionOf(tmpl.Spec.Containers[ci].Image, ann)
+	return versionOf(cur.template.Spec.Containers[ci].Image, cur.annotations)
 }
 
 // idleVersion is the version of the color that does not serve: what a rollback would go back to.
@@ -405,11 +408,11 @@ func (e *Executor) blueGreenStatus(ctx context.Context, w executor.Workload, svc
 	}
 	res.CurrentVersion = e.colorVersion(ctx, w, active, w.Container)
 	res.PrevVersion = e.idleVersion(ctx, w, active, w.Container)
-	r, _, err := e.rolloutNow(ctx, executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, active)})
+	cur, err := e.deployment(executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, active)}).get(ctx)
 	if err != nil {
 		return err
 	}
-	judge(r, res)
+	judge(cur.rollout, res)
 	return nil
 }
 

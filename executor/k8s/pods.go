@@ -27,22 +27,11 @@ func (e *Executor) WorkloadPods(ctx context.Context, w executor.Workload) ([]exe
 	if err := executor.ValidateWorkloads([]executor.Workload{w}); err != nil {
 		return nil, err
 	}
-	var sel *metav1.LabelSelector
-	switch w.Kind {
-	case executor.KindDeployment:
-		d, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, notFoundHint(err, w)
-		}
-		sel = d.Spec.Selector
-	case executor.KindStatefulSet:
-		s, err := e.c.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, notFoundHint(err, w)
-		}
-		sel = s.Spec.Selector
+	_, cur, err := e.read(ctx, w)
+	if err != nil {
+		return nil, err
 	}
-	selector, err := metav1.LabelSelectorAsSelector(sel)
+	selector, err := metav1.LabelSelectorAsSelector(cur.selector)
 	if err != nil {
 		return nil, err
 	}
