@@ -9,7 +9,6 @@ package k8s
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/nodeexec/nodeexec/executor"
@@ -319,64 +317,6 @@ func (e *Executor) switchService(ctx context.Context, namespace, name, color, fr
 	return err
 }
 
-// holdsSteady watches the pods of sel for d: want of them must be ready at the start, and none may stop
-// being ready, restart, be replaced or go away before d has passed. It says what it saw.
-func (e *Executor) holdsSteady(ctx context.Context, namespace string, sel labels.Selector, want int32, d time.Duration) (string, error) {
-	pods := e.c.CoreV1().Pods(namespace)
-	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return "", err
-	}
-	restarts := map[string]int32{}
-	for i := range list.Items {
-		p := &list.Items[i]
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		if !podReady(p) {
-			return "", fmt.Errorf("pod %s is not ready", p.Name)
-		}
-		restarts[p.Name] = podRestarts(p)
-	}
-	if int32(len(restarts)) < want {
-		return "", fmt.Errorf("%d of %d pods ready", len(restarts), want)
-	}
-	watcher, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: sel.String(), ResourceVersion: list.ResourceVersion})
-	if err != nil {
-		return "", err
-	}
-	defer watcher.Stop()
-	window := time.NewTimer(d)
-	defer window.Stop()
-	for {
-		select {
-		case <-window.C:
-			return fmt.Sprintf("%d pods ready with no restart for %s", len(restarts), d), nil
-		case <-ctx.Done():
-			return "", fmt.Errorf("cancelled while verifying: %w", ctx.Err())
-		case ev, ok := <-watcher.ResultChan():
-			if !ok {
-				return "", errors.New("the watch of the pods ended before the verification did")
-			}
-			p, isPod := ev.Object.(*corev1.Pod)
-			if !isPod {
-				continue
-			}
-			before, known := restarts[p.Name]
-			switch {
-			case ev.Type == watch.Deleted || p.DeletionTimestamp != nil:
-				return "", fmt.Errorf("pod %s went away while being verified", p.Name)
-			case !known:
-				return "", fmt.Errorf("pod %s appeared while being verified: a pod was replaced", p.Name)
-			case podRestarts(p) > before:
-				return "", fmt.Errorf("pod %s restarted while being verified", p.Name)
-			case !podReady(p):
-				return "", fmt.Errorf("pod %s stopped being ready while being verified", p.Name)
-			}
-		}
-	}
-}
-
 // colorVersion is the version a color's Deployment runs ("" if it has none).
 func (e *Executor) colorVersion(ctx context.Context, w executor.Workload, color, container string) string {
 	cur, err := e.deployment(executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, color)}).get(ctx)
@@ -421,21 +361,4 @@ func serviceNotFoundHint(err error, namespace, name string) error {
 		return fmt.Errorf("Service %s/%s not found (blue-green switches a Service's selector: name it in strategy.service)", namespace, name)
 	}
 	return err
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-func podRestarts(p *corev1.Pod) int32 {
-	var n int32
-	for _, c := range p.Status.ContainerStatuses {
-		n += c.RestartCount
-	}
-	return n
 }
