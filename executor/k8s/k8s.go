@@ -248,7 +248,7 @@ func (e *Executor) status(ctx context.Context, w executor.Workload, res *executo
 	}
 	tmpl, ann := cur.template, cur.annotations
 	if svc := ann[annBlueGreenService]; svc != "" {
-		return e.blueGreenStatus(ctx, w, svc, res)
+		return e.blueGreen(w, svc, nil).status(ctx, res)
 	}
 	ci, err := containerIndex(&tmpl.Spec, w.Container)
 	if err != nil {

@@ -38,7 +38,7 @@ func (e *Executor) rollbackOne(ctx context.Context, req executor.RollbackRequest
 	}
 	tmpl, ann := cur.template, cur.annotations
 	if svc := ann[annBlueGreenService]; svc != "" {
-		return e.rollbackBlueGreen(ctx, req, w, svc, t)
+		return e.blueGreen(w, svc, t).rollback(ctx, req)
 	}
 	ci, err := containerIndex(&tmpl.Spec, w.Container)
 	if err != nil {

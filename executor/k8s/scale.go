@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/nodeexec/nodeexec/executor"
 )
 
@@ -66,11 +64,10 @@ func (e *Executor) servingWorkload(ctx context.Context, w executor.Workload) (wo
 	if svcName == "" {
 		return k, nil
 	}
-	svc, err := e.c.CoreV1().Services(w.Namespace).Get(ctx, svcName, metav1.GetOptions{})
+	_, color, err := e.blueGreen(w, svcName, nil).serving(ctx)
 	if err != nil {
-		return nil, serviceNotFoundHint(err, w.Namespace, svcName)
+		return nil, err
 	}
-	color := svc.Spec.Selector[labelColor]
 	if color == "" {
 		color = colorBlue
 	}
