@@ -184,7 +184,7 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 	}, nil); err != nil {
 		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: %w", reason, err))
 	}
-	back, err := awaitRollout(bctx, k, 0)
+	back, err := awaitRollout(bctx, k, 0) // bctx has the rollback's own deadline
 	if err != nil {
 		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: the rollback did not complete: %w", reason, err))
 	}
