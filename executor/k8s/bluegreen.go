@@ -9,7 +9,6 @@ package k8s
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/nodeexec/nodeexec/executor"
@@ -60,32 +58,72 @@ func blueGreenService(s executor.Strategy, w executor.Workload, ann map[string]s
 	return w.Name
 }
 
+// blueGreen is one blue-green workload as one deploy, rollback or status read sees it: its two
+// Deployments, the Service that switches between them, and what the operation has learned so far, so
+// that its steps share it rather than pass it along.
+type blueGreen struct {
+	e       *Executor
+	t       *tracker          // nil for a status read
+	w       executor.Workload // the Deployment the request names: blue
+	service string            // the Service that is switched
+
+	active      string // the color the Service selects
+	liveVersion string // the version active runs
+	// A deploy's new color, and how to take it back if it is given up before the switch.
+	idle    string
+	before  *appsv1.Deployment // the idle color as it was; nil when this deploy created it
+	version string             // the version this deploy brings up
+}
+
+func (e *Executor) blueGreen(w executor.Workload, service string, t *tracker) *blueGreen {
+	return &blueGreen{e: e, t: t, w: w, service: service}
+}
+
+// color is the Deployment of a color.
+func (g *blueGreen) color(c string) executor.Workload {
+	return executor.Workload{Namespace: g.w.Namespace, Kind: executor.KindDeployment, Name: colorName(g.w, c), Container: g.w.Container}
+}
+
+// serving reads the Service and the color it selects ("" before the first blue-green deploy).
+func (g *blueGreen) serving(ctx context.Context) (*corev1.Service, string, error) {
+	svc, err := g.e.c.CoreV1().Services(g.w.Namespace).Get(ctx, g.service, metav1.GetOptions{})
+	if err != nil {
+		return nil, "", serviceNotFoundHint(err, g.w.Namespace, g.service)
+	}
+	return svc, svc.Spec.Selector[labelColor], nil
+}
+
 func (e *Executor) deployBlueGreen(ctx context.Context, req executor.DeployRequest, w executor.Workload, t *tracker) executor.NodeResult {
 	blue, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
 	if err != nil {
 		return t.fail("Read the workload", notFoundHint(err, w))
 	}
-	svcName := blueGreenService(req.Strategy, w, blue.Annotations)
+	return e.blueGreen(w, blueGreenService(req.Strategy, w, blue.Annotations), t).deploy(ctx, req, blue)
+}
+
+func (g *blueGreen) deploy(ctx context.Context, req executor.DeployRequest, blue *appsv1.Deployment) executor.NodeResult {
+	t, w := g.t, g.w
+	g.version = req.Version
 	verify := time.Duration(req.Strategy.VerifySeconds) * time.Second
 	if verify == 0 {
 		verify = executor.DefaultVerifySeconds * time.Second
 	}
-	svc, err := e.c.CoreV1().Services(w.Namespace).Get(ctx, svcName, metav1.GetOptions{})
+	svc, active, err := g.serving(ctx)
 	if err != nil {
-		return t.fail("Read the Service", serviceNotFoundHint(err, w.Namespace, svcName))
+		return t.fail("Read the Service", err)
 	}
 	if len(svc.Spec.Selector) == 0 {
-		return t.fail("Read the Service", fmt.Errorf("Service %s/%s has no selector to switch", w.Namespace, svcName))
+		return t.fail("Read the Service", fmt.Errorf("Service %s/%s has no selector to switch", w.Namespace, g.service))
 	}
-	active := svc.Spec.Selector[labelColor]
 	if active == "" {
 		// The first blue-green deploy: the named Deployment, which the Service selects today, becomes blue.
-		if err := e.adoptBlue(ctx, w, blue, svc, t); err != nil {
+		if err := g.adoptBlue(ctx, blue, svc); err != nil {
 			return t.fail("Make the running Deployment blue", err)
 		}
 		active = colorBlue
 	}
-	live, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, colorName(w, active), metav1.GetOptions{})
+	g.active = active
+	live, err := g.e.c.AppsV1().Deployments(w.Namespace).Get(ctx, colorName(w, active), metav1.GetOptions{})
 	if err != nil {
 		return t.fail("Read the serving color", fmt.Errorf("the Service points at %s, but its Deployment %s: %w", active, colorName(w, active), err))
 	}
@@ -94,82 +132,75 @@ func (e *Executor) deployBlueGreen(ctx context.Context, req executor.DeployReque
 		return t.fail("Find the container", err)
 	}
 	liveImage := live.Spec.Template.Spec.Containers[ci].Image
-	liveVersion := versionOf(liveImage, live.Annotations)
-	t.res.CurrentVersion = liveVersion
+	g.liveVersion = versionOf(liveImage, live.Annotations)
+	t.res.CurrentVersion = g.liveVersion
 	if liveImage == req.Image {
 		t.step("Check the serving color", false, fmt.Sprintf("%s already serves %s", active, req.Image))
-		t.res.State, t.res.RunningVersion, t.res.PrevVersion = executor.StateSuccess, liveVersion, e.idleVersion(ctx, w, active, w.Container)
+		t.res.State, t.res.RunningVersion, t.res.PrevVersion = executor.StateSuccess, g.liveVersion, g.colorVersion(ctx, otherColor(active))
 		return t.res
 	}
-	idle := otherColor(active)
-	idleName := colorName(w, idle)
-	before, err := e.bringUp(ctx, w, live, ci, idle, req, svcName)
-	if err != nil {
+	g.idle = otherColor(active)
+	idle := g.idle
+	if err := g.bringUp(ctx, live, ci, req); err != nil {
 		return t.fail("Bring up "+idle, err)
 	}
-	t.step("Bring up "+idle, true, fmt.Sprintf("%s runs %s beside %s (%s)", idleName, req.Image, colorName(w, active), liveImage))
-	iw := executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: idleName}
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, iw)
-	cancel()
-	if err != nil || !r.Done {
-		return e.abandon(ctx, t, iw, before, active, liveVersion, req.Version, "Wait for "+idle, rolloutErr(r, err))
+	t.step("Bring up "+idle, true, fmt.Sprintf("%s runs %s beside %s (%s)", colorName(w, idle), req.Image, colorName(w, active), liveImage))
+	r, err := awaitRollout(ctx, g.e.deployment(g.color(idle)), g.e.cfg.RolloutTimeout)
+	if err != nil {
+		return g.abandon(ctx, "Wait for "+idle, err)
 	}
 	t.step("Wait for "+idle, false, r.Message)
-	idleLabels := labels.Merge(live.Spec.Template.Labels, labels.Set{labelColor: idle})
-	sel := labels.SelectorFromSet(idleLabels)
-	msg, err := e.holdsSteady(ctx, w.Namespace, sel, replicas(live.Spec.Replicas), verify)
+	sel := labels.SelectorFromSet(labels.Merge(live.Spec.Template.Labels, labels.Set{labelColor: idle}))
+	msg, err := g.e.holdsSteady(ctx, w.Namespace, sel, replicas(live.Spec.Replicas), verify)
 	if err != nil {
-		return e.abandon(ctx, t, iw, before, active, liveVersion, req.Version, fmt.Sprintf("Verify %s for %s", idle, verify), err)
+		return g.abandon(ctx, fmt.Sprintf("Verify %s for %s", idle, verify), err)
 	}
 	t.step(fmt.Sprintf("Verify %s for %s", idle, verify), false, msg)
-	if err := e.switchService(ctx, w.Namespace, svcName, idle, active); err != nil {
+	if err := g.switchTo(ctx, idle, active); err != nil {
 		return t.fail("Switch the Service to "+idle, err)
 	}
-	t.step("Switch the Service to "+idle, true, fmt.Sprintf("Service %s now selects %s (%s); %s keeps running for a rollback", svcName, idle, req.Version, active))
-	t.res.State, t.res.CurrentVersion, t.res.PrevVersion, t.res.RunningVersion = executor.StateSuccess, req.Version, liveVersion, req.Version
+	t.step("Switch the Service to "+idle, true, fmt.Sprintf("Service %s now selects %s (%s); %s keeps running for a rollback", g.service, idle, req.Version, active))
+	t.res.State, t.res.CurrentVersion, t.res.PrevVersion, t.res.RunningVersion = executor.StateSuccess, req.Version, g.liveVersion, req.Version
 	t.log.WithField("color", idle).Info("blue-green switch done")
 	return t.res
 }
 
 // adoptBlue labels the named Deployment's pods blue (one rollout of the same image) and narrows the
 // Service to them, which changes no traffic: from then on a second color can come up beside it unseen.
-func (e *Executor) adoptBlue(ctx context.Context, w executor.Workload, blue *appsv1.Deployment, svc *corev1.Service, t *tracker) error {
+func (g *blueGreen) adoptBlue(ctx context.Context, blue *appsv1.Deployment, svc *corev1.Service) error {
 	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(blue.Spec.Template.Labels)) {
-		return fmt.Errorf("Service %s/%s (selector %v) does not select the pods of Deployment %s", svc.Namespace, svc.Name, svc.Spec.Selector, w.Host())
+		return fmt.Errorf("Service %s/%s (selector %v) does not select the pods of Deployment %s", svc.Namespace, svc.Name, svc.Spec.Selector, g.w.Host())
 	}
 	patch, _ := json.Marshal(map[string]any{
 		"metadata": map[string]any{"annotations": map[string]string{annBlueGreenService: svc.Name}},
 		"spec":     map[string]any{"template": map[string]any{"metadata": map[string]any{"labels": map[string]string{labelColor: colorBlue}}}},
 	})
-	if _, err := e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
+	k := g.e.deployment(g.w)
+	if err := k.patch(ctx, types.StrategicMergePatchType, patch); err != nil {
 		return err
 	}
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, w)
-	cancel()
-	if err != nil || !r.Done {
-		return fmt.Errorf("labelling its pods blue: %w", rolloutErr(r, err))
+	if _, err := awaitRollout(ctx, k, g.e.cfg.RolloutTimeout); err != nil {
+		return fmt.Errorf("labelling its pods blue: %w", err)
 	}
-	if err := e.switchService(ctx, w.Namespace, svc.Name, colorBlue, ""); err != nil {
+	if err := g.switchTo(ctx, colorBlue, ""); err != nil {
 		return err
 	}
-	t.step("Make the running Deployment blue", true, fmt.Sprintf("%s's pods are labelled %s=blue and Service %s selects only them", w.Host(), labelColor, svc.Name))
+	g.t.step("Make the running Deployment blue", true, fmt.Sprintf("%s's pods are labelled %s=blue and Service %s selects only them", g.w.Host(), labelColor, svc.Name))
 	return nil
 }
 
 // bringUp makes the idle color's Deployment a copy of the live one with the new image and the idle
-// color, at the live one's size. It returns how to take that back: the idle color's earlier template
-// and annotations, or nil when this created it.
-func (e *Executor) bringUp(ctx context.Context, w executor.Workload, live *appsv1.Deployment, ci int, idle string, req executor.DeployRequest, svcName string) (*appsv1.Deployment, error) {
+// color, at the live one's size. It keeps how to take that back in g.before: the idle color's earlier
+// template and annotations, or nil when this created it.
+func (g *blueGreen) bringUp(ctx context.Context, live *appsv1.Deployment, ci int, req executor.DeployRequest) error {
+	idle, ns := g.idle, g.w.Namespace
 	tmpl := live.Spec.Template.DeepCopy()
 	tmpl.Labels[labelColor] = idle
 	tmpl.Spec.Containers[ci].Image = req.Image
-	ann := map[string]string{annBlueGreenService: svcName, annDeployment: req.DeploymentID, annVersion: req.Version}
-	name := colorName(w, idle)
-	deps := e.c.AppsV1().Deployments(w.Namespace)
-	var before *appsv1.Deployment
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	ann := map[string]string{annBlueGreenService: g.service, annDeployment: req.DeploymentID, annVersion: req.Version}
+	name := colorName(g.w, idle)
+	deps := g.e.c.AppsV1().Deployments(ns)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := deps.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			sel := live.Spec.Selector.DeepCopy()
@@ -178,7 +209,7 @@ func (e *Executor) bringUp(ctx context.Context, w executor.Workload, live *appsv
 			}
 			sel.MatchLabels[labelColor] = idle
 			d := &appsv1.Deployment{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.Namespace, Labels: live.Labels, Annotations: ann},
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: live.Labels, Annotations: ann},
 				Spec:       *live.Spec.DeepCopy(),
 			}
 			d.Spec.Selector, d.Spec.Template = sel, *tmpl
@@ -189,9 +220,9 @@ func (e *Executor) bringUp(ctx context.Context, w executor.Workload, live *appsv
 			return err
 		}
 		if !labels.SelectorFromSet(cur.Spec.Selector.MatchLabels).Matches(labels.Set(tmpl.Labels)) {
-			return fmt.Errorf("Deployment %s/%s exists but its selector %v does not match the %s pods: it is not nodeexec's %s color", w.Namespace, name, cur.Spec.Selector.MatchLabels, idle, idle)
+			return fmt.Errorf("Deployment %s/%s exists but its selector %v does not match the %s pods: it is not nodeexec's %s color", ns, name, cur.Spec.Selector.MatchLabels, idle, idle)
 		}
-		before = cur.DeepCopy()
+		g.before = cur.DeepCopy()
 		cur.Spec.Template, cur.Spec.Replicas = *tmpl, live.Spec.Replicas
 		if cur.Annotations == nil {
 			cur.Annotations = map[string]string{}
@@ -203,19 +234,20 @@ func (e *Executor) bringUp(ctx context.Context, w executor.Workload, live *appsv
 		_, err = deps.Update(ctx, cur, metav1.UpdateOptions{FieldManager: fieldManager})
 		return err
 	})
-	return before, err
 }
 
 // abandon gives up on the idle color before it got any traffic; the Service stays on the color that
 // served all along. An idle color that existed gets its earlier template back, so it stays what a
 // rollback switches to; one this deploy created is scaled to zero and marked, so no rollback picks it.
-func (e *Executor) abandon(ctx context.Context, t *tracker, idle executor.Workload, before *appsv1.Deployment, active, liveVersion, version, stepName string, reason error) executor.NodeResult {
+func (g *blueGreen) abandon(ctx context.Context, stepName string, reason error) executor.NodeResult {
+	t, before := g.t, g.before
 	t.emit(executor.Step{Name: stepName, Failed: true, Message: reason.Error()})
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RollbackTimeout)
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.e.cfg.RollbackTimeout)
 	defer cancel()
-	deps := e.c.AppsV1().Deployments(idle.Namespace)
+	name := colorName(g.w, g.idle)
+	deps := g.e.c.AppsV1().Deployments(g.w.Namespace)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := deps.Get(bctx, idle.Name, metav1.GetOptions{})
+		cur, err := deps.Get(bctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -233,191 +265,126 @@ func (e *Executor) abandon(ctx context.Context, t *tracker, idle executor.Worklo
 			}
 		} else {
 			cur.Spec.Replicas = new(int32)
-			cur.Annotations[annAbandoned] = fmt.Sprintf("%s: %v", version, reason)
+			cur.Annotations[annAbandoned] = fmt.Sprintf("%s: %v", g.version, reason)
 		}
 		_, err = deps.Update(bctx, cur, metav1.UpdateOptions{FieldManager: fieldManager})
 		return err
 	})
-	what := idle.Name + " scaled to 0"
+	what := name + " scaled to 0"
 	if before != nil {
-		what = idle.Name + " put back to what it ran before"
+		what = name + " put back to what it ran before"
 	}
 	if err != nil {
 		return t.fail("Take the new color back", fmt.Errorf("after %v: %w", reason, err))
 	}
-	t.step("Take the new color back", true, what+"; the Service stayed on "+active)
-	t.res.State, t.res.CurrentVersion, t.res.PrevVersion, t.res.RunningVersion = executor.StateRolledBack, liveVersion, version, liveVersion
-	t.res.LastError = fmt.Sprintf("%s: %v; the Service stayed on %s (%s)", stepName, reason, active, liveVersion)
+	t.step("Take the new color back", true, what+"; the Service stayed on "+g.active)
+	t.res.State, t.res.CurrentVersion, t.res.PrevVersion, t.res.RunningVersion = executor.StateRolledBack, g.liveVersion, g.version, g.liveVersion
+	t.res.LastError = fmt.Sprintf("%s: %v; the Service stayed on %s (%s)", stepName, reason, g.active, g.liveVersion)
 	t.log.WithField("reason", reason).Warn("blue-green deploy abandoned before the switch")
 	return t.res
 }
 
-// rollbackBlueGreen switches the Service back to the color that served before: instant, since that
-// color kept running. If someone scaled it down meanwhile, it is scaled up and awaited first.
-func (e *Executor) rollbackBlueGreen(ctx context.Context, req executor.RollbackRequest, w executor.Workload, svcName string, t *tracker) executor.NodeResult {
+// rollback switches the Service back to the color that served before: instant, since that color kept
+// running. If someone scaled it down meanwhile, it is scaled up and awaited first.
+func (g *blueGreen) rollback(ctx context.Context, req executor.RollbackRequest) executor.NodeResult {
+	t, w := g.t, g.w
 	if req.ToRevision > 0 {
 		return t.fail("Roll back", fmt.Errorf("%s is deployed blue-green: a rollback switches back to the other color; to_revision is for rolling updates", w.Host()))
 	}
-	svc, err := e.c.CoreV1().Services(w.Namespace).Get(ctx, svcName, metav1.GetOptions{})
+	_, active, err := g.serving(ctx)
 	if err != nil {
-		return t.fail("Read the Service", serviceNotFoundHint(err, w.Namespace, svcName))
+		return t.fail("Read the Service", err)
 	}
-	active := svc.Spec.Selector[labelColor]
 	if active == "" {
-		return t.fail("Read the Service", fmt.Errorf("Service %s/%s selects no color yet: there is nothing to switch back to", w.Namespace, svcName))
+		return t.fail("Read the Service", fmt.Errorf("Service %s/%s selects no color yet: there is nothing to switch back to", w.Namespace, g.service))
 	}
+	g.active = active
 	back := otherColor(active)
-	bw := executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, back), Container: w.Container}
-	tmpl, ann, err := e.template(ctx, bw)
+	bk := g.e.deployment(g.color(back))
+	cur, err := bk.get(ctx)
 	if err != nil {
 		return t.fail("Read the "+back+" color", fmt.Errorf("no %s Deployment to switch back to: %w", back, err))
 	}
-	ci, err := containerIndex(&tmpl.Spec, w.Container)
+	ci, err := containerIndex(&cur.template.Spec, w.Container)
 	if err != nil {
 		return t.fail("Find the container", err)
 	}
-	backVersion := versionOf(tmpl.Spec.Containers[ci].Image, ann)
-	t.res.CurrentVersion = e.colorVersion(ctx, w, active, w.Container)
-	if why := ann[annAbandoned]; why != "" {
+	backVersion := versionOf(cur.template.Spec.Containers[ci].Image, cur.annotations)
+	t.res.CurrentVersion = g.colorVersion(ctx, active)
+	if why := cur.annotations[annAbandoned]; why != "" {
 		return t.fail("Roll back", fmt.Errorf("%s never served, there is nothing to switch back to: its deploy was given up (%s)", back, why))
 	}
 	if req.ToVersion != "" && req.ToVersion != backVersion {
 		return t.fail("Roll back", fmt.Errorf("blue-green switches back to %s, which runs %s, not %s", back, backVersion, req.ToVersion))
 	}
-	d, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, bw.Name, metav1.GetOptions{})
+	deps := g.e.c.AppsV1().Deployments(w.Namespace)
+	d, err := deps.Get(ctx, colorName(w, back), metav1.GetOptions{})
 	if err != nil {
 		return t.fail("Read the "+back+" color", err)
 	}
 	if replicas(d.Spec.Replicas) == 0 {
-		live, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, colorName(w, active), metav1.GetOptions{})
+		live, err := deps.Get(ctx, colorName(w, active), metav1.GetOptions{})
 		if err != nil {
 			return t.fail("Read the serving color", err)
 		}
-		if err := e.scaleTo(ctx, bw, max(1, replicas(live.Spec.Replicas))); err != nil {
+		if err := bk.scaleTo(ctx, max(1, replicas(live.Spec.Replicas))); err != nil {
 			return t.fail("Scale "+back+" up", err)
 		}
-		t.step("Scale "+back+" up", true, fmt.Sprintf("%s was scaled to 0", bw.Name))
+		t.step("Scale "+back+" up", true, fmt.Sprintf("%s was scaled to 0", d.Name))
 	}
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, bw)
-	cancel()
-	if err != nil || !r.Done {
-		return t.fail("Check "+back, fmt.Errorf("%s is not ready to take the traffic: %w", back, rolloutErr(r, err)))
+	if _, err := awaitRollout(ctx, bk, g.e.cfg.RolloutTimeout); err != nil {
+		return t.fail("Check "+back, fmt.Errorf("%s is not ready to take the traffic: %w", back, err))
 	}
-	if err := e.switchService(ctx, w.Namespace, svcName, back, active); err != nil {
+	if err := g.switchTo(ctx, back, active); err != nil {
 		return t.fail("Switch the Service back to "+back, err)
 	}
-	t.step("Switch the Service back to "+back, true, fmt.Sprintf("Service %s selects %s (%s) again; %s keeps running", svcName, back, backVersion, active))
+	t.step("Switch the Service back to "+back, true, fmt.Sprintf("Service %s selects %s (%s) again; %s keeps running", g.service, back, backVersion, active))
 	t.res.PrevVersion, t.res.CurrentVersion = t.res.CurrentVersion, backVersion
 	t.res.State, t.res.RunningVersion = executor.StateRolledBack, backVersion
 	t.log.WithField("color", back).Info("blue-green switched back")
 	return t.res
 }
 
-// switchService points the Service's selector at color, and records which color served before.
-func (e *Executor) switchService(ctx context.Context, namespace, name, color, from string) error {
+// switchTo points the Service's selector at color, and records which color served before.
+func (g *blueGreen) switchTo(ctx context.Context, color, from string) error {
 	patch, _ := json.Marshal(map[string]any{
 		"metadata": map[string]any{"annotations": map[string]string{"nodeexec.io/previous-color": from}},
 		"spec":     map[string]any{"selector": map[string]string{labelColor: color}},
 	})
-	_, err := e.c.CoreV1().Services(namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	_, err := g.e.c.CoreV1().Services(g.w.Namespace).Patch(ctx, g.service, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
 	return err
 }
 
-// holdsSteady watches the pods of sel for d: want of them must be ready at the start, and none may stop
-// being ready, restart, be replaced or go away before d has passed. It says what it saw.
-func (e *Executor) holdsSteady(ctx context.Context, namespace string, sel labels.Selector, want int32, d time.Duration) (string, error) {
-	pods := e.c.CoreV1().Pods(namespace)
-	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return "", err
-	}
-	restarts := map[string]int32{}
-	for i := range list.Items {
-		p := &list.Items[i]
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		if !podReady(p) {
-			return "", fmt.Errorf("pod %s is not ready", p.Name)
-		}
-		restarts[p.Name] = podRestarts(p)
-	}
-	if int32(len(restarts)) < want {
-		return "", fmt.Errorf("%d of %d pods ready", len(restarts), want)
-	}
-	watcher, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: sel.String(), ResourceVersion: list.ResourceVersion})
-	if err != nil {
-		return "", err
-	}
-	defer watcher.Stop()
-	window := time.NewTimer(d)
-	defer window.Stop()
-	for {
-		select {
-		case <-window.C:
-			return fmt.Sprintf("%d pods ready with no restart for %s", len(restarts), d), nil
-		case <-ctx.Done():
-			return "", fmt.Errorf("cancelled while verifying: %w", ctx.Err())
-		case ev, ok := <-watcher.ResultChan():
-			if !ok {
-				return "", errors.New("the watch of the pods ended before the verification did")
-			}
-			p, isPod := ev.Object.(*corev1.Pod)
-			if !isPod {
-				continue
-			}
-			before, known := restarts[p.Name]
-			switch {
-			case ev.Type == watch.Deleted || p.DeletionTimestamp != nil:
-				return "", fmt.Errorf("pod %s went away while being verified", p.Name)
-			case !known:
-				return "", fmt.Errorf("pod %s appeared while being verified: a pod was replaced", p.Name)
-			case podRestarts(p) > before:
-				return "", fmt.Errorf("pod %s restarted while being verified", p.Name)
-			case !podReady(p):
-				return "", fmt.Errorf("pod %s stopped being ready while being verified", p.Name)
-			}
-		}
-	}
-}
-
 // colorVersion is the version a color's Deployment runs ("" if it has none).
-func (e *Executor) colorVersion(ctx context.Context, w executor.Workload, color, container string) string {
-	tmpl, ann, err := e.template(ctx, executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, color)})
+func (g *blueGreen) colorVersion(ctx context.Context, color string) string {
+	cur, err := g.e.deployment(g.color(color)).get(ctx)
 	if err != nil {
 		return ""
 	}
-	ci, err := containerIndex(&tmpl.Spec, container)
+	ci, err := containerIndex(&cur.template.Spec, g.w.Container)
 	if err != nil {
 		return ""
 	}
-	return versionOf(tmpl.Spec.Containers[ci].Image, ann)
+	return versionOf(cur.template.Spec.Containers[ci].Image, cur.annotations)
 }
 
-// idleVersion is the version of the color that does not serve: what a rollback would go back to.
-func (e *Executor) idleVersion(ctx context.Context, w executor.Workload, active, container string) string {
-	return e.colorVersion(ctx, w, otherColor(active), container)
-}
-
-// blueGreenStatus reports a blue-green workload: the serving color's version and rollout, and the
-// other color's version as the previous one.
-func (e *Executor) blueGreenStatus(ctx context.Context, w executor.Workload, svcName string, res *executor.NodeResult) error {
-	svc, err := e.c.CoreV1().Services(w.Namespace).Get(ctx, svcName, metav1.GetOptions{})
-	if err != nil {
-		return serviceNotFoundHint(err, w.Namespace, svcName)
-	}
-	active := svc.Spec.Selector[labelColor]
-	if active == "" {
-		active = colorBlue
-	}
-	res.CurrentVersion = e.colorVersion(ctx, w, active, w.Container)
-	res.PrevVersion = e.idleVersion(ctx, w, active, w.Container)
-	r, _, err := e.rolloutNow(ctx, executor.Workload{Namespace: w.Namespace, Kind: executor.KindDeployment, Name: colorName(w, active)})
+// status reports a blue-green workload: the serving color's version and rollout, and the other
+// color's version (what a rollback would go back to) as the previous one.
+func (g *blueGreen) status(ctx context.Context, res *executor.NodeResult) error {
+	_, active, err := g.serving(ctx)
 	if err != nil {
 		return err
 	}
-	judge(r, res)
+	if active == "" {
+		active = colorBlue
+	}
+	res.CurrentVersion = g.colorVersion(ctx, active)
+	res.PrevVersion = g.colorVersion(ctx, otherColor(active))
+	cur, err := g.e.deployment(g.color(active)).get(ctx)
+	if err != nil {
+		return err
+	}
+	judge(cur.rollout, res)
 	return nil
 }
 
@@ -426,21 +393,4 @@ func serviceNotFoundHint(err error, namespace, name string) error {
 		return fmt.Errorf("Service %s/%s not found (blue-green switches a Service's selector: name it in strategy.service)", namespace, name)
 	}
 	return err
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-func podRestarts(p *corev1.Pod) int32 {
-	var n int32
-	for _, c := range p.Status.ContainerStatuses {
-		n += c.RestartCount
-	}
-	return n
 }

@@ -124,7 +124,11 @@ func (k *cluster) waitDone(w executor.Workload) {
 	k.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if r, err := k.e.waitRollout(ctx, w); err != nil || !r.Done {
+	kind, err := k.e.kindOf(w)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	if r, err := waitRollout(ctx, kind); err != nil || !r.Done {
 		k.t.Fatalf("%s never became ready: %+v %v", w.Host(), r, err)
 	}
 }

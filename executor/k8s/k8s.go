@@ -14,14 +14,9 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -132,10 +127,11 @@ func (e *Executor) each(ws []executor.Workload, op func(executor.Workload) execu
 
 func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w executor.Workload) executor.NodeResult {
 	t := e.track(w, req.Service, req.DeploymentID, req.Version, req.Progress)
-	tmpl, ann, err := e.template(ctx, w)
+	k, cur, err := e.read(ctx, w)
 	if err != nil {
 		return t.fail("Read the workload", err)
 	}
+	tmpl, ann := cur.template, cur.annotations
 	if svc := ann[annBlueGreenService]; svc != "" || req.Strategy.Type == executor.StrategyBlueGreen {
 		if req.Strategy.Type == executor.StrategyRolling {
 			return t.fail("Choose the strategy", fmt.Errorf("%s is deployed blue-green (Service %s): a rolling update would bypass the switch; ask for strategy blue-green, or leave it out", w.Host(), svc))
@@ -156,90 +152,46 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 	res.CurrentVersion, res.PrevVersion = prevVersion, ann[annPreviousImage]
 	if prevImage == req.Image {
 		// Already there: nothing changes, but the answer must still be true.
-		r, err := e.waitRollout(ctx, w)
-		if err != nil || !r.Done {
-			return t.fail("Check the rollout", rolloutErr(r, err))
+		r, err := awaitRollout(ctx, k, 0)
+		if err != nil {
+			return t.fail("Check the rollout", err)
 		}
 		t.step("Check the rollout", false, "already runs "+req.Image+": "+r.Message)
 		res.State, res.CurrentVersion, res.PrevVersion, res.RunningVersion = executor.StateSuccess, req.Version, imageVersionOr(ann[annPreviousImage]), req.Version
 		return *res
 	}
 	res.PrevVersion = prevVersion
-	if err := e.setImage(ctx, w, container, req.Image, map[string]string{
+	if err := setImage(ctx, k, container, req.Image, map[string]string{
 		annDeployment: req.DeploymentID, annVersion: req.Version, annPreviousImage: prevImage,
 	}, rollingSettings(w.Kind, req.Strategy)); err != nil {
 		return t.fail("Set the image", err)
 	}
 	t.step("Set the image", true, fmt.Sprintf("%s: %s -> %s", container, prevImage, req.Image))
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, w)
-	cancel()
-	if err == nil && r.Done {
+	r, reason := awaitRollout(ctx, k, e.cfg.RolloutTimeout)
+	if reason == nil {
 		t.step("Wait for the rollout", false, r.Message)
 		res.State, res.CurrentVersion, res.RunningVersion = executor.StateSuccess, req.Version, req.Version
 		t.log.Info("rollout done")
 		return *res
 	}
-	reason := rolloutErr(r, err)
 	t.emit(executor.Step{Name: "Wait for the rollout", Failed: true, Message: reason.Error()})
 	t.log.WithField("reason", reason).Warn("rollout failed; rolling back to the previous image")
 	// The rollback runs even when the caller's context ended: a half-rolled-out workload must not stay.
 	bctx, bcancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RollbackTimeout)
 	defer bcancel()
-	if err := e.setImage(bctx, w, container, prevImage, map[string]string{
+	if err := setImage(bctx, k, container, prevImage, map[string]string{
 		annDeployment: req.DeploymentID, annVersion: prevVersion, annPreviousImage: req.Image,
 	}, nil); err != nil {
 		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: %w", reason, err))
 	}
-	back, err := e.waitRollout(bctx, w)
-	if err != nil || !back.Done {
-		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: the rollback did not complete: %w", reason, rolloutErr(back, err)))
+	back, err := awaitRollout(bctx, k, 0) // bctx has the rollback's own deadline
+	if err != nil {
+		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: the rollback did not complete: %w", reason, err))
 	}
 	t.step("Roll back to the previous image", true, prevImage+": "+back.Message)
 	res.State, res.CurrentVersion, res.PrevVersion, res.RunningVersion = executor.StateRolledBack, prevVersion, req.Version, prevVersion
 	res.LastError = fmt.Sprintf("rollout of %s failed: %v; rolled back to %s", req.Image, reason, prevImage)
 	return *res
-}
-
-// deadline bounds ctx by d unless it already has a deadline.
-func (e *Executor) deadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, d)
-}
-
-func rolloutErr(r Rollout, err error) error {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("not done before the deadline (%s)", r.Message)
-	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("cancelled (%s)", r.Message)
-	case err != nil:
-		return err
-	case r.Failed:
-		return errors.New(r.Message)
-	}
-	return fmt.Errorf("not done: %s", r.Message)
-}
-
-// template reads a workload's pod template and its own annotations.
-func (e *Executor) template(ctx context.Context, w executor.Workload) (*corev1.PodTemplateSpec, map[string]string, error) {
-	switch w.Kind {
-	case executor.KindDeployment:
-		d, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, nil, notFoundHint(err, w)
-		}
-		return &d.Spec.Template, d.Annotations, nil
-	case executor.KindStatefulSet:
-		s, err := e.c.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, nil, notFoundHint(err, w)
-		}
-		return &s.Spec.Template, s.Annotations, nil
-	}
-	return nil, nil, fmt.Errorf("unknown kind %q", w.Kind)
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
@@ -260,7 +212,7 @@ func notFoundHint(err error, w executor.Workload) error {
 // setImage patches one container's image (a strategic merge by container name) and the workload's
 // own annotations, and with them any rolling settings (spec fields beside the template): one change,
 // one rollout.
-func (e *Executor) setImage(ctx context.Context, w executor.Workload, container, image string, ann map[string]string, settings map[string]any) error {
+func setImage(ctx context.Context, k workloadKind, container, image string, ann map[string]string, settings map[string]any) error {
 	spec := map[string]any{"template": map[string]any{"spec": map[string]any{
 		"containers": []map[string]any{{"name": container, "image": image}},
 	}}}
@@ -271,95 +223,7 @@ func (e *Executor) setImage(ctx context.Context, w executor.Workload, container,
 	if err != nil {
 		return err
 	}
-	switch w.Kind {
-	case executor.KindDeployment:
-		_, err = e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
-	case executor.KindStatefulSet:
-		_, err = e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
-	}
-	return err
-}
-
-// waitRollout watches the workload until its rollout is done or has failed, or ctx ends. It reads the
-// object once, then follows its changes; a watch the server closes is opened again from a fresh read.
-func (e *Executor) waitRollout(ctx context.Context, w executor.Workload) (Rollout, error) {
-	var last Rollout
-	for {
-		r, rv, err := e.rolloutNow(ctx, w)
-		if err != nil {
-			return last, err
-		}
-		last = r
-		if r.Done || r.Failed {
-			return r, nil
-		}
-		watcher, err := e.watch(ctx, w, rv)
-		if err != nil {
-			return last, err
-		}
-		r, closed, err := follow(ctx, watcher, w.Kind, &last)
-		watcher.Stop()
-		if err != nil || !closed {
-			return r, err
-		}
-	}
-}
-
-// follow reads watch events until the rollout ends (closed=false) or the watch closes (closed=true).
-func follow(ctx context.Context, watcher watch.Interface, kind string, last *Rollout) (Rollout, bool, error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return *last, false, ctx.Err()
-		case ev, ok := <-watcher.ResultChan():
-			if !ok {
-				return *last, true, nil
-			}
-			switch ev.Type {
-			case watch.Deleted:
-				return *last, false, errors.New("the workload was deleted during the rollout")
-			case watch.Error:
-				return *last, true, nil // e.g. resource version too old: read again
-			}
-			switch obj := ev.Object.(type) {
-			case *appsv1.Deployment:
-				*last = DeploymentRollout(obj)
-			case *appsv1.StatefulSet:
-				*last = StatefulSetRollout(obj)
-			default:
-				continue
-			}
-			if last.Done || last.Failed {
-				return *last, false, nil
-			}
-		}
-	}
-}
-
-func (e *Executor) rolloutNow(ctx context.Context, w executor.Workload) (Rollout, string, error) {
-	switch w.Kind {
-	case executor.KindDeployment:
-		d, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-		if err != nil {
-			return Rollout{}, "", notFoundHint(err, w)
-		}
-		return DeploymentRollout(d), d.ResourceVersion, nil
-	case executor.KindStatefulSet:
-		s, err := e.c.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-		if err != nil {
-			return Rollout{}, "", notFoundHint(err, w)
-		}
-		return StatefulSetRollout(s), s.ResourceVersion, nil
-	}
-	return Rollout{}, "", fmt.Errorf("unknown kind %q", w.Kind)
-}
-
-func (e *Executor) watch(ctx context.Context, w executor.Workload, rv string) (watch.Interface, error) {
-	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", w.Name).String(), ResourceVersion: rv}
-	if w.Kind == executor.KindStatefulSet {
-		return e.c.AppsV1().StatefulSets(w.Namespace).Watch(ctx, opts)
-	}
-	return e.c.AppsV1().Deployments(w.Namespace).Watch(ctx, opts)
+	return k.patch(ctx, types.StrategicMergePatchType, patch)
 }
 
 // Status reports each workload's image version and whether its rollout is done; for a blue-green
@@ -378,12 +242,13 @@ func (e *Executor) Status(ctx context.Context, req executor.StatusRequest) ([]ex
 }
 
 func (e *Executor) status(ctx context.Context, w executor.Workload, res *executor.NodeResult) error {
-	tmpl, ann, err := e.template(ctx, w)
+	_, cur, err := e.read(ctx, w)
 	if err != nil {
 		return err
 	}
+	tmpl, ann := cur.template, cur.annotations
 	if svc := ann[annBlueGreenService]; svc != "" {
-		return e.blueGreenStatus(ctx, w, svc, res)
+		return e.blueGreen(w, svc, nil).status(ctx, res)
 	}
 	ci, err := containerIndex(&tmpl.Spec, w.Container)
 	if err != nil {
@@ -391,11 +256,7 @@ func (e *Executor) status(ctx context.Context, w executor.Workload, res *executo
 	}
 	res.CurrentVersion = versionOf(tmpl.Spec.Containers[ci].Image, ann)
 	res.PrevVersion = imageVersionOr(ann[annPreviousImage])
-	r, _, err := e.rolloutNow(ctx, w)
-	if err != nil {
-		return err
-	}
-	judge(r, res)
+	judge(cur.rollout, res)
 	return nil
 }
 

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/nodeexec/nodeexec/executor"
 )
@@ -27,22 +29,11 @@ func (e *Executor) WorkloadPods(ctx context.Context, w executor.Workload) ([]exe
 	if err := executor.ValidateWorkloads([]executor.Workload{w}); err != nil {
 		return nil, err
 	}
-	var sel *metav1.LabelSelector
-	switch w.Kind {
-	case executor.KindDeployment:
-		d, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, notFoundHint(err, w)
-		}
-		sel = d.Spec.Selector
-	case executor.KindStatefulSet:
-		s, err := e.c.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, notFoundHint(err, w)
-		}
-		sel = s.Spec.Selector
+	_, cur, err := e.read(ctx, w)
+	if err != nil {
+		return nil, err
 	}
-	selector, err := metav1.LabelSelectorAsSelector(sel)
+	selector, err := metav1.LabelSelectorAsSelector(cur.selector)
 	if err != nil {
 		return nil, err
 	}
@@ -128,4 +119,79 @@ func (e *Executor) logsErr(ctx context.Context, namespace, pod string, err error
 		return fmt.Errorf("%w: the API server has no kubelet serving the logs of pod %s/%s on %s (%v)", ErrLogsUnavailable, namespace, pod, node, err)
 	}
 	return fmt.Errorf("%w: pod %s/%s: %v", ErrLogsUnavailable, namespace, pod, err)
+}
+
+// holdsSteady watches the pods of sel for d: want of them must be ready at the start, and none may stop
+// being ready, restart, be replaced or go away before d has passed. It says what it saw.
+func (e *Executor) holdsSteady(ctx context.Context, namespace string, sel labels.Selector, want int32, d time.Duration) (string, error) {
+	pods := e.c.CoreV1().Pods(namespace)
+	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return "", err
+	}
+	restarts := map[string]int32{}
+	for i := range list.Items {
+		p := &list.Items[i]
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if !podReady(p) {
+			return "", fmt.Errorf("pod %s is not ready", p.Name)
+		}
+		restarts[p.Name] = podRestarts(p)
+	}
+	if int32(len(restarts)) < want {
+		return "", fmt.Errorf("%d of %d pods ready", len(restarts), want)
+	}
+	watcher, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: sel.String(), ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		return "", err
+	}
+	defer watcher.Stop()
+	window := time.NewTimer(d)
+	defer window.Stop()
+	for {
+		select {
+		case <-window.C:
+			return fmt.Sprintf("%d pods ready with no restart for %s", len(restarts), d), nil
+		case <-ctx.Done():
+			return "", fmt.Errorf("cancelled while verifying: %w", ctx.Err())
+		case ev, ok := <-watcher.ResultChan():
+			if !ok {
+				return "", errors.New("the watch of the pods ended before the verification did")
+			}
+			p, isPod := ev.Object.(*corev1.Pod)
+			if !isPod {
+				continue
+			}
+			before, known := restarts[p.Name]
+			switch {
+			case ev.Type == watch.Deleted || p.DeletionTimestamp != nil:
+				return "", fmt.Errorf("pod %s went away while being verified", p.Name)
+			case !known:
+				return "", fmt.Errorf("pod %s appeared while being verified: a pod was replaced", p.Name)
+			case podRestarts(p) > before:
+				return "", fmt.Errorf("pod %s restarted while being verified", p.Name)
+			case !podReady(p):
+				return "", fmt.Errorf("pod %s stopped being ready while being verified", p.Name)
+			}
+		}
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func podRestarts(p *corev1.Pod) int32 {
+	var n int32
+	for _, c := range p.Status.ContainerStatuses {
+		n += c.RestartCount
+	}
+	return n
 }

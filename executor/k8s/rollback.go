@@ -32,12 +32,13 @@ func (e *Executor) Rollback(ctx context.Context, req executor.RollbackRequest) (
 
 func (e *Executor) rollbackOne(ctx context.Context, req executor.RollbackRequest, w executor.Workload) executor.NodeResult {
 	t := e.track(w, req.Service, req.DeploymentID, "", req.Progress)
-	tmpl, ann, err := e.template(ctx, w)
+	k, cur, err := e.read(ctx, w)
 	if err != nil {
 		return t.fail("Read the workload", err)
 	}
+	tmpl, ann := cur.template, cur.annotations
 	if svc := ann[annBlueGreenService]; svc != "" {
-		return e.rollbackBlueGreen(ctx, req, w, svc, t)
+		return e.blueGreen(w, svc, t).rollback(ctx, req)
 	}
 	ci, err := containerIndex(&tmpl.Spec, w.Container)
 	if err != nil {
@@ -45,21 +46,18 @@ func (e *Executor) rollbackOne(ctx context.Context, req executor.RollbackRequest
 	}
 	from := versionOf(tmpl.Spec.Containers[ci].Image, ann)
 	t.res.CurrentVersion = from
-	what, err := e.undo(ctx, w, req, tmpl.Spec.Containers[ci].Name, tmpl.Spec.Containers[ci].Image, from)
+	what, err := undo(ctx, k, req, tmpl.Spec.Containers[ci].Name, tmpl.Spec.Containers[ci].Image, from)
 	if err != nil {
 		return t.fail("Roll back", err)
 	}
 	t.step("Roll back", true, what)
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, w)
-	cancel()
-	tmpl, ann, _ = e.template(context.WithoutCancel(ctx), w)
-	if tmpl != nil && ci < len(tmpl.Spec.Containers) {
-		t.res.CurrentVersion = versionOf(tmpl.Spec.Containers[ci].Image, ann)
+	r, err := awaitRollout(ctx, k, e.cfg.RolloutTimeout)
+	if now, rerr := k.get(context.WithoutCancel(ctx)); rerr == nil && ci < len(now.template.Spec.Containers) {
+		t.res.CurrentVersion = versionOf(now.template.Spec.Containers[ci].Image, now.annotations)
 	}
 	t.res.PrevVersion = from
-	if err != nil || !r.Done {
-		return t.fail("Wait for the rollout", rolloutErr(r, err))
+	if err != nil {
+		return t.fail("Wait for the rollout", err)
 	}
 	t.step("Wait for the rollout", false, r.Message)
 	t.res.State, t.res.RunningVersion = executor.StateRolledBack, t.res.CurrentVersion
@@ -68,34 +66,24 @@ func (e *Executor) rollbackOne(ctx context.Context, req executor.RollbackRequest
 }
 
 // undo changes the workload's template to the rollback's target and says what it did.
-func (e *Executor) undo(ctx context.Context, w executor.Workload, req executor.RollbackRequest, container, image, from string) (string, error) {
+func undo(ctx context.Context, k workloadKind, req executor.RollbackRequest, container, image, from string) (string, error) {
 	if req.ToVersion != "" {
 		target := withTag(image, req.ToVersion)
-		if err := e.setImage(ctx, w, container, target, map[string]string{annDeployment: req.DeploymentID, annVersion: req.ToVersion, annPreviousImage: image}, nil); err != nil {
+		if err := setImage(ctx, k, container, target, map[string]string{annDeployment: req.DeploymentID, annVersion: req.ToVersion, annPreviousImage: image}, nil); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("%s: %s -> %s", container, image, target), nil
 	}
-	switch w.Kind {
-	case executor.KindDeployment:
-		return e.undoDeployment(ctx, w, req, image, from)
-	case executor.KindStatefulSet:
-		return e.undoStatefulSet(ctx, w, req, image, from)
-	}
-	return "", fmt.Errorf("unknown kind %q", w.Kind)
+	return k.toRevision(ctx, req, image, from)
 }
 
 // undoDeployment puts the pod template of an earlier ReplicaSet back, as `kubectl rollout undo` does.
-func (e *Executor) undoDeployment(ctx context.Context, w executor.Workload, req executor.RollbackRequest, image, from string) (string, error) {
-	d, err := e.c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-	if err != nil {
-		return "", notFoundHint(err, w)
-	}
+func undoDeployment(ctx context.Context, k *kind[*appsv1.Deployment], d *appsv1.Deployment, req executor.RollbackRequest, image, from string) (string, error) {
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil {
 		return "", err
 	}
-	list, err := e.c.AppsV1().ReplicaSets(w.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	list, err := k.c.AppsV1().ReplicaSets(k.w.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return "", err
 	}
@@ -118,7 +106,7 @@ func (e *Executor) undoDeployment(ctx context.Context, w executor.Workload, req 
 	}
 	tmpl := byRevision[target].Spec.Template.DeepCopy()
 	delete(tmpl.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-	ci, _ := containerIndex(&tmpl.Spec, w.Container)
+	ci, _ := containerIndex(&tmpl.Spec, k.w.Container)
 	back := tmpl.Spec.Containers[ci].Image
 	patch, err := json.Marshal([]map[string]any{
 		{"op": "replace", "path": "/spec/template", "value": tmpl},
@@ -131,27 +119,23 @@ func (e *Executor) undoDeployment(ctx context.Context, w executor.Workload, req 
 	}
 	if d.Annotations == nil {
 		// JSON patch cannot add under a map that does not exist.
-		if _, err := e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, []byte(`{"metadata":{"annotations":{}}}`), metav1.PatchOptions{}); err != nil {
+		if _, err := k.api.Patch(ctx, k.w.Name, types.MergePatchType, []byte(`{"metadata":{"annotations":{}}}`), metav1.PatchOptions{}); err != nil {
 			return "", err
 		}
 	}
-	if _, err := e.c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
+	if err := k.patch(ctx, types.JSONPatchType, patch); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("revision %d -> %d (%s -> %s)", current, target, from, imageVersion(back)), nil
 }
 
 // undoStatefulSet applies an earlier ControllerRevision's template, as `kubectl rollout undo` does.
-func (e *Executor) undoStatefulSet(ctx context.Context, w executor.Workload, req executor.RollbackRequest, image, from string) (string, error) {
-	s, err := e.c.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-	if err != nil {
-		return "", notFoundHint(err, w)
-	}
+func undoStatefulSet(ctx context.Context, k *kind[*appsv1.StatefulSet], s *appsv1.StatefulSet, req executor.RollbackRequest, image, from string) (string, error) {
 	sel, err := metav1.LabelSelectorAsSelector(s.Spec.Selector)
 	if err != nil {
 		return "", err
 	}
-	list, err := e.c.AppsV1().ControllerRevisions(w.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	list, err := k.c.AppsV1().ControllerRevisions(k.w.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return "", err
 	}
@@ -174,18 +158,18 @@ func (e *Executor) undoStatefulSet(ctx context.Context, w executor.Workload, req
 		return "", err
 	}
 	// The revision's data is a patch of the template; apply it, then record who did it.
-	if _, err := e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, byRevision[target].Data.Raw, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
+	if err := k.patch(ctx, types.StrategicMergePatchType, byRevision[target].Data.Raw); err != nil {
 		return "", err
 	}
 	back := image
-	if tmpl, _, err := e.template(ctx, w); err == nil {
-		if ci, err := containerIndex(&tmpl.Spec, w.Container); err == nil {
-			back = tmpl.Spec.Containers[ci].Image
+	if now, err := k.get(ctx); err == nil {
+		if ci, err := containerIndex(&now.template.Spec, k.w.Container); err == nil {
+			back = now.template.Spec.Containers[ci].Image
 		}
 	}
 	ann, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
 		annDeployment: req.DeploymentID, annVersion: imageVersion(back), annPreviousImage: image}}})
-	if _, err := e.c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, ann, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
+	if err := k.patch(ctx, types.MergePatchType, ann); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("revision %d -> %d (%s -> %s)", current, target, from, imageVersion(back)), nil

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/nodeexec/nodeexec/executor"
 )
 
@@ -34,21 +31,19 @@ func (e *Executor) scaleOne(ctx context.Context, req executor.ScaleRequest, w ex
 	if err != nil {
 		return t.fail("Read the workload", err)
 	}
-	cur, err := e.getScale(ctx, target)
+	cur, err := target.replicas(ctx)
 	if err != nil {
-		return t.fail("Read the workload", notFoundHint(err, target))
+		return t.fail("Read the workload", err)
 	}
-	if cur.Spec.Replicas != req.Replicas {
-		if err := e.scaleTo(ctx, target, req.Replicas); err != nil {
+	if cur != req.Replicas {
+		if err := target.scaleTo(ctx, req.Replicas); err != nil {
 			return t.fail("Scale", err)
 		}
-		t.step("Scale", true, fmt.Sprintf("%s: %d -> %d replicas", target.Name, cur.Spec.Replicas, req.Replicas))
+		t.step("Scale", true, fmt.Sprintf("%s: %d -> %d replicas", target.workload().Name, cur, req.Replicas))
 	}
-	wctx, cancel := e.deadline(ctx, e.cfg.RolloutTimeout)
-	r, err := e.waitRollout(wctx, target)
-	cancel()
-	if err != nil || !r.Done {
-		return t.fail("Wait for the replicas", rolloutErr(r, err))
+	r, err := awaitRollout(ctx, target, e.cfg.RolloutTimeout)
+	if err != nil {
+		return t.fail("Wait for the replicas", err)
 	}
 	t.step("Wait for the replicas", false, r.Message)
 	if err := e.status(ctx, w, &t.res); err != nil {
@@ -58,44 +53,23 @@ func (e *Executor) scaleOne(ctx context.Context, req executor.ScaleRequest, w ex
 	return t.res
 }
 
-func (e *Executor) getScale(ctx context.Context, w executor.Workload) (*autoscalingv1.Scale, error) {
-	if w.Kind == executor.KindStatefulSet {
-		return e.c.AppsV1().StatefulSets(w.Namespace).GetScale(ctx, w.Name, metav1.GetOptions{})
-	}
-	return e.c.AppsV1().Deployments(w.Namespace).GetScale(ctx, w.Name, metav1.GetOptions{})
-}
-
-// scaleTo writes the replicas through the scale subresource (what `kubectl scale` does), leaving the
-// pod template and so the version alone.
-func (e *Executor) scaleTo(ctx context.Context, w executor.Workload, replicas int32) error {
-	s := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}
-	var err error
-	if w.Kind == executor.KindStatefulSet {
-		_, err = e.c.AppsV1().StatefulSets(w.Namespace).UpdateScale(ctx, w.Name, s, metav1.UpdateOptions{FieldManager: fieldManager})
-	} else {
-		_, err = e.c.AppsV1().Deployments(w.Namespace).UpdateScale(ctx, w.Name, s, metav1.UpdateOptions{FieldManager: fieldManager})
-	}
-	return notFoundHint(err, w)
-}
-
 // servingWorkload is the Deployment that takes the traffic: the workload itself, or for a blue-green
 // one the color its Service selects.
-func (e *Executor) servingWorkload(ctx context.Context, w executor.Workload) (executor.Workload, error) {
-	_, ann, err := e.template(ctx, w)
+func (e *Executor) servingWorkload(ctx context.Context, w executor.Workload) (workloadKind, error) {
+	k, cur, err := e.read(ctx, w)
 	if err != nil {
-		return w, err
+		return nil, err
 	}
-	svcName := ann[annBlueGreenService]
+	svcName := cur.annotations[annBlueGreenService]
 	if svcName == "" {
-		return w, nil
+		return k, nil
 	}
-	svc, err := e.c.CoreV1().Services(w.Namespace).Get(ctx, svcName, metav1.GetOptions{})
+	_, color, err := e.blueGreen(w, svcName, nil).serving(ctx)
 	if err != nil {
-		return w, serviceNotFoundHint(err, w.Namespace, svcName)
+		return nil, err
 	}
-	color := svc.Spec.Selector[labelColor]
 	if color == "" {
 		color = colorBlue
 	}
-	return executor.Workload{Namespace: w.Namespace, Kind: w.Kind, Name: colorName(w, color), Container: w.Container}, nil
+	return k.named(colorName(w, color)), nil
 }

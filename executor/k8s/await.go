@@ -1,0 +1,95 @@
+package k8s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// awaitRollout waits until k's rollout is done, bounded by within when ctx has no deadline of its own
+// (0: by ctx alone). Deploy, blue-green, rollback and scale all wait this way, so a rollout that is not
+// done reads the same everywhere: the error says why (failed, deadline, cancelled), with the last
+// status seen.
+func awaitRollout(ctx context.Context, k workloadKind, within time.Duration) (Rollout, error) {
+	if _, bounded := ctx.Deadline(); !bounded && within > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, within)
+		defer cancel()
+	}
+	r, err := waitRollout(ctx, k)
+	if err != nil || !r.Done {
+		return r, rolloutErr(r, err)
+	}
+	return r, nil
+}
+
+// rolloutErr says why a rollout is not done, from the last status seen and what ended the wait.
+func rolloutErr(r Rollout, err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("not done before the deadline (%s)", r.Message)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("cancelled (%s)", r.Message)
+	case err != nil:
+		return err
+	case r.Failed:
+		return errors.New(r.Message)
+	}
+	return fmt.Errorf("not done: %s", r.Message)
+}
+
+// waitRollout watches the workload until its rollout is done or has failed, or ctx ends. It reads the
+// object once, then follows its changes; a watch the server closes is opened again from a fresh read.
+func waitRollout(ctx context.Context, k workloadKind) (Rollout, error) {
+	var last Rollout
+	for {
+		cur, err := k.get(ctx)
+		if err != nil {
+			return last, err
+		}
+		last = cur.rollout
+		if last.Done || last.Failed {
+			return last, nil
+		}
+		watcher, err := k.watch(ctx, cur.resourceVersion)
+		if err != nil {
+			return last, err
+		}
+		r, closed, err := follow(ctx, watcher, k, &last)
+		watcher.Stop()
+		if err != nil || !closed {
+			return r, err
+		}
+	}
+}
+
+// follow reads watch events until the rollout ends (closed=false) or the watch closes (closed=true).
+func follow(ctx context.Context, watcher watch.Interface, k workloadKind, last *Rollout) (Rollout, bool, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return *last, false, ctx.Err()
+		case ev, ok := <-watcher.ResultChan():
+			if !ok {
+				return *last, true, nil
+			}
+			switch ev.Type {
+			case watch.Deleted:
+				return *last, false, errors.New("the workload was deleted during the rollout")
+			case watch.Error:
+				return *last, true, nil // e.g. resource version too old: read again
+			}
+			r, ok := k.rolloutOf(ev.Object)
+			if !ok {
+				continue
+			}
+			*last = r
+			if last.Done || last.Failed {
+				return *last, false, nil
+			}
+		}
+	}
+}
