@@ -59,7 +59,7 @@ func (s *Server) createRestart(c *gin.Context) {
 	for _, n := range req.Nodes {
 		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending})
 	}
-	s.claimRecordStart(c, d)
+	s.submit(c, d)
 }
 
 // serviceStatuses is GET /api/v1/services/{service}/status.
@@ -233,7 +233,7 @@ func (s *Server) inspection(c *gin.Context) (context.Context, func(), bool) {
 		return nil, nil, false
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), inspectionTimeout+s.cfg.CommandTimeout)
-	stop := context.AfterFunc(s.ctx, cancel)
+	stop := context.AfterFunc(s.engine.Context(), cancel)
 	return ctx, func() {
 		stop()
 		cancel()

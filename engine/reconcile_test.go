@@ -1,18 +1,62 @@
-package server
+package engine
 
 import (
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
 )
 
+// testStore is a store on an embedded database of the test's own.
+func testStore(t *testing.T) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.StartEmbedded(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, db.URI, "nodeexec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = st.Close(context.Background())
+		db.Stop()
+	})
+	return st
+}
+
+func quietLogger() *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	return log
+}
+
+// noExecutor runs nothing: a test that needs one of its operations embeds it and adds the operation.
+type noExecutor struct{}
+
+func (noExecutor) Deploy(context.Context, executor.DeployRequest) ([]executor.NodeResult, error) {
+	return nil, errors.New("not in this test")
+}
+
+func (noExecutor) Rollback(context.Context, executor.RollbackRequest) ([]executor.NodeResult, error) {
+	return nil, errors.New("not in this test")
+}
+
+func (noExecutor) Status(context.Context, executor.StatusRequest) ([]executor.NodeResult, error) {
+	return nil, nil
+}
+
 // recoveringExecutor answers a recovery from what each node "runs".
 type recoveringExecutor struct {
-	gatedExecutor
+	noExecutor
 	runs      map[string]string // host -> version it runs
 	recovered []executor.RecoverRequest
 }
@@ -31,7 +75,7 @@ func (r *recoveringExecutor) Recover(_ context.Context, req executor.RecoverRequ
 // A deployment left deploying by a dead process ends with what its nodes really run: the node that got
 // the new version is a success, the one still on the old is failed, saying so; nothing recorded is lost.
 func TestReconcileFinishesALostDeploymentFromTheNodes(t *testing.T) {
-	f := newFixture(t)
+	records := testStore(t)
 	ctx := context.Background()
 	d := &store.Deployment{ID: "d-lost", Kind: store.KindDeploy, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
 		State: executor.StateDeploying, CreatedAt: time.Now().UTC()}
@@ -39,31 +83,31 @@ func TestReconcileFinishesALostDeploymentFromTheNodes(t *testing.T) {
 		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: h, State: executor.StateDeploying, TargetVersion: "v2", FromVersion: "v1"})
 		d.Request.Nodes = append(d.Request.Nodes, executor.Node{Host: h})
 	}
-	if _, err := f.st.ClaimAll(ctx, d); err != nil {
+	if _, err := records.ClaimAll(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.st.CreateDeployment(ctx, d); err != nil {
+	if _, _, err := records.CreateDeployment(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	// The dead run had finished 10.0.0.3 and recorded two events before it died.
-	if _, err := f.st.Finish(ctx, d.ID, executor.NodeStatus{Service: "demo", Host: "10.0.0.3", State: executor.StateSuccess, CurrentVersion: "v2"}); err != nil {
+	if _, err := records.Finish(ctx, d.ID, executor.NodeStatus{Service: "demo", Host: "10.0.0.3", State: executor.StateSuccess, CurrentVersion: "v2"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.AppendEvents(ctx, []store.Event{{DeploymentID: d.ID, Seq: 1, Type: store.EventDeployment, State: executor.StatePending},
+	if err := records.AppendEvents(ctx, []store.Event{{DeploymentID: d.ID, Seq: 1, Type: store.EventDeployment, State: executor.StatePending},
 		{DeploymentID: d.ID, Seq: 2, Type: store.EventDeployment, State: executor.StateDeploying}}); err != nil {
 		t.Fatal(err)
 	}
 
 	rex := &recoveringExecutor{runs: map[string]string{"10.0.0.1": "v2", "10.0.0.2": "v1"}}
-	srv := New(Config{Executor: rex, Store: f.st, Logger: f.srv.cfg.Logger})
-	defer srv.Shutdown()
-	if err := srv.Reconcile(ctx); err != nil {
+	e := New(Config{Executor: rex, Store: records, Logger: quietLogger()})
+	defer e.Shutdown()
+	if err := e.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if len(rex.recovered) != 1 || len(rex.recovered[0].Nodes) != 2 || rex.recovered[0].DeploymentID != "d-lost" {
 		t.Fatalf("recover calls = %+v; want one for the two held nodes", rex.recovered)
 	}
-	got, err := f.st.Deployment(ctx, d.ID)
+	got, err := records.Deployment(ctx, d.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +117,7 @@ func TestReconcileFinishesALostDeploymentFromTheNodes(t *testing.T) {
 	want := map[string]executor.State{"10.0.0.1": executor.StateSuccess, "10.0.0.2": executor.StateFailed, "10.0.0.3": executor.StateSuccess}
 	for host, st := range want {
 		dn := got.Node(host)
-		n, err := f.st.Node(ctx, "demo", host)
+		n, err := records.Node(ctx, "demo", host)
 		if err != nil || dn.State != st || n.State != st {
 			t.Errorf("%s: in deployment %+v, record %+v (%v); want %s", host, dn, n, err, st)
 		}
@@ -81,12 +125,12 @@ func TestReconcileFinishesALostDeploymentFromTheNodes(t *testing.T) {
 	if dn := got.Node("10.0.0.2"); !strings.Contains(dn.LastError, "runs v1") {
 		t.Errorf("10.0.0.2 error = %q", dn.LastError)
 	}
-	evs, _ := f.st.Events(ctx, d.ID, 0, 100)
+	evs, _ := records.Events(ctx, d.ID, 0, 100)
 	if len(evs) < 5 || evs[0].Seq != 1 || evs[len(evs)-1].Type != store.EventDeployment || evs[len(evs)-1].State != executor.StateFailed {
 		t.Errorf("events after reconcile = %+v", evs)
 	}
 	// Nothing left in flight: a second start has nothing to do.
-	if left, _ := f.st.InFlight(ctx); len(left) != 0 {
+	if left, _ := records.InFlight(ctx); len(left) != 0 {
 		t.Errorf("still in flight: %v", left)
 	}
 }
