@@ -153,14 +153,6 @@ func (e *Engine) persist(ctx context.Context, write func(context.Context) error)
 	})
 }
 
-// goal is the state each node of d should reach: success for a deploy, rolled_back for a rollback.
-func goal(d *store.Deployment) executor.State {
-	if d.Kind == store.KindRollback {
-		return executor.StateRolledBack
-	}
-	return executor.StateSuccess
-}
-
 // overallState: a deployment reaches its goal when every node did; otherwise it failed.
 func overallState(d *store.Deployment) executor.State {
 	for _, n := range d.Nodes {

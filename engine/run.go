@@ -170,31 +170,14 @@ func (e *Engine) execute(x *run) {
 	e.end(bg, x, evs)
 }
 
-// operate hands the deployment to the executor: a deploy batch by batch, a rollback in one call per
-// target version (each node goes back to what it ran before, which may differ between nodes). It
-// returns the nodes' results, and the nodes it never started (cancelled, or stopped after a failed
-// batch) with the reason.
+// operate hands the deployment to the executor, one group of its targets after another (its
+// operation's groups: a deploy's batches, a rollback's versions to go back to). It returns the nodes'
+// results, and the nodes it never started (cancelled, or stopped after a failed batch) with the reason.
 func (e *Engine) operate(x *run) ([]executor.NodeResult, map[string]string, error) {
 	d := x.d
-	var groups []executor.DeployRequest
-	if d.Kind != store.KindRollback {
-		for _, batch := range d.Batch.Split(hostsOf(d.Request)) {
-			req := subset(d.Request, batch)
-			req.Progress = x.progress
-			groups = append(groups, req)
-		}
-	} else {
-		for _, target := range targetVersions(d) {
-			var hosts []string
-			for _, n := range d.Nodes {
-				if n.TargetVersion == target {
-					hosts = append(hosts, n.Host)
-				}
-			}
-			req := subset(d.Request, hosts)
-			req.Version, req.Progress = target, x.progress
-			groups = append(groups, req)
-		}
+	groups := operationOf(d.Kind).groups(d)
+	for i := range groups {
+		groups[i].Progress = x.progress
 	}
 	exec, err := e.Executor(d.Platform)
 	if err != nil {
@@ -222,18 +205,6 @@ func (e *Engine) operate(x *run) ([]executor.NodeResult, map[string]string, erro
 	return all, skipped, errors.Join(errs...)
 }
 
-func targetVersions(d *store.Deployment) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, n := range d.Nodes {
-		if !seen[n.TargetVersion] {
-			seen[n.TargetVersion] = true
-			out = append(out, n.TargetVersion)
-		}
-	}
-	return out
-}
-
 // runGroup hands one group of nodes to the executor, within the deploy timeout. Nodes it could not
 // even start on are failed with the reason.
 func (e *Engine) runGroup(x *run, exec executor.Executor, req executor.DeployRequest) ([]executor.NodeResult, error) {
@@ -244,29 +215,11 @@ func (e *Engine) runGroup(x *run, exec executor.Executor, req executor.DeployReq
 		ctx, cancel = context.WithTimeoutCause(ctx, t, fmt.Errorf("the deploy timeout (%s) was reached", t))
 		defer cancel()
 	}
-	var res []executor.NodeResult
-	var err error
 	began := time.Now()
-	switch d.Kind {
-	case store.KindScale:
-		scaler, ok := exec.(executor.Scaler)
-		if !ok {
-			return nil, fmt.Errorf("the %s executor cannot scale", d.Platform)
-		}
-		res, err = scaler.Scale(ctx, executor.ScaleRequest{DeploymentID: d.ID, Service: d.Service, Workloads: req.Workloads,
-			Replicas: *d.Replicas, Progress: req.Progress})
-	case store.KindRollback:
-		res, err = exec.Rollback(ctx, executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: req.Version,
-			Nodes: req.Nodes, Workloads: req.Workloads, Health: req.Health, Progress: req.Progress})
-	case store.KindRestart:
-		restarter, ok := exec.(executor.Restarter)
-		if !ok {
-			return nil, fmt.Errorf("the %s executor cannot restart", d.Platform)
-		}
-		res, err = restarter.Restart(ctx, executor.RestartRequest{DeploymentID: d.ID, Service: d.Service, Nodes: req.Nodes,
-			Health: req.Health, Progress: req.Progress})
-	default:
-		res, err = exec.Deploy(ctx, req)
+	res, err := operationOf(d.Kind).run(ctx, exec, d, req)
+	var unsupported *unsupportedError
+	if errors.As(err, &unsupported) {
+		return nil, err
 	}
 	e.metrics.ExecutorRun(d.Platform, d.Service, d.Kind, time.Since(began))
 	if err != nil && len(res) == 0 {
@@ -410,27 +363,4 @@ func subset(req executor.DeployRequest, hosts []string) executor.DeployRequest {
 		}
 	}
 	return req
-}
-
-// describe says what a deployment does, in a line: "deploy of web v2 to 3 nodes".
-func describe(d *store.Deployment) string {
-	targets := fmt.Sprintf("%d nodes", len(d.Nodes))
-	if d.Platform == executor.PlatformK8s {
-		targets = fmt.Sprintf("%d workloads", len(d.Nodes))
-	}
-	if d.Kind == store.KindScale && d.Replicas != nil {
-		return fmt.Sprintf("scale of %s to %d replicas on %s", d.Service, *d.Replicas, targets)
-	}
-	if d.Kind == store.KindRestart {
-		return fmt.Sprintf("restart of %s on %s", d.Service, targets)
-	}
-	return fmt.Sprintf("%s of %s %s to %s", d.Kind, d.Service, d.Version, targets)
-}
-
-// Hosts lists a request's targets as node names: physical hosts, or workloads as "namespace/name".
-func Hosts(req executor.DeployRequest) []string { return hostsOf(req) }
-
-// Subset is req for only the targets named in hosts.
-func Subset(req executor.DeployRequest, hosts []string) executor.DeployRequest {
-	return subset(req, hosts)
 }

@@ -41,11 +41,9 @@ func (e *Engine) Submit(ctx context.Context, d *store.Deployment) (Accepted, err
 		e.forgetKey(ctx, d)
 		return Accepted{}, err
 	}
+	op := operationOf(d.Kind)
 	for host, prior := range before {
-		d.Node(host).FromVersion = prior.CurrentVersion
-		if d.Kind == store.KindRestart {
-			d.Node(host).TargetVersion = prior.CurrentVersion // a restart keeps the version a node runs
-		}
+		op.claimed(d.Node(host), prior)
 	}
 	got, created, err := e.cfg.Store.CreateDeployment(ctx, d)
 	if err != nil || !created {

@@ -4,10 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -103,12 +103,8 @@ func (s *Server) createDeployment(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	d := &store.Deployment{ID: id, Kind: store.KindDeploy, Service: req.Service, Version: req.Version,
-		Platform: platform, Request: req, RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey,
-		State: executor.StatePending, CreatedAt: time.Now().UTC(), Batch: store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure}}
-	for _, h := range engine.Hosts(req) {
-		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: h, State: executor.StatePending, TargetVersion: req.Version})
-	}
+	d := engine.Deploy(req, platform, store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure})
+	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
 	s.submit(c, d)
 }
 
@@ -150,13 +146,8 @@ func (s *Server) createScale(c *gin.Context) {
 	if !keyFits(c, body.IdempotencyKey) {
 		return
 	}
-	id := "d-" + randomID()
-	d := &store.Deployment{ID: id, Kind: store.KindScale, Service: body.Service, Platform: executor.PlatformK8s, Replicas: body.Replicas,
-		Request: executor.DeployRequest{DeploymentID: id, Service: body.Service, Workloads: body.Workloads}, RequestedBy: body.RequestedBy,
-		IdempotencyKey: body.IdempotencyKey, State: executor.StatePending, CreatedAt: time.Now().UTC()}
-	for _, w := range body.Workloads {
-		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: w.Host(), State: executor.StatePending})
-	}
+	d := engine.Scale("d-"+randomID(), body.Service, body.Workloads, body.Replicas)
+	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
 	s.submit(c, d)
 }
 
@@ -236,35 +227,17 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is still running; cancel it or wait for it to end", Code: "not_finished"})
 		return
 	}
-	if orig.Kind == store.KindScale {
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is a scale, which changed no version: scale again to undo it", Code: "nothing_to_roll_back"})
+	d, err := engine.RollbackOf(orig, "d-"+randomID())
+	var nothing *engine.NothingToRollBackError
+	if errors.As(err, &nothing) {
+		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: nothing.Error(), Code: "nothing_to_roll_back"})
 		return
 	}
-	if orig.Kind == store.KindRestart {
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is a restart, which changed no version: there is nothing to roll back", Code: "nothing_to_roll_back"})
+	if err != nil {
+		s.failErr(c, err)
 		return
 	}
-	d := &store.Deployment{ID: "d-" + randomID(), Kind: store.KindRollback, RollbackOf: orig.ID, Service: orig.Service,
-		Version: orig.Version, Platform: orig.Platform, RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey,
-		State: executor.StatePending, CreatedAt: time.Now().UTC()}
-	d.Request = executor.DeployRequest{DeploymentID: d.ID, Service: orig.Service, Health: orig.Request.Health}
-	var hosts []string
-	for _, n := range orig.Nodes {
-		// On the deployment's version, and on another before it: the deployment switched this node. A
-		// node it failed on was switched back in the same run (current is not the target); one with no
-		// earlier version has nothing to go back to. A node an interrupted run left on the target, even
-		// unverified, is rolled back too.
-		if n.CurrentVersion == n.TargetVersion && n.FromVersion != "" && n.FromVersion != n.TargetVersion {
-			d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending, TargetVersion: n.FromVersion})
-			hosts = append(hosts, n.Host)
-		}
-	}
-	back := engine.Subset(orig.Request, hosts)
-	d.Request.Nodes, d.Request.Workloads = back.Nodes, back.Workloads
-	if len(d.Nodes) == 0 {
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " changed no node that has an earlier version to go back to", Code: "nothing_to_roll_back"})
-		return
-	}
+	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
 	s.submit(c, d)
 }
 
