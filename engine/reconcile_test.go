@@ -134,3 +134,36 @@ func TestReconcileFinishesALostDeploymentFromTheNodes(t *testing.T) {
 		t.Errorf("still in flight: %v", left)
 	}
 }
+
+// What a node says it runs decides the lost run's outcome there: the target, both recorded and running,
+// is the goal reached; anything else is failed, saying what the node runs.
+func TestJudgeLostTellsTheOutcomeFromWhatTheNodeRuns(t *testing.T) {
+	d := &store.Deployment{Kind: store.KindDeploy, Nodes: []store.DeploymentNode{{Host: "h1", TargetVersion: "v2", FromVersion: "v1"}}}
+	back := &store.Deployment{Kind: store.KindRollback, Nodes: []store.DeploymentNode{{Host: "h1", TargetVersion: "v1", FromVersion: "v2"}}}
+	node := func(current, running, lastErr string, st executor.State) executor.NodeResult {
+		return executor.NodeResult{NodeStatus: executor.NodeStatus{Host: "h1", CurrentVersion: current, State: st, LastError: lastErr}, RunningVersion: running}
+	}
+	cases := []struct {
+		name    string
+		d       *store.Deployment
+		r       executor.NodeResult
+		state   executor.State
+		changed bool
+		err     string
+	}{
+		{"runs the target", d, node("v2", "v2", "", executor.StateSuccess), executor.StateSuccess, true, ""},
+		{"a rollback that got there", back, node("v1", "v1", "", executor.StateSuccess), executor.StateRolledBack, true, ""},
+		{"recorded but not running", d, node("v2", "v1", "", executor.StateSuccess), executor.StateFailed, false,
+			"interrupted: nodeexec stopped during the run; the node runs v1 (its record: current v2, previous nothing)"},
+		{"still on the old version", d, node("v1", "v1", "", executor.StateSuccess), executor.StateFailed, false,
+			"interrupted: nodeexec stopped during the run; the node runs v1 (its record: current v1, previous nothing)"},
+		{"did not answer", d, node("", "", "unreachable", executor.StateFailed), executor.StateFailed, false,
+			"interrupted, and the node did not say what it runs: unreachable"},
+	}
+	for _, c := range cases {
+		got := judgeLost(c.d, c.r)
+		if got.State != c.state || got.Changed != c.changed || got.LastError != c.err {
+			t.Errorf("%s: %s, changed %v, %q; want %s, %v, %q", c.name, got.State, got.Changed, got.LastError, c.state, c.changed, c.err)
+		}
+	}
+}
