@@ -1,5 +1,5 @@
 // Package metrics is what nodeexec tells Prometheus about the deployments it runs: the metrics, their
-// labels and help, and the registry /metrics serves. The server records into it at the points where a
+// labels and help, and the registry /metrics serves. The engine records into it at the points where a
 // deployment is queued, runs, calls its executor, reports a step and ends; nothing here decides anything
 // about a deployment. docs/metrics.md documents every metric.
 //

@@ -91,3 +91,19 @@ func (p Policy) Do(ctx context.Context, op func() (transient bool, err error)) e
 		}
 	}
 }
+
+// Retry is Do for a caller whose own first try just failed: it waits before every try (Delay(1) before
+// the first) and tries at most MaxRetries times. It returns op's last error, or ctx's when it ended
+// before op ran.
+func (p Policy) Retry(ctx context.Context, op func() (transient bool, err error)) error {
+	for n := 1; n <= p.MaxRetries; n++ {
+		if werr := p.Wait(ctx, n); werr != nil {
+			return werr
+		}
+		transient, err := op()
+		if err == nil || !transient || n >= p.MaxRetries {
+			return err
+		}
+	}
+	return nil
+}

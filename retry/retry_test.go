@@ -57,6 +57,46 @@ func TestDoRetriesOnlyTransientFaultsAndStops(t *testing.T) {
 	}
 }
 
+// Retry goes on from a try the caller made: it waits first, and never tries more than MaxRetries times.
+func TestRetryWaitsBeforeEachTryAndStops(t *testing.T) {
+	p := Policy{MaxRetries: 3, InitialDelay: time.Millisecond, MaxDelay: time.Millisecond, Factor: 2}
+	boom := errors.New("boom")
+	cases := []struct {
+		name  string
+		fails int  // tries that fail before one succeeds
+		trans bool // whether the failures are transient
+		calls int
+		err   error
+	}{
+		{"succeeds at its first try", 0, true, 1, nil},
+		{"transient then success", 2, true, 3, nil},
+		{"transient past the limit", 10, true, 3, boom},
+		{"permanent is not retried", 10, false, 1, boom},
+	}
+	for _, c := range cases {
+		calls := 0
+		err := p.Retry(context.Background(), func() (bool, error) {
+			calls++
+			if calls <= c.fails {
+				return c.trans, boom
+			}
+			return false, nil
+		})
+		if calls != c.calls || err != c.err {
+			t.Errorf("%s: %d calls, err %v; want %d, %v", c.name, calls, err, c.calls, c.err)
+		}
+	}
+	if err := (Policy{}).Retry(context.Background(), func() (bool, error) { t.Error("tried with no retries"); return false, nil }); err != nil {
+		t.Errorf("no retries: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	slow := Policy{MaxRetries: 5, InitialDelay: time.Hour, Factor: 2}
+	if err := slow.Retry(ctx, func() (bool, error) { t.Error("tried after the context ended"); return true, boom }); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled before the first try: %v", err)
+	}
+}
+
 func TestForeverRetriesPastAnyCountUntilTheContextEnds(t *testing.T) {
 	p := Policy{MaxRetries: Forever, InitialDelay: time.Microsecond, MaxDelay: time.Microsecond, Factor: 2}
 	boom := errors.New("boom")

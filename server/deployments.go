@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,10 +8,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
 )
@@ -104,13 +103,9 @@ func (s *Server) createDeployment(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	d := &store.Deployment{ID: id, Kind: store.KindDeploy, Service: req.Service, Version: req.Version,
-		Platform: platform, Request: req, RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey,
-		State: executor.StatePending, CreatedAt: time.Now().UTC(), Batch: store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure}}
-	for _, h := range hostsOf(req) {
-		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: h, State: executor.StatePending, TargetVersion: req.Version})
-	}
-	s.claimRecordStart(c, d)
+	d := engine.Deploy(req, platform, store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure})
+	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
+	s.submit(c, d)
 }
 
 // scaleBody is POST /api/v1/scale.
@@ -151,29 +146,9 @@ func (s *Server) createScale(c *gin.Context) {
 	if !keyFits(c, body.IdempotencyKey) {
 		return
 	}
-	id := "d-" + randomID()
-	d := &store.Deployment{ID: id, Kind: store.KindScale, Service: body.Service, Platform: executor.PlatformK8s, Replicas: body.Replicas,
-		Request: executor.DeployRequest{DeploymentID: id, Service: body.Service, Workloads: body.Workloads}, RequestedBy: body.RequestedBy,
-		IdempotencyKey: body.IdempotencyKey, State: executor.StatePending, CreatedAt: time.Now().UTC()}
-	for _, w := range body.Workloads {
-		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: w.Host(), State: executor.StatePending})
-	}
-	s.claimRecordStart(c, d)
-}
-
-// describe says what a deployment does, in a line: "deploy of web v2 to 3 nodes".
-func describe(d *store.Deployment) string {
-	targets := fmt.Sprintf("%d nodes", len(d.Nodes))
-	if d.Platform == executor.PlatformK8s {
-		targets = fmt.Sprintf("%d workloads", len(d.Nodes))
-	}
-	if d.Kind == store.KindScale && d.Replicas != nil {
-		return fmt.Sprintf("scale of %s to %d replicas on %s", d.Service, *d.Replicas, targets)
-	}
-	if d.Kind == store.KindRestart {
-		return fmt.Sprintf("restart of %s on %s", d.Service, targets)
-	}
-	return fmt.Sprintf("%s of %s %s to %s", d.Kind, d.Service, d.Version, targets)
+	d := engine.Scale("d-"+randomID(), body.Service, body.Workloads, body.Replicas)
+	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
+	s.submit(c, d)
 }
 
 // keyFits answers 400 for an idempotency key too long to store.
@@ -215,148 +190,22 @@ const (
 // maxLabelLength bounds the free text a deployment keeps and shows back: idempotency_key, requested_by.
 const maxLabelLength = 200
 
-// claimRecordStart claims the deployment's nodes, records it, and starts it: 202 with its id. A request
-// that cannot have all its nodes records nothing (409 naming the holder); a retry with a known
-// idempotency key answers with the deployment the key created, even while that one is being recorded.
-func (s *Server) claimRecordStart(c *gin.Context, d *store.Deployment) {
-	ctx := c.Request.Context()
+// submit hands the deployment to the engine, which claims its nodes, records it, and starts it: 202
+// with its id. A request that cannot have all its nodes records nothing (409 naming the holder); a retry
+// with a known idempotency key answers with the deployment the key created, even while that one is
+// being recorded.
+func (s *Server) submit(c *gin.Context, d *store.Deployment) {
 	d.Token = c.GetString("token_name")
 	if len(d.RequestedBy) > maxLabelLength {
 		failField(c, "requested_by", fmt.Sprintf("longer than %d characters", maxLabelLength))
 		return
 	}
-	if d.IdempotencyKey != "" {
-		existing, err := s.ownKey(ctx, d)
-		if err != nil {
-			s.failErr(c, err)
-			return
-		}
-		if existing != nil {
-			c.JSON(http.StatusAccepted, gin.H{"id": existing.ID, "state": existing.State})
-			return
-		}
-	}
-	before, err := s.cfg.Store.ClaimAll(ctx, d)
-	var unreleased *store.UnreleasedError
-	if errors.As(err, &unreleased) {
-		s.releaseLater(d.ID, unreleased.Claimed)
-	}
-	if err == nil && s.hooks.afterClaim != nil {
-		s.hooks.afterClaim()
-	}
+	accepted, err := s.engine.Submit(c.Request.Context(), d)
 	if err != nil {
-		s.forgetKey(ctx, d)
 		s.failErr(c, err)
 		return
 	}
-	for host, prior := range before {
-		d.Node(host).FromVersion = prior.CurrentVersion
-		if d.Kind == store.KindRestart {
-			d.Node(host).TargetVersion = prior.CurrentVersion // a restart keeps the version a node runs
-		}
-	}
-	got, created, err := s.cfg.Store.CreateDeployment(ctx, d)
-	if err != nil || !created {
-		if relErr := s.cfg.Store.ReleaseAll(ctx, d.ID, before); relErr != nil {
-			s.releaseLater(d.ID, before)
-		}
-		if err != nil {
-			s.forgetKey(ctx, d)
-			s.failErr(c, err)
-			return
-		}
-		c.JSON(http.StatusAccepted, gin.H{"id": got.ID, "state": got.State})
-		return
-	}
-	rec := s.recorder(d.ID, 0)
-	rec.emit(context.WithoutCancel(ctx), store.Event{Type: store.EventDeployment, State: executor.StatePending,
-		Message: describe(d) + " accepted"})
-	id, state := d.ID, d.State // d belongs to its runner from here on
-	s.start(d, before, rec)
-	c.JSON(http.StatusAccepted, gin.H{"id": id, "state": state})
-}
-
-// defaultKeyWait bounds how long a retry waits for the request that holds its idempotency key to record
-// its deployment (claims and a record take milliseconds); defaultKeyOrphanAfter is when a key whose
-// request never recorded one (nodeexec and its database failed in between) goes to the next retry.
-const (
-	defaultKeyWait        = 5 * time.Second
-	defaultKeyOrphanAfter = time.Minute
-)
-
-// errKeyInFlight is a retry that came while the request holding its key has not recorded a deployment.
-type errKeyInFlight struct{ owner string }
-
-func (e *errKeyInFlight) Error() string {
-	return "a request with this idempotency_key is still being recorded (as " + e.owner + "); retry in a moment"
-}
-
-// ownKey reserves d's idempotency key for d (nil), or returns the deployment of the request that holds
-// it. A holder still being recorded is waited for, briefly; one that never recorded anything and
-// reserved the key over a minute ago loses it to d.
-func (s *Server) ownKey(ctx context.Context, d *store.Deployment) (*store.Deployment, error) {
-	deadline := time.Now().Add(s.keyWait)
-	announced := false
-	for {
-		owner, err := s.cfg.Store.ReserveKey(ctx, d.IdempotencyKey, d.ID, d.CreatedAt)
-		if err != nil || owner == d.ID {
-			return nil, err
-		}
-		existing, err := s.cfg.Store.Deployment(ctx, owner)
-		if !errors.Is(err, store.ErrNotFound) {
-			return existing, err
-		}
-		at, err := s.cfg.Store.KeyReservedAt(ctx, d.IdempotencyKey)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // given back meanwhile: try again
-		}
-		if err != nil {
-			return nil, err
-		}
-		if now := time.Now().UTC(); now.Sub(at) > s.keyOrphanAfter {
-			got, err := s.cfg.Store.TakeOverKey(ctx, d.IdempotencyKey, owner, d.ID, now.Add(-s.keyOrphanAfter), d.CreatedAt)
-			if err != nil || got == d.ID {
-				return nil, err
-			}
-			continue
-		}
-		if time.Now().After(deadline) {
-			return nil, &errKeyInFlight{owner: owner}
-		}
-		if !announced && s.hooks.keyWaiting != nil {
-			announced = true
-			s.hooks.keyWaiting()
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// forgetKey gives back the key of a request that recorded no deployment, so its retry can run; if the
-// database does not answer now, once it does.
-func (s *Server) forgetKey(ctx context.Context, d *store.Deployment) {
-	if d.IdempotencyKey == "" {
-		return
-	}
-	if err := s.cfg.Store.ForgetKey(context.WithoutCancel(ctx), d.IdempotencyKey, d.ID); err == nil {
-		return
-	}
-	s.background.Add(1)
-	go func() {
-		defer s.background.Done()
-		// Until the server stops; then the first retry a minute later takes the key over.
-		for n := 1; storeBackoff.Wait(s.ctx, n) == nil; n++ {
-			if err := s.cfg.Store.ForgetKey(s.ctx, d.IdempotencyKey, d.ID); err == nil {
-				if s.hooks.keyForgotten != nil {
-					s.hooks.keyForgotten(d.IdempotencyKey)
-				}
-				return
-			}
-		}
-	}()
+	c.JSON(http.StatusAccepted, gin.H{"id": accepted.ID, "state": accepted.State})
 }
 
 // rollbackDeployment starts a rollback of what a deployment changed: each node it switched goes back to
@@ -378,51 +227,30 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is still running; cancel it or wait for it to end", Code: "not_finished"})
 		return
 	}
-	if orig.Kind == store.KindScale {
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is a scale, which changed no version: scale again to undo it", Code: "nothing_to_roll_back"})
+	d, err := engine.RollbackOf(orig, "d-"+randomID())
+	var nothing *engine.NothingToRollBackError
+	if errors.As(err, &nothing) {
+		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: nothing.Error(), Code: "nothing_to_roll_back"})
 		return
 	}
-	if orig.Kind == store.KindRestart {
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is a restart, which changed no version: there is nothing to roll back", Code: "nothing_to_roll_back"})
+	if err != nil {
+		s.failErr(c, err)
 		return
 	}
-	d := &store.Deployment{ID: "d-" + randomID(), Kind: store.KindRollback, RollbackOf: orig.ID, Service: orig.Service,
-		Version: orig.Version, Platform: orig.Platform, RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey,
-		State: executor.StatePending, CreatedAt: time.Now().UTC()}
-	d.Request = executor.DeployRequest{DeploymentID: d.ID, Service: orig.Service, Health: orig.Request.Health}
-	var hosts []string
-	for _, n := range orig.Nodes {
-		// On the deployment's version, and on another before it: the deployment switched this node. A
-		// node it failed on was switched back in the same run (current is not the target); one with no
-		// earlier version has nothing to go back to. A node an interrupted run left on the target, even
-		// unverified, is rolled back too.
-		if n.CurrentVersion == n.TargetVersion && n.FromVersion != "" && n.FromVersion != n.TargetVersion {
-			d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending, TargetVersion: n.FromVersion})
-			hosts = append(hosts, n.Host)
-		}
-	}
-	back := subset(orig.Request, hosts)
-	d.Request.Nodes, d.Request.Workloads = back.Nodes, back.Workloads
-	if len(d.Nodes) == 0 {
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " changed no node that has an earlier version to go back to", Code: "nothing_to_roll_back"})
-		return
-	}
-	s.claimRecordStart(c, d)
+	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
+	s.submit(c, d)
 }
 
 // cancelDeployment stops a deployment this process is running.
 func (s *Server) cancelDeployment(c *gin.Context) {
 	id := c.Param("id")
-	x := s.runs.get(id)
-	if x != nil {
-		x.cancel(errCancelRequested)
-	}
+	running := s.engine.Cancel(id)
 	d, err := s.cfg.Store.Deployment(c.Request.Context(), id)
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	if x != nil {
+	if running {
 		c.JSON(http.StatusAccepted, gin.H{"id": id, "state": d.State})
 		return
 	}

@@ -1,12 +1,10 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -15,73 +13,8 @@ import (
 	"github.com/nodeexec/nodeexec/store"
 )
 
-// hub wakes the event streams of a deployment when its runner records new events. Streams read the
-// events themselves from the store; the hub only says "look again", so a slow reader never holds up
-// a runner, and a reader on another replica still sees everything (it polls instead).
-type hub struct {
-	mu      sync.Mutex
-	waiters map[string]chan struct{}
-}
-
-// wait returns a channel closed at the next notify for id.
-func (h *hub) wait(id string) <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.waiters == nil {
-		h.waiters = map[string]chan struct{}{}
-	}
-	ch, ok := h.waiters[id]
-	if !ok {
-		ch = make(chan struct{})
-		h.waiters[id] = ch
-	}
-	return ch
-}
-
-func (h *hub) notify(id string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if ch, ok := h.waiters[id]; ok {
-		close(ch)
-		delete(h.waiters, id)
-	}
-}
-
-// recorder numbers and stores one deployment's events; one writer per deployment.
-type recorder struct {
-	s  *Server
-	id string
-	// mu orders events from the runner and from the executor's live progress.
-	mu  sync.Mutex
-	seq int64
-}
-
-func (s *Server) recorder(id string, lastSeq int64) *recorder {
-	return &recorder{s: s, id: id, seq: lastSeq}
-}
-
-func (r *recorder) emit(ctx context.Context, evs ...store.Event) {
-	if len(evs) == 0 {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := time.Now().UTC()
-	for i := range evs {
-		r.seq++
-		evs[i].DeploymentID, evs[i].Seq = r.id, r.seq
-		if evs[i].Time.IsZero() {
-			evs[i].Time = now
-		}
-	}
-	if err := r.s.cfg.Store.AppendEvents(ctx, evs); err != nil {
-		r.s.cfg.Logger.WithField("deployment_id", r.id).WithError(err).Error("could not record events")
-	}
-	r.s.hub.notify(r.id)
-}
-
 // Stream pacing: a keep-alive comment so proxies keep the connection, and a poll for events written
-// by another nodeexec replica (this process's own runner wakes the stream at once).
+// by another nodeexec replica (this process's own runs wake the stream at once).
 const (
 	keepAliveEvery = 15 * time.Second
 	pollEvery      = 2 * time.Second
@@ -115,7 +48,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 	poll := time.NewTicker(pollEvery)
 	defer poll.Stop()
 	for {
-		wake := s.hub.wait(id) // before reading: an event recorded after the read still wakes us
+		wake := s.engine.Changed(id) // before reading: an event recorded after the read still wakes us
 		evs, err := s.cfg.Store.Events(ctx, id, after, 500)
 		if err != nil {
 			fmt.Fprintf(w, "event: error\ndata: %s\n\n", mustJSON(apiError{Error: "reading events failed; reconnect to resume", Code: "database_unavailable"}))

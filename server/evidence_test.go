@@ -6,7 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
+)
+
+// The bounds the engine keeps a step's output and a node's evidence to.
+const (
+	maxStepOutput    = engine.MaxStepOutput
+	maxEvidenceBytes = engine.MaxEvidenceBytes
 )
 
 // failingExecutor fails every deploy the way the ansible executor reports a release that failed its

@@ -3,14 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
 )
@@ -89,9 +88,6 @@ type healthCheck struct {
 // serviceCheckTimeout bounds the status run of a health request.
 const serviceCheckTimeout = 60 * time.Second
 
-// httpProbeTimeout bounds one live HTTP check of a node.
-const httpProbeTimeout = 3 * time.Second
-
 // deployHealth reports each node's recorded state and, when the deployment has an HTTP health check,
 // probes every node now. Healthy means every check passes.
 func (s *Server) deployHealth(c *gin.Context) {
@@ -118,7 +114,7 @@ func (s *Server) deployHealth(c *gin.Context) {
 		probes := make([]healthCheck, len(d.Nodes))
 		var wg sync.WaitGroup
 		for i, dn := range d.Nodes {
-			wg.Go(func() { probes[i] = probeHTTP(ctx, dn.Host, address(d.Request.Nodes, dn.Host), hc) })
+			wg.Go(func() { probes[i] = probeHTTP(ctx, dn.Host, engine.Address(d.Request.Nodes, dn.Host), hc) })
 		}
 		wg.Wait()
 		checks = append(checks, probes...)
@@ -146,7 +142,7 @@ func (s *Server) nodeStatusCheck(ctx context.Context, d *store.Deployment, dn st
 	case n.CurrentVersion == dn.TargetVersion:
 		ch.Status, ch.Message = "pass", fmt.Sprintf("%s, runs %s", n.State, n.CurrentVersion)
 	default:
-		ch.Status, ch.Message = "fail", fmt.Sprintf("%s, runs %s, not %s (deployment %s changed it since)", n.State, dashIfEmpty(n.CurrentVersion), dn.TargetVersion, n.DeploymentID)
+		ch.Status, ch.Message = "fail", fmt.Sprintf("%s, runs %s, not %s (deployment %s changed it since)", n.State, engine.OrNothing(n.CurrentVersion), dn.TargetVersion, n.DeploymentID)
 	}
 	return ch
 }
@@ -185,9 +181,9 @@ func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []healthChec
 		case st.Error != "":
 			ch.Status, ch.Message = "unknown", st.Error
 		case !st.Running:
-			ch.Message = fmt.Sprintf("%s.service is %s", d.Service, dashIfEmpty(st.ActiveState))
+			ch.Message = fmt.Sprintf("%s.service is %s", d.Service, engine.OrNothing(st.ActiveState))
 		case want != "" && st.RunningVersion != want:
-			ch.Message = fmt.Sprintf("active, runs %s, not %s", dashIfEmpty(st.RunningVersion), want)
+			ch.Message = fmt.Sprintf("active, runs %s, not %s", engine.OrNothing(st.RunningVersion), want)
 		default:
 			ch.Status = "pass"
 			ch.Message = fmt.Sprintf("active (pid %d, up %s), runs %s", st.MainPID, time.Duration(st.UptimeSeconds)*time.Second, st.RunningVersion)
@@ -197,45 +193,15 @@ func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []healthChec
 	return checks
 }
 
+// probeHTTP is a live HTTP check of a node, as a health check.
 func probeHTTP(ctx context.Context, name, addr string, hc executor.HealthCheck) healthCheck {
 	ch := healthCheck{Name: name, Type: "http", Status: "fail"}
-	path := hc.HTTPPath
-	if path == "" {
-		path = "/health"
-	}
-	want := hc.HTTPStatus
-	if want == 0 {
-		want = http.StatusOK
-	}
-	url := "http://" + net.JoinHostPort(addr, strconv.Itoa(hc.HTTPPort)) + path
-	ctx, cancel := context.WithTimeout(ctx, httpProbeTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		ch.Message = err.Error()
-		return ch
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		ch.Message = "GET " + url + ": " + err.Error()
-		return ch
-	}
-	resp.Body.Close()
-	ch.Message = fmt.Sprintf("GET %s: %d", url, resp.StatusCode)
-	if resp.StatusCode == want {
+	ok, msg := engine.ProbeHTTP(ctx, addr, hc)
+	if ok {
 		ch.Status = "pass"
 	}
+	ch.Message = msg
 	return ch
-}
-
-// address is how a node is reached: its Address when the request gave one, else its host name.
-func address(nodes []executor.Node, host string) string {
-	for _, n := range nodes {
-		if n.Host == host && n.Address != "" {
-			return n.Address
-		}
-	}
-	return host
 }
 
 // deployLogs serves each node's newest lines from the deployment's events (task results, state

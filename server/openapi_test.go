@@ -128,7 +128,7 @@ func TestOpenAPIAndRouterHaveTheSameRoutes(t *testing.T) {
 	}
 	// New only builds the router: it neither opens nor touches cfg.Store.
 	routed := map[string]bool{}
-	for _, r := range New(Config{}).engine.Routes() {
+	for _, r := range New(Config{}).router.Routes() {
 		routed[r.Method+" "+routeParam.ReplaceAllString(r.Path, "{$1}")] = true
 	}
 	if missing := difference(routed, documented); len(missing) > 0 {

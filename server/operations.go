@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
 
+	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
 )
@@ -52,14 +53,9 @@ func (s *Server) createRestart(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	d := &store.Deployment{ID: id, Kind: store.KindRestart, Service: req.Service, Platform: executor.PlatformPhysical,
-		Request:     executor.DeployRequest{DeploymentID: id, Service: req.Service, Nodes: req.Nodes, Health: req.Health},
-		RequestedBy: body.RequestedBy, IdempotencyKey: body.IdempotencyKey, State: executor.StatePending, CreatedAt: time.Now().UTC(),
-		Batch: store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure}}
-	for _, n := range req.Nodes {
-		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending})
-	}
-	s.claimRecordStart(c, d)
+	d := engine.Restart(req, store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure})
+	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
+	s.submit(c, d)
 }
 
 // serviceStatuses is GET /api/v1/services/{service}/status.
@@ -233,7 +229,7 @@ func (s *Server) inspection(c *gin.Context) (context.Context, func(), bool) {
 		return nil, nil, false
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), inspectionTimeout+s.cfg.CommandTimeout)
-	stop := context.AfterFunc(s.ctx, cancel)
+	stop := context.AfterFunc(s.engine.Context(), cancel)
 	return ctx, func() {
 		stop()
 		cancel()

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
 )
@@ -69,7 +70,7 @@ func podChecks(node string, p workloadPods) []healthCheck {
 	out := make([]healthCheck, 0, len(p.pods))
 	for _, pod := range p.pods {
 		ch := healthCheck{Name: pod.Name, Type: "pod", Status: "fail",
-			Message: fmt.Sprintf("%s, ready %v, %d restarts, node %s, image %s", pod.Phase, pod.Ready, pod.Restarts, dashIfEmpty(pod.Node), pod.Image)}
+			Message: fmt.Sprintf("%s, ready %v, %d restarts, node %s, image %s", pod.Phase, pod.Ready, pod.Restarts, engine.OrNothing(pod.Node), pod.Image)}
 		if pod.Phase == "Running" && pod.Ready {
 			ch.Status = "pass"
 		}

@@ -1,6 +1,6 @@
-// Package server is the HTTP API the Plan Layer calls: it takes deployments, runs them through an
-// executor with bounded concurrency, and serves the state of every deployment and node from the store.
-// Handlers stay thin: parse, validate, call, render.
+// Package server is the HTTP API the Plan Layer calls: it routes, authenticates, decodes and validates
+// requests, hands operations to the engine (package engine runs them), and serves the state of every
+// deployment and node from the store. Handlers stay thin: parse, validate, call, render.
 package server
 
 import (
@@ -11,12 +11,12 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
 
+	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/metrics"
 	"github.com/nodeexec/nodeexec/notify"
@@ -52,42 +52,23 @@ type Config struct {
 	Commands         executor.AllowList
 	CommandMaxOutput int
 	CommandTimeout   time.Duration
+	// TuneEngine, when set, adjusts the engine's configuration before the engine is built: tests set
+	// its hooks and waits there.
+	TuneEngine func(*engine.Config)
 }
 
-// Server is the API and the deployments it runs.
+// Server is the API in front of the engine that runs the deployments.
 type Server struct {
 	cfg    Config
-	engine *gin.Engine
-	slots  chan struct{}
-	runs   runs
-	hub    hub
-	// metrics are served at /metrics, from a registry of this server's own.
+	router *gin.Engine
+	engine *engine.Engine
+	// metrics are served at /metrics, from a registry of this server's own; the engine records into it.
 	metrics *metrics.Metrics
 	// notifier sends each finished deployment's event to the webhooks; its workers stop with Shutdown.
 	notifier *notify.Notifier
 	// inspections bounds the node runs a request waits for (service status, ad-hoc commands): a client
 	// cannot start more ansible-playbook processes at once than MaxConcurrent.
 	inspections chan struct{}
-	// background holds goroutines that outlive a request (releases after a database failure).
-	background sync.WaitGroup
-	// hooks let tests act at points a real fault would strike; nil in production.
-	hooks struct {
-		afterClaim    func()
-		released      func(deploymentID string)
-		keyWaiting    func()
-		keyForgotten  func(key string)
-		persistFailed func()
-	}
-	// storeRetry is how the runner writes its records through a database blip.
-	storeRetry retry.Policy
-	// keyWait and keyOrphanAfter: see defaultKeyWait.
-	keyWait, keyOrphanAfter time.Duration
-	// drain is closed when the server stops taking new deployments (Drain).
-	drain     chan struct{}
-	drainOnce sync.Once
-	// ctx is the parent of every run: Shutdown cancels it.
-	ctx    context.Context
-	cancel context.CancelCauseFunc
 }
 
 // New builds the API.
@@ -105,26 +86,30 @@ func New(cfg Config) *Server {
 		cfg.Notify.Logger = cfg.Logger
 	}
 	gin.SetMode(gin.ReleaseMode)
-	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &Server{cfg: cfg, engine: gin.New(), slots: make(chan struct{}, cfg.MaxConcurrent), ctx: ctx, cancel: cancel,
-		metrics: metrics.New(), notifier: notify.New(cfg.Notify), inspections: make(chan struct{}, cfg.MaxConcurrent), keyWait: defaultKeyWait, keyOrphanAfter: defaultKeyOrphanAfter, drain: make(chan struct{}),
-		storeRetry: retry.Policy{MaxRetries: 8, InitialDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second, Factor: 2}}
-	s.engine.Use(s.recoverJSON(), s.limitBody())
-	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
-	s.engine.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
-	s.engine.HandleMethodNotAllowed = true
+	s := &Server{cfg: cfg, router: gin.New(), metrics: metrics.New(), notifier: notify.New(cfg.Notify),
+		inspections: make(chan struct{}, cfg.MaxConcurrent)}
+	ecfg := engine.Config{Executor: cfg.Executor, K8s: cfg.K8s, Store: cfg.Store, MaxConcurrent: cfg.MaxConcurrent, Logger: cfg.Logger,
+		Retry: cfg.Retry, DeployTimeout: cfg.DeployTimeout, Metrics: s.metrics, Notifier: s.notifier}
+	if cfg.TuneEngine != nil {
+		cfg.TuneEngine(&ecfg)
+	}
+	s.engine = engine.New(ecfg)
+	s.router.Use(s.recoverJSON(), s.limitBody())
+	s.router.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
+	s.router.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
+	s.router.HandleMethodNotAllowed = true
 	// A Kubernetes workload's node name is "namespace/name": clients escape the slash (%2F), and the
 	// router matches on the escaped path so it stays one segment.
-	s.engine.UseRawPath = true
-	s.engine.UnescapePathValues = true
+	s.router.UseRawPath = true
+	s.router.UnescapePathValues = true
 
-	s.engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	s.engine.GET("/readyz", s.ready)
+	s.router.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	s.router.GET("/readyz", s.ready)
 	auth := newAuthorizer(cfg.Tokens)
 	read, deploy, admin := auth.require(ScopeRead), auth.require(ScopeDeploy), auth.require(ScopeAdmin)
 	// Under the read scope like every other read: Prometheus sends the token (docs/metrics.md).
-	s.engine.GET("/metrics", read, gin.WrapH(s.metrics.Handler()))
-	api := s.engine.Group("/api/v1")
+	s.router.GET("/metrics", read, gin.WrapH(s.metrics.Handler()))
+	api := s.router.Group("/api/v1")
 	api.POST("/deployments", deploy, s.takingNew, s.createDeployment)
 	api.GET("/deployments", read, s.listDeployments)
 	api.GET("/deployments/:id", read, s.getDeployment)
@@ -137,7 +122,7 @@ func New(cfg Config) *Server {
 	api.GET("/adhoc", admin, s.listCommands)
 	api.POST("/adhoc", admin, s.takingNew, s.runCommand)
 	api.GET("/nodes", read, s.listNodes)
-	mgmt := s.engine.Group("/internal/v1/deploy", read)
+	mgmt := s.router.Group("/internal/v1/deploy", read)
 	mgmt.GET("/info/:deployment_id", s.deployInfo)
 	mgmt.GET("/health/:deployment_id", s.deployHealth)
 	mgmt.GET("/logs/:deployment_id", s.deployLogs)
@@ -151,24 +136,19 @@ func New(cfg Config) *Server {
 
 // executorFor is the executor of a platform.
 func (s *Server) executorFor(p executor.Platform) (executor.Executor, error) {
-	switch {
-	case p == executor.PlatformK8s && s.cfg.K8s != nil:
-		return s.cfg.K8s, nil
-	case p == executor.PlatformPhysical && s.cfg.Executor != nil:
-		return s.cfg.Executor, nil
-	}
-	return nil, &executor.ValidationError{Field: "platform", Reason: fmt.Sprintf("%q is not configured on this server", p)}
+	return s.engine.Executor(p)
 }
 
 // Handler is the HTTP handler.
-func (s *Server) Handler() http.Handler { return s.engine }
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Reconcile finishes the deployments a previous process left in flight (engine.Reconcile). Call it at
+// start, before serving.
+func (s *Server) Reconcile(ctx context.Context) error { return s.engine.Reconcile(ctx) }
 
 // Shutdown cancels running deployments and waits for them to record their end.
 func (s *Server) Shutdown() {
-	s.stopTaking()
-	s.cancel(errShuttingDown)
-	s.runs.wg.Wait()
-	s.background.Wait()
+	s.engine.Shutdown()
 	s.notifier.Stop() // after the runs: their events are queued, and get a last chance to go out
 }
 
@@ -177,37 +157,11 @@ func (s *Server) Shutdown() {
 // started, and gives the running ones up to grace to finish on their own; then it cancels the rest
 // (each node reports what it really runs, and the deployment says why it ended) and waits for their
 // records. Reads, cancels and event streams are served all along. ctx ending cuts the grace short.
-func (s *Server) Drain(ctx context.Context, grace time.Duration) {
-	s.stopTaking()
-	done := make(chan struct{})
-	go func() {
-		s.runs.wg.Wait()
-		close(done)
-	}()
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-		s.cfg.Logger.WithField("grace", grace.String()).Warn("grace period over: cancelling the deployments still running")
-		s.cancel(fmt.Errorf("cancelled: nodeexec is shutting down and the deployment did not finish within the %s grace period", grace))
-	case <-ctx.Done():
-		s.cancel(errShuttingDown)
-	}
-	<-done
-	s.background.Wait()
-}
+func (s *Server) Drain(ctx context.Context, grace time.Duration) { s.engine.Drain(ctx, grace) }
 
-func (s *Server) stopTaking() { s.drainOnce.Do(func() { close(s.drain) }) }
+func (s *Server) stopTaking() { s.engine.StopTaking() }
 
-func (s *Server) draining() bool {
-	select {
-	case <-s.drain:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Server) draining() bool { return s.engine.Draining() }
 
 // takingNew refuses requests that would start a deployment while the server drains.
 func (s *Server) takingNew(c *gin.Context) {
@@ -241,10 +195,10 @@ func failField(c *gin.Context, field, reason string) {
 func (s *Server) failErr(c *gin.Context, err error) {
 	var v *executor.ValidationError
 	var busy *store.BusyError
-	var inFlight *errKeyInFlight
+	var inFlight *engine.KeyInFlightError
 	switch {
 	case errors.As(err, &inFlight):
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: err.Error(), Code: "key_in_flight", DeploymentID: inFlight.owner})
+		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: err.Error(), Code: "key_in_flight", DeploymentID: inFlight.Owner})
 	case errors.As(err, &v):
 		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: err.Error(), Code: "invalid", Field: v.Field})
 	case errors.As(err, &busy):

@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
 
+	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/retry"
 	"github.com/nodeexec/nodeexec/store"
@@ -152,6 +153,11 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 		f.db.Stop()
 	})
 	return f
+}
+
+// withEngine tunes the engine the fixture's server builds: its hooks and waits.
+func withEngine(tune func(*engine.Config)) func(*Config) {
+	return func(c *Config) { c.TuneEngine = tune }
 }
 
 func (f *fixture) do(t *testing.T, method, path, body string) (int, map[string]any) {
@@ -339,12 +345,13 @@ func TestSameIdempotencyKeyReturnsTheSameDeployment(t *testing.T) {
 // A retry sent while the first request is between its claims and its record gets the first one's
 // deployment, not a 409 and not a second run.
 func TestConcurrentRetryOfTheSameKeyGetsTheSameDeployment(t *testing.T) {
-	f := newFixture(t)
-	close(f.exec.gate)
 	inClaim, proceed, waiting := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	f.srv.hooks.afterClaim = func() { once.Do(func() { close(inClaim); <-proceed }) }
-	f.srv.hooks.keyWaiting = func() { close(waiting) }
+	f := newFixture(t, withEngine(func(e *engine.Config) {
+		e.Hooks.AfterClaim = func() { once.Do(func() { close(inClaim); <-proceed }) }
+		e.Hooks.KeyWaiting = func() { close(waiting) }
+	}))
+	close(f.exec.gate)
 	body := deployJSON(`"10.0.0.1"`, `,"idempotency_key":"plan-9-batch-1"`)
 	type answer struct {
 		code int
@@ -369,9 +376,8 @@ func TestConcurrentRetryOfTheSameKeyGetsTheSameDeployment(t *testing.T) {
 // A key whose request recorded nothing (nodeexec and its database failed in between) is held for a
 // while, answered 409 key_in_flight naming its holder, then taken over by the next retry.
 func TestAnOrphanedKeyIsTakenOverByALaterRetry(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, withEngine(func(e *engine.Config) { e.KeyWait = 100 * time.Millisecond }))
 	close(f.exec.gate)
-	f.srv.keyWait = 100 * time.Millisecond
 	ctx := context.Background()
 	if _, err := f.st.ReserveKey(ctx, "young", "d-lost-young", time.Now().UTC()); err != nil {
 		t.Fatal(err)
@@ -380,7 +386,7 @@ func TestAnOrphanedKeyIsTakenOverByALaterRetry(t *testing.T) {
 	if code != http.StatusConflict || b["code"] != "key_in_flight" || b["deployment_id"] != "d-lost-young" {
 		t.Errorf("retry of a key still held = %d %v", code, b)
 	}
-	if _, err := f.st.ReserveKey(ctx, "old", "d-lost-old", time.Now().UTC().Add(-2*defaultKeyOrphanAfter)); err != nil {
+	if _, err := f.st.ReserveKey(ctx, "old", "d-lost-old", time.Now().UTC().Add(-2*engine.DefaultKeyOrphanAfter)); err != nil {
 		t.Fatal(err)
 	}
 	code, b = f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, `,"idempotency_key":"old"`))
@@ -762,20 +768,22 @@ func TestManagementInfoHealthLogs(t *testing.T) {
 // answers 503, and once the database is back the claims are given back, so nothing half-written stays:
 // no node record, no deployment, and the next request for the node runs.
 func TestDatabaseFailingMidRequestLeavesNothingHalfWritten(t *testing.T) {
-	f := newFixture(t)
+	released, forgotten := make(chan string, 1), make(chan string, 1)
+	var f *fixture
+	var stopOnce sync.Once // the first request's claim only
+	f = newFixture(t, withEngine(func(e *engine.Config) {
+		e.Hooks.AfterClaim = func() { stopOnce.Do(f.db.Stop) }
+		e.Hooks.Released = func(id string) { released <- id }
+		e.Hooks.KeyForgotten = func(key string) { forgotten <- key }
+	}))
 	close(f.exec.gate)
 	addr := strings.TrimSuffix(strings.TrimPrefix(f.db.URI, "mongodb://"), "/")
-	released, forgotten := make(chan string, 1), make(chan string, 1)
-	f.srv.hooks.afterClaim = func() { f.db.Stop() }
-	f.srv.hooks.released = func(id string) { released <- id }
-	f.srv.hooks.keyForgotten = func(key string) { forgotten <- key }
 	withKey := deployJSON(`"10.0.0.1","10.0.0.2"`, `,"idempotency_key":"plan-3-batch-2"`)
 
 	code, body := f.do(t, "POST", "/api/v1/deployments", withKey)
 	if code != http.StatusServiceUnavailable || body["code"] != "database_unavailable" {
 		t.Fatalf("POST with the database failing = %d %v, want 503", code, body)
 	}
-	f.srv.hooks.afterClaim = nil
 	db, err := store.StartEmbeddedAt(context.Background(), f.dataDir, addr)
 	if err != nil {
 		t.Fatal(err)
@@ -802,21 +810,6 @@ func TestDatabaseFailingMidRequestLeavesNothingHalfWritten(t *testing.T) {
 	}
 	if end := f.waitState(t, d["id"].(string)); end["state"] != "success" {
 		t.Errorf("deployment after the database returned = %v", end)
-	}
-}
-
-// What a failed request leaves behind is given back as soon as the database answers, without hammering
-// it: 200 ms, doubling up to 30 s, for as long as the server runs.
-func TestLeftoversAreRetriedAfter200msDoublingTo30s(t *testing.T) {
-	want := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond,
-		3200 * time.Millisecond, 6400 * time.Millisecond, 12800 * time.Millisecond, 25600 * time.Millisecond, 30 * time.Second, 30 * time.Second}
-	for i, w := range want {
-		if got := storeBackoff.Delay(i + 1); got != w {
-			t.Errorf("wait before retry %d = %s, want %s", i+1, got, w)
-		}
-	}
-	if storeBackoff.MaxRetries != retry.Forever {
-		t.Errorf("retries = %d, want until the server stops", storeBackoff.MaxRetries)
 	}
 }
 
@@ -949,12 +942,13 @@ func TestTransientFailuresAreRetriedWithBackoff(t *testing.T) {
 // The database stops while a run is under way: the run's records are written once it is back, and
 // the deployment still gets its true end without a restart.
 func TestARunOutlastsADatabaseBlip(t *testing.T) {
-	f := newFixture(t)
-	addr := strings.TrimSuffix(strings.TrimPrefix(f.db.URI, "mongodb://"), "/")
 	failing := make(chan struct{})
 	var once sync.Once
-	f.srv.storeRetry = retry.Policy{MaxRetries: 100, InitialDelay: 50 * time.Millisecond, MaxDelay: 200 * time.Millisecond, Factor: 2}
-	f.srv.hooks.persistFailed = func() { once.Do(func() { close(failing) }) }
+	f := newFixture(t, withEngine(func(e *engine.Config) {
+		e.StoreRetry = retry.Policy{MaxRetries: 100, InitialDelay: 50 * time.Millisecond, MaxDelay: 200 * time.Millisecond, Factor: 2}
+		e.Hooks.PersistFailed = func() { once.Do(func() { close(failing) }) }
+	}))
+	addr := strings.TrimSuffix(strings.TrimPrefix(f.db.URI, "mongodb://"), "/")
 	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, ""))
 	<-f.exec.started
 	f.db.Stop()
@@ -995,7 +989,7 @@ func TestAPanicInARunEndsItAndTheServerLives(t *testing.T) {
 
 func TestAPanicInAHandlerIsA500AndTheServerLives(t *testing.T) {
 	f := newFixture(t)
-	f.srv.engine.GET("/test/panic", func(*gin.Context) { panic("boom") })
+	f.srv.router.GET("/test/panic", func(*gin.Context) { panic("boom") })
 	if code, b := f.do(t, "GET", "/test/panic", ""); code != http.StatusInternalServerError || b["code"] != "internal" {
 		t.Errorf("panic = %d %v", code, b)
 	}

@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	"context"
@@ -18,14 +18,14 @@ const errInterrupted = "interrupted: nodeexec stopped during the run; each node'
 // nodes they still hold are asked what they really run (status.yml, from the node's own record, after
 // releasing the dead run's node locks), and each node and the deployment get a true final state. A node
 // that runs the target version is a success; anything else is failed, saying what the node runs.
-// Call it at start, before serving.
-func (s *Server) Reconcile(ctx context.Context) error {
-	lost, err := s.cfg.Store.InFlight(ctx)
+// Call it at start, before taking submissions.
+func (e *Engine) Reconcile(ctx context.Context) error {
+	lost, err := e.cfg.Store.InFlight(ctx)
 	if err != nil {
 		return err
 	}
 	for i := range lost {
-		if err := s.reconcile(ctx, &lost[i], errInterrupted); err != nil {
+		if err := e.reconcile(ctx, &lost[i], errInterrupted); err != nil {
 			return fmt.Errorf("reconcile deployment %s: %w", lost[i].ID, err)
 		}
 	}
@@ -33,19 +33,19 @@ func (s *Server) Reconcile(ctx context.Context) error {
 }
 
 // reconcile ends a deployment whose run is gone from the nodes' own word; why is its error.
-func (s *Server) reconcile(ctx context.Context, d *store.Deployment, why string) error {
-	log := s.cfg.Logger.WithFields(logrus.Fields{"deployment_id": d.ID, "service": d.Service, "version": d.Version})
-	last, err := s.cfg.Store.LastEventSeq(ctx, d.ID)
+func (e *Engine) reconcile(ctx context.Context, d *store.Deployment, why string) error {
+	log := e.cfg.Logger.WithFields(logrus.Fields{"deployment_id": d.ID, "service": d.Service, "version": d.Version})
+	last, err := e.cfg.Store.LastEventSeq(ctx, d.ID)
 	if err != nil {
 		return err
 	}
-	x := &run{d: d, ctx: ctx, rec: s.recorder(d.ID, last), log: log}
+	x := &run{d: d, ctx: ctx, rec: e.recorder(d.ID, last), log: log}
 	// Nodes the dead run had finished are as their records say; the ones it still held are asked.
 	var held []string
 	records := map[string]*store.Node{}
 	for i := range d.Nodes {
 		dn := &d.Nodes[i]
-		n, err := s.cfg.Store.Node(ctx, d.Service, dn.Host)
+		n, err := e.cfg.Store.Node(ctx, d.Service, dn.Host)
 		switch {
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			return err
@@ -61,7 +61,7 @@ func (s *Server) reconcile(ctx context.Context, d *store.Deployment, why string)
 	log.WithField("held_nodes", len(held)).Warn("reconciling a deployment left in flight")
 	var evs []store.Event
 	if len(held) > 0 {
-		results, err := s.readLost(ctx, d, held)
+		results, err := e.readLost(ctx, d, held)
 		if err != nil {
 			// The nodes did not answer: they stay held (deploying) and the deployment in flight, so the
 			// next start tries again; nothing is guessed.
@@ -73,31 +73,31 @@ func (s *Server) reconcile(ctx context.Context, d *store.Deployment, why string)
 			r = judgeLost(d, r)
 			if hc := d.Request.Health; hc.HTTPPort != 0 && r.State != executor.StateFailed {
 				// The lost run may have died before it verified the release: check it now.
-				if probe := probeHTTP(ctx, r.Host, address(d.Request.Nodes, r.Host), hc); probe.Status != "pass" {
+				if ok, msg := ProbeHTTP(ctx, Address(d.Request.Nodes, r.Host), hc); !ok {
 					r.State = executor.StateFailed
-					r.LastError = fmt.Sprintf("interrupted before the release was verified; the node runs %s, which fails its health check (%s)", r.RunningVersion, probe.Message)
+					r.LastError = fmt.Sprintf("interrupted before the release was verified; the node runs %s, which fails its health check (%s)", r.RunningVersion, msg)
 				}
 			}
-			evs = append(evs, s.finishNode(ctx, x, r)...)
+			evs = append(evs, e.finishNode(ctx, x, r)...)
 		}
 		for _, h := range held {
 			if !reported[h] {
 				// Never left held: failed, with the versions its record had.
 				n := records[h]
-				evs = append(evs, s.finishNode(ctx, x, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: h, Service: d.Service,
+				evs = append(evs, e.finishNode(ctx, x, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: h, Service: d.Service,
 					Platform: d.Platform, State: executor.StateFailed, CurrentVersion: n.CurrentVersion, PrevVersion: n.PrevVersion,
 					LastError: "interrupted, and the node did not say what it runs"}})...)
 			}
 		}
 	}
 	d.Error = why
-	s.end(ctx, x, evs)
+	e.end(ctx, x, evs)
 	return nil
 }
 
 // readLost asks the nodes a lost run held what they run, releasing its locks first when the executor can.
-func (s *Server) readLost(ctx context.Context, d *store.Deployment, held []string) ([]executor.NodeResult, error) {
-	exec, err := s.executorFor(d.Platform)
+func (e *Engine) readLost(ctx context.Context, d *store.Deployment, held []string) ([]executor.NodeResult, error) {
+	exec, err := e.Executor(d.Platform)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func judgeLost(d *store.Deployment, r executor.NodeResult) executor.NodeResult {
 	default:
 		r.State = executor.StateFailed
 		r.LastError = fmt.Sprintf("interrupted: nodeexec stopped during the run; the node runs %s (its record: current %s, previous %s)",
-			dashIfEmpty(r.RunningVersion), dashIfEmpty(r.CurrentVersion), dashIfEmpty(r.PrevVersion))
+			OrNothing(r.RunningVersion), OrNothing(r.CurrentVersion), OrNothing(r.PrevVersion))
 	}
 	return r
 }

@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// rollbackOp takes the nodes a deployment switched back to what each ran before; each node is to end
+// rolled_back.
+type rollbackOp struct{}
+
+// NothingToRollBackError is a rollback asked of a deployment that changed nothing it could undo.
+type NothingToRollBackError struct{ Reason string }
+
+func (e *NothingToRollBackError) Error() string { return e.Reason }
+
+// RollbackOf is a new deployment, id, that takes back what orig (ended) changed: each node it switched
+// goes back to the version it ran before; nodes it did not change are left alone. A
+// *NothingToRollBackError when there is no such node, or orig changed no version at all.
+func RollbackOf(orig *store.Deployment, id string) (*store.Deployment, error) {
+	if why := operationOf(orig.Kind).irreversible(orig); why != "" {
+		return nil, &NothingToRollBackError{Reason: why}
+	}
+	req := executor.DeployRequest{DeploymentID: id, Service: orig.Service, Health: orig.Request.Health}
+	d := pending(id, store.KindRollback, orig.Platform, req, "")
+	d.RollbackOf, d.Version = orig.ID, orig.Version
+	var hosts []string
+	for _, n := range orig.Nodes {
+		// On the deployment's version, and on another before it: the deployment switched this node. A
+		// node it failed on was switched back in the same run (current is not the target); one with no
+		// earlier version has nothing to go back to. A node an interrupted run left on the target, even
+		// unverified, is rolled back too.
+		if n.CurrentVersion == n.TargetVersion && n.FromVersion != "" && n.FromVersion != n.TargetVersion {
+			d.Nodes = append(d.Nodes, store.DeploymentNode{Host: n.Host, State: executor.StatePending, TargetVersion: n.FromVersion})
+			hosts = append(hosts, n.Host)
+		}
+	}
+	back := subset(orig.Request, hosts)
+	d.Request.Nodes, d.Request.Workloads = back.Nodes, back.Workloads
+	if len(d.Nodes) == 0 {
+		return nil, &NothingToRollBackError{Reason: "deployment " + orig.ID + " changed no node that has an earlier version to go back to"}
+	}
+	return d, nil
+}
+
+// groups: one call per version to go back to (each node goes back to what it ran before, which may
+// differ between nodes).
+func (rollbackOp) groups(d *store.Deployment) []executor.DeployRequest {
+	var out []executor.DeployRequest
+	for _, target := range targetVersions(d) {
+		var hosts []string
+		for _, n := range d.Nodes {
+			if n.TargetVersion == target {
+				hosts = append(hosts, n.Host)
+			}
+		}
+		req := subset(d.Request, hosts)
+		req.Version = target
+		out = append(out, req)
+	}
+	return out
+}
+
+func (rollbackOp) run(ctx context.Context, exec executor.Executor, d *store.Deployment, req executor.DeployRequest) ([]executor.NodeResult, error) {
+	return exec.Rollback(ctx, executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: req.Version,
+		Nodes: req.Nodes, Workloads: req.Workloads, Health: req.Health, Progress: req.Progress})
+}
+
+func (rollbackOp) goal() executor.State { return executor.StateRolledBack }
+
+func (rollbackOp) describe(d *store.Deployment) string { return deployOp{}.describe(d) }
+
+func (rollbackOp) claimed(dn *store.DeploymentNode, prior *store.Node) { fromPrior(dn, prior) }
+
+func (rollbackOp) irreversible(*store.Deployment) string { return "" }
+
+// targetVersions are the versions a rollback's nodes go back to, in the order of its nodes.
+func targetVersions(d *store.Deployment) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range d.Nodes {
+		if !seen[n.TargetVersion] {
+			seen[n.TargetVersion] = true
+			out = append(out, n.TargetVersion)
+		}
+	}
+	return out
+}
