@@ -246,8 +246,11 @@ func (r DeployRequest) Validate() error {
 	return nil
 }
 
-// Validate checks a rollback request before anything runs.
+// Validate checks a rollback request before anything runs: of nodes, or of workloads when it names some.
 func (r RollbackRequest) Validate() error {
+	if len(r.Workloads) > 0 {
+		return r.validateK8s()
+	}
 	if err := ValidateService(r.Service); err != nil {
 		return err
 	}
@@ -263,6 +266,16 @@ func (r RollbackRequest) Validate() error {
 		return err
 	}
 	return validateID(r.DeploymentID)
+}
+
+// Validate checks a scale request (workloads only: physical nodes have no replicas).
+func (r ScaleRequest) Validate() error {
+	for _, err := range []error{ValidateService(r.Service), ValidateWorkloads(r.Workloads), ValidateReplicas(r.Replicas)} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Validate checks a status request.
@@ -298,8 +311,8 @@ func (r DeployRequest) validateK8s() error {
 	return nil
 }
 
-// ValidateK8s checks a rollback of workloads.
-func (r RollbackRequest) ValidateK8s() error {
+// validateK8s checks a rollback of workloads.
+func (r RollbackRequest) validateK8s() error {
 	if err := ValidateService(r.Service); err != nil {
 		return err
 	}

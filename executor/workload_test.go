@@ -100,3 +100,36 @@ func make64(c byte) []byte {
 	}
 	return b
 }
+
+// Rollback and scale requests of workloads are checked by their own Validate, as a deploy's are.
+func TestK8sRollbackAndScaleRequestsAreChecked(t *testing.T) {
+	w := []Workload{{Namespace: "prod", Kind: KindDeployment, Name: "web"}}
+	cases := []struct {
+		name  string
+		req   interface{ Validate() error }
+		field string // "" = valid
+	}{
+		{"rollback of workloads needs no nodes", RollbackRequest{Service: "web", Workloads: w}, ""},
+		{"rollback to a revision", RollbackRequest{Service: "web", Workloads: w, ToRevision: 3}, ""},
+		{"rollback to a negative revision", RollbackRequest{Service: "web", Workloads: w, ToRevision: -1}, "to_revision"},
+		{"rollback to a hostile version", RollbackRequest{Service: "web", Workloads: w, ToVersion: "../v1"}, "to_version"},
+		{"rollback of a workload without a name", RollbackRequest{Service: "web", Workloads: []Workload{{Namespace: "prod", Kind: KindDeployment}}}, "workloads[0].name"},
+		{"scale", ScaleRequest{Service: "web", Workloads: w, Replicas: 3}, ""},
+		{"scale to zero", ScaleRequest{Service: "web", Workloads: w, Replicas: 0}, ""},
+		{"scale past the cap", ScaleRequest{Service: "web", Workloads: w, Replicas: MaxReplicas + 1}, "replicas"},
+		{"scale without workloads", ScaleRequest{Service: "web", Replicas: 1}, "workloads"},
+		{"scale of a bad service", ScaleRequest{Service: "a b", Workloads: w, Replicas: 1}, "service"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.req.Validate()
+			var ve *ValidationError
+			switch {
+			case c.field == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.field != "" && (!errors.As(err, &ve) || ve.Field != c.field):
+				t.Fatalf("got %v, want an error on %s", err, c.field)
+			}
+		})
+	}
+}

@@ -22,7 +22,7 @@ const revisionAnnotation = "deployment.kubernetes.io/revision"
 // current one, or to req.ToRevision; with req.ToVersion, to that version of the current image instead.
 // It waits for each rollout; a workload that got there is rolled_back.
 func (e *Executor) Rollback(ctx context.Context, req executor.RollbackRequest) ([]executor.NodeResult, error) {
-	if err := req.ValidateK8s(); err != nil {
+	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	return e.each(req.Workloads, func(w executor.Workload) executor.NodeResult {

@@ -11,13 +11,7 @@ import (
 // blue-green workload, the serving color's). The version does not change; the results say what runs.
 // Scaling to the size a workload has changes nothing.
 func (e *Executor) Scale(ctx context.Context, req executor.ScaleRequest) ([]executor.NodeResult, error) {
-	if err := executor.ValidateService(req.Service); err != nil {
-		return nil, err
-	}
-	if err := executor.ValidateWorkloads(req.Workloads); err != nil {
-		return nil, err
-	}
-	if err := executor.ValidateReplicas(req.Replicas); err != nil {
+	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	return e.each(req.Workloads, func(w executor.Workload) executor.NodeResult {
