@@ -16,28 +16,13 @@ import (
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/ansible"
 	"github.com/nodeexec/nodeexec/store"
+	"github.com/nodeexec/nodeexec/store/storetest"
 )
 
 // The tests run passes on the real embedded database; Ansible is a fake that records what it was asked
 // (real cleanups on real hosts: cmd/nodeexec's e2e suite).
 
 var t0 = time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
-
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	ctx := context.Background()
-	e, err := store.StartEmbedded(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Stop)
-	s, err := e.Open(ctx, "nodeexec_test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
-}
 
 // deployed records that deployment id put version on host (platform physical unless k8s).
 func deployed(t *testing.T, s *store.Store, service, host, id, version string, platform executor.Platform) {
@@ -130,7 +115,7 @@ func nodeOf(c *store.Cleanup, service, host string) *store.CleanupNode {
 // (naming it), records what every node kept and removed or why it failed, and gives the nodes back as
 // they were.
 func TestPassCleansEveryPhysicalNodeInBatchesAndGivesThemBack(t *testing.T) {
-	st := openStore(t)
+	st := storetest.Open(t)
 	ctx := context.Background()
 	for _, h := range []string{"h1", "h2", "h3", "h4", "h5"} {
 		deployed(t, st, "web", h, "d-web", "v6", executor.PlatformPhysical)
@@ -208,7 +193,7 @@ func TestPassCleansEveryPhysicalNodeInBatchesAndGivesThemBack(t *testing.T) {
 // Two replicas' schedulers on one database fire for the same tick at the same moment: exactly one
 // pass runs and is recorded; neither runs it again; the next tick runs once more.
 func TestTwoSchedulersOnOneDatabaseRunEachTickOnce(t *testing.T) {
-	st := openStore(t)
+	st := storetest.Open(t)
 	ctx := context.Background()
 	deployed(t, st, "web", "h1", "d-web", "v6", executor.PlatformPhysical)
 	fakes := []*fakeCleaner{{st: st}, {st: st}}
@@ -265,7 +250,7 @@ func TestTwoSchedulersOnOneDatabaseRunEachTickOnce(t *testing.T) {
 // A pass prunes what finished before the retention period: old finished deployments go with their
 // events, running and recent ones stay; the pass records the counts.
 func TestPassPrunesRecordsPastTheRetention(t *testing.T) {
-	st := openStore(t)
+	st := storetest.Open(t)
 	ctx := context.Background()
 	now := t0
 	old, recent := now.Add(-31*24*time.Hour), now.Add(-time.Hour)
@@ -313,7 +298,7 @@ func TestPassPrunesRecordsPastTheRetention(t *testing.T) {
 // A pass on request runs in the background; while it runs no other pass starts, on this replica or
 // another, and the refusal names it.
 func TestOnePassAtATime(t *testing.T) {
-	st := openStore(t)
+	st := storetest.Open(t)
 	ctx := context.Background()
 	deployed(t, st, "web", "h1", "d-web", "v6", executor.PlatformPhysical)
 	fake := &fakeCleaner{st: st, hold: make(chan struct{}), running: make(chan struct{}, 1)}
@@ -348,7 +333,7 @@ func TestOnePassAtATime(t *testing.T) {
 // Stopping nodeexec cancels a running pass: the cleanup is cancelled, the nodes given back, the pass
 // recorded failed, saying why.
 func TestStopCancelsARunningPassAndRecordsWhy(t *testing.T) {
-	st := openStore(t)
+	st := storetest.Open(t)
 	ctx := context.Background()
 	deployed(t, st, "web", "h1", "d-web", "v6", executor.PlatformPhysical)
 	deployed(t, st, "web", "h2", "d-web", "v6", executor.PlatformPhysical)
@@ -387,7 +372,7 @@ func TestStopCancelsARunningPassAndRecordsWhy(t *testing.T) {
 // A pass whose nodeexec died mid-cleanup is ended by the next pass: the nodes it held are given back
 // as they were (and then cleaned), and it says it was interrupted.
 func TestTheNextPassEndsOneItsNodeexecAbandoned(t *testing.T) {
-	st := openStore(t)
+	st := storetest.Open(t)
 	ctx := context.Background()
 	deployed(t, st, "web", "h1", "d-web", "v6", executor.PlatformPhysical)
 	deployed(t, st, "web", "h2", "d-web", "v6", executor.PlatformPhysical)
@@ -425,7 +410,7 @@ func TestTheNextPassEndsOneItsNodeexecAbandoned(t *testing.T) {
 
 // The schedule runs each tick at the schedule's time, with that time as the pass's tick.
 func TestScheduleRunsATickAtItsTime(t *testing.T) {
-	st := openStore(t)
+	st := storetest.Open(t)
 	deployed(t, st, "web", "h1", "d-web", "v6", executor.PlatformPhysical)
 	sched, err := cron.ParseStandard("CRON_TZ=UTC 0 3 * * *")
 	if err != nil {

@@ -12,26 +12,8 @@ import (
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
+	"github.com/nodeexec/nodeexec/store/storetest"
 )
-
-// testStore is a store on an embedded database of the test's own.
-func testStore(t *testing.T) *store.Store {
-	t.Helper()
-	ctx := context.Background()
-	db, err := store.StartEmbedded(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, db.URI, "nodeexec")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = st.Close(context.Background())
-		db.Stop()
-	})
-	return st
-}
 
 func quietLogger() *logrus.Logger {
 	log := logrus.New()
@@ -75,7 +57,7 @@ func (r *recoveringExecutor) Recover(_ context.Context, req executor.RecoverRequ
 // A deployment left deploying by a dead process ends with what its nodes really run: the node that got
 // the new version is a success, the one still on the old is failed, saying so; nothing recorded is lost.
 func TestReconcileFinishesALostDeploymentFromTheNodes(t *testing.T) {
-	records := testStore(t)
+	records := storetest.Open(t)
 	ctx := context.Background()
 	d := &store.Deployment{ID: "d-lost", Kind: store.KindDeploy, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
 		State: executor.StateDeploying, CreatedAt: time.Now().UTC()}
