@@ -4,25 +4,29 @@ import "time"
 
 // DeployRequest is POST /api/v1/deployments: nodes with a package (platform physical, the default), or
 // Kubernetes workloads with an image (platform k8s).
+//
+// In every request, what a client may leave out is omitempty, so a client sends only what it sets (the
+// command line's requests name no field of the other platform); the server reads an absent field as
+// its zero value and refuses a field it does not know.
 type DeployRequest struct {
 	Service        string       `json:"service"`
 	Version        string       `json:"version"`
-	Platform       Platform     `json:"platform"`
-	Nodes          []string     `json:"nodes"`
-	PackageURL     string       `json:"package_url"`
-	SHA256         string       `json:"sha256"`
-	Health         *HealthCheck `json:"health"`
-	Unit           Unit         `json:"unit"`
-	IdempotencyKey string       `json:"idempotency_key"`
-	RequestedBy    string       `json:"requested_by"`
-	BatchSize      int          `json:"batch_size"`
-	StopOnFailure  bool         `json:"stop_on_failure"`
+	Platform       Platform     `json:"platform,omitempty"`
+	Nodes          []string     `json:"nodes,omitempty"`
+	PackageURL     string       `json:"package_url,omitempty"`
+	SHA256         string       `json:"sha256,omitempty"`
+	Health         *HealthCheck `json:"health,omitempty"`
+	Unit           Unit         `json:"unit,omitzero"`
+	IdempotencyKey string       `json:"idempotency_key,omitempty"`
+	RequestedBy    string       `json:"requested_by,omitempty"`
+	BatchSize      int          `json:"batch_size,omitempty"`
+	StopOnFailure  bool         `json:"stop_on_failure,omitempty"`
 	// Delivery is how the package reaches the nodes: pull (default) or push.
-	Delivery Delivery `json:"delivery"`
+	Delivery Delivery `json:"delivery,omitempty"`
 	// Kubernetes (platform "k8s"): the workloads, the image their container gets, and how.
-	Workloads []Workload `json:"workloads"`
-	Image     string     `json:"image"`
-	Strategy  *Strategy  `json:"strategy"`
+	Workloads []Workload `json:"workloads,omitempty"`
+	Image     string     `json:"image,omitempty"`
+	Strategy  *Strategy  `json:"strategy,omitempty"`
 }
 
 // HealthCheck is how a node proves a release works, as a request gives it. Zero ports check nothing
@@ -74,14 +78,14 @@ type ScaleRequest struct {
 	Service        string     `json:"service"`
 	Workloads      []Workload `json:"workloads"`
 	Replicas       *int32     `json:"replicas"`
-	IdempotencyKey string     `json:"idempotency_key"`
-	RequestedBy    string     `json:"requested_by"`
+	IdempotencyKey string     `json:"idempotency_key,omitempty"`
+	RequestedBy    string     `json:"requested_by,omitempty"`
 }
 
 // RollbackRequest is POST /api/v1/deployments/{id}/rollback; its body may be empty.
 type RollbackRequest struct {
-	IdempotencyKey string `json:"idempotency_key"`
-	RequestedBy    string `json:"requested_by"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	RequestedBy    string `json:"requested_by,omitempty"`
 }
 
 // Kinds of deployment.

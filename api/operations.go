@@ -6,11 +6,11 @@ import "time"
 type RestartRequest struct {
 	Service        string       `json:"service"`
 	Nodes          []string     `json:"nodes"`
-	Health         *HealthCheck `json:"health"`
-	BatchSize      int          `json:"batch_size"`
-	StopOnFailure  bool         `json:"stop_on_failure"`
-	IdempotencyKey string       `json:"idempotency_key"`
-	RequestedBy    string       `json:"requested_by"`
+	Health         *HealthCheck `json:"health,omitempty"`
+	BatchSize      int          `json:"batch_size,omitempty"`
+	StopOnFailure  bool         `json:"stop_on_failure,omitempty"`
+	IdempotencyKey string       `json:"idempotency_key,omitempty"`
+	RequestedBy    string       `json:"requested_by,omitempty"`
 }
 
 // ServiceStatuses is GET /api/v1/services/{service}/status.
@@ -56,7 +56,7 @@ type Resources struct {
 type AdhocRequest struct {
 	Name    string   `json:"name"`
 	Nodes   []string `json:"nodes"`
-	Service string   `json:"service"`
+	Service string   `json:"service,omitempty"`
 }
 
 // AdhocRun answers an AdhocRequest: the command as it ran, and each node's exit status and output.

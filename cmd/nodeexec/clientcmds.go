@@ -14,8 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/executor"
-	"github.com/nodeexec/nodeexec/store"
 )
 
 // clientOpts are the flags every API command shares.
@@ -103,23 +103,29 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	body := map[string]any{"service": req.Service, "version": req.Version, "idempotency_key": *key, "requested_by": *by}
+	body := api.DeployRequest{Service: req.Service, Version: req.Version, IdempotencyKey: *key, RequestedBy: *by}
 	if len(req.Workloads) > 0 {
-		body["platform"], body["workloads"], body["image"] = executor.PlatformK8s, req.Workloads, req.Image
+		body.Platform, body.Workloads, body.Image = api.PlatformK8s, wireWorkloads(req.Workloads), req.Image
 		if req.Strategy != (executor.Strategy{}) {
-			body["strategy"] = req.Strategy
+			strategy := api.Strategy(req.Strategy)
+			body.Strategy = &strategy
 		}
-		return o.start(ctx, c, "/api/v1/deployments", body, *detach, executor.StateSuccess)
+		return o.start(ctx, c, "/api/v1/deployments", body, *detach, api.StateSuccess)
 	}
-	body["nodes"], body["package_url"], body["sha256"] = hostsOf(req.Nodes), req.Package.URL, req.Package.SHA256
-	if req.Delivery != "" {
-		body["delivery"] = req.Delivery
+	body.Nodes, body.PackageURL, body.SHA256 = hostsOf(req.Nodes), req.Package.URL, req.Package.SHA256
+	body.Delivery = api.Delivery(req.Delivery)
+	body.Unit = api.Unit{Exec: req.Unit.Exec, Args: req.Unit.Args}
+	body.Health = wireHealth(req.Health)
+	return o.start(ctx, c, "/api/v1/deployments", body, *detach, api.StateSuccess)
+}
+
+// wireWorkloads are workloads as the API takes them.
+func wireWorkloads(ws []executor.Workload) []api.Workload {
+	out := make([]api.Workload, len(ws))
+	for i, w := range ws {
+		out[i] = api.Workload(w)
 	}
-	body["unit"] = map[string]any{"exec": req.Unit.Exec, "args": req.Unit.Args}
-	if h := healthJSON(req.Health); h != nil {
-		body["health"] = h
-	}
-	return o.start(ctx, c, "/api/v1/deployments", body, *detach, executor.StateSuccess)
+	return out
 }
 
 // strategyFlags are how Kubernetes workloads move to a new image.
@@ -198,8 +204,9 @@ func scaleCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	body := map[string]any{"service": *service, "workloads": ws, "replicas": *replicas, "idempotency_key": *key, "requested_by": envOr("USER", "")}
-	return o.start(ctx, c, "/api/v1/scale", body, *detach, executor.StateSuccess)
+	n := int32(*replicas)
+	body := api.ScaleRequest{Service: *service, Workloads: wireWorkloads(ws), Replicas: &n, IdempotencyKey: *key, RequestedBy: envOr("USER", "")}
+	return o.start(ctx, c, "/api/v1/scale", body, *detach, api.StateSuccess)
 }
 
 func hostsOf(nodes []executor.Node) []string {
@@ -224,16 +231,13 @@ func rollbackCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	body := map[string]any{"idempotency_key": *key, "requested_by": envOr("USER", "")}
-	return o.start(ctx, c, "/api/v1/deployments/"+url.PathEscape(pos[0])+"/rollback", body, *detach, executor.StateRolledBack)
+	body := api.RollbackRequest{IdempotencyKey: *key, RequestedBy: envOr("USER", "")}
+	return o.start(ctx, c, "/api/v1/deployments/"+url.PathEscape(pos[0])+"/rollback", body, *detach, api.StateRolledBack)
 }
 
 // start posts a deployment (or rollback) and, unless detached, follows it; ok means it reached want.
-func (o *clientOpts) start(ctx context.Context, c *apiClient, path string, body map[string]any, detach bool, want executor.State) (bool, error) {
-	var accepted struct {
-		ID    string         `json:"id"`
-		State executor.State `json:"state"`
-	}
+func (o *clientOpts) start(ctx context.Context, c *apiClient, path string, body any, detach bool, want api.State) (bool, error) {
+	var accepted api.Accepted
 	if err := c.call(ctx, http.MethodPost, path, body, &accepted); err != nil {
 		return false, err
 	}
@@ -255,8 +259,8 @@ func (o *clientOpts) start(ctx context.Context, c *apiClient, path string, body 
 }
 
 // watch follows a deployment live and prints its final state.
-func (o *clientOpts) watch(ctx context.Context, c *apiClient, id string) (*store.Deployment, error) {
-	var d store.Deployment
+func (o *clientOpts) watch(ctx context.Context, c *apiClient, id string) (*api.Deployment, error) {
+	var d api.Deployment
 	if err := c.call(ctx, http.MethodGet, "/api/v1/deployments/"+url.PathEscape(id), nil, &d); err != nil {
 		return nil, err
 	}
@@ -272,7 +276,7 @@ func (o *clientOpts) watch(ctx context.Context, c *apiClient, id string) (*store
 	return final, o.printDeployment(final)
 }
 
-func (o *clientOpts) printDeployment(d *store.Deployment) error {
+func (o *clientOpts) printDeployment(d *api.Deployment) error {
 	if o.asJSON {
 		enc := json.NewEncoder(o.out)
 		enc.SetIndent("", "  ")
@@ -304,13 +308,13 @@ func statusCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var d *store.Deployment
+	var d *api.Deployment
 	if *watch {
 		if d, err = o.watch(ctx, c, pos[0]); err != nil {
 			return false, err
 		}
 	} else {
-		d = &store.Deployment{}
+		d = &api.Deployment{}
 		if err := c.call(ctx, http.MethodGet, "/api/v1/deployments/"+url.PathEscape(pos[0]), nil, d); err != nil {
 			return false, err
 		}
@@ -318,7 +322,7 @@ func statusCmd(ctx context.Context, args []string) (bool, error) {
 			return false, err
 		}
 	}
-	return d.State != executor.StateFailed, nil
+	return d.State != api.StateFailed, nil
 }
 
 func cancelCmd(ctx context.Context, args []string) (bool, error) {
@@ -332,7 +336,7 @@ func cancelCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var out map[string]any
+	var out api.Accepted
 	if err := c.call(ctx, http.MethodPost, "/api/v1/deployments/"+url.PathEscape(pos[0])+"/cancel", nil, &out); err != nil {
 		return false, err
 	}
@@ -363,10 +367,7 @@ func listCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var page struct {
-		Deployments []store.Deployment `json:"deployments"`
-		NextCursor  string             `json:"next_cursor"`
-	}
+	var page api.DeploymentList
 	if err := c.call(ctx, http.MethodGet, "/api/v1/deployments?"+q.Encode(), nil, &page); err != nil {
 		return false, err
 	}
@@ -400,20 +401,18 @@ func nodesCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var nodes []store.Node
+	var nodes []api.Node
 	if *host != "" {
 		if err := executor.ValidateHost(*host); err != nil {
 			return false, err
 		}
-		var n store.Node
+		var n api.Node
 		if err := c.call(ctx, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(*service)+"/"+url.PathEscape(*host), nil, &n); err != nil {
 			return false, err
 		}
 		nodes = append(nodes, n)
 	} else {
-		var list struct {
-			Nodes []store.Node `json:"nodes"`
-		}
+		var list api.NodeList
 		if err := c.call(ctx, http.MethodGet, "/api/v1/nodes?service="+url.QueryEscape(*service), nil, &list); err != nil {
 			return false, err
 		}
@@ -447,17 +446,26 @@ func logsCmd(ctx context.Context, args []string) (bool, error) {
 	if *node != "" {
 		q.Set("pod_name", *node)
 	}
-	var out struct {
-		Logs []struct {
-			Name  string   `json:"name"`
-			Lines []string `json:"lines"`
-		} `json:"logs"`
-	}
+	var out api.Logs
 	if err := c.call(ctx, http.MethodGet, "/internal/v1/deploy/logs/"+url.PathEscape(pos[0])+"?"+q.Encode(), nil, &out); err != nil {
 		return false, err
 	}
 	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(out)
+		// logs --json prints each log's name and lines, as it always has.
+		type nameLines struct {
+			Name  string   `json:"name"`
+			Lines []string `json:"lines"`
+		}
+		var printed struct {
+			Logs []nameLines `json:"logs"`
+		}
+		if out.Logs != nil {
+			printed.Logs = make([]nameLines, 0, len(out.Logs))
+		}
+		for _, l := range out.Logs {
+			printed.Logs = append(printed.Logs, nameLines{Name: l.Name, Lines: l.Lines})
+		}
+		return true, json.NewEncoder(o.out).Encode(printed)
 	}
 	for _, l := range out.Logs {
 		fmt.Fprintf(o.out, "== %s\n", l.Name)
