@@ -151,7 +151,12 @@ func (s Step) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		stepFields
 		DurationMS float64 `json:"duration_ms,omitempty"`
-	}{stepFields(s), float64(s.Duration.Round(time.Microsecond)) / float64(time.Millisecond)})
+	}{stepFields(s), s.Milliseconds()})
+}
+
+// Milliseconds is the step's Duration as JSON gives it: milliseconds, to the microsecond.
+func (s Step) Milliseconds() float64 {
+	return float64(s.Duration.Round(time.Microsecond)) / float64(time.Millisecond)
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -34,7 +35,7 @@ func (s *Server) createCleanup(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusAccepted, pass)
+	c.JSON(http.StatusAccepted, renderCleanup(*pass))
 }
 
 // listCleanups pages through the recorded passes, newest first.
@@ -48,7 +49,7 @@ func (s *Server) listCleanups(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"cleanups": page, "next_cursor": next})
+	c.JSON(http.StatusOK, api.CleanupList{Cleanups: listOf(page, renderCleanup), NextCursor: next})
 }
 
 func (s *Server) getCleanup(c *gin.Context) {
@@ -57,5 +58,5 @@ func (s *Server) getCleanup(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, pass)
+	c.JSON(http.StatusOK, renderCleanup(*pass))
 }

@@ -11,48 +11,14 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
 )
 
-// deployBody is POST /api/v1/deployments.
-type deployBody struct {
-	Service        string        `json:"service"`
-	Version        string        `json:"version"`
-	Platform       string        `json:"platform"`
-	Nodes          []string      `json:"nodes"`
-	PackageURL     string        `json:"package_url"`
-	SHA256         string        `json:"sha256"`
-	Health         *healthBody   `json:"health"`
-	Unit           executor.Unit `json:"unit"`
-	IdempotencyKey string        `json:"idempotency_key"`
-	RequestedBy    string        `json:"requested_by"`
-	BatchSize      int           `json:"batch_size"`
-	StopOnFailure  bool          `json:"stop_on_failure"`
-	// Delivery is how the package reaches the nodes: pull (default) or push.
-	Delivery executor.Delivery `json:"delivery"`
-	// Kubernetes (platform "k8s"): the workloads, the image their container gets, and how.
-	Workloads []executor.Workload `json:"workloads"`
-	Image     string              `json:"image"`
-	Strategy  *executor.Strategy  `json:"strategy"`
-}
-
-type healthBody struct {
-	HTTPPort     int    `json:"http_port"`
-	HTTPPath     string `json:"http_path"`
-	HTTPStatus   int    `json:"http_status"`
-	TCPPort      int    `json:"tcp_port"`
-	Retries      int    `json:"retries"`
-	DelaySeconds int    `json:"delay_seconds"`
-	// IntervalMS is how often the node looks at the unit and the checks; StableSeconds how long all must
-	// keep passing once they passed.
-	IntervalMS    int `json:"interval_ms"`
-	StableSeconds int `json:"stable_seconds"`
-}
-
 func (s *Server) createDeployment(c *gin.Context) {
-	var body deployBody
+	var body api.DeployRequest
 	if !s.decodeStrict(c, &body, bodyRequired) {
 		return
 	}
@@ -61,7 +27,7 @@ func (s *Server) createDeployment(c *gin.Context) {
 		platform = executor.PlatformPhysical
 	}
 	if platform != executor.PlatformPhysical && platform != executor.PlatformK8s {
-		failField(c, "platform", quote(body.Platform)+" is not physical or k8s")
+		failField(c, "platform", quote(string(body.Platform))+" is not physical or k8s")
 		return
 	}
 	if _, err := s.executorFor(platform); err != nil {
@@ -85,15 +51,15 @@ func (s *Server) createDeployment(c *gin.Context) {
 	id := "d-" + randomID()
 	req := executor.DeployRequest{
 		DeploymentID: id, Service: body.Service, Version: body.Version,
-		Package: executor.Package{URL: body.PackageURL, SHA256: strings.ToLower(body.SHA256)}, Unit: body.Unit,
-		Delivery: body.Delivery,
+		Package: executor.Package{URL: body.PackageURL, SHA256: strings.ToLower(body.SHA256)}, Unit: executor.Unit(body.Unit),
+		Delivery: executor.Delivery(body.Delivery),
 	}
 	for _, h := range body.Nodes {
 		req.Nodes = append(req.Nodes, executor.Node{Host: h})
 	}
-	req.Workloads, req.Image = body.Workloads, body.Image
+	req.Workloads, req.Image = workloadsOf(body.Workloads), body.Image
 	if body.Strategy != nil {
-		req.Strategy = *body.Strategy
+		req.Strategy = executor.Strategy(*body.Strategy)
 	}
 	if h := body.Health; h != nil {
 		req.Health = healthOf(h)
@@ -108,19 +74,10 @@ func (s *Server) createDeployment(c *gin.Context) {
 	s.submit(c, d)
 }
 
-// scaleBody is POST /api/v1/scale.
-type scaleBody struct {
-	Service        string              `json:"service"`
-	Workloads      []executor.Workload `json:"workloads"`
-	Replicas       *int32              `json:"replicas"`
-	IdempotencyKey string              `json:"idempotency_key"`
-	RequestedBy    string              `json:"requested_by"`
-}
-
 // createScale starts a scale of Kubernetes workloads: recorded and run like a deployment (it holds the
 // workloads, so it never runs beside a deploy to them), leaving their version as it is.
 func (s *Server) createScale(c *gin.Context) {
-	var body scaleBody
+	var body api.ScaleRequest
 	if !s.decodeStrict(c, &body, bodyRequired) {
 		return
 	}
@@ -137,7 +94,8 @@ func (s *Server) createScale(c *gin.Context) {
 		failField(c, "replicas", "is required")
 		return
 	}
-	for _, err := range []error{executor.ValidateReplicas(*body.Replicas), executor.ValidateService(body.Service), executor.ValidateWorkloads(body.Workloads)} {
+	workloads := workloadsOf(body.Workloads)
+	for _, err := range []error{executor.ValidateReplicas(*body.Replicas), executor.ValidateService(body.Service), executor.ValidateWorkloads(workloads)} {
 		if err != nil {
 			s.failErr(c, err)
 			return
@@ -146,7 +104,7 @@ func (s *Server) createScale(c *gin.Context) {
 	if !keyFits(c, body.IdempotencyKey) {
 		return
 	}
-	d := engine.Scale("d-"+randomID(), body.Service, body.Workloads, body.Replicas)
+	d := engine.Scale("d-"+randomID(), body.Service, workloads, body.Replicas)
 	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
 	s.submit(c, d)
 }
@@ -205,16 +163,13 @@ func (s *Server) submit(c *gin.Context, d *store.Deployment) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusAccepted, gin.H{"id": accepted.ID, "state": accepted.State})
+	c.JSON(http.StatusAccepted, api.Accepted{ID: accepted.ID, State: api.State(accepted.State)})
 }
 
 // rollbackDeployment starts a rollback of what a deployment changed: each node it switched goes back to
 // the version it ran before. Nodes it did not change are left alone.
 func (s *Server) rollbackDeployment(c *gin.Context) {
-	var body struct {
-		IdempotencyKey string `json:"idempotency_key"`
-		RequestedBy    string `json:"requested_by"`
-	}
+	var body api.RollbackRequest
 	if !s.decodeStrict(c, &body, bodyOptional) {
 		return
 	}
@@ -224,13 +179,13 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 		return
 	}
 	if !orig.State.Terminal() {
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + orig.ID + " is still running; cancel it or wait for it to end", Code: "not_finished"})
+		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: "deployment " + orig.ID + " is still running; cancel it or wait for it to end", Code: "not_finished"})
 		return
 	}
 	d, err := engine.RollbackOf(orig, "d-"+randomID())
 	var nothing *engine.NothingToRollBackError
 	if errors.As(err, &nothing) {
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: nothing.Error(), Code: "nothing_to_roll_back"})
+		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: nothing.Error(), Code: "nothing_to_roll_back"})
 		return
 	}
 	if err != nil {
@@ -251,14 +206,14 @@ func (s *Server) cancelDeployment(c *gin.Context) {
 		return
 	}
 	if running {
-		c.JSON(http.StatusAccepted, gin.H{"id": id, "state": d.State})
+		c.JSON(http.StatusAccepted, api.Accepted{ID: id, State: api.State(d.State)})
 		return
 	}
 	if d.State.Terminal() {
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + id + " already ended " + string(d.State), Code: "finished"})
+		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: "deployment " + id + " already ended " + string(d.State), Code: "finished"})
 		return
 	}
-	c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: "deployment " + id + " is not run by this nodeexec (another replica, or one that stopped; it is reconciled at start)", Code: "not_running_here"})
+	c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: "deployment " + id + " is not run by this nodeexec (another replica, or one that stopped; it is reconciled at start)", Code: "not_running_here"})
 }
 
 func (s *Server) listDeployments(c *gin.Context) {
@@ -282,7 +237,7 @@ func (s *Server) listDeployments(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"deployments": page, "next_cursor": next})
+	c.JSON(http.StatusOK, api.DeploymentList{Deployments: listOf(page, renderDeployment), NextCursor: next})
 }
 
 func (s *Server) getDeployment(c *gin.Context) {
@@ -291,7 +246,7 @@ func (s *Server) getDeployment(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, d)
+	c.JSON(http.StatusOK, renderDeployment(*d))
 }
 
 func (s *Server) getNode(c *gin.Context) {
@@ -311,7 +266,7 @@ func (s *Server) getNode(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, n)
+	c.JSON(http.StatusOK, renderNode(*n))
 }
 
 func (s *Server) listNodes(c *gin.Context) {
@@ -328,7 +283,7 @@ func (s *Server) listNodes(c *gin.Context) {
 	if nodes == nil {
 		nodes = []store.Node{}
 	}
-	c.JSON(http.StatusOK, gin.H{"nodes": nodes})
+	c.JSON(http.StatusOK, api.NodeList{Nodes: listOf(nodes, renderNode)})
 }
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }

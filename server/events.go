@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
 )
@@ -51,12 +52,12 @@ func (s *Server) streamEvents(c *gin.Context) {
 		wake := s.engine.Changed(id) // before reading: an event recorded after the read still wakes us
 		evs, err := s.cfg.Store.Events(ctx, id, after, 500)
 		if err != nil {
-			fmt.Fprintf(w, "event: error\ndata: %s\n\n", mustJSON(apiError{Error: "reading events failed; reconnect to resume", Code: "database_unavailable"}))
+			fmt.Fprintf(w, "event: error\ndata: %s\n\n", mustJSON(api.Error{Error: "reading events failed; reconnect to resume", Code: "database_unavailable"}))
 			w.Flush()
 			return
 		}
 		for _, ev := range evs {
-			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, mustJSON(ev))
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, mustJSON(renderEvent(ev)))
 			after = ev.Seq
 		}
 		w.Flush()
@@ -66,7 +67,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 		if d.State.Terminal() || endsDeployment(evs) {
 			if d, err = s.cfg.Store.Deployment(ctx, id); err == nil && d.State.Terminal() {
 				if rest, err := s.cfg.Store.Events(ctx, id, after, 1); err == nil && len(rest) == 0 {
-					fmt.Fprintf(w, "event: end\ndata: %s\n\n", mustJSON(d))
+					fmt.Fprintf(w, "event: end\ndata: %s\n\n", mustJSON(renderDeployment(*d)))
 					w.Flush()
 					return
 				}

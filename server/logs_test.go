@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
 )
@@ -27,12 +28,13 @@ func TestFoldLogsTellsEachNodeFromTheEvents(t *testing.T) {
 		return store.Event{Time: at(s), Type: store.EventStep, Node: host, Message: name,
 			Step: &executor.Step{Name: name, Action: "command", Failed: failed, Stderr: "err of " + name}}
 	}
-	task := func(s int, name string) failedTask {
-		return failedTask{Time: at(s), Name: name, Action: "command", Stderr: "err of " + name}
+	task := func(s int, name string) api.FailedTask {
+		return api.FailedTask{Time: at(s), Name: name, Action: "command", Stderr: "err of " + name}
 	}
 	evidence := &executor.FailedRelease{Version: "v2", Reason: "health check failed", Journal: []string{"panic"}}
+	wireEvidence := &api.FailedRelease{Version: "v2", Reason: "health check failed", Journal: []string{"panic"}}
 	var manyFailures []store.Event
-	var newestTen []failedTask
+	var newestTen []api.FailedTask
 	for i := range 12 {
 		manyFailures = append(manyFailures, step(i, "h1", fmt.Sprintf("try %d", i), true))
 		if i >= 2 {
@@ -46,12 +48,12 @@ func TestFoldLogsTellsEachNodeFromTheEvents(t *testing.T) {
 		evs   []store.Event
 		lines int
 		only  string
-		want  []nodeLog
+		want  []api.NodeLog
 	}{
 		{
 			name: "no events: every node, with no lines",
 			d:    deployment(node("h1", executor.StatePending, ""), node("h2", executor.StatePending, "")),
-			want: []nodeLog{{Name: "h1", Lines: []string{}}, {Name: "h2", Lines: []string{}}},
+			want: []api.NodeLog{{Name: "h1", Lines: []string{}}, {Name: "h2", Lines: []string{}}},
 		},
 		{
 			name: "each event a line of its node, in the deployment's node order; deployment events on none",
@@ -63,7 +65,7 @@ func TestFoldLogsTellsEachNodeFromTheEvents(t *testing.T) {
 				nodeEv(3, "h2", executor.StateSuccess, ""),
 				nodeEv(4, "h9", executor.StateSuccess, "not a node of this deployment"),
 			},
-			want: []nodeLog{
+			want: []api.NodeLog{
 				{Name: "h2", Lines: []string{line(3, "node success")}},
 				{Name: "h1", Lines: []string{line(1, "node deploying deploy v2"), line(2, "step Download the package")}},
 			},
@@ -73,23 +75,23 @@ func TestFoldLogsTellsEachNodeFromTheEvents(t *testing.T) {
 			d:     deployment(node("h1", executor.StateSuccess, "")),
 			evs:   []store.Event{nodeEv(1, "h1", "", "one"), nodeEv(2, "h1", "", "two"), nodeEv(3, "h1", "", "three")},
 			lines: 2,
-			want:  []nodeLog{{Name: "h1", Lines: []string{line(2, "node two"), line(3, "node three")}}},
+			want:  []api.NodeLog{{Name: "h1", Lines: []string{line(2, "node two"), line(3, "node three")}}},
 		},
 		{
 			name: "one node asked for",
 			d:    deployment(node("h1", executor.StateSuccess, ""), node("h2", executor.StateFailed, "boom")),
 			evs:  []store.Event{nodeEv(1, "h1", "", "one"), nodeEv(2, "h2", "", "two")},
 			only: "h2",
-			want: []nodeLog{{Name: "h2", Lines: []string{line(2, "node two")},
-				Failure: &nodeFailure{State: executor.StateFailed, Error: "boom", FailedTasks: []failedTask{}}}},
+			want: []api.NodeLog{{Name: "h2", Lines: []string{line(2, "node two")},
+				Failure: &api.NodeFailure{State: api.StateFailed, Error: "boom", FailedTasks: []api.FailedTask{}}}},
 		},
 		{
 			name: "a failed node shows its failed tasks apart from its lines",
 			d:    deployment(node("h1", executor.StateFailed, "Download the package: 404"), node("h2", executor.StateSuccess, "")),
 			evs:  []store.Event{step(1, "h1", "Take the lock", false), step(2, "h1", "Download the package", true), step(3, "h2", "Download the package", false)},
-			want: []nodeLog{
+			want: []api.NodeLog{
 				{Name: "h1", Lines: []string{line(1, "step Take the lock"), line(2, "step Download the package")},
-					Failure: &nodeFailure{State: executor.StateFailed, Error: "Download the package: 404", FailedTasks: []failedTask{task(2, "Download the package")}}},
+					Failure: &api.NodeFailure{State: api.StateFailed, Error: "Download the package: 404", FailedTasks: []api.FailedTask{task(2, "Download the package")}}},
 				{Name: "h2", Lines: []string{line(3, "step Download the package")}},
 			},
 		},
@@ -98,28 +100,28 @@ func TestFoldLogsTellsEachNodeFromTheEvents(t *testing.T) {
 			d:     deployment(node("h1", executor.StateFailed, "gave up")),
 			evs:   manyFailures,
 			lines: 1,
-			want: []nodeLog{{Name: "h1", Lines: []string{line(11, "step try 11")},
-				Failure: &nodeFailure{State: executor.StateFailed, Error: "gave up", FailedTasks: newestTen}}},
+			want: []api.NodeLog{{Name: "h1", Lines: []string{line(11, "step try 11")},
+				Failure: &api.NodeFailure{State: api.StateFailed, Error: "gave up", FailedTasks: newestTen}}},
 		},
 		{
 			name: "a rolled back node shows its evidence",
 			d:    deployment(node("h1", executor.StateRolledBack, "health check failed")),
 			evs:  []store.Event{step(1, "h1", "Verify", true), {Time: at(2), Type: store.EventEvidence, Node: "h1", Message: "release v2 failed", Evidence: evidence}},
-			want: []nodeLog{{Name: "h1", Lines: []string{line(1, "step Verify"), line(2, "evidence release v2 failed")},
-				Failure: &nodeFailure{State: executor.StateRolledBack, Error: "health check failed", FailedTasks: []failedTask{task(1, "Verify")}, Evidence: evidence}}},
+			want: []api.NodeLog{{Name: "h1", Lines: []string{line(1, "step Verify"), line(2, "evidence release v2 failed")},
+				Failure: &api.NodeFailure{State: api.StateRolledBack, Error: "health check failed", FailedTasks: []api.FailedTask{task(1, "Verify")}, Evidence: wireEvidence}}},
 		},
 		{
 			name: "a node that succeeded after a failed attempt, and kept nothing, shows no failure",
 			d:    deployment(node("h1", executor.StateSuccess, "")),
 			evs:  []store.Event{step(1, "h1", "Take the lock", true), step(2, "h1", "Take the lock", false)},
-			want: []nodeLog{{Name: "h1", Lines: []string{line(1, "step Take the lock"), line(2, "step Take the lock")}}},
+			want: []api.NodeLog{{Name: "h1", Lines: []string{line(1, "step Take the lock"), line(2, "step Take the lock")}}},
 		},
 		{
 			name: "a node that succeeded but kept evidence of a failed release shows it",
 			d:    deployment(node("h1", executor.StateSuccess, "")),
 			evs:  []store.Event{{Time: at(1), Type: store.EventEvidence, Node: "h1", Message: "release v2 failed", Evidence: evidence}},
-			want: []nodeLog{{Name: "h1", Lines: []string{line(1, "evidence release v2 failed")},
-				Failure: &nodeFailure{State: executor.StateSuccess, FailedTasks: []failedTask{}, Evidence: evidence}}},
+			want: []api.NodeLog{{Name: "h1", Lines: []string{line(1, "evidence release v2 failed")},
+				Failure: &api.NodeFailure{State: api.StateSuccess, FailedTasks: []api.FailedTask{}, Evidence: wireEvidence}}},
 		},
 	}
 	for _, c := range cases {
@@ -129,7 +131,7 @@ func TestFoldLogsTellsEachNodeFromTheEvents(t *testing.T) {
 				lines = defaultLogLines
 			}
 			got := foldLogs(c.d, c.evs, lines, c.only)
-			want := deploymentLogs{DeploymentID: "d-1", Lines: lines, Logs: c.want}
+			want := api.Logs{DeploymentID: "d-1", Lines: lines, Logs: c.want}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
@@ -17,52 +18,24 @@ import (
 // The management endpoints (/internal/v1/deploy/...) answer an operator's three questions about a
 // deployment: what is it (info), is it healthy now (health), and what happened (logs).
 
-type nodeInfo struct {
-	Name            string         `json:"name"`
-	Status          executor.State `json:"status"`
-	Version         string         `json:"version"`
-	PreviousVersion string         `json:"previous_version"`
-	Error           string         `json:"error,omitempty"`
-	// Pods are a Kubernetes workload's pods as they are now; PodsError says why they could not be read.
-	Pods      []executor.Pod `json:"pods,omitempty"`
-	PodsError string         `json:"pods_error,omitempty"`
-}
-
-type deploymentInfo struct {
-	DeploymentID    string            `json:"deployment_id"`
-	Service         string            `json:"service"`
-	Version         string            `json:"version"`
-	Platform        executor.Platform `json:"platform"`
-	Kind            string            `json:"kind"`
-	Status          executor.State    `json:"status"`
-	Error           string            `json:"error,omitempty"`
-	CreatedAt       time.Time         `json:"created_at"`
-	StartedAt       *time.Time        `json:"started_at,omitempty"`
-	FinishedAt      *time.Time        `json:"finished_at,omitempty"`
-	DurationSeconds float64           `json:"duration_seconds"`
-	// Summary counts the nodes by state, and "total".
-	Summary map[string]int `json:"summary"`
-	Nodes   []nodeInfo     `json:"nodes"`
-}
-
 func (s *Server) deployInfo(c *gin.Context) {
 	d, err := s.cfg.Store.Deployment(c.Request.Context(), c.Param("deployment_id"))
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	info := deploymentInfo{DeploymentID: d.ID, Service: d.Service, Version: d.Version, Platform: d.Platform, Kind: d.Kind,
-		Status: d.State, Error: d.Error, CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
-		Summary: map[string]int{"total": len(d.Nodes)}, Nodes: []nodeInfo{}}
+	info := api.Info{DeploymentID: d.ID, Service: d.Service, Version: d.Version, Platform: api.Platform(d.Platform), Kind: d.Kind,
+		Status: api.State(d.State), Error: d.Error, CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
+		Summary: map[string]int{"total": len(d.Nodes)}, Nodes: []api.NodeInfo{}}
 	for _, st := range executor.States {
 		info.Summary[string(st)] = 0
 	}
 	pods := s.livePods(c.Request.Context(), d)
 	for _, n := range d.Nodes {
 		info.Summary[string(n.State)]++
-		ni := nodeInfo{Name: n.Host, Status: n.State, Version: n.CurrentVersion, PreviousVersion: n.PrevVersion, Error: n.LastError}
+		ni := api.NodeInfo{Name: n.Host, Status: api.State(n.State), Version: n.CurrentVersion, PreviousVersion: n.PrevVersion, Error: n.LastError}
 		if p, ok := pods[n.Host]; ok {
-			ni.Pods, ni.PodsError = p.pods, errText(p.err)
+			ni.Pods, ni.PodsError = listOf(p.pods, renderPod), errText(p.err)
 		}
 		info.Nodes = append(info.Nodes, ni)
 	}
@@ -74,15 +47,6 @@ func (s *Server) deployInfo(c *gin.Context) {
 		info.DurationSeconds = end.Sub(*d.StartedAt).Round(time.Millisecond).Seconds()
 	}
 	c.JSON(http.StatusOK, info)
-}
-
-type healthCheck struct {
-	Name    string `json:"name"`
-	Type    string `json:"type"`   // node_status | service | http | pod
-	Status  string `json:"status"` // pass | fail | unknown
-	Message string `json:"message,omitempty"`
-	// Resources is what the node's unit uses now (service checks), where systemd accounts it.
-	Resources *executor.Resources `json:"resources,omitempty"`
 }
 
 // serviceCheckTimeout bounds the status run of a health request.
@@ -97,7 +61,7 @@ func (s *Server) deployHealth(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	checks := make([]healthCheck, 0, 2*len(d.Nodes))
+	checks := make([]api.Check, 0, 2*len(d.Nodes))
 	for _, dn := range d.Nodes {
 		checks = append(checks, s.nodeStatusCheck(ctx, d, dn))
 	}
@@ -111,7 +75,7 @@ func (s *Server) deployHealth(c *gin.Context) {
 		}
 	}
 	if hc := d.Request.Health; hc.HTTPPort != 0 && d.Platform == executor.PlatformPhysical {
-		probes := make([]healthCheck, len(d.Nodes))
+		probes := make([]api.Check, len(d.Nodes))
 		var wg sync.WaitGroup
 		for i, dn := range d.Nodes {
 			wg.Go(func() { probes[i] = probeHTTP(ctx, dn.Host, engine.Address(d.Request.Nodes, dn.Host), hc) })
@@ -123,12 +87,12 @@ func (s *Server) deployHealth(c *gin.Context) {
 	for _, ch := range checks {
 		healthy = healthy && ch.Status == "pass"
 	}
-	c.JSON(http.StatusOK, gin.H{"deployment_id": d.ID, "healthy": healthy, "checked_at": time.Now().UTC(), "checks": checks})
+	c.JSON(http.StatusOK, api.Health{DeploymentID: d.ID, Healthy: healthy, CheckedAt: time.Now().UTC(), Checks: checks})
 }
 
 // nodeStatusCheck passes when the node's record says it runs what the deployment put there.
-func (s *Server) nodeStatusCheck(ctx context.Context, d *store.Deployment, dn store.DeploymentNode) healthCheck {
-	ch := healthCheck{Name: dn.Host, Type: "node_status", Status: "unknown"}
+func (s *Server) nodeStatusCheck(ctx context.Context, d *store.Deployment, dn store.DeploymentNode) api.Check {
+	ch := api.Check{Name: dn.Host, Type: "node_status", Status: "unknown"}
 	n, err := s.cfg.Store.Node(ctx, d.Service, dn.Host)
 	if err != nil {
 		ch.Message = "no record of the node: " + err.Error()
@@ -150,7 +114,7 @@ func (s *Server) nodeStatusCheck(ctx context.Context, d *store.Deployment, dn st
 // serviceChecks read each node's unit now (one status.yml run): a check passes when the unit is active
 // and runs the release the deployment put there, and carries what the unit uses. None when this
 // server's executor cannot read units; unknown for a node that could not be read.
-func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []healthCheck {
+func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []api.Check {
 	exec, err := s.executorFor(executor.PlatformPhysical)
 	inspector, ok := exec.(executor.ServiceInspector)
 	if err != nil || !ok || len(d.Request.Nodes) == 0 {
@@ -164,10 +128,10 @@ func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []healthChec
 	ctx, cancel := context.WithTimeout(ctx, serviceCheckTimeout)
 	defer cancel()
 	statuses, err := inspector.ServiceStatus(ctx, executor.StatusRequest{Service: d.Service, Nodes: d.Request.Nodes})
-	checks := make([]healthCheck, 0, len(d.Nodes))
+	checks := make([]api.Check, 0, len(d.Nodes))
 	if err != nil {
 		for _, dn := range d.Nodes {
-			checks = append(checks, healthCheck{Name: dn.Host, Type: "service", Status: "unknown", Message: "could not read the unit: " + err.Error()})
+			checks = append(checks, api.Check{Name: dn.Host, Type: "service", Status: "unknown", Message: "could not read the unit: " + err.Error()})
 		}
 		return checks
 	}
@@ -176,7 +140,7 @@ func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []healthChec
 		target[dn.Host] = dn.TargetVersion
 	}
 	for _, st := range statuses {
-		ch := healthCheck{Name: st.Host, Type: "service", Status: "fail", Resources: st.Resources}
+		ch := api.Check{Name: st.Host, Type: "service", Status: "fail", Resources: renderResources(st.Resources)}
 		switch want := target[st.Host]; {
 		case st.Error != "":
 			ch.Status, ch.Message = "unknown", st.Error
@@ -194,8 +158,8 @@ func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []healthChec
 }
 
 // probeHTTP is a live HTTP check of a node, as a health check.
-func probeHTTP(ctx context.Context, name, addr string, hc executor.HealthCheck) healthCheck {
-	ch := healthCheck{Name: name, Type: "http", Status: "fail"}
+func probeHTTP(ctx context.Context, name, addr string, hc executor.HealthCheck) api.Check {
+	ch := api.Check{Name: name, Type: "http", Status: "fail"}
 	ok, msg := engine.ProbeHTTP(ctx, addr, hc)
 	if ok {
 		ch.Status = "pass"
@@ -223,11 +187,11 @@ func (s *Server) deployLogs(c *gin.Context) {
 	var onlyPod *podRef
 	if only != "" && d.Node(only) == nil {
 		if onlyPod = findPod(pods, only); onlyPod == nil {
-			c.AbortWithStatusJSON(http.StatusNotFound, apiError{Error: "pod_name: deployment " + d.ID + " has no node or pod " + quote(only), Code: "not_found", Field: "pod_name"})
+			c.AbortWithStatusJSON(http.StatusNotFound, api.Error{Error: "pod_name: deployment " + d.ID + " has no node or pod " + quote(only), Code: "not_found", Field: "pod_name"})
 			return
 		}
 	}
-	out := deploymentLogs{DeploymentID: d.ID, Lines: lines, Logs: []nodeLog{}}
+	out := api.Logs{DeploymentID: d.ID, Lines: lines, Logs: []api.NodeLog{}}
 	if onlyPod == nil {
 		evs, err := s.cfg.Store.Events(ctx, d.ID, 0, maxLogEvents)
 		if err != nil {
@@ -245,7 +209,7 @@ func (s *Server) deployLogs(c *gin.Context) {
 	}
 	podLogs := s.readPodLogs(ctx, refs, lines)
 	if onlyPod != nil && podLogs[0].Error != "" {
-		c.AbortWithStatusJSON(http.StatusBadGateway, apiError{Error: podLogs[0].Error, Code: "logs_unavailable"})
+		c.AbortWithStatusJSON(http.StatusBadGateway, api.Error{Error: podLogs[0].Error, Code: "logs_unavailable"})
 		return
 	}
 	out.Logs = append(out.Logs, podLogs...)

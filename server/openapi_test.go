@@ -16,8 +16,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/executor"
-	"github.com/nodeexec/nodeexec/store"
 )
 
 // docs/openapi.yaml and the router describe the same API: the same routes, each documented fully, with
@@ -237,7 +237,7 @@ func TestOpenAPIScopesAreEnforcedBeforeAnyHandler(t *testing.T) {
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		var body apiError
+		var body api.Error
 		_ = json.Unmarshal(rec.Body.Bytes(), &body)
 		return rec.Code, body.Code
 	}
@@ -295,38 +295,38 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 		v      any
 		sent   bool // the server sends it, so "required" says what is always there
 	}{
-		{"DeployRequest", deployBody{}, false},
-		{"HealthCheck", healthBody{}, false},
-		{"Unit", executor.Unit{}, false},
-		{"Error", apiError{}, true},
-		{"Deployment", store.Deployment{}, true},
-		{"Batch", store.Batch{}, true},
-		{"DeploymentNode", store.DeploymentNode{}, true},
-		{"Node", store.Node{}, true},
-		{"Event", store.Event{}, true},
-		{"Step", executor.Step{}, true},
-		{"Info", deploymentInfo{}, true},
-		{"NodeInfo", nodeInfo{}, true},
-		{"Check", healthCheck{}, true},
-		{"NodeLog", nodeLog{}, true},
-		{"NodeFailure", nodeFailure{}, true},
-		{"FailedTask", failedTask{}, true},
-		{"FailedRelease", executor.FailedRelease{}, true},
-		{"Pod", executor.Pod{}, true},
-		{"Strategy", executor.Strategy{}, false},
-		{"ScaleRequest", scaleBody{}, false},
-		{"Workload", executor.Workload{}, false},
-		{"RestartRequest", restartBody{}, false},
-		{"ServiceStatuses", serviceStatuses{}, true},
-		{"ServiceStatus", executor.ServiceStatus{}, true},
-		{"Resources", executor.Resources{}, true},
-		{"AdhocRequest", adhocBody{}, false},
-		{"AdhocRun", adhocRun{}, true},
-		{"CommandResult", executor.CommandResult{}, true},
-		{"AllowedCommand", allowedCommand{}, true},
-		{"Cleanup", store.Cleanup{}, true},
-		{"CleanupNode", store.CleanupNode{}, true},
-		{"Pruned", store.Pruned{}, true},
+		{"DeployRequest", api.DeployRequest{}, false},
+		{"HealthCheck", api.HealthCheck{}, false},
+		{"Unit", api.Unit{}, false},
+		{"Error", api.Error{}, true},
+		{"Deployment", api.Deployment{}, true},
+		{"Batch", api.Batch{}, true},
+		{"DeploymentNode", api.DeploymentNode{}, true},
+		{"Node", api.Node{}, true},
+		{"Event", api.Event{}, true},
+		{"Step", api.Step{}, true},
+		{"Info", api.Info{}, true},
+		{"NodeInfo", api.NodeInfo{}, true},
+		{"Check", api.Check{}, true},
+		{"NodeLog", api.NodeLog{}, true},
+		{"NodeFailure", api.NodeFailure{}, true},
+		{"FailedTask", api.FailedTask{}, true},
+		{"FailedRelease", api.FailedRelease{}, true},
+		{"Pod", api.Pod{}, true},
+		{"Strategy", api.Strategy{}, false},
+		{"ScaleRequest", api.ScaleRequest{}, false},
+		{"Workload", api.Workload{}, false},
+		{"RestartRequest", api.RestartRequest{}, false},
+		{"ServiceStatuses", api.ServiceStatuses{}, true},
+		{"ServiceStatus", api.ServiceStatus{}, true},
+		{"Resources", api.Resources{}, true},
+		{"AdhocRequest", api.AdhocRequest{}, false},
+		{"AdhocRun", api.AdhocRun{}, true},
+		{"CommandResult", api.CommandResult{}, true},
+		{"AllowedCommand", api.AllowedCommand{}, true},
+		{"Cleanup", api.Cleanup{}, true},
+		{"CleanupNode", api.CleanupNode{}, true},
+		{"Pruned", api.Pruned{}, true},
 	} {
 		schema, ok := s.schemas[c.schema]
 		if !ok {

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
@@ -20,21 +21,10 @@ import (
 // nodes, so it never runs beside a deploy to them); reading a service's unit and running an allow-listed
 // command are answered at once, from one ansible-playbook run over the nodes asked for.
 
-// restartBody is POST /api/v1/restart.
-type restartBody struct {
-	Service        string      `json:"service"`
-	Nodes          []string    `json:"nodes"`
-	Health         *healthBody `json:"health"`
-	BatchSize      int         `json:"batch_size"`
-	StopOnFailure  bool        `json:"stop_on_failure"`
-	IdempotencyKey string      `json:"idempotency_key"`
-	RequestedBy    string      `json:"requested_by"`
-}
-
 // createRestart starts a restart of a service on physical nodes: recorded and run like a deployment,
 // verified like one (unit active, then the health checks), leaving every node's version as it is.
 func (s *Server) createRestart(c *gin.Context) {
-	var body restartBody
+	var body api.RestartRequest
 	if !s.decodeStrict(c, &body, bodyRequired) {
 		return
 	}
@@ -58,12 +48,6 @@ func (s *Server) createRestart(c *gin.Context) {
 	s.submit(c, d)
 }
 
-// serviceStatuses is GET /api/v1/services/{service}/status.
-type serviceStatuses struct {
-	Service string                   `json:"service"`
-	Nodes   []executor.ServiceStatus `json:"nodes"`
-}
-
 // serviceStatus reads the service's unit and record on the nodes listed in ?nodes=h1,h2 (one run).
 func (s *Server) serviceStatus(c *gin.Context) {
 	var hosts []string
@@ -74,7 +58,7 @@ func (s *Server) serviceStatus(c *gin.Context) {
 	}
 	statuses, ok := s.readServices(c, c.Param("service"), hosts)
 	if ok {
-		c.JSON(http.StatusOK, serviceStatuses{Service: c.Param("service"), Nodes: statuses})
+		c.JSON(http.StatusOK, api.ServiceStatuses{Service: c.Param("service"), Nodes: listOf(statuses, renderServiceStatus)})
 	}
 }
 
@@ -82,7 +66,7 @@ func (s *Server) serviceStatus(c *gin.Context) {
 func (s *Server) nodeService(c *gin.Context) {
 	statuses, ok := s.readServices(c, c.Param("service"), []string{c.Param("host")})
 	if ok {
-		c.JSON(http.StatusOK, statuses[0])
+		c.JSON(http.StatusOK, renderServiceStatus(statuses[0]))
 	}
 }
 
@@ -113,42 +97,20 @@ func (s *Server) readServices(c *gin.Context, service string, hosts []string) ([
 	return statuses, true
 }
 
-// adhocBody is POST /api/v1/adhoc: a name from the allow-list, never a command.
-type adhocBody struct {
-	Name    string   `json:"name"`
-	Nodes   []string `json:"nodes"`
-	Service string   `json:"service"`
-}
-
-// adhocRun is the answer: the command as it ran, and each node's exit status and output.
-type adhocRun struct {
-	Name  string                   `json:"name"`
-	Argv  []string                 `json:"argv"`
-	Nodes []executor.CommandResult `json:"nodes"`
-}
-
-// allowedCommand is one entry of GET /api/v1/adhoc.
-type allowedCommand struct {
-	Name string   `json:"name"`
-	Argv []string `json:"argv"`
-	// Service says the command needs a service (its argv has the {service} placeholder).
-	Service bool `json:"service"`
-}
-
 // listCommands shows the allow-list.
 func (s *Server) listCommands(c *gin.Context) {
-	out := []allowedCommand{}
+	out := []api.AllowedCommand{}
 	for _, name := range s.cfg.Commands.Names() {
-		out = append(out, allowedCommand{Name: name, Argv: s.cfg.Commands[name], Service: s.cfg.Commands.Uses(name, executor.PlaceholderService)})
+		out = append(out, api.AllowedCommand{Name: name, Argv: s.cfg.Commands[name], Service: s.cfg.Commands.Uses(name, executor.PlaceholderService)})
 	}
-	c.JSON(http.StatusOK, gin.H{"commands": out})
+	c.JSON(http.StatusOK, api.CommandList{Commands: out})
 }
 
 // runCommand runs one allow-listed command on the nodes and answers with each node's output. The body
 // names the command; a field that is not name, nodes or service is refused, so no free text reaches a
 // node except a validated service name in place of a whole {service} argument.
 func (s *Server) runCommand(c *gin.Context) {
-	var body adhocBody
+	var body api.AdhocRequest
 	if !s.decodeStrict(c, &body, bodyRequired) {
 		return
 	}
@@ -196,7 +158,7 @@ func (s *Server) runCommand(c *gin.Context) {
 		rcs[r.Host] = r.RC
 	}
 	log.WithField("rc", rcs).Info("ad-hoc command: done")
-	c.JSON(http.StatusOK, adhocRun{Name: req.Name, Argv: argv, Nodes: results})
+	c.JSON(http.StatusOK, api.AdhocRun{Name: req.Name, Argv: argv, Nodes: listOf(results, renderCommandResult)})
 }
 
 // physicalAs is this server's executor for physical nodes as the operation's interface T; false after
@@ -257,7 +219,7 @@ func nodeList(hosts []string) []executor.Node {
 }
 
 // healthOf is a request's health check (none: the unit must be active, nothing more).
-func healthOf(h *healthBody) executor.HealthCheck {
+func healthOf(h *api.HealthCheck) executor.HealthCheck {
 	if h == nil {
 		return executor.HealthCheck{}
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
@@ -60,16 +61,16 @@ func each[T any](items []T, fn func(T)) {
 }
 
 // podChecks are the health checks of a workload's pods: each passes when it runs and is ready.
-func podChecks(node string, p workloadPods) []healthCheck {
+func podChecks(node string, p workloadPods) []api.Check {
 	if p.err != nil {
-		return []healthCheck{{Name: node, Type: "pod", Status: "unknown", Message: "cannot read the pods: " + p.err.Error()}}
+		return []api.Check{{Name: node, Type: "pod", Status: "unknown", Message: "cannot read the pods: " + p.err.Error()}}
 	}
 	if len(p.pods) == 0 {
-		return []healthCheck{{Name: node, Type: "pod", Status: "fail", Message: "the workload has no pods"}}
+		return []api.Check{{Name: node, Type: "pod", Status: "fail", Message: "the workload has no pods"}}
 	}
-	out := make([]healthCheck, 0, len(p.pods))
+	out := make([]api.Check, 0, len(p.pods))
 	for _, pod := range p.pods {
-		ch := healthCheck{Name: pod.Name, Type: "pod", Status: "fail",
+		ch := api.Check{Name: pod.Name, Type: "pod", Status: "fail",
 			Message: fmt.Sprintf("%s, ready %v, %d restarts, node %s, image %s", pod.Phase, pod.Ready, pod.Restarts, engine.OrNothing(pod.Node), pod.Image)}
 		if pod.Phase == "Running" && pod.Ready {
 			ch.Status = "pass"
@@ -108,12 +109,12 @@ func allPods(d *store.Deployment, pods map[string]workloadPods) []podRef {
 }
 
 // readPodLogs reads each pod's newest lines; a pod whose log cannot be read carries the reason.
-func (s *Server) readPodLogs(ctx context.Context, refs []podRef, lines int) []nodeLog {
+func (s *Server) readPodLogs(ctx context.Context, refs []podRef, lines int) []api.NodeLog {
 	insp, ok := s.cfg.K8s.(executor.PodInspector)
 	if !ok || len(refs) == 0 {
 		return nil
 	}
-	out := make([]nodeLog, len(refs))
+	out := make([]api.NodeLog, len(refs))
 	idx := make([]int, len(refs))
 	for i := range idx {
 		idx[i] = i
@@ -124,7 +125,7 @@ func (s *Server) readPodLogs(ctx context.Context, refs []podRef, lines int) []no
 		if got == nil {
 			got = []string{}
 		}
-		out[i] = nodeLog{Name: r.pod, Node: r.w.Host(), Lines: got, Error: errText(err)}
+		out[i] = api.NodeLog{Name: r.pod, Node: r.w.Host(), Lines: got, Error: errText(err)}
 	})
 	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/metrics"
@@ -103,7 +104,7 @@ func New(cfg Config) *Server {
 	s.router.UseRawPath = true
 	s.router.UnescapePathValues = true
 
-	s.router.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	s.router.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, api.Status{Status: "ok"}) })
 	s.router.GET("/readyz", s.ready)
 	auth := newAuthorizer(cfg.Tokens)
 	read, deploy, admin := auth.require(ScopeRead), auth.require(ScopeDeploy), auth.require(ScopeAdmin)
@@ -172,23 +173,13 @@ func (s *Server) takingNew(c *gin.Context) {
 	c.Next()
 }
 
-// apiError is every error's body: a sentence for people and a code for programs.
-type apiError struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-	// Field names the request field that is wrong, for 400s about one field.
-	Field string `json:"field,omitempty"`
-	// DeploymentID names the deployment that holds a node, for 409s.
-	DeploymentID string `json:"deployment_id,omitempty"`
-}
-
 func fail(c *gin.Context, status int, code, msg string) {
-	c.AbortWithStatusJSON(status, apiError{Error: msg, Code: code})
+	c.AbortWithStatusJSON(status, api.Error{Error: msg, Code: code})
 }
 
 // failField answers 400 about one field of the request, the way failErr answers a ValidationError.
 func failField(c *gin.Context, field, reason string) {
-	c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: field + ": " + reason, Code: "invalid", Field: field})
+	c.AbortWithStatusJSON(http.StatusBadRequest, api.Error{Error: field + ": " + reason, Code: "invalid", Field: field})
 }
 
 // failErr renders an error from below with the status it deserves; a store that does not answer is 503.
@@ -198,11 +189,11 @@ func (s *Server) failErr(c *gin.Context, err error) {
 	var inFlight *engine.KeyInFlightError
 	switch {
 	case errors.As(err, &inFlight):
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: err.Error(), Code: "key_in_flight", DeploymentID: inFlight.Owner})
+		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: err.Error(), Code: "key_in_flight", DeploymentID: inFlight.Owner})
 	case errors.As(err, &v):
-		c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: err.Error(), Code: "invalid", Field: v.Field})
+		c.AbortWithStatusJSON(http.StatusBadRequest, api.Error{Error: err.Error(), Code: "invalid", Field: v.Field})
 	case errors.As(err, &busy):
-		c.AbortWithStatusJSON(http.StatusConflict, apiError{Error: err.Error(), Code: "node_busy", DeploymentID: busy.DeploymentID})
+		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: err.Error(), Code: "node_busy", DeploymentID: busy.DeploymentID})
 	case errors.Is(err, store.ErrBadCursor):
 		failField(c, "cursor", "not a cursor this server gave out")
 	case errors.Is(err, store.ErrNotFound):
@@ -289,5 +280,5 @@ func (s *Server) ready(c *gin.Context) {
 		fail(c, http.StatusServiceUnavailable, "database_unavailable", "the database does not answer")
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	c.JSON(http.StatusOK, api.Status{Status: "ready"})
 }

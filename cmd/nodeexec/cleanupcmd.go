@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nodeexec/nodeexec/store"
+	"github.com/nodeexec/nodeexec/api"
 )
 
 // cleanupPoll is how often a followed cleanup pass is read again.
@@ -35,7 +35,7 @@ func cleanupCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	id := *follow
 	if id == "" {
-		var started store.Cleanup
+		var started api.Cleanup
 		if err := c.call(ctx, http.MethodPost, "/api/v1/cleanups", nil, &started); err != nil {
 			return false, err
 		}
@@ -55,14 +55,14 @@ func cleanupCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return pass.State == store.CleanupSuccess, o.printCleanup(pass)
+	return pass.State == api.CleanupSuccess, o.printCleanup(pass)
 }
 
 // followCleanup reads a pass until it ends, printing each node when it is done (not with --json).
-func (o *clientOpts) followCleanup(ctx context.Context, c *apiClient, id string) (*store.Cleanup, error) {
+func (o *clientOpts) followCleanup(ctx context.Context, c *apiClient, id string) (*api.Cleanup, error) {
 	shown := map[string]bool{}
 	for {
-		var pass store.Cleanup
+		var pass api.Cleanup
 		if err := c.call(ctx, http.MethodGet, "/api/v1/cleanups/"+url.PathEscape(id), nil, &pass); err != nil {
 			if ctx.Err() != nil {
 				return nil, o.stoppedFollowing(id)
@@ -71,13 +71,13 @@ func (o *clientOpts) followCleanup(ctx context.Context, c *apiClient, id string)
 		}
 		for _, n := range pass.Nodes {
 			key := n.Service + "/" + n.Host
-			if o.asJSON || shown[key] || n.State == store.NodePending || n.State == store.NodeCleaning {
+			if o.asJSON || shown[key] || n.State == api.NodePending || n.State == api.NodeCleaning {
 				continue
 			}
 			shown[key] = true
 			fmt.Fprintln(o.out, cleanupLine(n))
 		}
-		if pass.State != store.CleanupRunning {
+		if pass.State != api.CleanupRunning {
 			return &pass, nil
 		}
 		select {
@@ -94,9 +94,9 @@ func (o *clientOpts) stoppedFollowing(id string) error {
 }
 
 // cleanupLine is one node's outcome in a line.
-func cleanupLine(n store.CleanupNode) string {
+func cleanupLine(n api.CleanupNode) string {
 	line := fmt.Sprintf("%s %s %s", n.Service, n.Host, n.State)
-	if n.State == store.NodeCleaned {
+	if n.State == api.NodeCleaned {
 		line += fmt.Sprintf(": removed %s; kept %s", listOrNone(n.Removed), listOrNone(n.Kept))
 	}
 	if n.Error != "" {
@@ -112,7 +112,7 @@ func listOrNone(l []string) string {
 	return strings.Join(l, " ")
 }
 
-func (o *clientOpts) printCleanup(p *store.Cleanup) error {
+func (o *clientOpts) printCleanup(p *api.Cleanup) error {
 	if o.asJSON {
 		enc := json.NewEncoder(o.out)
 		enc.SetIndent("", "  ")

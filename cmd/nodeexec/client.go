@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nodeexec/nodeexec/store"
+	"github.com/nodeexec/nodeexec/api"
 )
 
 // apiClient talks to a running `nodeexec serve`.
@@ -25,13 +25,13 @@ type apiClient struct {
 	http  *http.Client
 }
 
-// serverError is an error the API answered with: its JSON body, and the HTTP status.
+// serverError is an error the API answered with: its body (api.Error), and the HTTP status.
 type serverError struct {
 	Status       int
-	Message      string `json:"error"`
-	Code         string `json:"code"`
-	Field        string `json:"field"`
-	DeploymentID string `json:"deployment_id"`
+	Message      string
+	Code         string
+	Field        string
+	DeploymentID string
 }
 
 func (e *serverError) Error() string {
@@ -92,9 +92,11 @@ func (c *apiClient) request(ctx context.Context, method, path string, body any) 
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
-		se := &serverError{Status: resp.StatusCode}
+		var body api.Error
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(data, se) != nil || se.Message == "" {
+		err := json.Unmarshal(data, &body)
+		se := &serverError{Status: resp.StatusCode, Message: body.Error, Code: body.Code, Field: body.Field, DeploymentID: body.DeploymentID}
+		if err != nil || se.Message == "" {
 			se.Message = strings.TrimSpace(string(data))
 		}
 		return nil, se
@@ -178,16 +180,16 @@ var errStreamEnded = errors.New("end")
 
 // follow streams a deployment's events to onEvent until the deployment ends, and returns it. A stream
 // that breaks is resumed after the last event seen (Last-Event-ID), a few times.
-func (c *apiClient) follow(ctx context.Context, id string, onEvent func(store.Event)) (*store.Deployment, error) {
+func (c *apiClient) follow(ctx context.Context, id string, onEvent func(api.Event)) (*api.Deployment, error) {
 	var last int64
-	var final *store.Deployment
+	var final *api.Deployment
 	for attempt := 0; ; attempt++ {
 		resp, err := c.request(ctx, http.MethodGet, "/api/v1/deployments/"+url.PathEscape(id)+"/events?after="+strconv.FormatInt(last, 10), nil)
 		if err == nil {
 			err = readSSE(resp.Body, func(ev sseEvent) error {
 				switch ev.Event {
 				case "end":
-					final = &store.Deployment{}
+					final = &api.Deployment{}
 					if err := json.Unmarshal([]byte(ev.Data), final); err != nil {
 						return fmt.Errorf("end event: %w", err)
 					}
@@ -195,7 +197,7 @@ func (c *apiClient) follow(ctx context.Context, id string, onEvent func(store.Ev
 				case "error":
 					return fmt.Errorf("the server could not read events: %s", ev.Data)
 				}
-				var e store.Event
+				var e api.Event
 				if err := json.Unmarshal([]byte(ev.Data), &e); err != nil {
 					return fmt.Errorf("event %s: %w", ev.ID, err)
 				}

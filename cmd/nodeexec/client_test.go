@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/server"
 	"github.com/nodeexec/nodeexec/store"
@@ -310,8 +311,8 @@ func TestFollowResumesABrokenStream(t *testing.T) {
 	var seqs []int64
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d, err := c.follow(ctx, "d-1", func(ev store.Event) { seqs = append(seqs, ev.Seq) })
-	if err != nil || d.State != executor.StateSuccess {
+	d, err := c.follow(ctx, "d-1", func(ev api.Event) { seqs = append(seqs, ev.Seq) })
+	if err != nil || d.State != api.StateSuccess {
 		t.Fatalf("follow = %+v, %v", d, err)
 	}
 	if fmt.Sprint(seqs) != "[1 2 3]" || strings.Join(afters, ",") != "0,2" {
@@ -321,16 +322,16 @@ func TestFollowResumesABrokenStream(t *testing.T) {
 
 // The live table is a function of the events seen.
 func TestBoardShowsEachNodesStateAndLatestStep(t *testing.T) {
-	d := &store.Deployment{ID: "d-1", Kind: "deploy", Service: "demo", Version: "v2", State: executor.StatePending,
-		Nodes: []store.DeploymentNode{{Host: "h1", TargetVersion: "v2", State: executor.StatePending}, {Host: "h2", TargetVersion: "v2", State: executor.StatePending}}}
+	d := &api.Deployment{ID: "d-1", Kind: "deploy", Service: "demo", Version: "v2", State: api.StatePending,
+		Nodes: []api.DeploymentNode{{Host: "h1", TargetVersion: "v2", State: api.StatePending}, {Host: "h2", TargetVersion: "v2", State: api.StatePending}}}
 	b := newBoard(d)
-	for _, ev := range []store.Event{
-		{Type: store.EventDeployment, State: executor.StateDeploying},
-		{Type: store.EventNode, Node: "h1", State: executor.StateDeploying},
-		{Type: store.EventNode, Node: "h2", State: executor.StateDeploying},
-		{Type: store.EventStep, Node: "h1", Step: &executor.Step{Name: "Download the package", Changed: true}},
-		{Type: store.EventStep, Node: "h2", Step: &executor.Step{Name: "Check health", Failed: true}},
-		{Type: store.EventNode, Node: "h2", State: executor.StateRolledBack, Message: "Check health: 503"},
+	for _, ev := range []api.Event{
+		{Type: api.EventDeployment, State: api.StateDeploying},
+		{Type: api.EventNode, Node: "h1", State: api.StateDeploying},
+		{Type: api.EventNode, Node: "h2", State: api.StateDeploying},
+		{Type: api.EventStep, Node: "h1", Step: &api.Step{Name: "Download the package", Changed: true}},
+		{Type: api.EventStep, Node: "h2", Step: &api.Step{Name: "Check health", Failed: true}},
+		{Type: api.EventNode, Node: "h2", State: api.StateRolledBack, Message: "Check health: 503"},
 	} {
 		b.apply(ev)
 	}

@@ -10,13 +10,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/executor"
-	"github.com/nodeexec/nodeexec/store"
 )
+
+// What every API command shares (its flags, its client), following a deployment to its end, and the
+// commands about one deployment: status, cancel.
 
 // clientOpts are the flags every API command shares.
 type clientOpts struct {
@@ -62,146 +64,6 @@ func parseArgs(fs *flag.FlagSet, args []string, want int, what string) ([]string
 
 func (o *clientOpts) client() (*apiClient, error) { return newAPIClient(o.server, o.tokenFile) }
 
-// deployCmd asks the server for a deployment and follows it to its end: nodes with a package, or
-// Kubernetes workloads with an image.
-func deployCmd(ctx context.Context, args []string) (bool, error) {
-	var o clientOpts
-	fs := clientFlags("deploy", &o)
-	var req executor.DeployRequest
-	nodes := fs.String("nodes", "", "comma-separated hosts (DNS names or IPs)")
-	fs.StringVar(&req.Service, "service", "", "service name (also the systemd unit name)")
-	fs.StringVar(&req.Version, "version", "", "version to deploy")
-	fs.StringVar(&req.Package.URL, "package-url", "", "http(s) URL of the release tarball")
-	fs.StringVar(&req.Package.SHA256, "sha256", "", "SHA256 of the tarball (64 hex characters)")
-	deliveryFlag(fs, &req.Delivery)
-	fs.StringVar(&req.Unit.Args, "exec-args", "", "arguments for the service's binary in the default unit")
-	fs.StringVar(&req.Unit.Exec, "exec", "", "binary inside the release (default bin/<service>)")
-	healthFlags(fs, &req.Health)
-	workloads := fs.String("workloads", "", "Kubernetes: comma-separated namespace/Kind/name[:container] (Kind Deployment or StatefulSet), instead of --nodes")
-	fs.StringVar(&req.Image, "image", "", "Kubernetes: the image the workloads' container gets")
-	strategyFlags(fs, &req.Strategy)
-	key := fs.String("idempotency-key", "", "the same key again returns the same deployment instead of a second run")
-	by := fs.String("requested-by", envOr("USER", ""), "who asks (recorded with the deployment)")
-	detach := fs.Bool("detach", false, "print the deployment id and return; do not follow it")
-	if _, err := parseArgs(fs, args, 0, ""); err != nil {
-		return false, err
-	}
-	for _, h := range strings.Split(*nodes, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			req.Nodes = append(req.Nodes, executor.Node{Host: h})
-		}
-	}
-	var err error
-	if req.Workloads, err = parseWorkloads(*workloads); err != nil {
-		return false, err
-	}
-	// The same checks the server makes, before anything is sent.
-	if err := req.Validate(); err != nil {
-		return false, err
-	}
-	c, err := o.client()
-	if err != nil {
-		return false, err
-	}
-	body := map[string]any{"service": req.Service, "version": req.Version, "idempotency_key": *key, "requested_by": *by}
-	if len(req.Workloads) > 0 {
-		body["platform"], body["workloads"], body["image"] = executor.PlatformK8s, req.Workloads, req.Image
-		if req.Strategy != (executor.Strategy{}) {
-			body["strategy"] = req.Strategy
-		}
-		return o.start(ctx, c, "/api/v1/deployments", body, *detach, executor.StateSuccess)
-	}
-	body["nodes"], body["package_url"], body["sha256"] = hostsOf(req.Nodes), req.Package.URL, req.Package.SHA256
-	if req.Delivery != "" {
-		body["delivery"] = req.Delivery
-	}
-	body["unit"] = map[string]any{"exec": req.Unit.Exec, "args": req.Unit.Args}
-	if h := healthJSON(req.Health); h != nil {
-		body["health"] = h
-	}
-	return o.start(ctx, c, "/api/v1/deployments", body, *detach, executor.StateSuccess)
-}
-
-// strategyFlags are how Kubernetes workloads move to a new image.
-func strategyFlags(fs *flag.FlagSet, s *executor.Strategy) {
-	fs.StringVar(&s.Type, "strategy", "", "Kubernetes: rolling (default) or blue-green")
-	fs.StringVar(&s.MaxSurge, "max-surge", "", "rolling: extra pods during the rollout, a count or a percentage (\"25%\")")
-	fs.StringVar(&s.MaxUnavailable, "max-unavailable", "", "rolling: pods that may be unavailable during the rollout")
-	fs.Func("min-ready-seconds", "rolling: seconds a new pod must be ready before it counts as available", int32Flag(&s.MinReadySeconds))
-	fs.Func("progress-deadline-seconds", "rolling: seconds without progress before the rollout fails and is rolled back", int32Flag(&s.ProgressDeadlineSeconds))
-	fs.StringVar(&s.Service, "switch-service", "", "blue-green: the Service whose selector switches (default: the workload's name)")
-	fs.Func("verify-seconds", "blue-green: seconds the new color must hold steady before the switch (default 10)", func(v string) error {
-		var n *int32
-		if err := int32Flag(&n)(v); err != nil {
-			return err
-		}
-		s.VerifySeconds = *n
-		return nil
-	})
-}
-
-// int32Flag parses a flag into an optional int32.
-func int32Flag(dst **int32) func(string) error {
-	return func(v string) error {
-		n, err := strconv.ParseInt(v, 10, 32)
-		if err != nil {
-			return fmt.Errorf("want a whole number, not %q", v)
-		}
-		n32 := int32(n)
-		*dst = &n32
-		return nil
-	}
-}
-
-// parseWorkloads reads "namespace/Kind/name[:container]" items, comma-separated.
-func parseWorkloads(s string) ([]executor.Workload, error) {
-	var out []executor.Workload
-	for _, item := range strings.Split(s, ",") {
-		if item = strings.TrimSpace(item); item == "" {
-			continue
-		}
-		ref, container, _ := strings.Cut(item, ":")
-		parts := strings.Split(ref, "/")
-		if len(parts) != 3 {
-			return nil, &executor.ValidationError{Field: "workloads", Reason: fmt.Sprintf("%q is not namespace/Kind/name[:container] (e.g. prod/Deployment/web:app)", item)}
-		}
-		out = append(out, executor.Workload{Namespace: parts[0], Kind: parts[1], Name: parts[2], Container: container})
-	}
-	return out, nil
-}
-
-// scaleCmd asks the server to scale Kubernetes workloads and follows it to its end.
-func scaleCmd(ctx context.Context, args []string) (bool, error) {
-	var o clientOpts
-	fs := clientFlags("scale", &o)
-	service := fs.String("service", "", "the service the workloads belong to")
-	workloads := fs.String("workloads", "", "comma-separated namespace/Kind/name (Kind Deployment or StatefulSet)")
-	replicas := fs.Int("replicas", -1, fmt.Sprintf("pods each workload should have (0 to %d)", executor.MaxReplicas))
-	key := fs.String("idempotency-key", "", "the same key again returns the same scale instead of a second run")
-	detach := fs.Bool("detach", false, "print the scale's id and return; do not follow it")
-	if _, err := parseArgs(fs, args, 0, ""); err != nil {
-		return false, err
-	}
-	ws, err := parseWorkloads(*workloads)
-	if err != nil {
-		return false, err
-	}
-	for _, err := range []error{executor.ValidateService(*service), executor.ValidateWorkloads(ws)} {
-		if err != nil {
-			return false, err
-		}
-	}
-	if *replicas < 0 || *replicas > executor.MaxReplicas {
-		return false, &executor.ValidationError{Field: "replicas", Reason: fmt.Sprintf("give --replicas from 0 to %d", executor.MaxReplicas)}
-	}
-	c, err := o.client()
-	if err != nil {
-		return false, err
-	}
-	body := map[string]any{"service": *service, "workloads": ws, "replicas": *replicas, "idempotency_key": *key, "requested_by": envOr("USER", "")}
-	return o.start(ctx, c, "/api/v1/scale", body, *detach, executor.StateSuccess)
-}
-
 func hostsOf(nodes []executor.Node) []string {
 	out := make([]string, len(nodes))
 	for i, n := range nodes {
@@ -210,30 +72,9 @@ func hostsOf(nodes []executor.Node) []string {
 	return out
 }
 
-// rollbackCmd rolls back what a deployment changed, and follows the rollback.
-func rollbackCmd(ctx context.Context, args []string) (bool, error) {
-	var o clientOpts
-	fs := clientFlags("rollback", &o)
-	key := fs.String("idempotency-key", "", "the same key again returns the same rollback")
-	detach := fs.Bool("detach", false, "print the rollback's id and return; do not follow it")
-	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec rollback <deployment-id>")
-	if err != nil {
-		return false, err
-	}
-	c, err := o.client()
-	if err != nil {
-		return false, err
-	}
-	body := map[string]any{"idempotency_key": *key, "requested_by": envOr("USER", "")}
-	return o.start(ctx, c, "/api/v1/deployments/"+url.PathEscape(pos[0])+"/rollback", body, *detach, executor.StateRolledBack)
-}
-
 // start posts a deployment (or rollback) and, unless detached, follows it; ok means it reached want.
-func (o *clientOpts) start(ctx context.Context, c *apiClient, path string, body map[string]any, detach bool, want executor.State) (bool, error) {
-	var accepted struct {
-		ID    string         `json:"id"`
-		State executor.State `json:"state"`
-	}
+func (o *clientOpts) start(ctx context.Context, c *apiClient, path string, body any, detach bool, want api.State) (bool, error) {
+	var accepted api.Accepted
 	if err := c.call(ctx, http.MethodPost, path, body, &accepted); err != nil {
 		return false, err
 	}
@@ -255,8 +96,8 @@ func (o *clientOpts) start(ctx context.Context, c *apiClient, path string, body 
 }
 
 // watch follows a deployment live and prints its final state.
-func (o *clientOpts) watch(ctx context.Context, c *apiClient, id string) (*store.Deployment, error) {
-	var d store.Deployment
+func (o *clientOpts) watch(ctx context.Context, c *apiClient, id string) (*api.Deployment, error) {
+	var d api.Deployment
 	if err := c.call(ctx, http.MethodGet, "/api/v1/deployments/"+url.PathEscape(id), nil, &d); err != nil {
 		return nil, err
 	}
@@ -272,7 +113,7 @@ func (o *clientOpts) watch(ctx context.Context, c *apiClient, id string) (*store
 	return final, o.printDeployment(final)
 }
 
-func (o *clientOpts) printDeployment(d *store.Deployment) error {
+func (o *clientOpts) printDeployment(d *api.Deployment) error {
 	if o.asJSON {
 		enc := json.NewEncoder(o.out)
 		enc.SetIndent("", "  ")
@@ -304,13 +145,13 @@ func statusCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var d *store.Deployment
+	var d *api.Deployment
 	if *watch {
 		if d, err = o.watch(ctx, c, pos[0]); err != nil {
 			return false, err
 		}
 	} else {
-		d = &store.Deployment{}
+		d = &api.Deployment{}
 		if err := c.call(ctx, http.MethodGet, "/api/v1/deployments/"+url.PathEscape(pos[0]), nil, d); err != nil {
 			return false, err
 		}
@@ -318,7 +159,7 @@ func statusCmd(ctx context.Context, args []string) (bool, error) {
 			return false, err
 		}
 	}
-	return d.State != executor.StateFailed, nil
+	return d.State != api.StateFailed, nil
 }
 
 func cancelCmd(ctx context.Context, args []string) (bool, error) {
@@ -332,7 +173,7 @@ func cancelCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var out map[string]any
+	var out api.Accepted
 	if err := c.call(ctx, http.MethodPost, "/api/v1/deployments/"+url.PathEscape(pos[0])+"/cancel", nil, &out); err != nil {
 		return false, err
 	}
@@ -340,130 +181,5 @@ func cancelCmd(ctx context.Context, args []string) (bool, error) {
 		return true, json.NewEncoder(o.out).Encode(out)
 	}
 	fmt.Fprintf(o.out, "cancelling %s; follow it: nodeexec status %s --watch\n", pos[0], pos[0])
-	return true, nil
-}
-
-func listCmd(ctx context.Context, args []string) (bool, error) {
-	var o clientOpts
-	fs := clientFlags("list", &o)
-	q := url.Values{}
-	service := fs.String("service", "", "only this service")
-	state := fs.String("state", "", "only deployments in this state")
-	limit := fs.Int("limit", 20, "how many (1-200)")
-	cursor := fs.String("cursor", "", "the next page, as a previous list printed")
-	if _, err := parseArgs(fs, args, 0, ""); err != nil {
-		return false, err
-	}
-	for k, v := range map[string]string{"service": *service, "state": *state, "cursor": *cursor, "limit": strconv.Itoa(*limit)} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	c, err := o.client()
-	if err != nil {
-		return false, err
-	}
-	var page struct {
-		Deployments []store.Deployment `json:"deployments"`
-		NextCursor  string             `json:"next_cursor"`
-	}
-	if err := c.call(ctx, http.MethodGet, "/api/v1/deployments?"+q.Encode(), nil, &page); err != nil {
-		return false, err
-	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(page)
-	}
-	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSERVICE\tVERSION\tSTATE\tNODES\tCREATED")
-	for _, d := range page.Deployments {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Kind, d.Service, d.Version, d.State, len(d.Nodes), d.CreatedAt.Format("2006-01-02 15:04:05"))
-	}
-	tw.Flush()
-	if page.NextCursor != "" {
-		fmt.Fprintf(o.out, "more: nodeexec list --cursor %s\n", page.NextCursor)
-	}
-	return true, nil
-}
-
-func nodesCmd(ctx context.Context, args []string) (bool, error) {
-	var o clientOpts
-	fs := clientFlags("nodes", &o)
-	service := fs.String("service", "", "the service whose nodes to show")
-	host := fs.String("host", "", "only this node")
-	if _, err := parseArgs(fs, args, 0, ""); err != nil {
-		return false, err
-	}
-	if err := executor.ValidateService(*service); err != nil {
-		return false, err
-	}
-	c, err := o.client()
-	if err != nil {
-		return false, err
-	}
-	var nodes []store.Node
-	if *host != "" {
-		if err := executor.ValidateHost(*host); err != nil {
-			return false, err
-		}
-		var n store.Node
-		if err := c.call(ctx, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(*service)+"/"+url.PathEscape(*host), nil, &n); err != nil {
-			return false, err
-		}
-		nodes = append(nodes, n)
-	} else {
-		var list struct {
-			Nodes []store.Node `json:"nodes"`
-		}
-		if err := c.call(ctx, http.MethodGet, "/api/v1/nodes?service="+url.QueryEscape(*service), nil, &list); err != nil {
-			return false, err
-		}
-		nodes = list.Nodes
-	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(nodes)
-	}
-	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tCURRENT\tPREVIOUS\tDEPLOYMENT\tUPDATED\tERROR")
-	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.State, dash(n.CurrentVersion), dash(n.PrevVersion), dash(n.DeploymentID), n.UpdatedAt.Format("2006-01-02 15:04:05"), n.LastError)
-	}
-	return true, tw.Flush()
-}
-
-func logsCmd(ctx context.Context, args []string) (bool, error) {
-	var o clientOpts
-	fs := clientFlags("logs", &o)
-	lines := fs.Int("lines", 100, "newest lines per node")
-	node := fs.String("node", "", "only this node")
-	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec logs <deployment-id>")
-	if err != nil {
-		return false, err
-	}
-	c, err := o.client()
-	if err != nil {
-		return false, err
-	}
-	q := url.Values{"lines": {strconv.Itoa(*lines)}}
-	if *node != "" {
-		q.Set("pod_name", *node)
-	}
-	var out struct {
-		Logs []struct {
-			Name  string   `json:"name"`
-			Lines []string `json:"lines"`
-		} `json:"logs"`
-	}
-	if err := c.call(ctx, http.MethodGet, "/internal/v1/deploy/logs/"+url.PathEscape(pos[0])+"?"+q.Encode(), nil, &out); err != nil {
-		return false, err
-	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(out)
-	}
-	for _, l := range out.Logs {
-		fmt.Fprintf(o.out, "== %s\n", l.Name)
-		for _, line := range l.Lines {
-			fmt.Fprintln(o.out, line)
-		}
-	}
 	return true, nil
 }

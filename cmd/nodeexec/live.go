@@ -8,25 +8,25 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/executor"
-	"github.com/nodeexec/nodeexec/store"
 )
 
 // board is what the live view knows of a deployment: each node's state, version and latest step.
 // It changes only through apply, so what it shows is a pure function of the events seen.
 type board struct {
 	title string
-	state executor.State
+	state api.State
 	order []string
 	rows  map[string]*boardRow
 }
 
 type boardRow struct {
 	host, version, step, err string
-	state                    executor.State
+	state                    api.State
 }
 
-func newBoard(d *store.Deployment) *board {
+func newBoard(d *api.Deployment) *board {
 	b := &board{title: fmt.Sprintf("%s %s %s %s", d.ID, d.Kind, d.Service, d.Version), state: d.State, rows: map[string]*boardRow{}}
 	for _, n := range d.Nodes {
 		b.row(n.Host).state = n.State
@@ -45,20 +45,20 @@ func (b *board) row(host string) *boardRow {
 	return r
 }
 
-func (b *board) apply(ev store.Event) {
+func (b *board) apply(ev api.Event) {
 	switch ev.Type {
-	case store.EventDeployment:
+	case api.EventDeployment:
 		b.state = ev.State
-	case store.EventNode:
+	case api.EventNode:
 		r := b.row(ev.Node)
 		r.state = ev.State
-		if ev.State.Terminal() {
+		if executor.State(ev.State).Terminal() {
 			r.step = ""
-			if ev.State == executor.StateFailed || ev.State == executor.StateRolledBack {
+			if ev.State == api.StateFailed || ev.State == api.StateRolledBack {
 				r.err = ev.Message
 			}
 		}
-	case store.EventStep:
+	case api.EventStep:
 		if ev.Step != nil {
 			b.row(ev.Node).step = stepSummary(*ev.Step)
 		}
@@ -79,8 +79,9 @@ func (b *board) lines() []string {
 	return append(out, strings.Split(strings.TrimRight(sb.String(), "\n"), "\n")...)
 }
 
-func stepSummary(st executor.Step) string {
-	if status := st.Status(); status != "ok" {
+func stepSummary(st api.Step) string {
+	outcome := executor.Step{Changed: st.Changed, Failed: st.Failed, Skipped: st.Skipped, Running: st.Running}
+	if status := outcome.Status(); status != "ok" {
 		return st.Name + " (" + status + ")"
 	}
 	return st.Name
@@ -97,12 +98,12 @@ func clip(s string, n int) string {
 }
 
 // eventLine is one event as a plain line, for output that is not a terminal.
-func eventLine(ev store.Event) string {
+func eventLine(ev api.Event) string {
 	what := string(ev.State)
-	if ev.Type == store.EventStep && ev.Step != nil {
+	if ev.Type == api.EventStep && ev.Step != nil {
 		what = "step"
 	}
-	if ev.Type == store.EventEvidence {
+	if ev.Type == api.EventEvidence {
 		what = "evidence"
 	}
 	who := ev.Node
@@ -129,7 +130,7 @@ const (
 	viewJSON
 )
 
-func newView(out io.Writer, asJSON bool, d *store.Deployment) *view {
+func newView(out io.Writer, asJSON bool, d *api.Deployment) *view {
 	v := &view{out: out, board: newBoard(d), mode: viewLines}
 	switch {
 	case asJSON:
@@ -143,7 +144,7 @@ func newView(out io.Writer, asJSON bool, d *store.Deployment) *view {
 	return v
 }
 
-func (v *view) event(ev store.Event) {
+func (v *view) event(ev api.Event) {
 	v.board.apply(ev)
 	switch v.mode {
 	case viewJSON:

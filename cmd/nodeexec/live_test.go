@@ -10,8 +10,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/nodeexec/nodeexec/executor"
-	"github.com/nodeexec/nodeexec/store"
+	"github.com/nodeexec/nodeexec/api"
 )
 
 // openPTY opens a pseudo-terminal pair: what the view writes to the terminal end comes out of the
@@ -48,14 +47,14 @@ func openPTY(t *testing.T) (controller, terminal *os.File) {
 // table it drew and draws every line again, so the screen always shows one current table.
 func TestLiveViewRedrawsItsTableInPlaceOnATerminal(t *testing.T) {
 	controller, terminal := openPTY(t)
-	d := &store.Deployment{ID: "d-1", Kind: "deploy", Service: "demo", Version: "v2", State: executor.StatePending,
-		Nodes: []store.DeploymentNode{{Host: "h1", TargetVersion: "v2", State: executor.StatePending}, {Host: "h2", TargetVersion: "v2", State: executor.StatePending}}}
+	d := &api.Deployment{ID: "d-1", Kind: "deploy", Service: "demo", Version: "v2", State: api.StatePending,
+		Nodes: []api.DeploymentNode{{Host: "h1", TargetVersion: "v2", State: api.StatePending}, {Host: "h2", TargetVersion: "v2", State: api.StatePending}}}
 	v := newView(terminal, false, d)
 	if v.mode != viewTable {
 		t.Fatalf("a terminal got view mode %d, want the table", v.mode)
 	}
-	v.event(store.Event{Type: store.EventNode, Node: "h1", State: executor.StateDeploying})
-	v.event(store.Event{Type: store.EventStep, Node: "h1", Step: &executor.Step{Name: "Download the package", Changed: true}})
+	v.event(api.Event{Type: api.EventNode, Node: "h1", State: api.StateDeploying})
+	v.event(api.Event{Type: api.EventStep, Node: "h1", Step: &api.Step{Name: "Download the package", Changed: true}})
 	terminal.Close() // the controller's reads end once it has read what was written
 	raw, err := io.ReadAll(controller)
 	var errno syscall.Errno
@@ -86,7 +85,7 @@ func TestLiveViewRedrawsItsTableInPlaceOnATerminal(t *testing.T) {
 	// Not a terminal: plain lines, no escape sequences.
 	var plain strings.Builder
 	p := newView(&plain, false, d)
-	p.event(store.Event{Type: store.EventNode, Node: "h1", State: executor.StateDeploying, Message: "deploy v2"})
+	p.event(api.Event{Type: api.EventNode, Node: "h1", State: api.StateDeploying, Message: "deploy v2"})
 	if p.mode != viewLines || strings.Contains(plain.String(), "\x1b") || !strings.Contains(plain.String(), "h1") {
 		t.Errorf("not a terminal: mode %d, output %q", p.mode, plain.String())
 	}

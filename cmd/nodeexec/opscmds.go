@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/executor"
 )
 
@@ -36,12 +37,9 @@ func restartCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	body := map[string]any{"service": req.Service, "nodes": hostsOf(req.Nodes), "batch_size": *batch, "stop_on_failure": *stop,
-		"idempotency_key": *key, "requested_by": envOr("USER", "")}
-	if h := healthJSON(req.Health); h != nil {
-		body["health"] = h
-	}
-	return o.start(ctx, c, "/api/v1/restart", body, *detach, executor.StateSuccess)
+	body := api.RestartRequest{Service: req.Service, Nodes: hostsOf(req.Nodes), Health: wireHealth(req.Health), BatchSize: *batch,
+		StopOnFailure: *stop, IdempotencyKey: *key, RequestedBy: envOr("USER", "")}
+	return o.start(ctx, c, "/api/v1/restart", body, *detach, api.StateSuccess)
 }
 
 // serviceStatusCmd shows the service's unit on each node now: running or not, main PID, since when, and
@@ -63,10 +61,7 @@ func serviceStatusCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var out struct {
-		Service string                   `json:"service"`
-		Nodes   []executor.ServiceStatus `json:"nodes"`
-	}
+	var out api.ServiceStatuses
 	path := "/api/v1/services/" + url.PathEscape(req.Service) + "/status?" + url.Values{"nodes": {strings.Join(hostsOf(req.Nodes), ",")}}.Encode()
 	if err := c.call(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return false, err
@@ -139,13 +134,7 @@ func adhocCmd(ctx context.Context, args []string) (bool, error) {
 		return false, err
 	}
 	if *list {
-		var out struct {
-			Commands []struct {
-				Name    string   `json:"name"`
-				Argv    []string `json:"argv"`
-				Service bool     `json:"service"`
-			} `json:"commands"`
-		}
+		var out api.CommandList
 		if err := c.call(ctx, http.MethodGet, "/api/v1/adhoc", nil, &out); err != nil {
 			return false, err
 		}
@@ -159,15 +148,8 @@ func adhocCmd(ctx context.Context, args []string) (bool, error) {
 		}
 		return true, tw.Flush()
 	}
-	var run struct {
-		Name  string                   `json:"name"`
-		Argv  []string                 `json:"argv"`
-		Nodes []executor.CommandResult `json:"nodes"`
-	}
-	body := map[string]any{"name": *name, "nodes": hostsOf(splitNodes(*nodes))}
-	if *service != "" {
-		body["service"] = *service
-	}
+	var run api.AdhocRun
+	body := api.AdhocRequest{Name: *name, Nodes: hostsOf(splitNodes(*nodes)), Service: *service}
 	if err := c.call(ctx, http.MethodPost, "/api/v1/adhoc", body, &run); err != nil {
 		return false, err
 	}
@@ -209,12 +191,12 @@ func splitNodes(s string) []executor.Node {
 	return out
 }
 
-// healthJSON is a health check as the API takes it; nil when it checks no port (the unit alone).
-func healthJSON(h executor.HealthCheck) map[string]any {
+// wireHealth is a health check as the API takes it; nil when it checks no port (the unit alone).
+func wireHealth(h executor.HealthCheck) *api.HealthCheck {
 	if h.HTTPPort == 0 && h.TCPPort == 0 {
 		return nil
 	}
-	return map[string]any{"http_port": h.HTTPPort, "http_path": h.HTTPPath, "http_status": h.HTTPStatus,
-		"tcp_port": h.TCPPort, "retries": h.Retries, "delay_seconds": int(h.Delay.Seconds()),
-		"interval_ms": h.Interval.Milliseconds(), "stable_seconds": int(h.Stable.Seconds())}
+	return &api.HealthCheck{HTTPPort: h.HTTPPort, HTTPPath: h.HTTPPath, HTTPStatus: h.HTTPStatus,
+		TCPPort: h.TCPPort, Retries: h.Retries, DelaySeconds: int(h.Delay.Seconds()),
+		IntervalMS: int(h.Interval.Milliseconds()), StableSeconds: int(h.Stable.Seconds())}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/k8s"
 	"github.com/nodeexec/nodeexec/server"
-	"github.com/nodeexec/nodeexec/store"
 )
 
 // serveFlags are serve's flags, bound to its configuration (read from file and environment first).
@@ -107,21 +106,11 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 		return false, err
 	}
 
-	var st *store.Store
-	if cfg.Database.MongoURI == "" {
-		db, err := store.StartEmbedded(ctx, cfg.Database.DataDir)
-		if err != nil {
-			return false, err
-		}
-		defer db.Stop()
-		if st, err = db.Open(ctx, cfg.Database.Name); err != nil {
-			return false, err
-		}
-		log.WithField("data_dir", cfg.Database.DataDir).Info("embedded database started (FerretDB on SQLite, loopback only)")
-	} else if st, err = store.Open(ctx, cfg.Database.MongoURI, cfg.Database.Name); err != nil {
+	backend, err := server.OpenBackend(ctx, server.Database{MongoURI: cfg.Database.MongoURI, Name: cfg.Database.Name, DataDir: cfg.Database.DataDir}, log)
+	if err != nil {
 		return false, err
 	}
-	defer st.Close(context.WithoutCancel(ctx))
+	defer backend.Close()
 
 	exec, err := c.executorLogging(log)
 	if err != nil {
@@ -144,18 +133,18 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	// Cleanup passes: on the schedule (if any) and on request, one at a time across the replicas.
 	schedule, _ := config.ParseSchedule(cfg.Cleanup.Schedule) // checked with the configuration
-	cleanups := cleanup.New(cleanup.Config{Store: st, Cleaner: exec, Schedule: schedule, Keep: cfg.Cleanup.Keep,
-		PerService: cfg.Cleanup.PerService, Retention: time.Duration(cfg.Cleanup.Retention), BatchSize: cfg.Cleanup.BatchSize, Logger: log})
-	defer cleanups.Stop()
-	srv := server.New(server.Config{Executor: exec, K8s: kexec, Store: st, Logger: log, MaxConcurrent: cfg.MaxConcurrent, Tokens: tokens,
-		Retry: cfg.Retry.Policy(), DeployTimeout: time.Duration(cfg.Timeouts.Deploy), Cleanups: cleanups, Notify: hooks,
-		Commands: cfg.Adhoc.Commands, CommandMaxOutput: cfg.Adhoc.MaxOutput, CommandTimeout: time.Duration(cfg.Adhoc.Timeout)})
+	srv := backend.Service(server.Config{Executor: exec, K8s: kexec, Logger: log, MaxConcurrent: cfg.MaxConcurrent, Tokens: tokens,
+		Retry: cfg.Retry.Policy(), DeployTimeout: time.Duration(cfg.Timeouts.Deploy), Notify: hooks,
+		Commands: cfg.Adhoc.Commands, CommandMaxOutput: cfg.Adhoc.MaxOutput, CommandTimeout: time.Duration(cfg.Adhoc.Timeout)},
+		cleanup.Config{Cleaner: exec, Schedule: schedule, Keep: cfg.Cleanup.Keep, PerService: cfg.Cleanup.PerService,
+			Retention: time.Duration(cfg.Cleanup.Retention), BatchSize: cfg.Cleanup.BatchSize, Logger: log})
+	defer srv.StopCleanups()
 	// Deployments a previous process left in flight get their true end before anything new is taken.
 	if err := srv.Reconcile(ctx); err != nil {
 		log.WithError(err).Error("reconciling deployments left in flight failed; they stay in flight and are tried again at the next start")
 	}
 
-	cleanups.Go()
+	srv.StartCleanups()
 	if schedule != nil {
 		log.WithFields(logrus.Fields{"schedule": cfg.Cleanup.Schedule, "next": schedule.Next(time.Now())}).Info("cleanup passes scheduled")
 	}

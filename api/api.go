@@ -1,0 +1,58 @@
+// Package api is nodeexec's HTTP API on the wire: the request and response bodies, with the JSON each
+// one is. The server (package server) renders its records into these types and decodes requests from
+// them; the command line (cmd/nodeexec) sends and reads the same types. What is kept in the database, or
+// run on the nodes, can change without the API changing: the server converts between them.
+//
+// It depends on the standard library only. docs/openapi.yaml documents every type here (its schemas
+// carry the same names), and server's tests hold the two together.
+package api
+
+// Error is every error's body: a sentence for people and a code for programs.
+type Error struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+	// Field names the request field that is wrong, for 400s about one field.
+	Field string `json:"field,omitempty"`
+	// DeploymentID names the deployment that holds a node, for 409s.
+	DeploymentID string `json:"deployment_id,omitempty"`
+}
+
+// Status is the answer of /healthz and /readyz when they pass.
+type Status struct {
+	Status string `json:"status"`
+}
+
+// Accepted answers a request that starts a deployment (or cancels one): its id and state.
+type Accepted struct {
+	ID    string `json:"id"`
+	State State  `json:"state"`
+}
+
+// State is where a node, or a deployment, stands.
+type State string
+
+// The states, as executor.States lists them.
+const (
+	StatePending    State = "pending"
+	StateDeploying  State = "deploying"
+	StateSuccess    State = "success"
+	StateFailed     State = "failed"
+	StateRolledBack State = "rolled_back"
+)
+
+// Platform is the kind of node: physical hosts deployed with Ansible, or Kubernetes workloads.
+type Platform string
+
+const (
+	PlatformPhysical Platform = "physical"
+	PlatformK8s      Platform = "k8s"
+)
+
+// Delivery is how a package reaches a physical node: pull (the default; each node downloads it) or
+// push (nodeexec downloads it and copies it to each node).
+type Delivery string
+
+const (
+	DeliveryPull Delivery = "pull"
+	DeliveryPush Delivery = "push"
+)

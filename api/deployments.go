@@ -1,0 +1,223 @@
+package api
+
+import "time"
+
+// DeployRequest is POST /api/v1/deployments: nodes with a package (platform physical, the default), or
+// Kubernetes workloads with an image (platform k8s).
+//
+// In every request, what a client may leave out is omitempty, so a client sends only what it sets (the
+// command line's requests name no field of the other platform); the server reads an absent field as
+// its zero value and refuses a field it does not know.
+type DeployRequest struct {
+	Service        string       `json:"service"`
+	Version        string       `json:"version"`
+	Platform       Platform     `json:"platform,omitempty"`
+	Nodes          []string     `json:"nodes,omitempty"`
+	PackageURL     string       `json:"package_url,omitempty"`
+	SHA256         string       `json:"sha256,omitempty"`
+	Health         *HealthCheck `json:"health,omitempty"`
+	Unit           Unit         `json:"unit,omitzero"`
+	IdempotencyKey string       `json:"idempotency_key,omitempty"`
+	RequestedBy    string       `json:"requested_by,omitempty"`
+	BatchSize      int          `json:"batch_size,omitempty"`
+	StopOnFailure  bool         `json:"stop_on_failure,omitempty"`
+	// Delivery is how the package reaches the nodes: pull (default) or push.
+	Delivery Delivery `json:"delivery,omitempty"`
+	// Kubernetes (platform "k8s"): the workloads, the image their container gets, and how.
+	Workloads []Workload `json:"workloads,omitempty"`
+	Image     string     `json:"image,omitempty"`
+	Strategy  *Strategy  `json:"strategy,omitempty"`
+}
+
+// HealthCheck is how a node proves a release works, as a request gives it. Zero ports check nothing
+// beyond the unit being active.
+type HealthCheck struct {
+	HTTPPort     int    `json:"http_port"`
+	HTTPPath     string `json:"http_path"`
+	HTTPStatus   int    `json:"http_status"`
+	TCPPort      int    `json:"tcp_port"`
+	Retries      int    `json:"retries"`
+	DelaySeconds int    `json:"delay_seconds"`
+	// IntervalMS is how often the node looks at the unit and the checks; StableSeconds how long all must
+	// keep passing once they passed.
+	IntervalMS    int `json:"interval_ms"`
+	StableSeconds int `json:"stable_seconds"`
+}
+
+// Unit says how the service runs on a physical node, when the package ships no unit of its own. Its
+// fields are executor.Unit's, in the same order, so the two convert into each other.
+type Unit struct {
+	Exec string            `json:"exec,omitempty"` // relative to the release dir; default bin/<service>
+	Args string            `json:"args,omitempty"`
+	Env  map[string]string `json:"env,omitempty"`
+}
+
+// Workload is a Kubernetes Deployment or StatefulSet, and the container whose image a deploy sets (as
+// executor.Workload, which it converts into).
+type Workload struct {
+	Namespace string `json:"namespace"`
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Container string `json:"container,omitempty"`
+}
+
+// Strategy says how Kubernetes workloads move to a new image (as executor.Strategy, which it converts
+// into): rolling (the default) with its settings, or blue-green.
+type Strategy struct {
+	Type                    string `json:"type,omitempty"`
+	MaxSurge                string `json:"max_surge,omitempty"`
+	MaxUnavailable          string `json:"max_unavailable,omitempty"`
+	MinReadySeconds         *int32 `json:"min_ready_seconds,omitempty"`
+	ProgressDeadlineSeconds *int32 `json:"progress_deadline_seconds,omitempty"`
+	Service                 string `json:"service,omitempty"`
+	VerifySeconds           int32  `json:"verify_seconds,omitempty"`
+}
+
+// ScaleRequest is POST /api/v1/scale.
+type ScaleRequest struct {
+	Service        string     `json:"service"`
+	Workloads      []Workload `json:"workloads"`
+	Replicas       *int32     `json:"replicas"`
+	IdempotencyKey string     `json:"idempotency_key,omitempty"`
+	RequestedBy    string     `json:"requested_by,omitempty"`
+}
+
+// RollbackRequest is POST /api/v1/deployments/{id}/rollback; its body may be empty.
+type RollbackRequest struct {
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	RequestedBy    string `json:"requested_by,omitempty"`
+}
+
+// Kinds of deployment.
+const (
+	KindDeploy   = "deploy"
+	KindRollback = "rollback"
+	KindScale    = "scale"
+	KindRestart  = "restart"
+)
+
+// Deployment is one request and how it went, node by node.
+type Deployment struct {
+	ID string `json:"id"`
+	// Kind is KindDeploy, KindScale, KindRestart, or KindRollback of the deployment RollbackOf names.
+	Kind       string   `json:"kind"`
+	RollbackOf string   `json:"rollback_of,omitempty"`
+	Service    string   `json:"service"`
+	Version    string   `json:"version"`
+	Platform   Platform `json:"platform"`
+	Batch      Batch    `json:"batch"`
+	// Replicas is what a scale asks of each workload.
+	Replicas    *int32 `json:"replicas,omitempty"`
+	RequestedBy string `json:"requested_by,omitempty"`
+	// Token is the name of the API token the request came with.
+	Token          string           `json:"token,omitempty"`
+	IdempotencyKey string           `json:"idempotency_key,omitempty"`
+	State          State            `json:"state"`
+	Error          string           `json:"error,omitempty"`
+	Nodes          []DeploymentNode `json:"nodes"`
+	CreatedAt      time.Time        `json:"created_at"`
+	StartedAt      *time.Time       `json:"started_at,omitempty"`
+	FinishedAt     *time.Time       `json:"finished_at,omitempty"`
+}
+
+// Batch says how a deployment's nodes are run: Size nodes per run (0: all in one), one batch after
+// another; with StopOnFailure, no batch starts after one in which a node failed.
+type Batch struct {
+	Size          int  `json:"size"`
+	StopOnFailure bool `json:"stop_on_failure"`
+}
+
+// DeploymentNode is one node's outcome within a deployment.
+type DeploymentNode struct {
+	Host  string `json:"host"`
+	State State  `json:"state"`
+	// TargetVersion is what the deployment puts on the node; FromVersion what the node ran before it.
+	TargetVersion  string `json:"target_version"`
+	FromVersion    string `json:"from_version,omitempty"`
+	CurrentVersion string `json:"current_version,omitempty"`
+	PrevVersion    string `json:"prev_version,omitempty"`
+	Changed        bool   `json:"changed"`
+	LastError      string `json:"last_error,omitempty"`
+}
+
+// DeploymentList is GET /api/v1/deployments: a page, newest first, and the cursor of the next one
+// ("" on the last).
+type DeploymentList struct {
+	Deployments []Deployment `json:"deployments"`
+	NextCursor  string       `json:"next_cursor"`
+}
+
+// Node is one node's record: its status, and which deployment last held it.
+type Node struct {
+	ID               string    `json:"id"`
+	Host             string    `json:"host"`
+	Service          string    `json:"service"`
+	Platform         Platform  `json:"platform"`
+	CurrentVersion   string    `json:"current_version"`
+	PrevVersion      string    `json:"prev_version"`
+	DeployingVersion string    `json:"deploying_version,omitempty"`
+	State            State     `json:"state"`
+	LastError        string    `json:"last_error,omitempty"`
+	DeploymentID     string    `json:"deployment_id,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
+}
+
+// NodeList is GET /api/v1/nodes?service=.
+type NodeList struct {
+	Nodes []Node `json:"nodes"`
+}
+
+// Event is one thing that happened in a deployment, as its event stream sends it (the SSE event's name
+// is its Type). The stream ends with an "end" event whose data is the Deployment.
+type Event struct {
+	DeploymentID string    `json:"deployment_id"`
+	Seq          int64     `json:"seq"`
+	Time         time.Time `json:"time"`
+	Type         EventType `json:"type"`
+	Node         string    `json:"node,omitempty"`
+	State        State     `json:"state,omitempty"`
+	Message      string    `json:"message,omitempty"`
+	Step         *Step     `json:"step,omitempty"`
+	// Evidence is what a failed deploy kept on the node (type evidence).
+	Evidence *FailedRelease `json:"evidence,omitempty"`
+}
+
+// EventType says what an event is about.
+type EventType string
+
+const (
+	EventDeployment EventType = "deployment" // the deployment's overall state changed
+	EventNode       EventType = "node"       // a node's state changed
+	EventStep       EventType = "step"       // a task ran on a node
+	EventEvidence   EventType = "evidence"   // a failed deploy kept its evidence on a node
+)
+
+// Step is one task's outcome on one node.
+type Step struct {
+	Name    string `json:"name"`
+	Action  string `json:"action,omitempty"`
+	Changed bool   `json:"changed,omitempty"`
+	Failed  bool   `json:"failed,omitempty"`
+	Skipped bool   `json:"skipped,omitempty"`
+	// Running marks the live notice that a task has started on the node.
+	Running bool   `json:"running,omitempty"`
+	Message string `json:"message,omitempty"`
+	Stdout  string `json:"stdout,omitempty"`
+	Stderr  string `json:"stderr,omitempty"`
+	// Started is when the step began on the node, and DurationMS how long it took in milliseconds (to
+	// the microsecond); absent when the backend did not say.
+	Started    time.Time `json:"started,omitzero"`
+	DurationMS float64   `json:"duration_ms,omitempty"`
+}
+
+// FailedRelease is a failed deploy's evidence kept on a node (docs/node-contract.md). Its fields are
+// executor.FailedRelease's, in the same order, so the two convert into each other.
+type FailedRelease struct {
+	Version    string   `json:"version"`
+	At         string   `json:"at,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	Dir        string   `json:"dir,omitempty"`
+	Journal    []string `json:"journal,omitempty"`
+	UnitStatus []string `json:"unit_status,omitempty"`
+}

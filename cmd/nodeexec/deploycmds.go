@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/nodeexec/nodeexec/api"
+	"github.com/nodeexec/nodeexec/executor"
+)
+
+// The commands that start an operation on the server: deploy (nodes or Kubernetes workloads), scale,
+// rollback. Each follows what it started (clientOpts.start) unless --detach.
+
+// deployCmd asks the server for a deployment and follows it to its end: nodes with a package, or
+// Kubernetes workloads with an image.
+func deployCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("deploy", &o)
+	var req executor.DeployRequest
+	nodes := fs.String("nodes", "", "comma-separated hosts (DNS names or IPs)")
+	fs.StringVar(&req.Service, "service", "", "service name (also the systemd unit name)")
+	fs.StringVar(&req.Version, "version", "", "version to deploy")
+	fs.StringVar(&req.Package.URL, "package-url", "", "http(s) URL of the release tarball")
+	fs.StringVar(&req.Package.SHA256, "sha256", "", "SHA256 of the tarball (64 hex characters)")
+	deliveryFlag(fs, &req.Delivery)
+	fs.StringVar(&req.Unit.Args, "exec-args", "", "arguments for the service's binary in the default unit")
+	fs.StringVar(&req.Unit.Exec, "exec", "", "binary inside the release (default bin/<service>)")
+	healthFlags(fs, &req.Health)
+	workloads := fs.String("workloads", "", "Kubernetes: comma-separated namespace/Kind/name[:container] (Kind Deployment or StatefulSet), instead of --nodes")
+	fs.StringVar(&req.Image, "image", "", "Kubernetes: the image the workloads' container gets")
+	strategyFlags(fs, &req.Strategy)
+	key := fs.String("idempotency-key", "", "the same key again returns the same deployment instead of a second run")
+	by := fs.String("requested-by", envOr("USER", ""), "who asks (recorded with the deployment)")
+	detach := fs.Bool("detach", false, "print the deployment id and return; do not follow it")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	for _, h := range strings.Split(*nodes, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			req.Nodes = append(req.Nodes, executor.Node{Host: h})
+		}
+	}
+	var err error
+	if req.Workloads, err = parseWorkloads(*workloads); err != nil {
+		return false, err
+	}
+	// The same checks the server makes, before anything is sent.
+	if err := req.Validate(); err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	body := api.DeployRequest{Service: req.Service, Version: req.Version, IdempotencyKey: *key, RequestedBy: *by}
+	if len(req.Workloads) > 0 {
+		body.Platform, body.Workloads, body.Image = api.PlatformK8s, wireWorkloads(req.Workloads), req.Image
+		if req.Strategy != (executor.Strategy{}) {
+			strategy := api.Strategy(req.Strategy)
+			body.Strategy = &strategy
+		}
+		return o.start(ctx, c, "/api/v1/deployments", body, *detach, api.StateSuccess)
+	}
+	body.Nodes, body.PackageURL, body.SHA256 = hostsOf(req.Nodes), req.Package.URL, req.Package.SHA256
+	body.Delivery = api.Delivery(req.Delivery)
+	body.Unit = api.Unit{Exec: req.Unit.Exec, Args: req.Unit.Args}
+	body.Health = wireHealth(req.Health)
+	return o.start(ctx, c, "/api/v1/deployments", body, *detach, api.StateSuccess)
+}
+
+// wireWorkloads are workloads as the API takes them.
+func wireWorkloads(ws []executor.Workload) []api.Workload {
+	out := make([]api.Workload, len(ws))
+	for i, w := range ws {
+		out[i] = api.Workload(w)
+	}
+	return out
+}
+
+// strategyFlags are how Kubernetes workloads move to a new image.
+func strategyFlags(fs *flag.FlagSet, s *executor.Strategy) {
+	fs.StringVar(&s.Type, "strategy", "", "Kubernetes: rolling (default) or blue-green")
+	fs.StringVar(&s.MaxSurge, "max-surge", "", "rolling: extra pods during the rollout, a count or a percentage (\"25%\")")
+	fs.StringVar(&s.MaxUnavailable, "max-unavailable", "", "rolling: pods that may be unavailable during the rollout")
+	fs.Func("min-ready-seconds", "rolling: seconds a new pod must be ready before it counts as available", int32Flag(&s.MinReadySeconds))
+	fs.Func("progress-deadline-seconds", "rolling: seconds without progress before the rollout fails and is rolled back", int32Flag(&s.ProgressDeadlineSeconds))
+	fs.StringVar(&s.Service, "switch-service", "", "blue-green: the Service whose selector switches (default: the workload's name)")
+	fs.Func("verify-seconds", "blue-green: seconds the new color must hold steady before the switch (default 10)", func(v string) error {
+		var n *int32
+		if err := int32Flag(&n)(v); err != nil {
+			return err
+		}
+		s.VerifySeconds = *n
+		return nil
+	})
+}
+
+// int32Flag parses a flag into an optional int32.
+func int32Flag(dst **int32) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			return fmt.Errorf("want a whole number, not %q", v)
+		}
+		n32 := int32(n)
+		*dst = &n32
+		return nil
+	}
+}
+
+// parseWorkloads reads "namespace/Kind/name[:container]" items, comma-separated.
+func parseWorkloads(s string) ([]executor.Workload, error) {
+	var out []executor.Workload
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		ref, container, _ := strings.Cut(item, ":")
+		parts := strings.Split(ref, "/")
+		if len(parts) != 3 {
+			return nil, &executor.ValidationError{Field: "workloads", Reason: fmt.Sprintf("%q is not namespace/Kind/name[:container] (e.g. prod/Deployment/web:app)", item)}
+		}
+		out = append(out, executor.Workload{Namespace: parts[0], Kind: parts[1], Name: parts[2], Container: container})
+	}
+	return out, nil
+}
+
+// scaleCmd asks the server to scale Kubernetes workloads and follows it to its end.
+func scaleCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("scale", &o)
+	service := fs.String("service", "", "the service the workloads belong to")
+	workloads := fs.String("workloads", "", "comma-separated namespace/Kind/name (Kind Deployment or StatefulSet)")
+	replicas := fs.Int("replicas", -1, fmt.Sprintf("pods each workload should have (0 to %d)", executor.MaxReplicas))
+	key := fs.String("idempotency-key", "", "the same key again returns the same scale instead of a second run")
+	detach := fs.Bool("detach", false, "print the scale's id and return; do not follow it")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	ws, err := parseWorkloads(*workloads)
+	if err != nil {
+		return false, err
+	}
+	for _, err := range []error{executor.ValidateService(*service), executor.ValidateWorkloads(ws)} {
+		if err != nil {
+			return false, err
+		}
+	}
+	if *replicas < 0 || *replicas > executor.MaxReplicas {
+		return false, &executor.ValidationError{Field: "replicas", Reason: fmt.Sprintf("give --replicas from 0 to %d", executor.MaxReplicas)}
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	n := int32(*replicas)
+	body := api.ScaleRequest{Service: *service, Workloads: wireWorkloads(ws), Replicas: &n, IdempotencyKey: *key, RequestedBy: envOr("USER", "")}
+	return o.start(ctx, c, "/api/v1/scale", body, *detach, api.StateSuccess)
+}
+
+// rollbackCmd rolls back what a deployment changed, and follows the rollback.
+func rollbackCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("rollback", &o)
+	key := fs.String("idempotency-key", "", "the same key again returns the same rollback")
+	detach := fs.Bool("detach", false, "print the rollback's id and return; do not follow it")
+	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec rollback <deployment-id>")
+	if err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	body := api.RollbackRequest{IdempotencyKey: *key, RequestedBy: envOr("USER", "")}
+	return o.start(ctx, c, "/api/v1/deployments/"+url.PathEscape(pos[0])+"/rollback", body, *detach, api.StateRolledBack)
+}

@@ -1,0 +1,95 @@
+package server
+
+import (
+	"github.com/nodeexec/nodeexec/api"
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/store"
+)
+
+// What the server keeps (store) and runs (executor) turned into what it answers (api), and requests
+// into what it runs. The API's JSON is api's alone: a record can change without the wire changing.
+
+// listOf converts every item of a list; nil stays nil (JSON null) and empty stays empty ([]), as the
+// records had them.
+func listOf[T, U any](in []T, conv func(T) U) []U {
+	if in == nil {
+		return nil
+	}
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = conv(v)
+	}
+	return out
+}
+
+func renderDeployment(d store.Deployment) api.Deployment {
+	return api.Deployment{ID: d.ID, Kind: d.Kind, RollbackOf: d.RollbackOf, Service: d.Service, Version: d.Version,
+		Platform: api.Platform(d.Platform), Batch: api.Batch{Size: d.Batch.Size, StopOnFailure: d.Batch.StopOnFailure},
+		Replicas: d.Replicas, RequestedBy: d.RequestedBy, Token: d.Token, IdempotencyKey: d.IdempotencyKey,
+		State: api.State(d.State), Error: d.Error, Nodes: listOf(d.Nodes, renderDeploymentNode),
+		CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
+}
+
+func renderDeploymentNode(n store.DeploymentNode) api.DeploymentNode {
+	return api.DeploymentNode{Host: n.Host, State: api.State(n.State), TargetVersion: n.TargetVersion, FromVersion: n.FromVersion,
+		CurrentVersion: n.CurrentVersion, PrevVersion: n.PrevVersion, Changed: n.Changed, LastError: n.LastError}
+}
+
+func renderNode(n store.Node) api.Node {
+	return api.Node{ID: n.ID, Host: n.Host, Service: n.Service, Platform: api.Platform(n.Platform), CurrentVersion: n.CurrentVersion,
+		PrevVersion: n.PrevVersion, DeployingVersion: n.DeployingVersion, State: api.State(n.State), LastError: n.LastError,
+		DeploymentID: n.DeploymentID, CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
+}
+
+func renderEvent(ev store.Event) api.Event {
+	out := api.Event{DeploymentID: ev.DeploymentID, Seq: ev.Seq, Time: ev.Time, Type: api.EventType(ev.Type), Node: ev.Node,
+		State: api.State(ev.State), Message: ev.Message, Evidence: renderEvidence(ev.Evidence)}
+	if st := ev.Step; st != nil {
+		out.Step = &api.Step{Name: st.Name, Action: st.Action, Changed: st.Changed, Failed: st.Failed, Skipped: st.Skipped,
+			Running: st.Running, Message: st.Message, Stdout: st.Stdout, Stderr: st.Stderr, Started: st.Started,
+			DurationMS: st.Milliseconds()}
+	}
+	return out
+}
+
+func renderEvidence(e *executor.FailedRelease) *api.FailedRelease {
+	if e == nil {
+		return nil
+	}
+	out := api.FailedRelease(*e)
+	return &out
+}
+
+func renderCleanup(c store.Cleanup) api.Cleanup {
+	p := c.Pruned
+	return api.Cleanup{ID: c.ID, Trigger: c.Trigger, Tick: c.Tick, Token: c.Token, Runner: c.Runner, State: c.State, Error: c.Error,
+		Keep: c.Keep, Nodes: listOf(c.Nodes, renderCleanupNode), StartedAt: c.StartedAt, FinishedAt: c.FinishedAt,
+		Pruned: api.Pruned{Before: p.Before, Deployments: p.Deployments, EventChunks: p.EventChunks, IdempotencyKeys: p.IdempotencyKeys, Cleanups: p.Cleanups}}
+}
+
+func renderCleanupNode(n store.CleanupNode) api.CleanupNode {
+	return api.CleanupNode{Service: n.Service, Host: n.Host, State: n.State, Keep: n.Keep, Kept: n.Kept, Removed: n.Removed, Error: n.Error}
+}
+
+func renderServiceStatus(s executor.ServiceStatus) api.ServiceStatus {
+	return api.ServiceStatus{Host: s.Host, Service: s.Service, Running: s.Running, ActiveState: s.ActiveState, MainPID: s.MainPID,
+		Since: s.Since, UptimeSeconds: s.UptimeSeconds, CurrentVersion: s.CurrentVersion, PrevVersion: s.PrevVersion,
+		RunningVersion: s.RunningVersion, State: api.State(s.State), LastError: s.LastError, Resources: renderResources(s.Resources), Error: s.Error}
+}
+
+func renderResources(r *executor.Resources) *api.Resources {
+	if r == nil {
+		return nil
+	}
+	out := api.Resources(*r)
+	return &out
+}
+
+func renderPod(p executor.Pod) api.Pod { return api.Pod(p) }
+
+func renderCommandResult(r executor.CommandResult) api.CommandResult { return api.CommandResult(r) }
+
+// workloadsOf are a request's workloads as the executor takes them.
+func workloadsOf(ws []api.Workload) []executor.Workload {
+	return listOf(ws, func(w api.Workload) executor.Workload { return executor.Workload(w) })
+}
