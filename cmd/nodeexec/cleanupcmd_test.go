@@ -17,6 +17,7 @@ import (
 	"github.com/nodeexec/nodeexec/executor/ansible"
 	"github.com/nodeexec/nodeexec/server"
 	"github.com/nodeexec/nodeexec/store"
+	"github.com/nodeexec/nodeexec/store/storetest"
 )
 
 // scriptedCleaner stands in for Ansible's cleanup: each node removes v1 and keeps v2 and v3; hosts in
@@ -58,14 +59,7 @@ func (s *scriptedCleaner) Cleanup(ctx context.Context, req ansible.CleanupReques
 func cleanupServer(t *testing.T, cl cleanup.Cleaner) (string, *cleanup.Runner) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.StartEmbedded(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, db.URI, "nodeexec")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.Open(t)
 	for _, h := range []string{"10.0.0.1", "10.0.0.2"} {
 		if _, err := st.Claim(ctx, "demo", h, executor.PlatformPhysical, "d-1", "v3"); err != nil {
 			t.Fatal(err)
@@ -83,8 +77,6 @@ func cleanupServer(t *testing.T, cl cleanup.Cleaner) (string, *cleanup.Runner) {
 		hs.Close()
 		runner.Stop()
 		srv.Shutdown()
-		_ = st.Close(ctx)
-		db.Stop()
 	})
 	return hs.URL, runner
 }

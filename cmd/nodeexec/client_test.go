@@ -18,6 +18,7 @@ import (
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/server"
 	"github.com/nodeexec/nodeexec/store"
+	"github.com/nodeexec/nodeexec/store/storetest"
 )
 
 // scriptedExecutor stands in for Ansible under the real server and database: each node streams two
@@ -66,15 +67,7 @@ func (e *scriptedExecutor) Status(context.Context, executor.StatusRequest) ([]ex
 // apiServer runs the real server on the embedded database.
 func apiServer(t *testing.T, exec executor.Executor, tokens ...server.Token) string {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.StartEmbedded(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, db.URI, "nodeexec")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.Open(t)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	srv := server.New(server.Config{Executor: exec, Store: st, Logger: log, Tokens: tokens})
@@ -82,8 +75,6 @@ func apiServer(t *testing.T, exec executor.Executor, tokens ...server.Token) str
 	t.Cleanup(func() {
 		hs.Close()
 		srv.Shutdown()
-		_ = st.Close(ctx)
-		db.Stop()
 	})
 	return hs.URL
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/server"
-	"github.com/nodeexec/nodeexec/store"
+	"github.com/nodeexec/nodeexec/store/storetest"
 )
 
 // opsExecutor is scriptedExecutor with the physical operations, keeping what it was asked. Node
@@ -76,15 +76,7 @@ func (e *opsExecutor) RunCommand(_ context.Context, req executor.CommandRequest)
 // opsServer runs the real server on the embedded database with an allow-list and an admin token.
 func opsServer(t *testing.T, exec executor.Executor) (url, adminTokenFile string) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.StartEmbedded(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, db.URI, "nodeexec")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.Open(t)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	const admin, deploy = "admin-token-0123456789", "deploy-token-0123456789"
@@ -96,8 +88,6 @@ func opsServer(t *testing.T, exec executor.Executor) (url, adminTokenFile string
 	t.Cleanup(func() {
 		hs.Close()
 		srv.Shutdown()
-		_ = st.Close(ctx)
-		db.Stop()
 	})
 	adminTokenFile = filepath.Join(t.TempDir(), "admin.token")
 	if err := os.WriteFile(adminTokenFile, []byte(admin+"\n"), 0o600); err != nil {
