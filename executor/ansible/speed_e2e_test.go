@@ -160,6 +160,32 @@ func TestE2EVerificationWatchesTheProcess(t *testing.T) {
 		res, err := env.exec.Deploy(ctx, env.deployRequest("v1"))
 		expectAll(t, res, err, executor.StateSuccess, "v1", "v2")
 	})
+
+	t.Run("systemd's start limit never refuses a deliberate restart", func(t *testing.T) {
+		// A crash loop, its rollback and the next deploy can start a unit more often than systemd's
+		// StartLimitBurst allows (5 in 10 s by default); made small here so that it is reached for sure.
+		dropIn := "/etc/systemd/system/" + env.service + ".service.d"
+		for i := range env.nodes {
+			env.ssh(t, i, "mkdir -p "+dropIn+" && printf '[Unit]\\nStartLimitIntervalSec=600\\nStartLimitBurst=2\\n' > "+dropIn+"/limit.conf && systemctl daemon-reload")
+		}
+		defer func() {
+			for i := range env.nodes {
+				env.ssh(t, i, "rm -rf "+dropIn+" && systemctl daemon-reload")
+			}
+		}()
+		for round := 1; round <= 3; round++ {
+			res, err := env.exec.Restart(ctx, executor.RestartRequest{Service: env.service, Nodes: env.nodes,
+				Health: executor.HealthCheck{HTTPPort: env.port}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				if r.State != executor.StateSuccess {
+					t.Fatalf("restart %d on %s: %s (%s), want success", round, r.Host, r.State, r.LastError)
+				}
+			}
+		}
+	})
 }
 
 // unitFileStamps is each node's unit file as "<mtime> <sha256>".

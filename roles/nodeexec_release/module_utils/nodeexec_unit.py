@@ -112,6 +112,10 @@ def restart(service):
         rc, _, err = systemctl("enable", unit)
         if rc != 0:
             raise RuntimeError("systemctl enable %s: %s" % (unit, err.strip() or "exit %d" % rc))
+    # systemd refuses a unit that started too often lately (StartLimitBurst, 5 in 10 s by default): a
+    # crash loop and its rollback count, so a deploy right after would be refused. Those limits are for
+    # systemd's own restarts; a deliberate one starts the count afresh (a unit never loaded: no-op).
+    systemctl("reset-failed", unit, timeout=10)
     rc, _, err = systemctl("restart", unit, timeout=120)
     if rc != 0:
         raise RuntimeError("systemctl restart %s: %s" % (unit, err.strip() or "exit %d" % rc))

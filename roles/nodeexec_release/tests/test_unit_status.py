@@ -75,12 +75,13 @@ class SystemctlShowTest(unittest.TestCase):
 
         def systemctl(*args, timeout=60):
             calls.append(args[0])
-            return {"is-enabled": (1, "disabled\n", ""), "enable": (0, "", ""),
+            return {"is-enabled": (1, "disabled\n", ""), "enable": (0, "", ""), "reset-failed": (0, "", ""),
                     "restart": (1, "", "Job for demo.service failed.\n")}[args[0]]
         with mock.patch.object(unit, "systemctl", systemctl), \
                 self.assertRaisesRegex(RuntimeError, r"^systemctl restart demo.service: Job for demo.service failed.$"):
             unit.restart("demo")
-        self.assertEqual(calls, ["is-enabled", "enable", "restart"])
+        # reset-failed first: a deliberate restart is never refused by the start limit of a crash loop.
+        self.assertEqual(calls, ["is-enabled", "enable", "reset-failed", "restart"])
 
 
 class ResourcesTest(unittest.TestCase):
