@@ -52,12 +52,17 @@ func renderEvent(ev store.Event) api.Event {
 	return out
 }
 
-func renderEvidence(e *executor.FailedRelease) *api.FailedRelease {
-	if e == nil {
+// pointerOf converts what p points at; nil stays nil (the field is left out).
+func pointerOf[T, U any](p *T, conv func(T) U) *U {
+	if p == nil {
 		return nil
 	}
-	out := api.FailedRelease(*e)
+	out := conv(*p)
 	return &out
+}
+
+func renderEvidence(e *executor.FailedRelease) *api.FailedRelease {
+	return pointerOf(e, func(f executor.FailedRelease) api.FailedRelease { return api.FailedRelease(f) })
 }
 
 func renderCleanup(c store.Cleanup) api.Cleanup {
@@ -78,11 +83,7 @@ func renderServiceStatus(s executor.ServiceStatus) api.ServiceStatus {
 }
 
 func renderResources(r *executor.Resources) *api.Resources {
-	if r == nil {
-		return nil
-	}
-	out := api.Resources(*r)
-	return &out
+	return pointerOf(r, func(x executor.Resources) api.Resources { return api.Resources(x) })
 }
 
 func renderPod(p executor.Pod) api.Pod { return api.Pod(p) }
