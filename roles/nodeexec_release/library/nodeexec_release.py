@@ -58,7 +58,6 @@ import datetime
 import hashlib
 import os
 import re
-import shutil
 import time
 import urllib.request
 
@@ -325,9 +324,8 @@ def prepare(run):
         with steps.step("Render the unit of the release") as st:
             dest = os.path.join(node.release_dir(run.root, version), node.UNIT_FILE)
             if shipped:
-                shutil.copyfile(shipped, dest + ".tmp")
-                os.chmod(dest + ".tmp", 0o644)
-                os.replace(dest + ".tmp", dest)
+                with open(shipped, "rb") as f:
+                    node.write_text(dest, f.read())
                 st.msg = "with the unit its package ships (deploy/%s.service)" % run.service
             else:
                 node.write_text(dest, p["unit"])

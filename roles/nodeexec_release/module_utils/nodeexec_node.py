@@ -199,11 +199,11 @@ def capture(argv):
 
 
 def write_text(path, text, mode=0o644):
-    """Write path whole (aside, then renamed), created with mode."""
+    """Write path whole (aside, then renamed), created with mode; text may be str or bytes."""
     tmp = path + ".tmp"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w") as f:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb" if isinstance(text, bytes) else "w") as f:
         f.write(text)
     os.replace(tmp, path)
 
