@@ -194,7 +194,7 @@ func (r *Runner) Start(ctx context.Context, token string) (*store.Cleanup, error
 func (r *Runner) begin(ctx context.Context, trigger, token string, tick time.Time) (*store.Cleanup, error) {
 	id := store.NewCleanupID()
 	now := r.cfg.Now().UTC()
-	if _, err := r.cfg.Store.TakeLease(ctx, store.CleanupLease, r.cfg.Holder, id, tick, now, r.cfg.LeaseTTL); err != nil {
+	if err := r.takeLease(ctx, id, tick, now); err != nil {
 		return nil, err
 	}
 	c := &store.Cleanup{ID: id, Trigger: trigger, Token: token, Runner: r.cfg.Holder, State: store.CleanupRunning,
@@ -230,6 +230,7 @@ func (r *Runner) pass(parent context.Context, c *store.Cleanup) {
 	}
 	nodes, err := r.cfg.Store.PhysicalNodes(ctx)
 	if err != nil {
+		stopRenewing()
 		r.end(bg, c, "listing the nodes: "+err.Error())
 		return
 	}
@@ -261,6 +262,7 @@ func (r *Runner) pass(parent context.Context, c *store.Cleanup) {
 			problems = append(problems, "pruning records: "+err.Error())
 		}
 	}
+	stopRenewing() // the lease is not renewed past the recorded end: another pass may take it over then
 	r.end(bg, c, strings.Join(problems, "; "))
 	log.WithFields(logrus.Fields{"state": c.State, "nodes": len(c.Nodes), "cleaned": count(c.Nodes, store.NodeCleaned),
 		"skipped": count(c.Nodes, store.NodeSkipped), "pruned_deployments": c.Pruned.Deployments}).Info("cleanup pass ended")

@@ -330,6 +330,43 @@ func TestOnePassAtATime(t *testing.T) {
 	}
 }
 
+// A pass records its end, then gives its lease back: a pass asked for by someone who saw the end, in
+// between, runs (it takes the lease over); one asked for while a pass is recorded running does not.
+func TestAPassMayStartOnceTheLastOneIsRecordedEnded(t *testing.T) {
+	st := storetest.Open(t)
+	ctx := context.Background()
+	deployed(t, st, "web", "h1", "d-web", "v6", executor.PlatformPhysical)
+	// replica-a's pass p-last, recorded running, its lease not given back.
+	last := &store.Cleanup{ID: "p-last", Trigger: store.TriggerAPI, Runner: "replica-a", State: store.CleanupRunning, Nodes: []store.CleanupNode{}, StartedAt: t0}
+	if _, err := st.TakeLease(ctx, store.CleanupLease, "replica-a", last.ID, time.Time{}, t0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateCleanup(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(st, &fakeCleaner{st: st}, "replica-b")
+	var held *store.LeaseHeldError
+	if _, err := r.Start(ctx, ""); !errors.As(err, &held) || held.Lease.Pass != last.ID {
+		t.Fatalf("a pass while p-last is recorded running: %v; want refused naming it", err)
+	}
+	end := t0.Add(time.Minute)
+	last.State, last.FinishedAt = store.CleanupSuccess, &end
+	if err := st.SaveCleanup(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Start(ctx, "")
+	if err != nil {
+		t.Fatalf("a pass once p-last is recorded ended, its lease not yet given back: %v", err)
+	}
+	r.Wait()
+	if got, err := st.Cleanup(ctx, c.ID); err != nil || got.State != store.CleanupSuccess || nodeOf(got, "web", "h1").State != store.NodeCleaned {
+		t.Errorf("the pass that took the lease over = %+v %v", got, err)
+	}
+	if got, err := st.Cleanup(ctx, last.ID); err != nil || got.State != store.CleanupSuccess || got.Error != "" {
+		t.Errorf("p-last after the next pass (it was not abandoned) = %+v %v", got, err)
+	}
+}
+
 // Stopping nodeexec cancels a running pass: the cleanup is cancelled, the nodes given back, the pass
 // recorded failed, saying why.
 func TestStopCancelsARunningPassAndRecordsWhy(t *testing.T) {

@@ -15,8 +15,29 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
+// takeLease takes the cleanup lease for pass id. A lease still held for a pass whose end is recorded
+// (its runner is about to give it back) is taken over: whoever saw that pass end may start the next.
+func (r *Runner) takeLease(ctx context.Context, id string, tick, now time.Time) error {
+	_, err := r.cfg.Store.TakeLease(ctx, store.CleanupLease, r.cfg.Holder, id, tick, now, r.cfg.LeaseTTL)
+	var held *store.LeaseHeldError
+	if !errors.As(err, &held) || held.TickTaken {
+		return err
+	}
+	if prev, readErr := r.cfg.Store.Cleanup(ctx, held.Lease.Pass); readErr != nil || prev.FinishedAt == nil {
+		return err
+	}
+	_, err = r.cfg.Store.TakeEndedLease(ctx, store.CleanupLease, r.cfg.Holder, id, held.Lease.Pass, tick, now, r.cfg.LeaseTTL)
+	return err
+}
+
+// releaseLease gives back pass id's lease once its end is recorded. Lost by then, it was taken over by
+// a pass that saw this one end, or it expired: either way it is no longer this pass's to give.
 func (r *Runner) releaseLease(ctx context.Context, id string) {
-	if err := r.cfg.Store.ReleaseLease(ctx, store.CleanupLease, r.cfg.Holder, id, r.cfg.Now().UTC()); err != nil {
+	err := r.cfg.Store.ReleaseLease(ctx, store.CleanupLease, r.cfg.Holder, id, r.cfg.Now().UTC())
+	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		r.log.WithField("cleanup_id", id).Debug("the cleanup lease was already taken over or expired")
+	case err != nil:
 		r.log.WithError(err).WithField("cleanup_id", id).Warn("could not give back the cleanup lease; it expires on its own")
 	}
 }
@@ -66,8 +87,8 @@ func (r *Runner) endAbandoned(ctx context.Context, self string) error {
 	return errors.Join(errs...)
 }
 
-// holdLease renews the pass's lease in the background until the returned stop is called; a runner that
-// can no longer renew it before it expires cancels the pass.
+// holdLease renews the pass's lease in the background until the returned stop is called (once or more);
+// a runner that can no longer renew it before it expires cancels the pass.
 func (r *Runner) holdLease(ctx context.Context, cancel context.CancelCauseFunc, id string) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -100,8 +121,11 @@ func (r *Runner) holdLease(ctx context.Context, cancel context.CancelCauseFunc, 
 			}
 		}
 	}()
+	var once sync.Once
 	return func() {
-		close(done)
-		wg.Wait()
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
 	}
 }

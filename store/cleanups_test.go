@@ -57,6 +57,30 @@ func TestLeaseIsHeldUntilItExpiresOrIsGivenBack(t *testing.T) {
 	}
 }
 
+// A lease still held for a pass that ended is taken over by naming that pass, and by nothing else; its
+// old holder then finds it lost.
+func TestAnEndedPassesLeaseIsTakenOverByName(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	if _, err := s.TakeLease(ctx, "l", "a", "p1", time.Time{}, t0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var held *LeaseHeldError
+	if _, err := s.TakeEndedLease(ctx, "l", "b", "p2", "p0", time.Time{}, t0.Add(time.Second), time.Minute); !errors.As(err, &held) || held.Lease.Pass != "p1" {
+		t.Errorf("take over naming another pass: %v; want held by p1", err)
+	}
+	got, err := s.TakeEndedLease(ctx, "l", "b", "p2", "p1", time.Time{}, t0.Add(time.Second), time.Minute)
+	if err != nil || got.Holder != "b" || got.Pass != "p2" || !got.Expires.Equal(t0.Add(61*time.Second)) {
+		t.Fatalf("take over from the ended p1: %+v %v", got, err)
+	}
+	if _, err := s.TakeEndedLease(ctx, "l", "c", "p3", "p1", time.Time{}, t0.Add(2*time.Second), time.Minute); !errors.As(err, &held) || held.Lease.Pass != "p2" {
+		t.Errorf("a second take over from p1: %v; want held by p2", err)
+	}
+	if err := s.ReleaseLease(ctx, "l", "a", "p1", t0.Add(3*time.Second)); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("p1's holder gives back a lease taken over: %v; want ErrLeaseLost", err)
+	}
+}
+
 func TestEachTickIsTakenOnce(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()

@@ -53,8 +53,24 @@ func (s *Store) leases() *mongo.Collection { return s.nodes.Database().Collectio
 // took it for that tick or a later one, so each scheduled tick runs once across the replicas, however
 // late one of them wakes. A lease not taken is a *LeaseHeldError naming the holder.
 func (s *Store) TakeLease(ctx context.Context, name, holder, pass string, tick, now time.Time, ttl time.Duration) (*Lease, error) {
+	return s.takeLease(ctx, name, holder, pass, tick, now, ttl, bson.M{"expires": bson.M{"$lte": now}})
+}
+
+// TakeEndedLease takes lease name over from pass ended, which its holder has not given back yet, for
+// holder and pass until now+ttl: the caller knows ended is over (its record says so). A pass records its
+// end before it gives the lease back, and a pass asked for in between must not be refused for it. The
+// tick rule is TakeLease's. A *LeaseHeldError when the lease is held for another pass by then.
+func (s *Store) TakeEndedLease(ctx context.Context, name, holder, pass, ended string, tick, now time.Time, ttl time.Duration) (*Lease, error) {
+	return s.takeLease(ctx, name, holder, pass, tick, now, ttl, bson.M{"pass": ended})
+}
+
+// takeLease takes lease name when it matches free (and the tick rule), in one conditional upsert.
+func (s *Store) takeLease(ctx context.Context, name, holder, pass string, tick, now time.Time, ttl time.Duration, free bson.M) (*Lease, error) {
 	defer s.lockNode("lease/" + name)() // FerretDB does not run findAndModify atomically; see Store.stripes
-	filter := bson.M{"_id": name, "expires": bson.M{"$lte": now}}
+	filter := bson.M{"_id": name}
+	for k, v := range free {
+		filter[k] = v
+	}
 	set := bson.M{"holder": holder, "pass": pass, "expires": now.Add(ttl)}
 	update := bson.M{"$set": set}
 	if tick.IsZero() {
