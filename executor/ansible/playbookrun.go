@@ -44,6 +44,11 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 			e.log.WithError(err).Warn("closing the run's SSH connections")
 		}
 	}()
+	if conn, _ := vars["ansible_connection"].(string); conn == "" || conn == "ssh" {
+		// Deferred after the close, so it runs before it: every master started is there to be closed.
+		stopOpening := e.openMasters(masters, nodes)
+		defer stopOpening()
+	}
 	inventory, err := writeUnsafeYAML(dir, "inventory.yml", e.inventory(nodes))
 	if err != nil {
 		return nil, "", fmt.Errorf("write the inventory: %w", err)
@@ -66,7 +71,7 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 		}),
 	)
 	var stdout, stderr bytes.Buffer
-	group := &groupExec{env: append(e.environ(dir), "ANSIBLE_SSH_CONTROL_PATH_DIR="+masters), dir: e.cfg.PlaybookDir, grace: e.cfg.KillGrace}
+	group := &groupExec{env: append(e.environ(dir), "ANSIBLE_SSH_CONTROL_PATH_DIR="+masters, controlPathEnv), dir: e.cfg.PlaybookDir, grace: e.cfg.KillGrace}
 	if progress != nil {
 		stream, err := startProgress(group, progress)
 		if err != nil {
