@@ -48,8 +48,8 @@ func (d *Deployment) fromLegacy(old legacyRequest) {
 	req := *old.Request
 	switch d.Kind {
 	case KindRollback:
-		// The old form kept a rollback's version in the request's Version (the old code left it
-		// empty: each node's target is its own TargetVersion).
+		// The old form would have named a rollback's version in the request's Version; the old code
+		// left it empty, as each node goes back to its own TargetVersion.
 		d.Rollback = &executor.RollbackRequest{DeploymentID: req.DeploymentID, Service: req.Service, ToVersion: req.Version,
 			Nodes: req.Nodes, Workloads: req.Workloads, Health: req.Health}
 	case KindScale:
