@@ -14,14 +14,23 @@ type deployOp struct{}
 // Deploy is a new deployment of req (validated) on platform, run batch by batch; its id is
 // req.DeploymentID.
 func Deploy(req executor.DeployRequest, platform executor.Platform, batch store.Batch) *store.Deployment {
-	d := pending(req.DeploymentID, store.KindDeploy, platform, req, req.Version)
-	d.Version, d.Batch = req.Version, batch
-	return d
+	return pending(&store.Deployment{ID: req.DeploymentID, Kind: store.KindDeploy, Service: req.Service, Version: req.Version,
+		Platform: platform, Batch: batch, Deploy: &req}, req.Version)
 }
 
-func (deployOp) groups(d *store.Deployment) []executor.DeployRequest { return batches(d) }
+func (deployOp) groups(d *store.Deployment) []group {
+	if d.Deploy == nil {
+		return batches(d, "")
+	}
+	return batches(d, d.Deploy.Version)
+}
 
-func (deployOp) run(ctx context.Context, exec executor.Executor, _ *store.Deployment, req executor.DeployRequest) ([]executor.NodeResult, error) {
+func (deployOp) run(ctx context.Context, exec executor.Executor, d *store.Deployment, g group, progress executor.ProgressFunc) ([]executor.NodeResult, error) {
+	if d.Deploy == nil {
+		return nil, fmt.Errorf("deploy %s: the record has no deploy request", d.ID)
+	}
+	req := *d.Deploy
+	req.Nodes, req.Workloads, req.Progress = g.Nodes, g.Workloads, progress
 	return exec.Deploy(ctx, req)
 }
 

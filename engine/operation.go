@@ -13,9 +13,9 @@ import (
 // Kind: what each kind means lives in one type (deploy.go, rollback.go, scale.go, restart.go).
 type operation interface {
 	// groups are the executor calls a run makes, in turn, each for some of the deployment's targets.
-	groups(d *store.Deployment) []executor.DeployRequest
-	// run hands one group to the executor.
-	run(ctx context.Context, exec executor.Executor, d *store.Deployment, req executor.DeployRequest) ([]executor.NodeResult, error)
+	groups(d *store.Deployment) []group
+	// run hands one group to the executor, its progress seeing each step live.
+	run(ctx context.Context, exec executor.Executor, d *store.Deployment, g group, progress executor.ProgressFunc) ([]executor.NodeResult, error)
 	// goal is the state each node is to reach.
 	goal() executor.State
 	// describe says what d does, in a line: "deploy of web v2 to 3 nodes".
@@ -24,6 +24,18 @@ type operation interface {
 	claimed(dn *store.DeploymentNode, prior *store.Node)
 	// irreversible says why a deployment of this kind has nothing to roll back ("" when it may).
 	irreversible(d *store.Deployment) string
+}
+
+// group is one executor call of a run: some of the deployment's targets, and the version they are to
+// run (a deploy's; for a rollback, the one these targets go back to; none for a scale or a restart).
+type group struct {
+	store.Targets
+	version string
+}
+
+// only is the group for just the targets hosts names.
+func (g group) only(hosts []string) group {
+	return group{Targets: g.Targets.Only(hosts), version: g.version}
 }
 
 // unsupportedError is an operation the executor of its platform cannot carry out: nothing ran, so
@@ -65,11 +77,12 @@ func targetsText(d *store.Deployment) string {
 	return fmt.Sprintf("%d nodes", len(d.Nodes))
 }
 
-// batches cuts d's request into its batches (store.Batch), in turn.
-func batches(d *store.Deployment) []executor.DeployRequest {
-	var out []executor.DeployRequest
-	for _, batch := range d.Batch.Split(hostsOf(d.Request)) {
-		out = append(out, subset(d.Request, batch))
+// batches cuts d's targets into its batches (store.Batch), in turn, each to run version.
+func batches(d *store.Deployment, version string) []group {
+	targets := d.Targets()
+	var out []group
+	for _, batch := range d.Batch.Split(targets.Hosts()) {
+		out = append(out, group{Targets: targets.Only(batch), version: version})
 	}
 	return out
 }
@@ -77,11 +90,11 @@ func batches(d *store.Deployment) []executor.DeployRequest {
 // fromPrior keeps what a node ran before the claim, which a rollback goes back to.
 func fromPrior(dn *store.DeploymentNode, prior *store.Node) { dn.FromVersion = prior.CurrentVersion }
 
-// pending is a new deployment of kind, about to be submitted: its nodes pending, each to reach target.
-func pending(id, kind string, platform executor.Platform, req executor.DeployRequest, target string) *store.Deployment {
-	d := &store.Deployment{ID: id, Kind: kind, Service: req.Service, Platform: platform, Request: req,
-		State: executor.StatePending, CreatedAt: time.Now().UTC()}
-	for _, h := range hostsOf(req) {
+// pending makes d a new deployment, about to be submitted: its targets its nodes, each pending and to
+// reach target.
+func pending(d *store.Deployment, target string) *store.Deployment {
+	d.State, d.CreatedAt = executor.StatePending, time.Now().UTC()
+	for _, h := range d.Targets().Hosts() {
 		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: h, State: executor.StatePending, TargetVersion: target})
 	}
 	return d

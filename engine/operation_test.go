@@ -21,17 +21,16 @@ func nodesOf(hosts ...string) []executor.Node {
 // Each kind says what its nodes are to reach, what it does in a line, and which executor calls it
 // makes; a kind this build does not know (or a document without one) runs as a deploy.
 func TestEachKindOfDeploymentKnowsItsGoalItsLineAndItsCalls(t *testing.T) {
-	three := int32(3)
 	web := []executor.Workload{{Namespace: "prod", Kind: "Deployment", Name: "web"}, {Namespace: "prod", Kind: "Deployment", Name: "api"}}
 	deploy := Deploy(executor.DeployRequest{DeploymentID: "d-1", Service: "demo", Version: "v2", Nodes: nodesOf("h1", "h2", "h3")},
 		executor.PlatformPhysical, store.Batch{Size: 2})
 	restart := Restart(executor.RestartRequest{DeploymentID: "d-2", Service: "demo", Nodes: nodesOf("h1", "h2")}, store.Batch{})
-	scale := Scale("d-3", "web", web, &three)
+	scale := Scale("d-3", "web", web, 3)
 	rollback := &store.Deployment{ID: "d-4", Kind: store.KindRollback, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
-		Request: executor.DeployRequest{Service: "demo", Nodes: nodesOf("h1", "h2", "h3")},
-		Nodes:   []store.DeploymentNode{{Host: "h1", TargetVersion: "v1"}, {Host: "h2", TargetVersion: "v0"}, {Host: "h3", TargetVersion: "v1"}}}
+		Rollback: &executor.RollbackRequest{Service: "demo", Nodes: nodesOf("h1", "h2", "h3")},
+		Nodes:    []store.DeploymentNode{{Host: "h1", TargetVersion: "v1"}, {Host: "h2", TargetVersion: "v0"}, {Host: "h3", TargetVersion: "v1"}}}
 	unknown := &store.Deployment{ID: "d-5", Kind: "", Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
-		Request: executor.DeployRequest{Service: "demo", Version: "v2", Nodes: nodesOf("h1")}, Nodes: []store.DeploymentNode{{Host: "h1"}}}
+		Deploy: &executor.DeployRequest{Service: "demo", Version: "v2", Nodes: nodesOf("h1")}, Nodes: []store.DeploymentNode{{Host: "h1"}}}
 	cases := []struct {
 		name   string
 		d      *store.Deployment
@@ -54,7 +53,7 @@ func TestEachKindOfDeploymentKnowsItsGoalItsLineAndItsCalls(t *testing.T) {
 		}
 		var groups []string
 		for _, g := range operationOf(c.d.Kind).groups(c.d) {
-			groups = append(groups, fmt.Sprintf("%v@%s", hostsOf(g), g.Version))
+			groups = append(groups, fmt.Sprintf("%v@%s", g.Hosts(), g.version))
 		}
 		if got := fmt.Sprint(groups); got != c.groups {
 			t.Errorf("%s: groups = %s, want %s", c.name, got, c.groups)
@@ -85,7 +84,7 @@ func TestAClaimedNodeRemembersWhatItRan(t *testing.T) {
 // ran; a deployment that changed no version, or no such node, has nothing to roll back.
 func TestRollbackOfTakesBackOnlyTheNodesADeploymentSwitched(t *testing.T) {
 	orig := &store.Deployment{ID: "d-1", Kind: store.KindDeploy, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
-		Request: executor.DeployRequest{Service: "demo", Nodes: nodesOf("switched", "failed", "fresh", "same", "other"),
+		Deploy: &executor.DeployRequest{Service: "demo", Nodes: nodesOf("switched", "failed", "fresh", "same", "other"),
 			Health: executor.HealthCheck{HTTPPort: 8080}},
 		Nodes: []store.DeploymentNode{
 			{Host: "switched", TargetVersion: "v2", FromVersion: "v1", CurrentVersion: "v2"},
@@ -99,7 +98,7 @@ func TestRollbackOfTakesBackOnlyTheNodesADeploymentSwitched(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d.ID != "d-9" || d.Kind != store.KindRollback || d.RollbackOf != "d-1" || d.Version != "v2" || d.State != executor.StatePending ||
-		d.Request.DeploymentID != "d-9" || d.Request.Health.HTTPPort != 8080 || fmt.Sprint(hostsOf(d.Request)) != "[switched other]" {
+		d.Rollback == nil || d.Rollback.DeploymentID != "d-9" || d.Rollback.Health.HTTPPort != 8080 || fmt.Sprint(d.Targets().Hosts()) != "[switched other]" {
 		t.Errorf("rollback = %+v", d)
 	}
 	if fmt.Sprint(d.Nodes) != fmt.Sprint([]store.DeploymentNode{{Host: "switched", State: executor.StatePending, TargetVersion: "v1"},
@@ -128,10 +127,9 @@ func TestRollbackOfTakesBackOnlyTheNodesADeploymentSwitched(t *testing.T) {
 
 // An executor that cannot carry out an operation runs nothing and says so.
 func TestAnExecutorThatCannotScaleOrRestartSaysSo(t *testing.T) {
-	three := int32(3)
-	for _, d := range []*store.Deployment{Scale("d-1", "web", nil, &three),
+	for _, d := range []*store.Deployment{Scale("d-1", "web", nil, 3),
 		Restart(executor.RestartRequest{DeploymentID: "d-2", Service: "demo"}, store.Batch{})} {
-		_, err := operationOf(d.Kind).run(context.Background(), noExecutor{}, d, d.Request)
+		_, err := operationOf(d.Kind).run(context.Background(), noExecutor{}, d, group{Targets: d.Targets()}, nil)
 		var unsupported *unsupportedError
 		if !errors.As(err, &unsupported) || err.Error() != "the "+string(d.Platform)+" executor cannot "+d.Kind {
 			t.Errorf("%s on an executor without it: %v", d.Kind, err)

@@ -39,13 +39,3 @@ func ProbeHTTP(ctx context.Context, addr string, hc executor.HealthCheck) (ok bo
 	resp.Body.Close()
 	return resp.StatusCode == want, fmt.Sprintf("GET %s: %d", url, resp.StatusCode)
 }
-
-// Address is how a node is reached: its Address when the request gave one, else its host name.
-func Address(nodes []executor.Node, host string) string {
-	for _, n := range nodes {
-		if n.Host == host && n.Address != "" {
-			return n.Address
-		}
-	}
-	return host
-}

@@ -71,9 +71,9 @@ func (e *Engine) reconcile(ctx context.Context, d *store.Deployment, why string)
 		for _, r := range results {
 			reported[r.Host] = true
 			r = judgeLost(d, r)
-			if hc := d.Request.Health; hc.HTTPPort != 0 && r.State != executor.StateFailed {
+			if hc := d.Health(); hc.HTTPPort != 0 && r.State != executor.StateFailed {
 				// The lost run may have died before it verified the release: check it now.
-				if ok, msg := ProbeHTTP(ctx, Address(d.Request.Nodes, r.Host), hc); !ok {
+				if ok, msg := ProbeHTTP(ctx, d.Targets().Address(r.Host), hc); !ok {
 					r.State = executor.StateFailed
 					r.LastError = fmt.Sprintf("interrupted before the release was verified; the node runs %s, which fails its health check (%s)", r.RunningVersion, msg)
 				}
@@ -101,11 +101,11 @@ func (e *Engine) readLost(ctx context.Context, d *store.Deployment, held []strin
 	if err != nil {
 		return nil, err
 	}
-	req := subset(d.Request, held)
+	t := d.Targets().Only(held)
 	if r, ok := exec.(executor.Recoverer); ok {
-		return r.Recover(ctx, executor.RecoverRequest{DeploymentID: d.ID, Service: d.Service, Nodes: req.Nodes, Workloads: req.Workloads})
+		return r.Recover(ctx, executor.RecoverRequest{DeploymentID: d.ID, Service: d.Service, Nodes: t.Nodes, Workloads: t.Workloads})
 	}
-	return exec.Status(ctx, executor.StatusRequest{Service: d.Service, Nodes: req.Nodes, Workloads: req.Workloads})
+	return exec.Status(ctx, executor.StatusRequest{Service: d.Service, Nodes: t.Nodes, Workloads: t.Workloads})
 }
 
 // judgeLost turns what a node says it runs into the outcome of the lost run on it.

@@ -60,10 +60,10 @@ func TestReconcileFinishesALostDeploymentFromTheNodes(t *testing.T) {
 	records := storetest.Open(t)
 	ctx := context.Background()
 	d := &store.Deployment{ID: "d-lost", Kind: store.KindDeploy, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
-		State: executor.StateDeploying, CreatedAt: time.Now().UTC()}
+		State: executor.StateDeploying, CreatedAt: time.Now().UTC(), Deploy: &executor.DeployRequest{}}
 	for _, h := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
 		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: h, State: executor.StateDeploying, TargetVersion: "v2", FromVersion: "v1"})
-		d.Request.Nodes = append(d.Request.Nodes, executor.Node{Host: h})
+		d.Deploy.Nodes = append(d.Deploy.Nodes, executor.Node{Host: h})
 	}
 	if _, err := records.ClaimAll(ctx, d); err != nil {
 		t.Fatal(err)

@@ -14,21 +14,23 @@ type restartOp struct{}
 
 // Restart is a new restart of req (validated), run batch by batch; its id is req.DeploymentID.
 func Restart(req executor.RestartRequest, batch store.Batch) *store.Deployment {
-	d := pending(req.DeploymentID, store.KindRestart, executor.PlatformPhysical,
-		executor.DeployRequest{DeploymentID: req.DeploymentID, Service: req.Service, Nodes: req.Nodes, Health: req.Health}, "")
-	d.Batch = batch
-	return d
+	return pending(&store.Deployment{ID: req.DeploymentID, Kind: store.KindRestart, Service: req.Service,
+		Platform: executor.PlatformPhysical, Batch: batch, Restart: &req}, "")
 }
 
-func (restartOp) groups(d *store.Deployment) []executor.DeployRequest { return batches(d) }
+func (restartOp) groups(d *store.Deployment) []group { return batches(d, "") }
 
-func (restartOp) run(ctx context.Context, exec executor.Executor, d *store.Deployment, req executor.DeployRequest) ([]executor.NodeResult, error) {
+func (restartOp) run(ctx context.Context, exec executor.Executor, d *store.Deployment, g group, progress executor.ProgressFunc) ([]executor.NodeResult, error) {
 	restarter, ok := exec.(executor.Restarter)
 	if !ok {
 		return nil, &unsupportedError{platform: d.Platform, what: "restart"}
 	}
-	return restarter.Restart(ctx, executor.RestartRequest{DeploymentID: d.ID, Service: d.Service, Nodes: req.Nodes,
-		Health: req.Health, Progress: req.Progress})
+	if d.Restart == nil {
+		return nil, fmt.Errorf("restart %s: the record has no restart request", d.ID)
+	}
+	req := *d.Restart
+	req.Nodes, req.Progress = g.Nodes, progress
+	return restarter.Restart(ctx, req)
 }
 
 func (restartOp) goal() executor.State { return executor.StateSuccess }

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
@@ -23,9 +25,8 @@ func RollbackOf(orig *store.Deployment, id string) (*store.Deployment, error) {
 	if why := operationOf(orig.Kind).irreversible(orig); why != "" {
 		return nil, &NothingToRollBackError{Reason: why}
 	}
-	req := executor.DeployRequest{DeploymentID: id, Service: orig.Service, Health: orig.Request.Health}
-	d := pending(id, store.KindRollback, orig.Platform, req, "")
-	d.RollbackOf, d.Version = orig.ID, orig.Version
+	d := &store.Deployment{ID: id, Kind: store.KindRollback, RollbackOf: orig.ID, Service: orig.Service, Version: orig.Version,
+		Platform: orig.Platform, State: executor.StatePending, CreatedAt: time.Now().UTC()}
 	var hosts []string
 	for _, n := range orig.Nodes {
 		// On the deployment's version, and on another before it: the deployment switched this node. A
@@ -37,18 +38,20 @@ func RollbackOf(orig *store.Deployment, id string) (*store.Deployment, error) {
 			hosts = append(hosts, n.Host)
 		}
 	}
-	back := subset(orig.Request, hosts)
-	d.Request.Nodes, d.Request.Workloads = back.Nodes, back.Workloads
 	if len(d.Nodes) == 0 {
 		return nil, &NothingToRollBackError{Reason: "deployment " + orig.ID + " changed no node that has an earlier version to go back to"}
 	}
+	back := orig.Targets().Only(hosts)
+	d.Rollback = &executor.RollbackRequest{DeploymentID: id, Service: orig.Service, Nodes: back.Nodes, Workloads: back.Workloads,
+		Health: orig.Health()}
 	return d, nil
 }
 
 // groups: one call per version to go back to (each node goes back to what it ran before, which may
 // differ between nodes).
-func (rollbackOp) groups(d *store.Deployment) []executor.DeployRequest {
-	var out []executor.DeployRequest
+func (rollbackOp) groups(d *store.Deployment) []group {
+	targets := d.Targets()
+	var out []group
 	for _, target := range targetVersions(d) {
 		var hosts []string
 		for _, n := range d.Nodes {
@@ -56,16 +59,18 @@ func (rollbackOp) groups(d *store.Deployment) []executor.DeployRequest {
 				hosts = append(hosts, n.Host)
 			}
 		}
-		req := subset(d.Request, hosts)
-		req.Version = target
-		out = append(out, req)
+		out = append(out, group{Targets: targets.Only(hosts), version: target})
 	}
 	return out
 }
 
-func (rollbackOp) run(ctx context.Context, exec executor.Executor, d *store.Deployment, req executor.DeployRequest) ([]executor.NodeResult, error) {
-	return exec.Rollback(ctx, executor.RollbackRequest{DeploymentID: d.ID, Service: d.Service, ToVersion: req.Version,
-		Nodes: req.Nodes, Workloads: req.Workloads, Health: req.Health, Progress: req.Progress})
+func (rollbackOp) run(ctx context.Context, exec executor.Executor, d *store.Deployment, g group, progress executor.ProgressFunc) ([]executor.NodeResult, error) {
+	if d.Rollback == nil {
+		return nil, fmt.Errorf("rollback %s: the record has no rollback request", d.ID)
+	}
+	req := *d.Rollback
+	req.ToVersion, req.Nodes, req.Workloads, req.Progress = g.version, g.Nodes, g.Workloads, progress
+	return exec.Rollback(ctx, req)
 }
 
 func (rollbackOp) goal() executor.State { return executor.StateRolledBack }

@@ -176,9 +176,6 @@ func (e *Engine) execute(x *run) {
 func (e *Engine) operate(x *run) ([]executor.NodeResult, map[string]string, error) {
 	d := x.d
 	groups := operationOf(d.Kind).groups(d)
-	for i := range groups {
-		groups[i].Progress = x.progress
-	}
 	exec, err := e.Executor(d.Platform)
 	if err != nil {
 		return nil, nil, err
@@ -186,17 +183,17 @@ func (e *Engine) operate(x *run) ([]executor.NodeResult, map[string]string, erro
 	var all []executor.NodeResult
 	var errs []error
 	skipped := map[string]string{}
-	for i, req := range groups {
+	for i, g := range groups {
 		if why := x.stopBefore(all); why != "" {
 			for _, g := range groups[i:] {
-				for _, h := range hostsOf(g) {
+				for _, h := range g.Hosts() {
 					skipped[h] = why
 				}
 			}
 			break
 		}
-		res, err := e.runGroup(x, exec, req)
-		res = e.retryTransient(x, exec, req, res)
+		res, err := e.runGroup(x, exec, g)
+		res = e.retryTransient(x, exec, g, res)
 		all = append(all, res...)
 		if err != nil {
 			errs = append(errs, err)
@@ -207,7 +204,7 @@ func (e *Engine) operate(x *run) ([]executor.NodeResult, map[string]string, erro
 
 // runGroup hands one group of nodes to the executor, within the deploy timeout. Nodes it could not
 // even start on are failed with the reason.
-func (e *Engine) runGroup(x *run, exec executor.Executor, req executor.DeployRequest) ([]executor.NodeResult, error) {
+func (e *Engine) runGroup(x *run, exec executor.Executor, g group) ([]executor.NodeResult, error) {
 	d := x.d
 	ctx := x.ctx
 	if t := e.cfg.DeployTimeout; t > 0 {
@@ -216,7 +213,7 @@ func (e *Engine) runGroup(x *run, exec executor.Executor, req executor.DeployReq
 		defer cancel()
 	}
 	began := time.Now()
-	res, err := operationOf(d.Kind).run(ctx, exec, d, req)
+	res, err := operationOf(d.Kind).run(ctx, exec, d, g, x.progress)
 	var unsupported *unsupportedError
 	if errors.As(err, &unsupported) {
 		return nil, err
@@ -228,7 +225,7 @@ func (e *Engine) runGroup(x *run, exec executor.Executor, req executor.DeployReq
 		if ctx.Err() != nil && !strings.Contains(err.Error(), context.Cause(ctx).Error()) {
 			err = fmt.Errorf("%v: %w", context.Cause(ctx), err)
 		}
-		for _, h := range hostsOf(req) {
+		for _, h := range g.Hosts() {
 			prior := x.priorOf(h)
 			res = append(res, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: h, Service: d.Service, Platform: d.Platform,
 				State: executor.StateFailed, CurrentVersion: prior.CurrentVersion, PrevVersion: prior.PrevVersion, LastError: err.Error()}})
@@ -243,14 +240,14 @@ var errTransientLeft = errors.New("nodes failed on a transient fault")
 // retryTransient runs the group again for the nodes that failed on a transient fault (a host that
 // could not be reached), after a backoff, as often as the retry policy allows; each retry is announced
 // on the node's events before its wait, and the latest result of a node replaces the earlier ones.
-func (e *Engine) retryTransient(x *run, exec executor.Executor, req executor.DeployRequest, res []executor.NodeResult) []executor.NodeResult {
+func (e *Engine) retryTransient(x *run, exec executor.Executor, g group, res []executor.NodeResult) []executor.NodeResult {
 	p := e.cfg.Retry
 	n := 0
 	var at map[string]int // the failed nodes' index in res
 	var hosts []string
 	_ = p.Do(x.ctx, func() (bool, error) {
 		if n > 0 { // the backoff before retry n is over
-			again, _ := e.runGroup(x, exec, subset(req, hosts))
+			again, _ := e.runGroup(x, exec, g.only(hosts))
 			for _, r := range again {
 				if i, ok := at[r.Host]; ok {
 					res[i] = r
@@ -330,37 +327,4 @@ func (e *Engine) neverStarted(ctx context.Context, x *run) {
 	}
 	x.d.Error = context.Cause(x.ctx).Error() + " before it started"
 	e.end(ctx, x, e.giveBack(ctx, x, skipped))
-}
-
-// hostsOf lists a request's targets as node names: physical hosts, or workloads as "namespace/name".
-func hostsOf(req executor.DeployRequest) []string {
-	var out []string
-	for _, n := range req.Nodes {
-		out = append(out, n.Host)
-	}
-	for _, w := range req.Workloads {
-		out = append(out, w.Host())
-	}
-	return out
-}
-
-// subset is req for only the targets named in hosts.
-func subset(req executor.DeployRequest, hosts []string) executor.DeployRequest {
-	want := make(map[string]bool, len(hosts))
-	for _, h := range hosts {
-		want[h] = true
-	}
-	nodes, workloads := req.Nodes, req.Workloads
-	req.Nodes, req.Workloads = nil, nil
-	for _, n := range nodes {
-		if want[n.Host] {
-			req.Nodes = append(req.Nodes, n)
-		}
-	}
-	for _, w := range workloads {
-		if want[w.Host()] {
-			req.Workloads = append(req.Workloads, w)
-		}
-	}
-	return req
 }

@@ -13,30 +13,33 @@ type scaleOp struct{}
 
 // Scale is a new scale, id, of the service's workloads (validated) to replicas each. It holds the
 // workloads like a deploy, so it never runs beside a deploy to them.
-func Scale(id, service string, workloads []executor.Workload, replicas *int32) *store.Deployment {
-	d := pending(id, store.KindScale, executor.PlatformK8s, executor.DeployRequest{DeploymentID: id, Service: service, Workloads: workloads}, "")
-	d.Replicas = replicas
-	return d
+func Scale(id, service string, workloads []executor.Workload, replicas int32) *store.Deployment {
+	return pending(&store.Deployment{ID: id, Kind: store.KindScale, Service: service, Platform: executor.PlatformK8s,
+		Scale: &executor.ScaleRequest{DeploymentID: id, Service: service, Workloads: workloads, Replicas: replicas}}, "")
 }
 
-func (scaleOp) groups(d *store.Deployment) []executor.DeployRequest { return batches(d) }
+func (scaleOp) groups(d *store.Deployment) []group { return batches(d, "") }
 
-func (scaleOp) run(ctx context.Context, exec executor.Executor, d *store.Deployment, req executor.DeployRequest) ([]executor.NodeResult, error) {
+func (scaleOp) run(ctx context.Context, exec executor.Executor, d *store.Deployment, g group, progress executor.ProgressFunc) ([]executor.NodeResult, error) {
 	scaler, ok := exec.(executor.Scaler)
 	if !ok {
 		return nil, &unsupportedError{platform: d.Platform, what: "scale"}
 	}
-	return scaler.Scale(ctx, executor.ScaleRequest{DeploymentID: d.ID, Service: d.Service, Workloads: req.Workloads,
-		Replicas: *d.Replicas, Progress: req.Progress})
+	if d.Scale == nil {
+		return nil, fmt.Errorf("scale %s: the record has no scale request", d.ID)
+	}
+	req := *d.Scale
+	req.Workloads, req.Progress = g.Workloads, progress
+	return scaler.Scale(ctx, req)
 }
 
 func (scaleOp) goal() executor.State { return executor.StateSuccess }
 
 func (scaleOp) describe(d *store.Deployment) string {
-	if d.Replicas == nil {
+	if d.Scale == nil {
 		return deployOp{}.describe(d)
 	}
-	return fmt.Sprintf("scale of %s to %d replicas on %s", d.Service, *d.Replicas, targetsText(d))
+	return fmt.Sprintf("scale of %s to %d replicas on %s", d.Service, d.Scale.Replicas, targetsText(d))
 }
 
 func (scaleOp) claimed(dn *store.DeploymentNode, prior *store.Node) { fromPrior(dn, prior) }

@@ -262,11 +262,11 @@ type DeployRequest struct {
 type RollbackRequest struct {
 	DeploymentID string
 	Service      string
-	ToVersion    string
+	ToVersion    string `bson:",omitempty"`
 	Nodes        []Node
 	Health       HealthCheck
-	Workloads    []Workload
-	ToRevision   int64
+	Workloads    []Workload `bson:",omitempty"`
+	ToRevision   int64      `bson:",omitempty"`
 	// Progress, when set, sees each task result live (optional).
 	Progress ProgressFunc `json:"-" bson:"-"`
 }

@@ -104,7 +104,7 @@ func (s *Server) createScale(c *gin.Context) {
 	if !keyFits(c, body.IdempotencyKey) {
 		return
 	}
-	d := engine.Scale("d-"+randomID(), body.Service, workloads, body.Replicas)
+	d := engine.Scale("d-"+randomID(), body.Service, workloads, *body.Replicas)
 	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
 	s.submit(c, d)
 }

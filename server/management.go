@@ -74,11 +74,12 @@ func (s *Server) deployHealth(c *gin.Context) {
 			checks = append(checks, podChecks(dn.Host, p)...)
 		}
 	}
-	if hc := d.Request.Health; hc.HTTPPort != 0 && d.Platform == executor.PlatformPhysical {
+	if hc := d.Health(); hc.HTTPPort != 0 && d.Platform == executor.PlatformPhysical {
+		targets := d.Targets()
 		probes := make([]api.Check, len(d.Nodes))
 		var wg sync.WaitGroup
 		for i, dn := range d.Nodes {
-			wg.Go(func() { probes[i] = probeHTTP(ctx, dn.Host, engine.Address(d.Request.Nodes, dn.Host), hc) })
+			wg.Go(func() { probes[i] = probeHTTP(ctx, dn.Host, targets.Address(dn.Host), hc) })
 		}
 		wg.Wait()
 		checks = append(checks, probes...)
@@ -117,7 +118,8 @@ func (s *Server) nodeStatusCheck(ctx context.Context, d *store.Deployment, dn st
 func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []api.Check {
 	exec, err := s.executorFor(executor.PlatformPhysical)
 	inspector, ok := exec.(executor.ServiceInspector)
-	if err != nil || !ok || len(d.Request.Nodes) == 0 {
+	nodes := d.Targets().Nodes
+	if err != nil || !ok || len(nodes) == 0 {
 		return nil
 	}
 	ctx, done, ok := s.inspection(c)
@@ -127,7 +129,7 @@ func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []api.Check 
 	defer done()
 	ctx, cancel := context.WithTimeout(ctx, serviceCheckTimeout)
 	defer cancel()
-	statuses, err := inspector.ServiceStatus(ctx, executor.StatusRequest{Service: d.Service, Nodes: d.Request.Nodes})
+	statuses, err := inspector.ServiceStatus(ctx, executor.StatusRequest{Service: d.Service, Nodes: nodes})
 	checks := make([]api.Check, 0, len(d.Nodes))
 	if err != nil {
 		for _, dn := range d.Nodes {

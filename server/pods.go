@@ -35,9 +35,10 @@ func (s *Server) livePods(ctx context.Context, d *store.Deployment) map[string]w
 	}
 	ctx, cancel := context.WithTimeout(ctx, podsTimeout)
 	defer cancel()
-	out := make(map[string]workloadPods, len(d.Request.Workloads))
+	workloads := d.Targets().Workloads
+	out := make(map[string]workloadPods, len(workloads))
 	var mu sync.Mutex
-	each(d.Request.Workloads, func(w executor.Workload) {
+	each(workloads, func(w executor.Workload) {
 		pods, err := insp.WorkloadPods(ctx, w)
 		mu.Lock()
 		out[w.Host()] = workloadPods{w: w, pods: pods, err: err}

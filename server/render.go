@@ -25,9 +25,18 @@ func listOf[T, U any](in []T, conv func(T) U) []U {
 func renderDeployment(d store.Deployment) api.Deployment {
 	return api.Deployment{ID: d.ID, Kind: d.Kind, RollbackOf: d.RollbackOf, Service: d.Service, Version: d.Version,
 		Platform: api.Platform(d.Platform), Batch: api.Batch{Size: d.Batch.Size, StopOnFailure: d.Batch.StopOnFailure},
-		Replicas: d.Replicas, RequestedBy: d.RequestedBy, Token: d.Token, IdempotencyKey: d.IdempotencyKey,
+		Replicas: replicasOf(d), RequestedBy: d.RequestedBy, Token: d.Token, IdempotencyKey: d.IdempotencyKey,
 		State: api.State(d.State), Error: d.Error, Nodes: listOf(d.Nodes, renderDeploymentNode),
 		CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
+}
+
+// replicasOf is what a scale asks of each workload; nil (left out) for every other kind.
+func replicasOf(d store.Deployment) *int32 {
+	if d.Scale == nil {
+		return nil
+	}
+	n := d.Scale.Replicas
+	return &n
 }
 
 func renderDeploymentNode(n store.DeploymentNode) api.DeploymentNode {

@@ -17,17 +17,24 @@ import (
 func TestRenderedRecordsAreTheJSONTheRecordsWere(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 600700800, time.FixedZone("CET", 3600))
 	t1 := t0.Add(90 * time.Second)
-	replicas := int32(3)
 	step := &executor.Step{Name: "Verify", Action: "nodeexec_release", Changed: true, Failed: true, Skipped: true, Running: true,
 		Message: "503", Stdout: "out", Stderr: "err", Started: t0, Duration: 1234567891 * time.Nanosecond}
 	evidence := &executor.FailedRelease{Version: "v2", At: "2026-01-02T03:04:05Z", Reason: "health check failed", Dir: "/srv/demo/releases/v2",
 		Journal: []string{"panic"}, UnitStatus: []string{"failed"}}
 	deployment := store.Deployment{ID: "d-1", Kind: store.KindRollback, RollbackOf: "d-0", Service: "demo", Version: "v2",
-		Platform: executor.PlatformK8s, Request: executor.DeployRequest{Service: "not on the wire"}, Batch: store.Batch{Size: 2, StopOnFailure: true},
-		Replicas: &replicas, RequestedBy: "alice", Token: "plan", IdempotencyKey: "k-1", State: executor.StateRolledBack, Error: "boom",
+		Platform: executor.PlatformK8s, Rollback: &executor.RollbackRequest{Service: "not on the wire"}, Batch: store.Batch{Size: 2, StopOnFailure: true},
+		RequestedBy: "alice", Token: "plan", IdempotencyKey: "k-1", State: executor.StateRolledBack, Error: "boom",
 		Nodes: []store.DeploymentNode{{Host: "h1", State: executor.StateFailed, TargetVersion: "v2", FromVersion: "v1", CurrentVersion: "v1",
 			PrevVersion: "v0", Changed: true, LastError: "503"}, {Host: "h2"}},
 		CreatedAt: t0, StartedAt: &t0, FinishedAt: &t1}
+	// A scale's replicas left the record's JSON for its scale request (store: json:"-"); the wire keeps
+	// them. This is json.Marshal of the record as it was (Replicas beside the request), taken before.
+	scale := store.Deployment{ID: "d-2", Kind: store.KindScale, Service: "web", Platform: executor.PlatformK8s,
+		Scale: &executor.ScaleRequest{Service: "web", Replicas: 3}, State: executor.StateSuccess,
+		Nodes: []store.DeploymentNode{{Host: "prod/web", State: executor.StateSuccess}}, CreatedAt: t0}
+	scaleWas := json.RawMessage(`{"id":"d-2","kind":"scale","service":"web","version":"","platform":"k8s",` +
+		`"batch":{"size":0,"stop_on_failure":false},"replicas":3,"state":"success",` +
+		`"nodes":[{"host":"prod/web","state":"success","target_version":"","changed":false}],"created_at":"2026-01-02T03:04:05.6007008+01:00"}`)
 	node := store.Node{ID: "demo/h1", Host: "h1", Service: "demo", Platform: executor.PlatformPhysical, CurrentVersion: "v2", PrevVersion: "v1",
 		DeployingVersion: "v3", State: executor.StateDeploying, LastError: "e", DeploymentID: "d-1", CreatedAt: t0, UpdatedAt: t1}
 	cleanup := store.Cleanup{ID: "c-1", Trigger: store.TriggerSchedule, Tick: &t0, Token: "ops", Runner: "replica-a", State: store.CleanupFailed,
@@ -44,6 +51,7 @@ func TestRenderedRecordsAreTheJSONTheRecordsWere(t *testing.T) {
 		record, wire any
 	}{
 		{"deployment", deployment, renderDeployment(deployment)},
+		{"scale deployment", scaleWas, renderDeployment(scale)},
 		{"deployment, empty", store.Deployment{}, renderDeployment(store.Deployment{})},
 		{"deployment with no nodes", store.Deployment{Nodes: []store.DeploymentNode{}}, renderDeployment(store.Deployment{Nodes: []store.DeploymentNode{}})},
 		{"node", node, renderNode(node)},

@@ -26,20 +26,30 @@ const (
 )
 
 // Deployment is one request of the Plan Layer and how it went, node by node.
+//
+// What the engine hands the executor is stored as a tagged document: exactly one of Deploy, Rollback,
+// Scale and Restart is set, the one of Kind ("deploy", "rollback", "scale" or "restart" in the
+// document). Targets and Health read it whatever the kind. Documents written before (one "request"
+// for every kind, a scale's "replicas" beside it) are read into the same fields (legacy.go).
 type Deployment struct {
 	ID string `bson:"_id" json:"id"`
 	// Kind is KindDeploy, KindScale, KindRestart, or KindRollback of the deployment RollbackOf names.
-	Kind       string `bson:"kind" json:"kind"`
-	RollbackOf string `bson:"rollback_of,omitempty" json:"rollback_of,omitempty"`
-	// Request is what the runner hands the executor (for a rollback: its nodes and health check).
-	Service  string                 `bson:"service" json:"service"`
-	Version  string                 `bson:"version" json:"version"`
-	Platform executor.Platform      `bson:"platform" json:"platform"`
-	Request  executor.DeployRequest `bson:"request" json:"-"`
-	Batch    Batch                  `bson:"batch" json:"batch"`
-	// Replicas is what a scale asks of each workload.
-	Replicas    *int32 `bson:"replicas,omitempty" json:"replicas,omitempty"`
-	RequestedBy string `bson:"requested_by,omitempty" json:"requested_by,omitempty"`
+	Kind       string            `bson:"kind" json:"kind"`
+	RollbackOf string            `bson:"rollback_of,omitempty" json:"rollback_of,omitempty"`
+	Service    string            `bson:"service" json:"service"`
+	Version    string            `bson:"version" json:"version"`
+	Platform   executor.Platform `bson:"platform" json:"platform"`
+	// Deploy is a deploy's request (also of a kind this build does not know, which runs as a deploy).
+	Deploy *executor.DeployRequest `bson:"deploy,omitempty" json:"-"`
+	// Rollback is a rollback's request. Its ToVersion stays empty: each node goes back to what it ran
+	// before, its own TargetVersion, and the engine asks the executor for one version at a time.
+	Rollback *executor.RollbackRequest `bson:"rollback,omitempty" json:"-"`
+	// Scale is a scale's request: its workloads, and the replicas it asks of each.
+	Scale *executor.ScaleRequest `bson:"scale,omitempty" json:"-"`
+	// Restart is a restart's request.
+	Restart     *executor.RestartRequest `bson:"restart,omitempty" json:"-"`
+	Batch       Batch                    `bson:"batch" json:"batch"`
+	RequestedBy string                   `bson:"requested_by,omitempty" json:"requested_by,omitempty"`
 	// Token is the name of the API token the request came with (none when the server runs without auth).
 	Token          string         `bson:"token,omitempty" json:"token,omitempty"`
 	IdempotencyKey string         `bson:"idempotency_key,omitempty" json:"idempotency_key,omitempty"`
