@@ -141,6 +141,23 @@ def _hold(d, info, ttl, anchor, report_fd):
     os._exit(0)
 
 
+def _pidfd(pid):
+    """A pidfd for pid (Linux 5.3+, Python 3.9+), or None: gone already, or no pidfds here."""
+    if not (isinstance(pid, int) and pid > 1 and hasattr(os, "pidfd_open")):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _wait_readable(fd, timeout):
+    """Wait at most timeout seconds for fd to turn readable (a pidfd does when its process exits)."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    p.poll(max(1, int(timeout * 1000)))
+
+
 class Busy(Exception):
     """The lock is held by someone else; .info is their record and str() says who, for people."""
 
@@ -219,25 +236,39 @@ def release(d, token="", unlock_holder="", force=False):
     if not ours:
         return False, info.get("holder", ""), "held by %s; not ours to release" % info.get("holder")
     pid = info.get("pid")
+    # Opened before the signal, so that it names the holder and no process that gets its pid later.
+    pidfd = _pidfd(pid)
     if isinstance(pid, int) and pid > 1:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     # Wait until the kernel has really freed the lock, so the next taker never races the old holder.
+    # The holder lets go as it exits, a millisecond or two after the signal: while the lock is held,
+    # wait for that exit on the pidfd, else (no pidfd) look again soon and then less often.
+    deadline = time.monotonic() + 10
     fd = os.open(os.path.join(d, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + 10
+        pause = 0.001
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 break
             except OSError:
-                if time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise OSError("the lock holder (pid %s) did not let go within 10s" % pid)
-                time.sleep(0.05)
+                if pidfd is not None:
+                    _wait_readable(pidfd, left)
+                    os.close(pidfd)
+                    pidfd = None
+                    continue
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
     finally:
         os.close(fd)
+        if pidfd is not None:
+            os.close(pidfd)
     remove_info_if(d, info.get("token"))
     return True, info.get("holder", ""), "released"

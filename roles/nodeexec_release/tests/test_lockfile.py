@@ -113,6 +113,26 @@ class LockTest(unittest.TestCase):
         self.assertTrue(wait_until(lambda: not alive(pid)), "the holder process outlived its release")
         self.acquire("nodeexec deployment d-2")
 
+    def test_release_frees_the_lock_without_pidfds_too(self):
+        # A kernel or Python without pidfd_open: release looks at the lock again until the holder let go.
+        token = self.acquire()
+        with mock.patch.object(lockfile, "_pidfd", return_value=None):
+            self.assertEqual(lockfile.release(self.dir, token=token), (True, HOLDER, "released"))
+        self.assertTrue(self.lock_is_free())
+        self.acquire("nodeexec deployment d-2")
+
+    def test_release_does_not_wait_on_a_recorded_pid_that_holds_nothing(self):
+        # A stale record whose pid now names some other process: the lock is free, so release is done
+        # at once, without waiting for that process to exit.
+        os.makedirs(self.dir)
+        other = subprocess.Popen(["sleep", "60"], preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+        self.addCleanup(lambda: (other.kill(), other.wait()))
+        lockfile.write_info(self.dir, {"holder": HOLDER, "token": "t", "pid": other.pid})
+        start = time.monotonic()
+        self.assertEqual(lockfile.release(self.dir, token="t"), (True, HOLDER, "released"))
+        self.assertLess(time.monotonic() - start, 5, "release waited on a process that holds no lock")
+        self.assertTrue(alive(other.pid))
+
     def test_only_the_owner_releases_without_force(self):
         token = self.acquire()
         for params in ({"token": "not-the-token"}, {"unlock_holder": "nodeexec deployment d-2"}, {}):
