@@ -54,6 +54,7 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	ansible-playbook --syntax-check -i inventory/example/hosts.yml playbooks/*.yml bench/reference/deploy.yml >/dev/null
+	hack/redocly docs/openapi.yaml
 
 bench:
 	hack/testhosts up $(BENCH_HOSTS)
