@@ -107,7 +107,9 @@ type ConnError struct {
 	Err error
 }
 
-func (e *ConnError) Error() string { return fmt.Sprintf("cannot reach nodeexec at %s: %v", e.URL, e.Err) }
+func (e *ConnError) Error() string {
+	return fmt.Sprintf("cannot reach nodeexec at %s: %v", e.URL, e.Err)
+}
 func (e *ConnError) Unwrap() error { return e.Err }
 
 // retried says whether a call may be sent again after a transient fault.
