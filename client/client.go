@@ -209,10 +209,17 @@ func excerpt(data []byte) string {
 	const most = 256
 	s := strings.TrimSpace(string(data))
 	if len(s) > most {
-		return fmt.Sprintf("%q… (%d bytes)", s[:most], len(data))
+		more := ""
+		if len(data) >= maxExcerptRead {
+			more = " or more"
+		}
+		return fmt.Sprintf("%q… (%d bytes%s)", s[:most], len(data), more)
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// maxExcerptRead bounds what is read of a body only quoted in an error.
+const maxExcerptRead = 64 << 10
 
 // escape is one path segment (a Kubernetes workload's node name "namespace/name" stays one segment).
 func escape(s string) string { return url.PathEscape(s) }

@@ -101,7 +101,7 @@ func Holder(err error) (deploymentID string, ok bool) {
 // errorOf reads an error answer into an *Error; a body that is not the API's error (a proxy's page, a
 // truncated answer) becomes CodeUnexpectedResponse with the start of the body, never a panic.
 func errorOf(resp *http.Response) *Error {
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxExcerptRead))
 	var body api.Error
 	if err := json.Unmarshal(data, &body); err != nil || body.Code == "" {
 		msg := "the answer is not the API's error body"
