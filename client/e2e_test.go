@@ -43,7 +43,7 @@ func TestPlanLayerRollsBackAFailedBatchOnTheTestHosts(t *testing.T) {
 	}
 	srv := testapi.Start(t, hosts, repo)
 	svc := testbed.NewService(t, hosts, "client", map[string]bool{"v1": false, "v2": false})
-	real := hosts.Addrs[:2]
+	up := hosts.Addrs[:2]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	c, err := client.New(srv.URL)
@@ -67,12 +67,12 @@ func TestPlanLayerRollsBackAFailedBatchOnTheTestHosts(t *testing.T) {
 		}
 		return d
 	}
-	if d := wait(c.Deploy(ctx, release("v1", real))); d.State != api.StateSuccess {
+	if d := wait(c.Deploy(ctx, release("v1", up))); d.State != api.StateSuccess {
 		t.Fatalf("v1 = %s (%s)", d.State, d.Error)
 	}
 
 	// The batch: v2 to the real hosts and one nobody answers for.
-	d := wait(c.Deploy(ctx, release("v2", append(append([]string{}, real...), unreachable))))
+	d := wait(c.Deploy(ctx, release("v2", append(append([]string{}, up...), unreachable))))
 	if d.State != api.StateFailed {
 		t.Fatalf("the batch = %s, want failed on %s", d.State, unreachable)
 	}
@@ -82,15 +82,15 @@ func TestPlanLayerRollsBackAFailedBatchOnTheTestHosts(t *testing.T) {
 		}
 	}
 	rb := wait(c.Rollback(ctx, d.ID, api.RollbackRequest{RequestedBy: "plan-layer"}))
-	if rb.State != api.StateRolledBack || len(rb.Nodes) != len(real) {
-		t.Fatalf("the rollback = %s with %d nodes (%s), want rolled_back on the %d real hosts", rb.State, len(rb.Nodes), rb.Error, len(real))
+	if rb.State != api.StateRolledBack || len(rb.Nodes) != len(up) {
+		t.Fatalf("the rollback = %s with %d nodes (%s), want rolled_back on the %d real hosts", rb.State, len(rb.Nodes), rb.Error, len(up))
 	}
 
 	info, err := c.Info(ctx, d.ID)
 	if err != nil || info.Status != api.StateFailed {
 		t.Errorf("Info of the batch = %+v, %v", info, err)
 	}
-	for _, host := range real {
+	for _, host := range up {
 		n, err := c.Node(ctx, svc.Name, host)
 		if err != nil || n.CurrentVersion != "v1" || n.State != api.StateRolledBack {
 			t.Errorf("node %s = %+v, %v; want rolled_back to v1", host, n, err)
