@@ -24,7 +24,7 @@ func Example_planLayer() {
 	defer ts.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := client.New(ts.URL, client.WithToken("")) // a server with tokens: client.WithToken(token)
+	c, err := client.New(ts.URL) // a server with tokens: client.New(url, client.WithToken(token))
 	if err != nil {
 		log.Fatal(err)
 	}
