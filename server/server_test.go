@@ -567,6 +567,26 @@ func TestEventsStreamLiveUntilTheDeploymentEnds(t *testing.T) {
 	if strings.Contains(string(data), "id: 5\n") || !strings.Contains(string(data), "id: 6\n") || !strings.Contains(string(data), "event: end") {
 		t.Errorf("resumed stream:\n%s", data)
 	}
+	// A client reconnecting as SSE does names the last event it saw in Last-Event-ID: the same.
+	req, _ = http.NewRequest("GET", f.http.URL+"/api/v1/deployments/"+id+"/events", nil)
+	req.Header.Set("Last-Event-ID", "6")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(data), "id: 6\n") || !strings.Contains(string(data), "id: 7\n") || !strings.Contains(string(data), "event: end") {
+		t.Errorf("stream resumed with Last-Event-ID: 6:\n%s", data)
+	}
+	req.Header.Set("Last-Event-ID", "six")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("Last-Event-ID: six = %d, want 400", resp.StatusCode)
+	}
 }
 
 // A rollback touches only the nodes the deployment changed, each back to what it ran before.

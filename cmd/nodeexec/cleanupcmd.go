@@ -5,14 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nodeexec/nodeexec/api"
+	"github.com/nodeexec/nodeexec/client"
 )
 
 // cleanupPoll is how often a followed cleanup pass is read again.
@@ -35,8 +34,8 @@ func cleanupCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	id := *follow
 	if id == "" {
-		var started api.Cleanup
-		if err := c.call(ctx, http.MethodPost, "/api/v1/cleanups", nil, &started); err != nil {
+		started, err := c.StartCleanup(ctx)
+		if err != nil {
 			return false, err
 		}
 		id = started.ID
@@ -59,11 +58,11 @@ func cleanupCmd(ctx context.Context, args []string) (bool, error) {
 }
 
 // followCleanup reads a pass until it ends, printing each node when it is done (not with --json).
-func (o *clientOpts) followCleanup(ctx context.Context, c *apiClient, id string) (*api.Cleanup, error) {
+func (o *clientOpts) followCleanup(ctx context.Context, c *client.Client, id string) (*api.Cleanup, error) {
 	shown := map[string]bool{}
 	for {
-		var pass api.Cleanup
-		if err := c.call(ctx, http.MethodGet, "/api/v1/cleanups/"+url.PathEscape(id), nil, &pass); err != nil {
+		pass, err := c.Cleanup(ctx, id)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil, o.stoppedFollowing(id)
 			}
@@ -78,7 +77,7 @@ func (o *clientOpts) followCleanup(ctx context.Context, c *apiClient, id string)
 			fmt.Fprintln(o.out, cleanupLine(n))
 		}
 		if pass.State != api.CleanupRunning {
-			return &pass, nil
+			return pass, nil
 		}
 		select {
 		case <-ctx.Done():

@@ -7,13 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/nodeexec/nodeexec/api"
+	"github.com/nodeexec/nodeexec/client"
 	"github.com/nodeexec/nodeexec/executor"
 )
 
@@ -62,7 +61,7 @@ func parseArgs(fs *flag.FlagSet, args []string, want int, what string) ([]string
 	return pos, nil
 }
 
-func (o *clientOpts) client() (*apiClient, error) { return newAPIClient(o.server, o.tokenFile) }
+func (o *clientOpts) client() (*client.Client, error) { return newAPIClient(o.server, o.tokenFile) }
 
 func hostsOf(nodes []executor.Node) []string {
 	out := make([]string, len(nodes))
@@ -72,10 +71,11 @@ func hostsOf(nodes []executor.Node) []string {
 	return out
 }
 
-// start posts a deployment (or rollback) and, unless detached, follows it; ok means it reached want.
-func (o *clientOpts) start(ctx context.Context, c *apiClient, path string, body any, detach bool, want api.State) (bool, error) {
-	var accepted api.Accepted
-	if err := c.call(ctx, http.MethodPost, path, body, &accepted); err != nil {
+// start starts a deployment (or rollback, scale, restart) with send and, unless detached, follows it;
+// ok means it reached want.
+func (o *clientOpts) start(ctx context.Context, c *client.Client, send func() (*api.Accepted, error), detach bool, want api.State) (bool, error) {
+	accepted, err := send()
+	if err != nil {
 		return false, err
 	}
 	if detach {
@@ -96,13 +96,13 @@ func (o *clientOpts) start(ctx context.Context, c *apiClient, path string, body 
 }
 
 // watch follows a deployment live and prints its final state.
-func (o *clientOpts) watch(ctx context.Context, c *apiClient, id string) (*api.Deployment, error) {
-	var d api.Deployment
-	if err := c.call(ctx, http.MethodGet, "/api/v1/deployments/"+url.PathEscape(id), nil, &d); err != nil {
+func (o *clientOpts) watch(ctx context.Context, c *client.Client, id string) (*api.Deployment, error) {
+	d, err := c.Get(ctx, id)
+	if err != nil {
 		return nil, err
 	}
-	v := newView(o.out, o.asJSON, &d)
-	final, err := c.follow(ctx, id, v.event)
+	v := newView(o.out, o.asJSON, d)
+	final, err := c.Follow(ctx, id, v.event)
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintf(os.Stderr, "\nstopped following; deployment %s goes on. Follow it: nodeexec status %s --watch; cancel it: nodeexec cancel %s\n", id, id, id)
@@ -151,8 +151,7 @@ func statusCmd(ctx context.Context, args []string) (bool, error) {
 			return false, err
 		}
 	} else {
-		d = &api.Deployment{}
-		if err := c.call(ctx, http.MethodGet, "/api/v1/deployments/"+url.PathEscape(pos[0]), nil, d); err != nil {
+		if d, err = c.Get(ctx, pos[0]); err != nil {
 			return false, err
 		}
 		if err := o.printDeployment(d); err != nil {
@@ -173,8 +172,8 @@ func cancelCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var out api.Accepted
-	if err := c.call(ctx, http.MethodPost, "/api/v1/deployments/"+url.PathEscape(pos[0])+"/cancel", nil, &out); err != nil {
+	out, err := c.Cancel(ctx, pos[0])
+	if err != nil {
 		return false, err
 	}
 	if o.asJSON {

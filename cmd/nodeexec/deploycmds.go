@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -63,13 +62,13 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 			strategy := api.Strategy(req.Strategy)
 			body.Strategy = &strategy
 		}
-		return o.start(ctx, c, "/api/v1/deployments", body, *detach, api.StateSuccess)
+		return o.start(ctx, c, func() (*api.Accepted, error) { return c.Deploy(ctx, body) }, *detach, api.StateSuccess)
 	}
 	body.Nodes, body.PackageURL, body.SHA256 = hostsOf(req.Nodes), req.Package.URL, req.Package.SHA256
 	body.Delivery = api.Delivery(req.Delivery)
 	body.Unit = api.Unit{Exec: req.Unit.Exec, Args: req.Unit.Args}
 	body.Health = wireHealth(req.Health)
-	return o.start(ctx, c, "/api/v1/deployments", body, *detach, api.StateSuccess)
+	return o.start(ctx, c, func() (*api.Accepted, error) { return c.Deploy(ctx, body) }, *detach, api.StateSuccess)
 }
 
 // wireWorkloads are workloads as the API takes them.
@@ -159,7 +158,7 @@ func scaleCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	n := int32(*replicas)
 	body := api.ScaleRequest{Service: *service, Workloads: wireWorkloads(ws), Replicas: &n, IdempotencyKey: *key, RequestedBy: envOr("USER", "")}
-	return o.start(ctx, c, "/api/v1/scale", body, *detach, api.StateSuccess)
+	return o.start(ctx, c, func() (*api.Accepted, error) { return c.Scale(ctx, body) }, *detach, api.StateSuccess)
 }
 
 // rollbackCmd rolls back what a deployment changed, and follows the rollback.
@@ -177,5 +176,5 @@ func rollbackCmd(ctx context.Context, args []string) (bool, error) {
 		return false, err
 	}
 	body := api.RollbackRequest{IdempotencyKey: *key, RequestedBy: envOr("USER", "")}
-	return o.start(ctx, c, "/api/v1/deployments/"+url.PathEscape(pos[0])+"/rollback", body, *detach, api.StateRolledBack)
+	return o.start(ctx, c, func() (*api.Accepted, error) { return c.Rollback(ctx, pos[0], body) }, *detach, api.StateRolledBack)
 }

@@ -24,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/nodeexec/nodeexec"
+	"github.com/nodeexec/nodeexec/client"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/ansible"
 )
@@ -121,7 +122,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "nodeexec %s: invalid input: %v\n", cmd, err)
 		return 2
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "nodeexec %s: %v\n", cmd, err)
+		fmt.Fprintf(os.Stderr, "nodeexec %s: %v\n", cmd, withHint(err))
 		return 1
 	case !ok:
 		return 1
@@ -131,8 +132,8 @@ func run(args []string) int {
 
 // isBadRequest reports whether the server refused the input (HTTP 400): bad input, exit status 2.
 func isBadRequest(err error) bool {
-	var se *serverError
-	return errors.As(err, &se) && se.Status == http.StatusBadRequest
+	var e *client.Error
+	return errors.As(err, &e) && e.Status == http.StatusBadRequest
 }
 
 // playbooksCmd writes the bundled playbooks and roles out, for operators to run by hand.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,7 +37,7 @@ func restartCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	body := api.RestartRequest{Service: req.Service, Nodes: hostsOf(req.Nodes), Health: wireHealth(req.Health), BatchSize: *batch,
 		StopOnFailure: *stop, IdempotencyKey: *key, RequestedBy: envOr("USER", "")}
-	return o.start(ctx, c, "/api/v1/restart", body, *detach, api.StateSuccess)
+	return o.start(ctx, c, func() (*api.Accepted, error) { return c.Restart(ctx, body) }, *detach, api.StateSuccess)
 }
 
 // serviceStatusCmd shows the service's unit on each node now: running or not, main PID, since when, and
@@ -61,9 +59,8 @@ func serviceStatusCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var out api.ServiceStatuses
-	path := "/api/v1/services/" + url.PathEscape(req.Service) + "/status?" + url.Values{"nodes": {strings.Join(hostsOf(req.Nodes), ",")}}.Encode()
-	if err := c.call(ctx, http.MethodGet, path, nil, &out); err != nil {
+	out, err := c.ServiceStatus(ctx, req.Service, hostsOf(req.Nodes))
+	if err != nil {
 		return false, err
 	}
 	ok := true
@@ -134,8 +131,8 @@ func adhocCmd(ctx context.Context, args []string) (bool, error) {
 		return false, err
 	}
 	if *list {
-		var out api.CommandList
-		if err := c.call(ctx, http.MethodGet, "/api/v1/adhoc", nil, &out); err != nil {
+		out, err := c.Commands(ctx)
+		if err != nil {
 			return false, err
 		}
 		if o.asJSON {
@@ -148,9 +145,9 @@ func adhocCmd(ctx context.Context, args []string) (bool, error) {
 		}
 		return true, tw.Flush()
 	}
-	var run api.AdhocRun
 	body := api.AdhocRequest{Name: *name, Nodes: hostsOf(splitNodes(*nodes)), Service: *service}
-	if err := c.call(ctx, http.MethodPost, "/api/v1/adhoc", body, &run); err != nil {
+	run, err := c.RunCommand(ctx, body)
+	if err != nil {
 		return false, err
 	}
 	ok := true

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
-	"strconv"
 	"text/tabwriter"
 
 	"github.com/nodeexec/nodeexec/api"
+	"github.com/nodeexec/nodeexec/client"
 	"github.com/nodeexec/nodeexec/executor"
 )
 
@@ -18,7 +16,6 @@ import (
 func listCmd(ctx context.Context, args []string) (bool, error) {
 	var o clientOpts
 	fs := clientFlags("list", &o)
-	q := url.Values{}
 	service := fs.String("service", "", "only this service")
 	state := fs.String("state", "", "only deployments in this state")
 	limit := fs.Int("limit", 20, "how many (1-200)")
@@ -26,17 +23,15 @@ func listCmd(ctx context.Context, args []string) (bool, error) {
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return false, err
 	}
-	for k, v := range map[string]string{"service": *service, "state": *state, "cursor": *cursor, "limit": strconv.Itoa(*limit)} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
 	c, err := o.client()
 	if err != nil {
 		return false, err
 	}
-	var page api.DeploymentList
-	if err := c.call(ctx, http.MethodGet, "/api/v1/deployments?"+q.Encode(), nil, &page); err != nil {
+	if *limit < 1 || *limit > 200 { // 0 would be the server's default: send no number it would refuse
+		return false, &executor.ValidationError{Field: "limit", Reason: "want a number from 1 to 200"}
+	}
+	page, err := c.List(ctx, client.ListOptions{Service: *service, State: api.State(*state), Cursor: *cursor, Limit: *limit})
+	if err != nil {
 		return false, err
 	}
 	if o.asJSON {
@@ -74,17 +69,13 @@ func nodesCmd(ctx context.Context, args []string) (bool, error) {
 		if err := executor.ValidateHost(*host); err != nil {
 			return false, err
 		}
-		var n api.Node
-		if err := c.call(ctx, http.MethodGet, "/api/v1/nodes/"+url.PathEscape(*service)+"/"+url.PathEscape(*host), nil, &n); err != nil {
+		n, err := c.Node(ctx, *service, *host)
+		if err != nil {
 			return false, err
 		}
-		nodes = append(nodes, n)
-	} else {
-		var list api.NodeList
-		if err := c.call(ctx, http.MethodGet, "/api/v1/nodes?service="+url.QueryEscape(*service), nil, &list); err != nil {
-			return false, err
-		}
-		nodes = list.Nodes
+		nodes = append(nodes, *n)
+	} else if nodes, err = c.Nodes(ctx, *service); err != nil {
+		return false, err
 	}
 	if o.asJSON {
 		return true, json.NewEncoder(o.out).Encode(nodes)
@@ -110,12 +101,11 @@ func logsCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	q := url.Values{"lines": {strconv.Itoa(*lines)}}
-	if *node != "" {
-		q.Set("pod_name", *node)
+	if *lines < 1 {
+		return false, &executor.ValidationError{Field: "lines", Reason: fmt.Sprintf("want a number from 1 to %d", executor.MaxLogLines)}
 	}
-	var out api.Logs
-	if err := c.call(ctx, http.MethodGet, "/internal/v1/deploy/logs/"+url.PathEscape(pos[0])+"?"+q.Encode(), nil, &out); err != nil {
+	out, err := c.Logs(ctx, pos[0], client.LogsOptions{Lines: *lines, PodName: *node})
+	if err != nil {
 		return false, err
 	}
 	if o.asJSON {
