@@ -41,7 +41,7 @@ kube-down:
 # One package at a time (-p 1): the suites share the test hosts, and some take a host off the network.
 e2e: hosts-up kube-up
 	eval "$$(hack/kube env)" && NODEEXEC_E2E=1 $(GO) test -p 1 -count=1 -timeout 45m -tags e2e -v -run . \
-		./executor/ansible/ ./executor/k8s/ ./internal/testbed/ ./cmd/nodeexec/ ./server/
+		./executor/ansible/ ./executor/k8s/ ./internal/testbed/ ./cmd/nodeexec/ ./server/ ./client/
 
 # One iteration of the smallest case keeps each benchmark working; `make bench` measures.
 bench-smoke: hosts-up kube-up
