@@ -81,10 +81,12 @@ func BenchmarkDeploy(b *testing.B) {
 				nodes[i] = executor.Node{Host: hosts.Addrs[i]}
 			}
 			req := func(v string) executor.DeployRequest {
-				return executor.DeployRequest{DeploymentID: "bench", Service: service, Version: v, Nodes: nodes,
-					Package: executor.Package{URL: baseURL + "/" + filepath.Base(rels[v].Path), SHA256: rels[v].SHA256},
-					Health:  executor.HealthCheck{HTTPPort: port, HTTPPath: "/health"},
-					Unit:    executor.Unit{Args: fmt.Sprintf("-addr :%d", port)}}
+				return executor.DeployRequest{
+					DeploymentID:   "bench",
+					Service:        service,
+					Version:        v,
+					PhysicalDeploy: executor.PhysicalDeploy{Nodes: nodes, Package: executor.Package{URL: baseURL + "/" + filepath.Base(rels[v].Path), SHA256: rels[v].SHA256}, Health: executor.HealthCheck{HTTPPort: port, HTTPPath: "/health"}, Unit: executor.Unit{Args: fmt.Sprintf("-addr :%d", port)}},
+				}
 			}
 			raw := rawRunner(b, repo, hosts, nodes, port)
 			// Warm up: the first deploy of each version installs it; both sides then do the same work.

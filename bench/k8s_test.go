@@ -188,8 +188,12 @@ func newFleet(b *testing.B, admin kubernetes.Interface, k int, log logrus.FieldL
 	if err != nil {
 		b.Fatal(err)
 	}
-	res, err := setup.Deploy(ctx, executor.DeployRequest{DeploymentID: "bench-setup", Service: "bench", Version: "v1",
-		Image: image(1), Workloads: f.workloads})
+	res, err := setup.Deploy(ctx, executor.DeployRequest{
+		DeploymentID: "bench-setup",
+		Service:      "bench",
+		Version:      "v1",
+		K8sDeploy:    executor.K8sDeploy{Image: image(1), Workloads: f.workloads},
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -211,8 +215,12 @@ func (f *fleet) viaExecutor(b *testing.B, exec *k8s.Executor, calls *atomic.Int6
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	before, start := calls.Load(), time.Now()
-	res, err := exec.Deploy(ctx, executor.DeployRequest{DeploymentID: "bench-" + v, Service: "bench", Version: v,
-		Image: image(f.version), Workloads: f.workloads})
+	res, err := exec.Deploy(ctx, executor.DeployRequest{
+		DeploymentID: "bench-" + v,
+		Service:      "bench",
+		Version:      v,
+		K8sDeploy:    executor.K8sDeploy{Image: image(f.version), Workloads: f.workloads},
+	})
 	took, requests := time.Since(start), calls.Load()-before
 	if err != nil {
 		b.Fatal(err)

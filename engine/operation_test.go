@@ -22,15 +22,15 @@ func nodesOf(hosts ...string) []executor.Node {
 // makes; a kind this build does not know (or a document without one) runs as a deploy.
 func TestEachKindOfDeploymentKnowsItsGoalItsLineAndItsCalls(t *testing.T) {
 	web := []executor.Workload{{Namespace: "prod", Kind: "Deployment", Name: "web"}, {Namespace: "prod", Kind: "Deployment", Name: "api"}}
-	deploy := Deploy(executor.DeployRequest{DeploymentID: "d-1", Service: "demo", Version: "v2", Nodes: nodesOf("h1", "h2", "h3")},
+	deploy := Deploy(executor.DeployRequest{DeploymentID: "d-1", Service: "demo", Version: "v2", PhysicalDeploy: executor.PhysicalDeploy{Nodes: nodesOf("h1", "h2", "h3")}},
 		executor.PlatformPhysical, store.Batch{Size: 2})
 	restart := Restart(executor.RestartRequest{DeploymentID: "d-2", Service: "demo", Nodes: nodesOf("h1", "h2")}, store.Batch{})
 	scale := Scale("d-3", "web", web, 3)
 	rollback := &store.Deployment{ID: "d-4", Kind: store.KindRollback, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
-		Rollback: &executor.RollbackRequest{Service: "demo", Nodes: nodesOf("h1", "h2", "h3")},
+		Rollback: &executor.RollbackRequest{Service: "demo", PhysicalRollback: executor.PhysicalRollback{Nodes: nodesOf("h1", "h2", "h3")}},
 		Nodes:    []store.DeploymentNode{{Host: "h1", TargetVersion: "v1"}, {Host: "h2", TargetVersion: "v0"}, {Host: "h3", TargetVersion: "v1"}}}
 	unknown := &store.Deployment{ID: "d-5", Kind: "", Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
-		Deploy: &executor.DeployRequest{Service: "demo", Version: "v2", Nodes: nodesOf("h1")}, Nodes: []store.DeploymentNode{{Host: "h1"}}}
+		Deploy: &executor.DeployRequest{Service: "demo", Version: "v2", PhysicalDeploy: executor.PhysicalDeploy{Nodes: nodesOf("h1")}}, Nodes: []store.DeploymentNode{{Host: "h1"}}}
 	cases := []struct {
 		name   string
 		d      *store.Deployment
@@ -84,8 +84,10 @@ func TestAClaimedNodeRemembersWhatItRan(t *testing.T) {
 // ran; a deployment that changed no version, or no such node, has nothing to roll back.
 func TestRollbackOfTakesBackOnlyTheNodesADeploymentSwitched(t *testing.T) {
 	orig := &store.Deployment{ID: "d-1", Kind: store.KindDeploy, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
-		Deploy: &executor.DeployRequest{Service: "demo", Nodes: nodesOf("switched", "failed", "fresh", "same", "other"),
-			Health: executor.HealthCheck{HTTPPort: 8080}},
+		Deploy: &executor.DeployRequest{
+			Service:        "demo",
+			PhysicalDeploy: executor.PhysicalDeploy{Nodes: nodesOf("switched", "failed", "fresh", "same", "other"), Health: executor.HealthCheck{HTTPPort: 8080}},
+		},
 		Nodes: []store.DeploymentNode{
 			{Host: "switched", TargetVersion: "v2", FromVersion: "v1", CurrentVersion: "v2"},
 			{Host: "failed", TargetVersion: "v2", FromVersion: "v1", CurrentVersion: "v1"},

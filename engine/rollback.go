@@ -42,8 +42,12 @@ func RollbackOf(orig *store.Deployment, id string) (*store.Deployment, error) {
 		return nil, &NothingToRollBackError{Reason: "deployment " + orig.ID + " changed no node that has an earlier version to go back to"}
 	}
 	back := orig.Targets().Only(hosts)
-	d.Rollback = &executor.RollbackRequest{DeploymentID: id, Service: orig.Service, Nodes: back.Nodes, Workloads: back.Workloads,
-		Health: orig.Health()}
+	d.Rollback = &executor.RollbackRequest{
+		DeploymentID:     id,
+		Service:          orig.Service,
+		PhysicalRollback: executor.PhysicalRollback{Nodes: back.Nodes, Health: orig.Health()},
+		K8sRollback:      executor.K8sRollback{Workloads: back.Workloads},
+	}
 	return d, nil
 }
 

@@ -34,9 +34,13 @@ func TestEachKindIsRecordedAsItsOwnTaggedDocument(t *testing.T) {
 	raw := client.Database("nodeexec").Collection("deployments")
 
 	hc := executor.HealthCheck{HTTPPort: 8080, HTTPPath: "/health"}
-	deploy := Deploy(executor.DeployRequest{DeploymentID: "d-1", Service: "demo", Version: "v2", Health: hc,
-		Nodes: []executor.Node{{Host: "h1", Address: "10.0.0.1"}, {Host: "h2"}}, Package: executor.Package{URL: "http://p/demo.tgz", SHA256: "ab"}},
-		executor.PlatformPhysical, store.Batch{Size: 1})
+	deploy := Deploy(executor.DeployRequest{
+		DeploymentID: "d-1",
+		Service:      "demo",
+		Version:      "v2",
+		PhysicalDeploy: executor.PhysicalDeploy{Health: hc, Nodes: []executor.Node{{Host: "h1", Address: "10.0.0.1"}, {Host: "h2"}},
+			Package: executor.Package{URL: "http://p/demo.tgz", SHA256: "ab"}},
+	}, executor.PlatformPhysical, store.Batch{Size: 1})
 	deploy.Nodes[0].FromVersion, deploy.Nodes[0].CurrentVersion = "v1", "v2"
 	rollback, err := RollbackOf(deploy, "d-2")
 	if err != nil {
@@ -80,5 +84,26 @@ func TestEachKindIsRecordedAsItsOwnTaggedDocument(t *testing.T) {
 	}
 	if replicas, ok := stored.Lookup("scale", "replicas").Int32OK(); !ok || replicas != 3 {
 		t.Errorf("a scale's replicas are stored in its scale request: %v", stored)
+	}
+	// A request's platform part is stored flat, under the field names documents have always had.
+	for id, paths := range map[string][][]string{
+		"d-1": {{"deploy", "nodes"}, {"deploy", "package", "url"}, {"deploy", "health"}},
+		"d-2": {{"rollback", "nodes"}, {"rollback", "health"}},
+	} {
+		doc, err := raw.FindOne(ctx, bson.M{"_id": id}).Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range paths {
+			if _, err := doc.LookupErr(path...); err != nil {
+				t.Errorf("%s has no %v: %v", id, path, doc)
+			}
+		}
+		kind, _ := doc.Lookup("kind").StringValueOK()
+		for _, nested := range []string{"physicaldeploy", "k8sdeploy", "physicalrollback", "k8srollback"} {
+			if _, err := doc.LookupErr(kind, nested); err == nil {
+				t.Errorf("%s nests its platform part under %q: %v", id, nested, doc)
+			}
+		}
 	}
 }

@@ -97,8 +97,12 @@ func TestOperationRequestsAreValidated(t *testing.T) {
 		{"command bad host", CommandRequest{Name: "disk", Argv: []string{"df"}, Nodes: []Node{{Host: "a;b"}}}.Validate(), "nodes[0].host"},
 		{"delivery push", ValidateDelivery(DeliveryPush), ""},
 		{"delivery other", ValidateDelivery("scp"), "delivery"},
-		{"delivery with workloads", DeployRequest{Service: "web", Version: "v1", Image: "web:v1", Delivery: DeliveryPush,
-			Workloads: []Workload{{Namespace: "prod", Kind: KindDeployment, Name: "web"}}}.Validate(), "delivery"},
+		{"delivery with workloads", DeployRequest{
+			Service:        "web",
+			Version:        "v1",
+			PhysicalDeploy: PhysicalDeploy{Delivery: DeliveryPush},
+			K8sDeploy:      K8sDeploy{Image: "web:v1", Workloads: []Workload{{Namespace: "prod", Kind: KindDeployment, Name: "web"}}},
+		}.Validate(), "delivery"},
 	} {
 		var v *ValidationError
 		switch {

@@ -236,39 +236,62 @@ type Unit struct {
 // called from another goroutine than the caller's, one call at a time.
 type ProgressFunc func(host string, step Step)
 
-// DeployRequest asks for Version of Service on Nodes (physical), or on Workloads with Image (k8s).
+// DeployRequest asks for Version of Service on its targets: physical nodes (PhysicalDeploy) or Kubernetes
+// workloads (K8sDeploy), one or the other. Each platform's part holds its own fields and checks; both
+// are embedded, so their fields read as the request's own and are stored flat, as they always were.
 type DeployRequest struct {
-	DeploymentID string
-	Service      string
-	Version      string
-	Nodes        []Node
-	Package      Package
-	// Delivery says how the package reaches the nodes ("": pull).
-	Delivery Delivery `json:",omitempty" bson:",omitempty"`
-	Health   HealthCheck
-	Unit     Unit
-	// Workloads and Image are the Kubernetes form: the image (its tag usually Version) goes into each
-	// workload's container.
-	Workloads []Workload `json:",omitempty" bson:",omitempty"`
-	Image     string     `json:",omitempty" bson:",omitempty"`
-	// Strategy says how the workloads move to Image (default: their own rolling update).
-	Strategy Strategy `json:",omitempty" bson:",omitempty"`
+	DeploymentID   string
+	Service        string
+	Version        string
+	PhysicalDeploy `bson:",inline"`
+	K8sDeploy      `bson:",inline"`
 	// Progress, when set, sees each task result live (optional).
 	Progress ProgressFunc `json:"-" bson:"-"`
 }
 
-// RollbackRequest asks for Nodes (or Workloads) to go back to their previous version, or to ToVersion
+// PhysicalDeploy is a deploy's physical part: the nodes, the package and how it reaches them, the unit
+// the service runs under and its health check.
+type PhysicalDeploy struct {
+	Nodes   []Node
+	Package Package
+	// Delivery says how the package reaches the nodes ("": pull).
+	Delivery Delivery `json:",omitempty" bson:",omitempty"`
+	Health   HealthCheck
+	Unit     Unit
+}
+
+// K8sDeploy is a deploy's Kubernetes part: the image (its tag usually the version) goes into each
+// workload's container.
+type K8sDeploy struct {
+	Workloads []Workload `json:",omitempty" bson:",omitempty"`
+	Image     string     `json:",omitempty" bson:",omitempty"`
+	// Strategy says how the workloads move to Image (default: their own rolling update).
+	Strategy Strategy `json:",omitempty" bson:",omitempty"`
+}
+
+// RollbackRequest asks for nodes (or workloads) to go back to their previous version, or to ToVersion
 // when set; for workloads, to ToRevision when set (as `kubectl rollout undo --to-revision`).
 type RollbackRequest struct {
-	DeploymentID string
-	Service      string
-	ToVersion    string `bson:",omitempty"`
-	Nodes        []Node
-	Health       HealthCheck
-	Workloads    []Workload `bson:",omitempty"`
-	ToRevision   int64      `bson:",omitempty"`
+	DeploymentID     string
+	Service          string
+	ToVersion        string `bson:",omitempty"`
+	PhysicalRollback `bson:",inline"`
+	K8sRollback      `bson:",inline"`
 	// Progress, when set, sees each task result live (optional).
 	Progress ProgressFunc `json:"-" bson:"-"`
+}
+
+// PhysicalRollback is a rollback's physical part: the nodes, and the health check they must pass.
+type PhysicalRollback struct {
+	Nodes  []Node
+	Health HealthCheck
+}
+
+// K8sRollback is a rollback's Kubernetes part: the workloads, and the revision to go back to (0: the one
+// before the current).
+type K8sRollback struct {
+	Workloads  []Workload `bson:",omitempty"`
+	ToRevision int64      `bson:",omitempty"`
 }
 
 // StatusRequest asks what Nodes (or Workloads) run of Service.

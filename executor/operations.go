@@ -37,12 +37,7 @@ type RestartRequest struct {
 
 // Validate checks a restart request before anything runs.
 func (r RestartRequest) Validate() error {
-	for _, err := range []error{ValidateService(r.Service), ValidateNodes(r.Nodes), ValidateHealth(r.Health), validateID(r.DeploymentID)} {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return firstError(ValidateService(r.Service), ValidateNodes(r.Nodes), ValidateHealth(r.Health), validateID(r.DeploymentID))
 }
 
 // ServiceStatus is a service's unit on one node, as systemd sees it now, and the node's own record.

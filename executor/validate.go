@@ -230,27 +230,43 @@ func plainText(field, s string) error {
 	return nil
 }
 
-// Validate checks a whole deploy request before anything runs.
+// Validate checks a whole deploy request before anything runs: its platform's part by that part's own
+// rules, after what every deploy needs.
 func (r DeployRequest) Validate() error {
-	if len(r.Workloads) > 0 {
-		return r.validateK8s()
-	}
-	for _, err := range []error{
-		ValidateService(r.Service), ValidateVersion(r.Version), ValidateNodes(r.Nodes),
-		ValidatePackage(r.Package), ValidateDelivery(r.Delivery), ValidateHealth(r.Health), ValidateUnit(r.Unit), validateID(r.DeploymentID),
-	} {
-		if err != nil {
-			return err
+	k8s := len(r.Workloads) > 0
+	if k8s {
+		if len(r.Nodes) > 0 {
+			return invalid("nodes", "a request names nodes or workloads, not both")
+		}
+		if r.Delivery != "" {
+			return invalid("delivery", "workloads get an image, not a package: delivery is for physical nodes")
 		}
 	}
-	return nil
+	if err := firstError(ValidateService(r.Service), ValidateVersion(r.Version)); err != nil {
+		return err
+	}
+	var part error
+	if k8s {
+		part = r.K8sDeploy.Validate()
+	} else {
+		part = r.PhysicalDeploy.Validate()
+	}
+	return firstError(part, validateID(r.DeploymentID))
+}
+
+// Validate checks a deploy's physical part.
+func (p PhysicalDeploy) Validate() error {
+	return firstError(ValidateNodes(p.Nodes), ValidatePackage(p.Package), ValidateDelivery(p.Delivery),
+		ValidateHealth(p.Health), ValidateUnit(p.Unit))
+}
+
+// Validate checks a deploy's Kubernetes part.
+func (k K8sDeploy) Validate() error {
+	return firstError(ValidateWorkloads(k.Workloads), ValidateImage(k.Image), ValidateStrategy(k.Strategy, k.Workloads))
 }
 
 // Validate checks a rollback request before anything runs: of nodes, or of workloads when it names some.
 func (r RollbackRequest) Validate() error {
-	if len(r.Workloads) > 0 {
-		return r.validateK8s()
-	}
 	if err := ValidateService(r.Service); err != nil {
 		return err
 	}
@@ -259,23 +275,42 @@ func (r RollbackRequest) Validate() error {
 			return invalid("to_version", "%s", err.(*ValidationError).Reason)
 		}
 	}
-	if err := ValidateNodes(r.Nodes); err != nil {
-		return err
+	var part error
+	if len(r.Workloads) > 0 {
+		part = r.K8sRollback.Validate()
+	} else {
+		part = r.PhysicalRollback.Validate()
 	}
-	if err := ValidateHealth(r.Health); err != nil {
-		return err
-	}
-	return validateID(r.DeploymentID)
+	return firstError(part, validateID(r.DeploymentID))
 }
 
-// Validate checks a scale request (workloads only: physical nodes have no replicas).
-func (r ScaleRequest) Validate() error {
-	for _, err := range []error{ValidateService(r.Service), ValidateWorkloads(r.Workloads), ValidateReplicas(r.Replicas)} {
+// Validate checks a rollback's physical part.
+func (p PhysicalRollback) Validate() error {
+	return firstError(ValidateNodes(p.Nodes), ValidateHealth(p.Health))
+}
+
+// Validate checks a rollback's Kubernetes part.
+func (k K8sRollback) Validate() error {
+	if k.ToRevision < 0 {
+		return invalid("to_revision", "must not be negative")
+	}
+	return ValidateWorkloads(k.Workloads)
+}
+
+// firstError is the first of errs that is not nil: checks run in order, the first failure is the one
+// reported.
+func firstError(errs ...error) error {
+	for _, err := range errs {
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Validate checks a scale request (workloads only: physical nodes have no replicas).
+func (r ScaleRequest) Validate() error {
+	return firstError(ValidateService(r.Service), ValidateWorkloads(r.Workloads), ValidateReplicas(r.Replicas))
 }
 
 // Validate checks a status request.
@@ -292,40 +327,4 @@ func validateID(id string) error {
 		return nil
 	}
 	return validateName("deployment_id", id, versionRe, "1-128 characters: letters, digits, '.', '_', '+', '-'")
-}
-
-// validateK8s checks the Kubernetes form of a deploy request.
-func (r DeployRequest) validateK8s() error {
-	if len(r.Nodes) > 0 {
-		return invalid("nodes", "a request names nodes or workloads, not both")
-	}
-	if r.Delivery != "" {
-		return invalid("delivery", "workloads get an image, not a package: delivery is for physical nodes")
-	}
-	for _, err := range []error{ValidateService(r.Service), ValidateVersion(r.Version), ValidateWorkloads(r.Workloads),
-		ValidateImage(r.Image), ValidateStrategy(r.Strategy, r.Workloads), validateID(r.DeploymentID)} {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// validateK8s checks a rollback of workloads.
-func (r RollbackRequest) validateK8s() error {
-	if err := ValidateService(r.Service); err != nil {
-		return err
-	}
-	if r.ToRevision < 0 {
-		return invalid("to_revision", "must not be negative")
-	}
-	if r.ToVersion != "" {
-		if err := ValidateVersion(r.ToVersion); err != nil {
-			return invalid("to_version", "%s", err.(*ValidationError).Reason)
-		}
-	}
-	if err := ValidateWorkloads(r.Workloads); err != nil {
-		return err
-	}
-	return validateID(r.DeploymentID)
 }

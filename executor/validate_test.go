@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -10,16 +11,48 @@ func validDeploy() DeployRequest {
 		DeploymentID: "d-1",
 		Service:      "demo",
 		Version:      "1.2.3+build.4",
-		Nodes:        []Node{{Host: "web-1.example.com"}, {Host: "10.200.0.12", Port: 2222}, {Host: "::1"}},
-		Package:      Package{URL: "https://pkgs.example.com/demo-1.2.3.tar.gz", SHA256: strings.Repeat("ab", 32)},
-		Health:       HealthCheck{HTTPPort: 8080, HTTPPath: "/health", HTTPStatus: 200},
-		Unit:         Unit{Exec: "bin/demo", Args: "-addr :8080", Env: map[string]string{"GOMAXPROCS": "2"}},
+		PhysicalDeploy: PhysicalDeploy{
+			Nodes:   []Node{{Host: "web-1.example.com"}, {Host: "10.200.0.12", Port: 2222}, {Host: "::1"}},
+			Package: Package{URL: "https://pkgs.example.com/demo-1.2.3.tar.gz", SHA256: strings.Repeat("ab", 32)},
+			Health:  HealthCheck{HTTPPort: 8080, HTTPPath: "/health", HTTPStatus: 200},
+			Unit:    Unit{Exec: "bin/demo", Args: "-addr :8080", Env: map[string]string{"GOMAXPROCS": "2"}},
+		},
 	}
 }
 
 func TestValidDeployRequestPasses(t *testing.T) {
 	if err := validDeploy().Validate(); err != nil {
 		t.Fatalf("valid request refused: %v", err)
+	}
+}
+
+// A request is checked by its platform's part alone: the other platform's fields are not its business
+// (beyond refusing a request that mixes nodes and workloads), and each part checks itself.
+func TestEachPlatformsPartChecksItsOwnFields(t *testing.T) {
+	physical, k8s := validDeploy(), validK8sDeploy()
+	physical.Strategy = Strategy{Type: "no-such-strategy"} // a k8s field: not read for nodes
+	k8s.Unit = Unit{Exec: "../escape"}                     // a physical field: not read for workloads
+	for name, r := range map[string]DeployRequest{"physical": physical, "k8s": k8s} {
+		if err := r.Validate(); err != nil {
+			t.Errorf("%s request refused for the other platform's field: %v", name, err)
+		}
+	}
+	cases := []struct {
+		name, field string
+		err         error
+	}{
+		{"physical part without nodes", "nodes", PhysicalDeploy{Package: validDeploy().Package}.Validate()},
+		{"physical part with a hostile unit", "unit.exec", PhysicalDeploy{Nodes: validDeploy().Nodes, Package: validDeploy().Package, Unit: Unit{Exec: "../x"}}.Validate()},
+		{"k8s part without an image", "image", K8sDeploy{Workloads: validK8sDeploy().Workloads}.Validate()},
+		{"k8s part without workloads", "workloads", K8sDeploy{Image: "web:v2"}.Validate()},
+		{"physical rollback without nodes", "nodes", PhysicalRollback{}.Validate()},
+		{"k8s rollback to a negative revision", "to_revision", K8sRollback{Workloads: validK8sDeploy().Workloads, ToRevision: -1}.Validate()},
+	}
+	for _, c := range cases {
+		var ve *ValidationError
+		if !errors.As(c.err, &ve) || ve.Field != c.field {
+			t.Errorf("%s: got %v, want an error on %s", c.name, c.err, c.field)
+		}
 	}
 }
 
@@ -81,7 +114,7 @@ func TestDeployRequestRefusesHostileValues(t *testing.T) {
 }
 
 func TestRollbackRequestValidation(t *testing.T) {
-	ok := RollbackRequest{Service: "demo", Nodes: []Node{{Host: "h1"}}}
+	ok := RollbackRequest{Service: "demo", PhysicalRollback: PhysicalRollback{Nodes: []Node{{Host: "h1"}}}}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid rollback refused: %v", err)
 	}

@@ -6,8 +6,12 @@ import (
 )
 
 func validK8sDeploy() DeployRequest {
-	return DeployRequest{DeploymentID: "d-1", Service: "web", Version: "v2", Image: "registry.example:5000/team/web:v2",
-		Workloads: []Workload{{Namespace: "prod", Kind: KindDeployment, Name: "web", Container: "app"}}}
+	return DeployRequest{
+		DeploymentID: "d-1",
+		Service:      "web",
+		Version:      "v2",
+		K8sDeploy:    K8sDeploy{Image: "registry.example:5000/team/web:v2", Workloads: []Workload{{Namespace: "prod", Kind: KindDeployment, Name: "web", Container: "app"}}},
+	}
 }
 
 func int32p(v int32) *int32 { return &v }
@@ -109,11 +113,11 @@ func TestK8sRollbackAndScaleRequestsAreChecked(t *testing.T) {
 		req   interface{ Validate() error }
 		field string // "" = valid
 	}{
-		{"rollback of workloads needs no nodes", RollbackRequest{Service: "web", Workloads: w}, ""},
-		{"rollback to a revision", RollbackRequest{Service: "web", Workloads: w, ToRevision: 3}, ""},
-		{"rollback to a negative revision", RollbackRequest{Service: "web", Workloads: w, ToRevision: -1}, "to_revision"},
-		{"rollback to a hostile version", RollbackRequest{Service: "web", Workloads: w, ToVersion: "../v1"}, "to_version"},
-		{"rollback of a workload without a name", RollbackRequest{Service: "web", Workloads: []Workload{{Namespace: "prod", Kind: KindDeployment}}}, "workloads[0].name"},
+		{"rollback of workloads needs no nodes", RollbackRequest{Service: "web", K8sRollback: K8sRollback{Workloads: w}}, ""},
+		{"rollback to a revision", RollbackRequest{Service: "web", K8sRollback: K8sRollback{Workloads: w, ToRevision: 3}}, ""},
+		{"rollback to a negative revision", RollbackRequest{Service: "web", K8sRollback: K8sRollback{Workloads: w, ToRevision: -1}}, "to_revision"},
+		{"rollback to a hostile version", RollbackRequest{Service: "web", ToVersion: "../v1", K8sRollback: K8sRollback{Workloads: w}}, "to_version"},
+		{"rollback of a workload without a name", RollbackRequest{Service: "web", K8sRollback: K8sRollback{Workloads: []Workload{{Namespace: "prod", Kind: KindDeployment}}}}, "workloads[0].name"},
 		{"scale", ScaleRequest{Service: "web", Workloads: w, Replicas: 3}, ""},
 		{"scale to zero", ScaleRequest{Service: "web", Workloads: w, Replicas: 0}, ""},
 		{"scale past the cap", ScaleRequest{Service: "web", Workloads: w, Replicas: MaxReplicas + 1}, "replicas"},

@@ -50,9 +50,14 @@ func (s *Server) createDeployment(c *gin.Context) {
 	}
 	id := "d-" + randomID()
 	req := executor.DeployRequest{
-		DeploymentID: id, Service: body.Service, Version: body.Version,
-		Package: executor.Package{URL: body.PackageURL, SHA256: strings.ToLower(body.SHA256)}, Unit: executor.Unit(body.Unit),
-		Delivery: executor.Delivery(body.Delivery),
+		DeploymentID: id,
+		Service:      body.Service,
+		Version:      body.Version,
+		PhysicalDeploy: executor.PhysicalDeploy{
+			Package:  executor.Package{URL: body.PackageURL, SHA256: strings.ToLower(body.SHA256)},
+			Unit:     executor.Unit(body.Unit),
+			Delivery: executor.Delivery(body.Delivery),
+		},
 	}
 	for _, h := range body.Nodes {
 		req.Nodes = append(req.Nodes, executor.Node{Host: h})

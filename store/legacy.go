@@ -50,8 +50,13 @@ func (d *Deployment) fromLegacy(old legacyRequest) {
 	case KindRollback:
 		// The old form would have named a rollback's version in the request's Version; the old code
 		// left it empty, as each node goes back to its own TargetVersion.
-		d.Rollback = &executor.RollbackRequest{DeploymentID: req.DeploymentID, Service: req.Service, ToVersion: req.Version,
-			Nodes: req.Nodes, Workloads: req.Workloads, Health: req.Health}
+		d.Rollback = &executor.RollbackRequest{
+			DeploymentID:     req.DeploymentID,
+			Service:          req.Service,
+			ToVersion:        req.Version,
+			PhysicalRollback: executor.PhysicalRollback{Nodes: req.Nodes, Health: req.Health},
+			K8sRollback:      executor.K8sRollback{Workloads: req.Workloads},
+		}
 	case KindScale:
 		d.Scale = &executor.ScaleRequest{DeploymentID: req.DeploymentID, Service: req.Service, Workloads: req.Workloads}
 		if old.Replicas != nil {

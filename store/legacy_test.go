@@ -63,13 +63,17 @@ func TestADeploymentRecordedInTheOldFormReadsIntoTheFieldOfItsKind(t *testing.T)
 	h1 := []executor.Node{{Host: "h1", Address: "10.0.0.1"}}
 	health := executor.HealthCheck{HTTPPort: 8080, HTTPPath: "/health"}
 	want := map[string]Deployment{
-		"d-1": {Deploy: &executor.DeployRequest{DeploymentID: "d-1", Service: "demo", Version: "v2", Nodes: h1,
-			Package: executor.Package{URL: "http://p/demo.tgz", SHA256: "ab"}, Health: health}},
+		"d-1": {Deploy: &executor.DeployRequest{
+			DeploymentID:   "d-1",
+			Service:        "demo",
+			Version:        "v2",
+			PhysicalDeploy: executor.PhysicalDeploy{Nodes: h1, Package: executor.Package{URL: "http://p/demo.tgz", SHA256: "ab"}, Health: health},
+		}},
 		"d-2": {Restart: &executor.RestartRequest{DeploymentID: "d-2", Service: "demo", Nodes: []executor.Node{{Host: "h1"}}, Health: health}},
 		"d-3": {Scale: &executor.ScaleRequest{DeploymentID: "d-3", Service: "web", Replicas: 3,
 			Workloads: []executor.Workload{{Namespace: "prod", Kind: "Deployment", Name: "web"}}}},
 		// The old code left a rollback's request Version empty: each node's target is its TargetVersion.
-		"d-4": {Rollback: &executor.RollbackRequest{DeploymentID: "d-4", Service: "demo", ToVersion: "", Nodes: h1, Health: health}},
+		"d-4": {Rollback: &executor.RollbackRequest{DeploymentID: "d-4", Service: "demo", ToVersion: "", PhysicalRollback: executor.PhysicalRollback{Nodes: h1, Health: health}}},
 	}
 	check := func(how string, d Deployment) {
 		t.Helper()

@@ -22,19 +22,19 @@ func TestADeploymentsTargetsAndHealthComeFromTheRequestOfItsKind(t *testing.T) {
 		kept   string // Only(only).Hosts()
 		addr   string // Address of h3 ("" when there is no h3)
 	}{
-		{"deploy to nodes", Deployment{Kind: KindDeploy, Deploy: &executor.DeployRequest{Nodes: nodes, Health: hc}},
+		{"deploy to nodes", Deployment{Kind: KindDeploy, Deploy: &executor.DeployRequest{PhysicalDeploy: executor.PhysicalDeploy{Nodes: nodes, Health: hc}}},
 			"[h1 h2 h3]", hc, []string{"h3", "h1", "nowhere"}, "[h1 h3]", "10.0.0.3"},
-		{"deploy to workloads", Deployment{Kind: KindDeploy, Deploy: &executor.DeployRequest{Workloads: web}},
+		{"deploy to workloads", Deployment{Kind: KindDeploy, Deploy: &executor.DeployRequest{K8sDeploy: executor.K8sDeploy{Workloads: web}}},
 			"[prod/web prod/db]", executor.HealthCheck{}, []string{"prod/db"}, "[prod/db]", "h3"},
-		{"a kind this build does not know reads as a deploy", Deployment{Kind: "", Deploy: &executor.DeployRequest{Nodes: nodes[:1]}},
+		{"a kind this build does not know reads as a deploy", Deployment{Kind: "", Deploy: &executor.DeployRequest{PhysicalDeploy: executor.PhysicalDeploy{Nodes: nodes[:1]}}},
 			"[h1]", executor.HealthCheck{}, []string{"h1"}, "[h1]", "h3"},
-		{"rollback", Deployment{Kind: KindRollback, Rollback: &executor.RollbackRequest{Nodes: nodes[1:], Health: hc}},
+		{"rollback", Deployment{Kind: KindRollback, Rollback: &executor.RollbackRequest{PhysicalRollback: executor.PhysicalRollback{Nodes: nodes[1:], Health: hc}}},
 			"[h2 h3]", hc, []string{"h2"}, "[h2]", "10.0.0.3"},
 		{"scale", Deployment{Kind: KindScale, Scale: &executor.ScaleRequest{Workloads: web, Replicas: 3}},
 			"[prod/web prod/db]", executor.HealthCheck{}, nil, "[]", "h3"},
 		{"restart", Deployment{Kind: KindRestart, Restart: &executor.RestartRequest{Nodes: nodes, Health: hc}},
 			"[h1 h2 h3]", hc, []string{"h2", "h1"}, "[h1 h2]", "10.0.0.3"},
-		{"a request of another kind is not read", Deployment{Kind: KindRestart, Deploy: &executor.DeployRequest{Nodes: nodes, Health: hc}},
+		{"a request of another kind is not read", Deployment{Kind: KindRestart, Deploy: &executor.DeployRequest{PhysicalDeploy: executor.PhysicalDeploy{Nodes: nodes, Health: hc}}},
 			"[]", executor.HealthCheck{}, []string{"h1"}, "[]", "h3"},
 		{"no request at all", Deployment{Kind: KindScale}, "[]", executor.HealthCheck{}, []string{"h1"}, "[]", "h3"},
 	} {

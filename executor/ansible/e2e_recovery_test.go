@@ -134,8 +134,11 @@ WantedBy=multi-user.target
 	})
 
 	t.Run("rollback without a version goes to the node's previous version", func(t *testing.T) {
-		res, err := env.exec.Rollback(ctx, executor.RollbackRequest{DeploymentID: "e2e-rb-prev", Service: env.service, Nodes: env.nodes,
-			Health: quick(executor.HealthCheck{HTTPPort: env.port})})
+		res, err := env.exec.Rollback(ctx, executor.RollbackRequest{
+			DeploymentID:     "e2e-rb-prev",
+			Service:          env.service,
+			PhysicalRollback: executor.PhysicalRollback{Nodes: env.nodes, Health: quick(executor.HealthCheck{HTTPPort: env.port})},
+		})
 		expectAll(t, res, err, executor.StateRolledBack, "v1", "v2")
 		env.expectServing(t, "v1")
 		env.expectRecorded(t, executor.StateRolledBack, "v1", "v2")
@@ -190,8 +193,12 @@ WantedBy=multi-user.target
 
 	t.Run("a rollback that fails verification puts back the unit of the release it returns to", func(t *testing.T) {
 		// v3-broken's release is still on the nodes, with the role's own unit for it.
-		res, err := env.exec.Rollback(ctx, executor.RollbackRequest{DeploymentID: "e2e-rb-broken", Service: env.service, ToVersion: "v3-broken",
-			Nodes: env.nodes, Health: quick(executor.HealthCheck{HTTPPort: env.port})})
+		res, err := env.exec.Rollback(ctx, executor.RollbackRequest{
+			DeploymentID:     "e2e-rb-broken",
+			Service:          env.service,
+			ToVersion:        "v3-broken",
+			PhysicalRollback: executor.PhysicalRollback{Nodes: env.nodes, Health: quick(executor.HealthCheck{HTTPPort: env.port})},
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -93,13 +93,10 @@ func (env *e2eEnv) executorWith(t *testing.T, change func(*Config)) *Executor {
 func (env *e2eEnv) deployRequest(version string) executor.DeployRequest {
 	rel := env.releases[version]
 	return executor.DeployRequest{
-		DeploymentID: "e2e-" + version,
-		Service:      env.service,
-		Version:      version,
-		Nodes:        env.nodes,
-		Package:      executor.Package{URL: env.baseURL + "/" + filepath.Base(rel.Path), SHA256: rel.SHA256},
-		Health:       executor.HealthCheck{HTTPPort: env.port, HTTPPath: "/health", Retries: 5, Delay: time.Second},
-		Unit:         executor.Unit{Args: fmt.Sprintf("-addr :%d", env.port)},
+		DeploymentID:   "e2e-" + version,
+		Service:        env.service,
+		Version:        version,
+		PhysicalDeploy: executor.PhysicalDeploy{Nodes: env.nodes, Package: executor.Package{URL: env.baseURL + "/" + filepath.Base(rel.Path), SHA256: rel.SHA256}, Health: executor.HealthCheck{HTTPPort: env.port, HTTPPath: "/health", Retries: 5, Delay: time.Second}, Unit: executor.Unit{Args: fmt.Sprintf("-addr :%d", env.port)}},
 	}
 }
 
@@ -268,8 +265,12 @@ func TestE2EPhysicalLifecycle(t *testing.T) {
 	})
 
 	t.Run("explicit rollback to v1", func(t *testing.T) {
-		res, err := env.exec.Rollback(ctx, executor.RollbackRequest{DeploymentID: "e2e-rb", Service: env.service, ToVersion: "v1", Nodes: env.nodes,
-			Health: executor.HealthCheck{HTTPPort: env.port, HTTPPath: "/health"}})
+		res, err := env.exec.Rollback(ctx, executor.RollbackRequest{
+			DeploymentID:     "e2e-rb",
+			Service:          env.service,
+			ToVersion:        "v1",
+			PhysicalRollback: executor.PhysicalRollback{Nodes: env.nodes, Health: executor.HealthCheck{HTTPPort: env.port, HTTPPath: "/health"}},
+		})
 		expectAll(t, res, err, executor.StateRolledBack, "v1", "v2")
 		for _, n := range env.nodes {
 			if got := env.serving(t, n.Host); got != "v1" {
@@ -279,7 +280,7 @@ func TestE2EPhysicalLifecycle(t *testing.T) {
 	})
 
 	t.Run("rollback to a version not on the node is a clear error", func(t *testing.T) {
-		res, err := env.exec.Rollback(ctx, executor.RollbackRequest{Service: env.service, ToVersion: "v7", Nodes: env.nodes[:1]})
+		res, err := env.exec.Rollback(ctx, executor.RollbackRequest{Service: env.service, ToVersion: "v7", PhysicalRollback: executor.PhysicalRollback{Nodes: env.nodes[:1]}})
 		if err != nil {
 			t.Fatal(err)
 		}

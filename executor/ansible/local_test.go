@@ -54,8 +54,9 @@ func TestHostileVersionIsRefusedBeforeAnythingRuns(t *testing.T) {
 	e := probeExecutor(t)
 	marker := filepath.Join(t.TempDir(), "pwned")
 	_, err := e.Deploy(context.Background(), executor.DeployRequest{
-		Service: "probe", Version: "{{ lookup('pipe','touch " + marker + "') }}", Nodes: localNode,
-		Package: executor.Package{URL: "http://127.0.0.1/x.tgz", SHA256: strings.Repeat("0", 64)},
+		Service:        "probe",
+		Version:        "{{ lookup('pipe','touch " + marker + "') }}",
+		PhysicalDeploy: executor.PhysicalDeploy{Nodes: localNode, Package: executor.Package{URL: "http://127.0.0.1/x.tgz", SHA256: strings.Repeat("0", 64)}},
 	})
 	if !executor.IsValidation(err) {
 		t.Fatalf("want a validation error, got %v", err)

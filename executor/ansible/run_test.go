@@ -40,8 +40,9 @@ func TestOneAnsiblePlaybookRunsForAllOfACallsNodes(t *testing.T) {
 	e := probeExecutor(t, func(c *Config) { c.AnsiblePlaybook, c.BaseDir = bin, base })
 	nodes := []executor.Node{{Host: "n1"}, {Host: "n2"}, {Host: "n3"}}
 	res, err := e.Deploy(context.Background(), executor.DeployRequest{
-		Service: "probe", Version: "v7", Nodes: nodes,
-		Package: executor.Package{URL: "http://127.0.0.1/probe-v7.tar.gz", SHA256: strings.Repeat("0", 64)},
+		Service:        "probe",
+		Version:        "v7",
+		PhysicalDeploy: executor.PhysicalDeploy{Nodes: nodes, Package: executor.Package{URL: "http://127.0.0.1/probe-v7.tar.gz", SHA256: strings.Repeat("0", 64)}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -135,8 +135,12 @@ func (k *cluster) waitDone(w executor.Workload) {
 
 func (k *cluster) deploy(w executor.Workload, version string) executor.NodeResult {
 	k.t.Helper()
-	res, err := k.e.Deploy(context.Background(), executor.DeployRequest{DeploymentID: "d-" + version, Service: "demo", Version: version,
-		Image: "registry.example/demo:" + version, Workloads: []executor.Workload{w}})
+	res, err := k.e.Deploy(context.Background(), executor.DeployRequest{
+		DeploymentID: "d-" + version,
+		Service:      "demo",
+		Version:      version,
+		K8sDeploy:    executor.K8sDeploy{Image: "registry.example/demo:" + version, Workloads: []executor.Workload{w}},
+	})
 	if err != nil || len(res) != 1 {
 		k.t.Fatalf("deploy %s: %v %v", version, res, err)
 	}
@@ -213,7 +217,7 @@ func TestStatefulSetUpdate(t *testing.T) {
 	if n := k.readyPods("registry.example/demo:v2"); n != 3 {
 		t.Errorf("%d pods of v2 ready, want 3", n)
 	}
-	rb, err := k.e.Rollback(context.Background(), executor.RollbackRequest{Service: "demo", Workloads: []executor.Workload{w}})
+	rb, err := k.e.Rollback(context.Background(), executor.RollbackRequest{Service: "demo", K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}}})
 	if err != nil || rb[0].State != executor.StateRolledBack || rb[0].CurrentVersion != "v1" {
 		t.Fatalf("rollback = %+v %v", rb, err)
 	}
@@ -249,8 +253,12 @@ func TestRolloutPastTheCallersDeadlineIsRolledBack(t *testing.T) {
 	k.labelNodes(false) // new pods fit nowhere now; the running ones stay
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	res, err := k.e.Deploy(ctx, executor.DeployRequest{DeploymentID: "d-v2", Service: "demo", Version: "v2",
-		Image: "registry.example/demo:v2", Workloads: []executor.Workload{w}})
+	res, err := k.e.Deploy(ctx, executor.DeployRequest{
+		DeploymentID: "d-v2",
+		Service:      "demo",
+		Version:      "v2",
+		K8sDeploy:    executor.K8sDeploy{Image: "registry.example/demo:v2", Workloads: []executor.Workload{w}},
+	})
 	if err != nil || len(res) != 1 {
 		t.Fatalf("deploy: %v %v", res, err)
 	}
@@ -271,7 +279,7 @@ func TestExplicitRollbackAndRollbackToRevision(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	rb, err := k.e.Rollback(ctx, executor.RollbackRequest{Service: "demo", Workloads: []executor.Workload{w}})
+	rb, err := k.e.Rollback(ctx, executor.RollbackRequest{Service: "demo", K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}}})
 	if err != nil || rb[0].State != executor.StateRolledBack || rb[0].CurrentVersion != "v2" || rb[0].PrevVersion != "v3" {
 		t.Fatalf("rollback = %+v %v", rb, err)
 	}
@@ -279,14 +287,14 @@ func TestExplicitRollbackAndRollbackToRevision(t *testing.T) {
 		t.Errorf("%d pods of v2 ready after the rollback", n)
 	}
 	// Revision 1 is v1 (2 was v2, 3 was v3; undoing to v2 made revision 4).
-	rb, err = k.e.Rollback(ctx, executor.RollbackRequest{Service: "demo", Workloads: []executor.Workload{w}, ToRevision: 1})
+	rb, err = k.e.Rollback(ctx, executor.RollbackRequest{Service: "demo", K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}, ToRevision: 1}})
 	if err != nil || rb[0].State != executor.StateRolledBack || rb[0].CurrentVersion != "v1" {
 		t.Fatalf("rollback to revision 1 = %+v %v", rb, err)
 	}
 	if n := k.readyPods("registry.example/demo:v1"); n != 3 {
 		t.Errorf("%d pods of v1 ready after the rollback to revision 1", n)
 	}
-	rb, _ = k.e.Rollback(ctx, executor.RollbackRequest{Service: "demo", Workloads: []executor.Workload{w}, ToRevision: 99})
+	rb, _ = k.e.Rollback(ctx, executor.RollbackRequest{Service: "demo", K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}, ToRevision: 99}})
 	if rb[0].State != executor.StateFailed || !strings.Contains(rb[0].LastError, "no revision 99") {
 		t.Errorf("rollback to a missing revision = %+v", rb[0])
 	}

@@ -82,14 +82,17 @@ func TestDeployManifestsGiveTheExecutorWhatItNeedsAndNoMore(t *testing.T) {
 			t.Errorf("%s as the service account = %+v %v, want %s", what, res, err, want)
 		}
 	}
-	res, err := e.Deploy(ctx, executor.DeployRequest{Service: "demo", Version: "v2", Image: "registry.example/demo:v2", Workloads: []executor.Workload{w}})
+	res, err := e.Deploy(ctx, executor.DeployRequest{Service: "demo", Version: "v2", K8sDeploy: executor.K8sDeploy{Image: "registry.example/demo:v2", Workloads: []executor.Workload{w}}})
 	ok("deploy", res, err, executor.StateSuccess)
-	res, err = e.Rollback(ctx, executor.RollbackRequest{Service: "demo", Workloads: []executor.Workload{w}})
+	res, err = e.Rollback(ctx, executor.RollbackRequest{Service: "demo", K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}}})
 	ok("rollback", res, err, executor.StateRolledBack)
-	res, err = e.Deploy(ctx, executor.DeployRequest{Service: "demo", Version: "v3", Image: "registry.example/demo:v3", Workloads: []executor.Workload{w},
-		Strategy: executor.Strategy{Type: executor.StrategyBlueGreen, Service: "web-svc", VerifySeconds: 1}})
+	res, err = e.Deploy(ctx, executor.DeployRequest{
+		Service:   "demo",
+		Version:   "v3",
+		K8sDeploy: executor.K8sDeploy{Image: "registry.example/demo:v3", Workloads: []executor.Workload{w}, Strategy: executor.Strategy{Type: executor.StrategyBlueGreen, Service: "web-svc", VerifySeconds: 1}},
+	})
 	ok("blue-green deploy", res, err, executor.StateSuccess)
-	res, err = e.Rollback(ctx, executor.RollbackRequest{Service: "demo", Workloads: []executor.Workload{w}})
+	res, err = e.Rollback(ctx, executor.RollbackRequest{Service: "demo", K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}}})
 	ok("blue-green rollback", res, err, executor.StateRolledBack)
 	res, err = e.Scale(ctx, executor.ScaleRequest{Service: "demo", Workloads: []executor.Workload{w}, Replicas: 2})
 	ok("scale", res, err, executor.StateSuccess)

@@ -24,9 +24,12 @@ import (
 func TestRollingSettingsGoInWithTheImage(t *testing.T) {
 	k := newCluster(t)
 	w := k.createDeployment("web", "registry.example/demo:v1")
-	res, err := k.e.Deploy(context.Background(), executor.DeployRequest{DeploymentID: "d-v2", Service: "demo", Version: "v2",
-		Image: "registry.example/demo:v2", Workloads: []executor.Workload{w},
-		Strategy: executor.Strategy{MaxSurge: "0", MaxUnavailable: "34%", MinReadySeconds: ptr(int32(1)), ProgressDeadlineSeconds: ptr(int32(30))}})
+	res, err := k.e.Deploy(context.Background(), executor.DeployRequest{
+		DeploymentID: "d-v2",
+		Service:      "demo",
+		Version:      "v2",
+		K8sDeploy:    executor.K8sDeploy{Image: "registry.example/demo:v2", Workloads: []executor.Workload{w}, Strategy: executor.Strategy{MaxSurge: "0", MaxUnavailable: "34%", MinReadySeconds: ptr(int32(1)), ProgressDeadlineSeconds: ptr(int32(30))}},
+	})
 	if err != nil || res[0].State != executor.StateSuccess {
 		t.Fatalf("deploy = %+v %v", res, err)
 	}
@@ -266,9 +269,12 @@ func (k *cluster) podNames(color, image string) map[string]bool {
 
 func (k *cluster) deployBlueGreen(w executor.Workload, version string) executor.NodeResult {
 	k.t.Helper()
-	res, err := k.e.Deploy(context.Background(), executor.DeployRequest{DeploymentID: "d-" + version, Service: "demo", Version: version,
-		Image: "registry.example/demo:" + version, Workloads: []executor.Workload{w},
-		Strategy: executor.Strategy{Type: executor.StrategyBlueGreen, Service: "web-svc", VerifySeconds: 1}})
+	res, err := k.e.Deploy(context.Background(), executor.DeployRequest{
+		DeploymentID: "d-" + version,
+		Service:      "demo",
+		Version:      version,
+		K8sDeploy:    executor.K8sDeploy{Image: "registry.example/demo:" + version, Workloads: []executor.Workload{w}, Strategy: executor.Strategy{Type: executor.StrategyBlueGreen, Service: "web-svc", VerifySeconds: 1}},
+	})
 	if err != nil || len(res) != 1 {
 		k.t.Fatalf("deploy %s: %v %v", version, res, err)
 	}
@@ -305,15 +311,18 @@ func TestBlueGreenSwitchesTheServiceAndSwitchesBackInstantly(t *testing.T) {
 		t.Errorf("status = %+v %v", st, err)
 	}
 	// A plain deploy now is refused by name: it would bypass the switch.
-	rolling, _ := k.e.Deploy(ctx, executor.DeployRequest{Service: "demo", Version: "v9", Image: "registry.example/demo:v9",
-		Workloads: []executor.Workload{w}, Strategy: executor.Strategy{Type: executor.StrategyRolling}})
+	rolling, _ := k.e.Deploy(ctx, executor.DeployRequest{
+		Service:   "demo",
+		Version:   "v9",
+		K8sDeploy: executor.K8sDeploy{Image: "registry.example/demo:v9", Workloads: []executor.Workload{w}, Strategy: executor.Strategy{Type: executor.StrategyRolling}},
+	})
 	if rolling[0].State != executor.StateFailed || !strings.Contains(rolling[0].LastError, "is deployed blue-green") {
 		t.Errorf("rolling deploy of a blue-green workload = %+v", rolling[0])
 	}
 
 	// Rollback: the Service points at blue again, whose pods never stopped: the same pods serve.
 	start := time.Now()
-	rb, err := k.e.Rollback(ctx, executor.RollbackRequest{Service: "demo", Workloads: []executor.Workload{w}})
+	rb, err := k.e.Rollback(ctx, executor.RollbackRequest{Service: "demo", K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}}})
 	took := time.Since(start)
 	if err != nil || rb[0].State != executor.StateRolledBack || rb[0].CurrentVersion != "v1" || rb[0].PrevVersion != "v2" {
 		t.Fatalf("rollback = %+v %v", rb, err)
@@ -333,7 +342,7 @@ func TestBlueGreenSwitchesTheServiceAndSwitchesBackInstantly(t *testing.T) {
 	if c := k.serviceColor("web-svc"); c != colorGreen || len(k.podNames(colorGreen, "registry.example/demo:v3")) != 3 {
 		t.Errorf("after v3: service color %q, green v3 pods %d", c, len(k.podNames(colorGreen, "registry.example/demo:v3")))
 	}
-	rb, _ = k.e.Rollback(ctx, executor.RollbackRequest{Service: "demo", Workloads: []executor.Workload{w}, ToVersion: "v7"})
+	rb, _ = k.e.Rollback(ctx, executor.RollbackRequest{Service: "demo", ToVersion: "v7", K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}}})
 	if rb[0].State != executor.StateFailed || !strings.Contains(rb[0].LastError, "switches back to blue, which runs v1, not v7") {
 		t.Errorf("rollback to a version the other color does not run = %+v", rb[0])
 	}
@@ -370,7 +379,7 @@ func TestBlueGreenThatNeverBecomesReadyKeepsTheTraffic(t *testing.T) {
 		t.Errorf("blue's image after the failure = %s, want v1 back", img)
 	}
 	// With no node to take a new pod, the rollback still works: blue's pods never went away.
-	rb, err := k.e.Rollback(context.Background(), executor.RollbackRequest{Service: "demo", Workloads: []executor.Workload{w}})
+	rb, err := k.e.Rollback(context.Background(), executor.RollbackRequest{Service: "demo", K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}}})
 	if err != nil || rb[0].State != executor.StateRolledBack || rb[0].CurrentVersion != "v1" {
 		t.Fatalf("rollback = %+v %v", rb, err)
 	}
@@ -401,7 +410,7 @@ func TestBlueGreenNewColorThatFailsIsNeverSwitchedTo(t *testing.T) {
 	if c := k.serviceColor("web-svc"); c != colorBlue || len(k.podNames(colorBlue, "registry.example/demo:v1")) != 3 {
 		t.Errorf("service color %q, %d blue pods", c, len(k.podNames(colorBlue, "registry.example/demo:v1")))
 	}
-	rb, _ := k.e.Rollback(context.Background(), executor.RollbackRequest{Service: "demo", Workloads: []executor.Workload{w}})
+	rb, _ := k.e.Rollback(context.Background(), executor.RollbackRequest{Service: "demo", K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}}})
 	if rb[0].State != executor.StateFailed || !strings.Contains(rb[0].LastError, "green never served") {
 		t.Errorf("rollback to a color that never served = %+v", rb[0])
 	}

@@ -45,12 +45,16 @@ func TestARolloutOutlastsAnAPIServerRestart(t *testing.T) {
 	imageSet := make(chan struct{})
 	done := make(chan executor.NodeResult, 1)
 	go func() {
-		res, err := e.Deploy(ctx, executor.DeployRequest{Service: "demo", Version: "v2", Image: "registry.example/demo:v2", Workloads: []executor.Workload{w},
+		res, err := e.Deploy(ctx, executor.DeployRequest{
+			Service: "demo",
+			Version: "v2",
 			Progress: func(_ string, st executor.Step) {
 				if st.Name == "Set the image" {
 					close(imageSet)
 				}
-			}})
+			},
+			K8sDeploy: executor.K8sDeploy{Image: "registry.example/demo:v2", Workloads: []executor.Workload{w}},
+		})
 		if err != nil || len(res) != 1 {
 			t.Errorf("deploy: %v %v", res, err)
 			done <- executor.NodeResult{}
