@@ -161,11 +161,13 @@ func (e *Engine) execute(x *run) {
 		evs = append(evs, e.finishNode(bg, x, r)...)
 	}
 	evs = append(evs, e.giveBack(bg, x, skipped)...)
-	if runErr != nil {
+	switch {
+	case x.ctx.Err() != nil:
+		// Cut short (a cancel, a shutdown), in whatever phase: that is the deployment's end, in one
+		// sentence; what it meant for each node is in the node's own last error.
+		d.Error = context.Cause(x.ctx).Error()
+	case runErr != nil:
 		d.Error = runErr.Error()
-		if cause := context.Cause(x.ctx); cause != nil && x.ctx.Err() != nil {
-			d.Error = cause.Error() + ": " + runErr.Error()
-		}
 	}
 	e.end(bg, x, evs)
 }
@@ -245,7 +247,9 @@ func (e *Engine) retryTransient(x *run, exec executor.Executor, g group, res []e
 	n := 0
 	var at map[string]int // the failed nodes' index in res
 	var hosts []string
+	waiting := false // hosts wait for their next try
 	_ = p.Do(x.ctx, func() (bool, error) {
+		waiting = false
 		if n > 0 { // the backoff before retry n is over
 			again, _ := e.runGroup(x, exec, g.only(hosts))
 			for _, r := range again {
@@ -272,8 +276,17 @@ func (e *Engine) retryTransient(x *run, exec executor.Executor, g group, res []e
 		}
 		x.rec.emit(context.WithoutCancel(x.ctx), evs...)
 		x.log.WithField("nodes", hosts).WithField("retry", n).Warn("transient failure: trying again after a backoff")
+		waiting = true
 		return true, errTransientLeft
 	})
+	if waiting && x.ctx.Err() != nil {
+		// The run ended (a cancel, a shutdown) while these nodes waited for their retry: say so, with
+		// what their last try found, rather than leave the last try's words as if it were the end.
+		for _, h := range hosts {
+			r := &res[at[h]]
+			r.LastError = fmt.Sprintf("%s while it waited to retry; the last try: %s", context.Cause(x.ctx), r.LastError)
+		}
+	}
 	return res
 }
 

@@ -959,6 +959,48 @@ func TestTransientFailuresAreRetriedWithBackoff(t *testing.T) {
 	}
 }
 
+// A cancel that comes while a node waits for its retry ends the deployment there: cancelled, in one
+// sentence, and the waiting node says it was cancelled while it waited, with what its last try found.
+// (Before, the cancel was answered 202 and lost: the deployment ended failed with no error.)
+func TestACancelDuringARetryWaitEndsTheDeployment(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Retry = retry.Policy{MaxRetries: 2, InitialDelay: time.Hour, MaxDelay: time.Hour, Factor: 2}
+	})
+	close(f.exec.gate)
+	f.exec.unreachable = map[string]int{"10.0.0.2": 100}
+	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2"`, ""))
+	id := d["id"].(string)
+	cancelled := false
+	_, end := f.follow(t, id, func(ev sseEvent) {
+		if msg := fmt.Sprint(ev.data["message"]); !cancelled && strings.Contains(msg, "; retry 1 of 2 in 1h") {
+			cancelled = true
+			if code, b := f.do(t, "POST", "/api/v1/deployments/"+id+"/cancel", ""); code != http.StatusAccepted {
+				t.Errorf("cancel = %d %v", code, b)
+			}
+		}
+	})
+	if !cancelled {
+		t.Fatal("the deployment ended without waiting to retry")
+	}
+	if end["state"] != "failed" || end["error"] != "cancelled on request" {
+		t.Errorf("deployment = %v %q, want failed with the error \"cancelled on request\"", end["state"], end["error"])
+	}
+	nodes := map[string]map[string]any{}
+	for _, n := range end["nodes"].([]any) {
+		nodes[n.(map[string]any)["host"].(string)] = n.(map[string]any)
+	}
+	if nodes["10.0.0.1"]["state"] != "success" {
+		t.Errorf("the node that was done = %v", nodes["10.0.0.1"])
+	}
+	want := "cancelled on request while it waited to retry; the last try: host unreachable: Take the node lock: no route to host"
+	if n := nodes["10.0.0.2"]; n["state"] != "failed" || n["last_error"] != want {
+		t.Errorf("the waiting node = %v %q, want failed with %q", n["state"], n["last_error"], want)
+	}
+	if got := f.exec.calls(); got != "[2]" {
+		t.Errorf("executor calls (nodes each) = %s: the retry must not run after the cancel", got)
+	}
+}
+
 // The database stops while a run is under way: the run's records are written once it is back, and
 // the deployment still gets its true end without a restart.
 func TestARunOutlastsADatabaseBlip(t *testing.T) {
