@@ -4,6 +4,7 @@
 package ansible
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -309,13 +310,19 @@ func (e *Executor) afterCancel(ctx context.Context, log logrus.FieldLogger, serv
 	log.WithField("cause", why).Warn("run cancelled; releasing its locks and reading each node's state")
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RecoveryTimeout)
 	defer cancel()
-	results, err := e.unlockAndRead(rctx, service, holder, nodes)
+	results, unread, err := e.unlockAndRead(rctx, service, holder, nodes)
 	if err != nil {
 		return nil, fmt.Errorf("cancelled (%v), and reading the nodes' state afterwards failed: %w", why, err)
 	}
 	for i := range results {
 		r := &results[i]
 		r.State = executor.StateFailed
+		if reason, ok := unread[r.Host]; ok {
+			// Never a guess: a node that could not be read is said to be unknown, and why.
+			r.LastError = fmt.Sprintf("cancelled (%v); unknown: could not read the node after the cancel: %s", why, reason)
+			log.WithFields(logrus.Fields{"node": r.Host, "error": reason}).Warn("node state after cancel: could not read it")
+			continue
+		}
 		r.LastError = fmt.Sprintf("cancelled (%v); the node runs %s", why, runningText(r.RunningVersion))
 		log.WithFields(logrus.Fields{"node": r.Host, "running": r.RunningVersion, "current": r.CurrentVersion}).Warn("node state after cancel")
 	}
@@ -332,17 +339,28 @@ func (e *Executor) Recover(ctx context.Context, req executor.RecoverRequest) ([]
 		return nil, &executor.ValidationError{Field: "deployment_id", Reason: "is required to name the lost run's locks"}
 	}
 	e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "nodes": len(req.Nodes)}).Warn("recovering a lost run: releasing its locks and reading each node")
-	return e.unlockAndRead(ctx, req.Service, lockHolder(req.DeploymentID), req.Nodes)
+	results, _, err := e.unlockAndRead(ctx, req.Service, lockHolder(req.DeploymentID), req.Nodes)
+	return results, err
 }
 
-func (e *Executor) unlockAndRead(ctx context.Context, service, holder string, nodes []executor.Node) ([]executor.NodeResult, error) {
+// unlockAndRead releases holder's locks and reads each node's own record. unread names the nodes whose
+// record did not come back, with why: their results say nothing of what they run.
+func (e *Executor) unlockAndRead(ctx context.Context, service, holder string, nodes []executor.Node) (results []executor.NodeResult, unread map[string]string, err error) {
 	vars := e.nodeVars(service)
 	vars["nodeexec_unlock_holder"] = holder
 	res, stderr, err := e.run(ctx, []string{"unlock.yml", "status.yml"}, vars, nodes, nil)
 	if res == nil && err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return nodeResults(res, opStatus, service, nodes, stderr), nil
+	results = nodeResults(res, opStatus, service, nodes, stderr)
+	outcomes := collect(res)
+	unread = map[string]string{}
+	for _, r := range results {
+		if o := outcomes[r.Host]; o == nil || o.report == nil {
+			unread[r.Host] = cmp.Or(r.LastError, "the node sent no record")
+		}
+	}
+	return results, unread, nil
 }
 
 func runningText(v string) string {

@@ -278,3 +278,28 @@ func TestProgressStreamsEachSubStepAsTheResultsHaveIt(t *testing.T) {
 		}
 	}
 }
+
+// A run cancelled where the node cannot even be read afterwards (here: an address nothing answers at)
+// says the node is unknown and why; it never guesses what the node runs.
+func TestACancelledRunNeverGuessesWhatAnUnreadNodeRuns(t *testing.T) {
+	repo, _ := filepath.Abs("../..")
+	off := false
+	e := probeExecutor(t, func(c *Config) {
+		c.PlaybookDir = repo
+		c.SSH = SSH{User: "nobody", HostKeyChecking: &off, ConnectTimeout: time.Second}
+	})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("an operator asked"))
+	res, err := e.Deploy(ctx, executor.DeployRequest{Service: "probe", Version: "v7", PhysicalDeploy: executor.PhysicalDeploy{
+		Nodes: []executor.Node{{Host: "unread.invalid"}}, Package: executor.Package{URL: "http://127.0.0.1/p.tgz", SHA256: strings.Repeat("0", 64)}}})
+	if err == nil || !strings.Contains(err.Error(), "an operator asked") {
+		t.Errorf("err = %v, want the cancel's cause", err)
+	}
+	if len(res) != 1 {
+		t.Fatalf("results: %+v", res)
+	}
+	want := "cancelled (an operator asked); unknown: could not read the node after the cancel: "
+	if r := res[0]; r.State != executor.StateFailed || !strings.HasPrefix(r.LastError, want) || strings.Contains(r.LastError, "the node runs") {
+		t.Errorf("node = %s %q, want failed, %q…", r.State, r.LastError, want)
+	}
+}
