@@ -246,7 +246,7 @@ func (e *Executor) Cleanup(ctx context.Context, req CleanupRequest) ([]CleanupRe
 	log.WithField("nodes", len(req.Nodes)).Info("running cleanup.yml")
 	res, stderr, err := e.run(ctx, []string{"cleanup.yml"}, vars, req.Nodes, nil)
 	if ctx.Err() != nil {
-		read, err := e.afterCancel(ctx, log, req.Service, vars["nodeexec_lock_holder"].(string), req.Nodes)
+		read, err := e.afterCancel(ctx, log, req.Service, vars["nodeexec_lock_holder"].(string), req.Nodes, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -280,7 +280,7 @@ func (e *Executor) write(ctx context.Context, log logrus.FieldLogger, op operati
 	log.WithField("nodes", len(nodes)).Infof("running %s", book)
 	res, stderr, err := e.run(ctx, []string{book}, vars, nodes, progress)
 	if ctx.Err() != nil {
-		return e.afterCancel(ctx, log, service, holder, nodes)
+		return e.afterCancel(ctx, log, service, holder, nodes, progress)
 	}
 	if res == nil && err != nil {
 		return nil, err
@@ -297,9 +297,14 @@ func (e *Executor) write(ctx context.Context, log logrus.FieldLogger, op operati
 	return results, nil
 }
 
+// afterCancelStep marks the steps of the run that follows a cancel (releasing the locks, reading the
+// nodes back), so that they never read as the cancelled operation's own.
+const afterCancelStep = "After the cancel: "
+
 // afterCancel runs once the cancelled run's process group is gone: it releases the locks this run holds
-// and asks every node what it really runs, so each reports the release it is on and says which.
-func (e *Executor) afterCancel(ctx context.Context, log logrus.FieldLogger, service, holder string, nodes []executor.Node) ([]executor.NodeResult, error) {
+// and asks every node what it really runs, so each reports the release it is on and says which. Its
+// steps stream to progress (when set) marked as after the cancel, and are then not in the results.
+func (e *Executor) afterCancel(ctx context.Context, log logrus.FieldLogger, service, holder string, nodes []executor.Node, progress executor.ProgressFunc) ([]executor.NodeResult, error) {
 	cause := ctx.Err()
 	// Why it was cancelled, when whoever cancelled said so: the deploy timeout, a shutdown, an operator.
 	why := context.Cause(ctx)
@@ -310,13 +315,26 @@ func (e *Executor) afterCancel(ctx context.Context, log logrus.FieldLogger, serv
 	log.WithField("cause", why).Warn("run cancelled; releasing its locks and reading each node's state")
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RecoveryTimeout)
 	defer cancel()
-	results, unread, err := e.unlockAndRead(rctx, service, holder, nodes)
+	var readBack executor.ProgressFunc
+	if progress != nil {
+		readBack = func(host string, st executor.Step) {
+			st.Name = afterCancelStep + st.Name
+			progress(host, st)
+		}
+	}
+	results, unread, err := e.unlockAndRead(rctx, service, holder, nodes, readBack)
 	if err != nil {
 		return nil, fmt.Errorf("cancelled (%v), and reading the nodes' state afterwards failed: %w", why, err)
 	}
 	for i := range results {
 		r := &results[i]
 		r.State = executor.StateFailed
+		for j := range r.Steps {
+			r.Steps[j].Name = afterCancelStep + r.Steps[j].Name
+		}
+		if progress != nil {
+			r.Steps = nil // streamed as they ran; the count of the cancelled run's steps must not skip them
+		}
 		if reason, ok := unread[r.Host]; ok {
 			// Never a guess: a node that could not be read is said to be unknown, and why.
 			r.LastError = fmt.Sprintf("cancelled (%v); unknown: could not read the node after the cancel: %s", why, reason)
@@ -339,16 +357,16 @@ func (e *Executor) Recover(ctx context.Context, req executor.RecoverRequest) ([]
 		return nil, &executor.ValidationError{Field: "deployment_id", Reason: "is required to name the lost run's locks"}
 	}
 	e.log.WithFields(logrus.Fields{"deployment_id": req.DeploymentID, "service": req.Service, "nodes": len(req.Nodes)}).Warn("recovering a lost run: releasing its locks and reading each node")
-	results, _, err := e.unlockAndRead(ctx, req.Service, lockHolder(req.DeploymentID), req.Nodes)
+	results, _, err := e.unlockAndRead(ctx, req.Service, lockHolder(req.DeploymentID), req.Nodes, nil)
 	return results, err
 }
 
 // unlockAndRead releases holder's locks and reads each node's own record. unread names the nodes whose
 // record did not come back, with why: their results say nothing of what they run.
-func (e *Executor) unlockAndRead(ctx context.Context, service, holder string, nodes []executor.Node) (results []executor.NodeResult, unread map[string]string, err error) {
+func (e *Executor) unlockAndRead(ctx context.Context, service, holder string, nodes []executor.Node, progress executor.ProgressFunc) (results []executor.NodeResult, unread map[string]string, err error) {
 	vars := e.nodeVars(service)
 	vars["nodeexec_unlock_holder"] = holder
-	res, stderr, err := e.run(ctx, []string{"unlock.yml", "status.yml"}, vars, nodes, nil)
+	res, stderr, err := e.run(ctx, []string{"unlock.yml", "status.yml"}, vars, nodes, progress)
 	if res == nil && err != nil {
 		return nil, nil, err
 	}

@@ -5,7 +5,9 @@ package ansible
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,10 +58,34 @@ func TestE2EStepTimeouts(t *testing.T) {
 		cause := errors.New("the deploy timeout (4s) was reached") // what the server's deploy timeout says
 		dctx, cancel := context.WithTimeoutCause(ctx, 4*time.Second, cause)
 		defer cancel()
-		res, err := env.exec.Deploy(dctx, stalled) // its download timeout is the default, 60s
+		var mu sync.Mutex
+		streamed := map[string][]string{} // each node's finished steps, as they streamed
+		withProgress := stalled
+		withProgress.Progress = func(host string, st executor.Step) {
+			if !st.Running {
+				mu.Lock()
+				streamed[host] = append(streamed[host], st.Name)
+				mu.Unlock()
+			}
+		}
+		res, err := env.exec.Deploy(dctx, withProgress) // its download timeout is the default, 60s
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), cause.Error()) || len(res) != 3 {
 			t.Fatalf("deploy = %v, %v; want the deadline, named by its cause", res, err)
 		}
+		// The run after the cancel (unlock, read back) streams its steps marked as such, after the
+		// cancelled run's own, and leaves none in the results to be counted against those.
+		mu.Lock()
+		for _, r := range res {
+			steps := streamed[r.Host]
+			first := slices.IndexFunc(steps, func(n string) bool { return strings.HasPrefix(n, afterCancelStep) })
+			if first < 0 || slices.ContainsFunc(steps[first:], func(n string) bool { return !strings.HasPrefix(n, afterCancelStep) }) {
+				t.Errorf("%s: steps %q; want the read-back's marked %q, after the cancelled run's", r.Host, steps, afterCancelStep)
+			}
+			if len(r.Steps) != 0 {
+				t.Errorf("%s: the result still carries streamed steps: %v", r.Host, r.Steps)
+			}
+		}
+		mu.Unlock()
 		for _, r := range res {
 			if want := "cancelled (" + cause.Error() + "); the node runs v1"; r.State != executor.StateFailed || !strings.Contains(r.LastError, want) {
 				t.Errorf("%s: state %s, error %q; want failed: %q", r.Host, r.State, r.LastError, want)
