@@ -1001,6 +1001,57 @@ func TestACancelDuringARetryWaitEndsTheDeployment(t *testing.T) {
 	}
 }
 
+// batchCancelling is the gated executor, cancelling its deployment through the API as its first batch
+// ends: the cancel arrives between two batches.
+type batchCancelling struct {
+	*gatedExecutor
+	cancel func(deploymentID string)
+	once   sync.Once
+}
+
+func (b *batchCancelling) Deploy(ctx context.Context, req executor.DeployRequest) ([]executor.NodeResult, error) {
+	res, err := b.gatedExecutor.Deploy(ctx, req)
+	b.once.Do(func() { b.cancel(req.DeploymentID) })
+	return res, err
+}
+
+// A cancel between batches: the batch that ran keeps its results, the later ones never start and say
+// so, and the deployment ends cancelled, in one sentence.
+func TestACancelBetweenBatchesStartsNoFurtherBatch(t *testing.T) {
+	var f *fixture
+	canceller := &batchCancelling{cancel: func(id string) {
+		if code, b := f.do(t, "POST", "/api/v1/deployments/"+id+"/cancel", ""); code != http.StatusAccepted {
+			t.Errorf("cancel = %d %v", code, b)
+		}
+	}}
+	f = newFixture(t, func(c *Config) {
+		canceller.gatedExecutor = c.Executor.(*gatedExecutor)
+		c.Executor = canceller
+	})
+	close(f.exec.gate)
+	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1","10.0.0.2","10.0.0.3"`, `,"batch_size":1`))
+	end := f.waitState(t, d["id"].(string))
+	if end["state"] != "failed" || end["error"] != "cancelled on request" {
+		t.Errorf("deployment = %v %q, want failed: cancelled on request", end["state"], end["error"])
+	}
+	for _, n := range end["nodes"].([]any) {
+		n := n.(map[string]any)
+		switch n["host"] {
+		case "10.0.0.1":
+			if n["state"] != "success" {
+				t.Errorf("the first batch's node = %v", n)
+			}
+		default:
+			if n["state"] != "failed" || n["last_error"] != "not started: cancelled on request; the node was not touched" {
+				t.Errorf("a later batch's node = %v", n)
+			}
+		}
+	}
+	if got := f.exec.calls(); got != "[1]" {
+		t.Errorf("executor calls (nodes each) = %s, want the first batch only", got)
+	}
+}
+
 // The database stops while a run is under way: the run's records are written once it is back, and
 // the deployment still gets its true end without a restart.
 func TestARunOutlastsADatabaseBlip(t *testing.T) {
