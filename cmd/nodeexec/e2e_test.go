@@ -17,6 +17,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -306,7 +307,16 @@ func TestAPIKill9MidDeployIsReconciledAtRestart(t *testing.T) {
 			t.Fatalf("the deploy never took the lock on host 1: %s", out)
 		}
 	}
+	// Everything the run started: the server's process tree (ansible-playbook, its forked workers,
+	// their ssh clients, the run's guard) and the run's SSH masters, which ControlPersist moved out of it.
+	run := append(descendants(env.serve.Process.Pid), sshMasters()...)
+	if len(run) < 3 {
+		t.Fatalf("the run's processes before the kill: %v; want ansible-playbook, a worker and ssh at least", run)
+	}
 	env.stop(syscall.SIGKILL)
+	if left := stillRunningAfter(run, 2*time.Second); len(left) > 0 {
+		t.Errorf("2s after kill -9 of the server, processes of its run still run: %v", left)
+	}
 
 	env.start()
 	code, got := env.call("GET", "/api/v1/deployments/"+id, nil)
@@ -400,5 +410,73 @@ func testhostsCmd(t *testing.T, repo string, args ...string) {
 	t.Helper()
 	if out, err := osexec.Command(filepath.Join(repo, "hack", "testhosts"), args...).CombinedOutput(); err != nil {
 		t.Fatalf("hack/testhosts %v: %v\n%s", args, err, out)
+	}
+}
+
+// descendants lists every process below pid in the process tree, as "pid comm".
+func descendants(pid int) []string {
+	children := map[int][]int{}
+	comm := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		p, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		head, rest, _ := strings.Cut(string(stat), ") ")
+		fields := strings.Fields(rest)
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		children[ppid] = append(children[ppid], p)
+		comm[p] = head[strings.Index(head, "(")+1:]
+	}
+	var out []string
+	var walk func(int)
+	walk = func(p int) {
+		for _, c := range children[p] {
+			out = append(out, fmt.Sprintf("%d %s", c, comm[c]))
+			walk(c)
+		}
+	}
+	walk(pid)
+	return out
+}
+
+// sshMasters lists the SSH master connections of nodeexec's runs ("ssh: /tmp/nx-cp-…/… [mux]").
+func sshMasters() []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		cmdline, err := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+		if err == nil && bytes.Contains(cmdline, []byte("/nx-cp-")) && bytes.Contains(cmdline, []byte("[mux]")) {
+			out = append(out, ent.Name()+" ssh master")
+		}
+	}
+	return out
+}
+
+// stillRunningAfter waits up to bound for the processes ("pid comm") to end and returns those that did
+// not (a zombie has ended).
+func stillRunningAfter(procs []string, bound time.Duration) []string {
+	deadline := time.Now().Add(bound)
+	for {
+		var left []string
+		for _, p := range procs {
+			pid, _, _ := strings.Cut(p, " ")
+			stat, err := os.ReadFile("/proc/" + pid + "/stat")
+			if err == nil && !strings.Contains(string(stat), ") Z ") {
+				left = append(left, p)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(20 * time.Millisecond) // polling /proc: there is no event for another process's end
 	}
 }

@@ -39,6 +39,13 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 	if err != nil {
 		return nil, "", fmt.Errorf("make a directory for SSH connections: %w", err)
 	}
+	// Deferred first, so it runs last: the guard stands until every process of the run is gone.
+	guard, err := startGuard(masters)
+	if err != nil {
+		_ = os.RemoveAll(masters)
+		return nil, "", err
+	}
+	defer guard.done()
 	defer func() {
 		if err := CloseMasters(masters); err != nil {
 			e.log.WithError(err).Warn("closing the run's SSH connections")
@@ -71,7 +78,8 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 		}),
 	)
 	var stdout, stderr bytes.Buffer
-	group := &groupExec{env: append(e.environ(dir), "ANSIBLE_SSH_CONTROL_PATH_DIR="+masters, controlPathEnv), dir: e.cfg.PlaybookDir, grace: e.cfg.KillGrace}
+	group := &groupExec{env: append(e.environ(dir), "ANSIBLE_SSH_CONTROL_PATH_DIR="+masters, controlPathEnv), dir: e.cfg.PlaybookDir,
+		grace: e.cfg.KillGrace, started: guard.watch}
 	if progress != nil {
 		stream, err := startProgress(group, progress)
 		if err != nil {

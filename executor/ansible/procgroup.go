@@ -23,6 +23,8 @@ type groupExec struct {
 	grace time.Duration
 	// extra are handed to the child as fds 3, 4, ...
 	extra []*os.File
+	// started, when set, learns each process started, the leader of its own group.
+	started func(pid int)
 
 	mu   sync.Mutex
 	cmds []*osexec.Cmd
@@ -51,7 +53,7 @@ func (g *groupExec) CommandContext(ctx context.Context, name string, arg ...stri
 	g.cmds = append(g.cmds, cmd)
 	g.mu.Unlock()
 	// The wrapper type (not *os/exec.Cmd) keeps go-ansible from replacing Env, Dir and Stdin.
-	return &groupCmd{Cmd: goexec.NewCmd(cmd), cmd: cmd}
+	return &groupCmd{Cmd: goexec.NewCmd(cmd), cmd: cmd, started: g.started}
 }
 
 // reap makes sure nothing of a run is left: go-ansible returns early on cancellation without waiting
@@ -79,7 +81,18 @@ func (g *groupExec) reap() {
 // never outlive the run it belongs to.
 type groupCmd struct {
 	*goexec.Cmd
-	cmd *osexec.Cmd
+	cmd     *osexec.Cmd
+	started func(pid int)
+}
+
+func (c *groupCmd) Start() error {
+	if err := c.Cmd.Start(); err != nil {
+		return err
+	}
+	if c.started != nil {
+		c.started(c.cmd.Process.Pid)
+	}
+	return nil
 }
 
 func (c *groupCmd) Wait() error {
