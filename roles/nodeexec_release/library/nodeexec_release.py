@@ -27,6 +27,8 @@ options:
   delivery: {description: prepare - pull or push (the package was copied to package_path), type: str, default: pull}
   package_file: {description: prepare (push) - where the package is on the controller (checked only), type: str, default: ""}
   download_timeout: {description: prepare - seconds a connection or read of the download may take, type: int, default: 60}
+  max_unpack_bytes: {description: prepare - the most a package may unpack to, in bytes (bigger is refused unread), type: int, default: 4294967296}
+  max_unpack_files: {description: prepare - the most members a package may have, type: int, default: 100000}
   unit: {description: prepare - the role's own unit, rendered (used when the package ships none), type: str, default: ""}
   exec_args: {description: "prepare - the role's unit - arguments of the service, kept in the release's .nodeexec.env",
               type: str, default: ""}
@@ -319,7 +321,7 @@ def prepare(run):
                         download(p["package_url"], pkg, want, p["download_timeout"])
                         st.changed, st.msg = True, "sha256 %s" % want
             with steps.step("Unpack the release") as st:
-                shipped = node.unpack(run.root, run.service, version, pkg, want)
+                shipped = node.unpack(run.root, run.service, version, pkg, want, p["max_unpack_bytes"], p["max_unpack_files"])
                 st.changed, st.msg = True, "releases/%s" % version
             unpacked = True
         with steps.step("Render the unit of the release") as st:
@@ -512,6 +514,8 @@ def main():
             delivery=dict(type="str", default="pull"),
             package_file=dict(type="str", default=""),
             download_timeout=dict(type="int", default=60),
+            max_unpack_bytes=dict(type="int", default=node.MAX_UNPACK_BYTES),
+            max_unpack_files=dict(type="int", default=node.MAX_UNPACK_FILES),
             unit=dict(type="str", default=""),
             exec_args=dict(type="str", default=""),
             service_env=dict(type="dict", default={}),

@@ -117,11 +117,35 @@ def resolve(parts, links):
     return cur
 
 
-def safe_members(tar, dest):
-    """Refuse anything that would land outside the release: absolute paths, '..', links out, devices.
+# What one package may unpack to, by default (the role's nodeexec_max_unpack_bytes and _files): a
+# package past either is refused before anything is written, so that a bomb cannot fill the node.
+MAX_UNPACK_BYTES = 4 << 30
+MAX_UNPACK_FILES = 100000
+
+
+def bounded_members(tar, max_bytes=MAX_UNPACK_BYTES, max_files=MAX_UNPACK_FILES):
+    """The package's members, read one header at a time and refused as soon as they are more than
+    max_files or would unpack to more than max_bytes (a member's size is what it unpacks to: a sparse
+    one counts at its full size). Stopping there bounds the decompression too, not only the disk."""
+    members, total = [], 0
+    for m in tar:
+        members.append(m)
+        if len(members) > max_files:
+            raise ValueError("the package has more than %d members (nodeexec_max_unpack_files); nothing was unpacked"
+                             % max_files)
+        total += m.size if m.isreg() else 0
+        if total > max_bytes:
+            raise ValueError("the package unpacks to more than %d bytes (nodeexec_max_unpack_bytes); nothing was "
+                             "unpacked" % max_bytes)
+    return members
+
+
+def safe_members(tar, dest, max_bytes=MAX_UNPACK_BYTES, max_files=MAX_UNPACK_FILES):
+    """Refuse anything that would land outside the release: absolute paths, '..', links out, devices;
+    and a package bigger than the bounds (bounded_members).
     Paths are resolved against the package's own symlinks too: checked against the empty directory
     alone, a -> . then a/b -> .. then a/b/x would each look inside, and x would land beside the release."""
-    members = tar.getmembers()
+    members = bounded_members(tar, max_bytes, max_files)
     links = {}
     for m in members:
         if os.path.isabs(m.name) or ".." in m.name.split("/"):
@@ -275,7 +299,7 @@ def release_sha256(root, version):
         return ""
 
 
-def unpack(root, service, version, src, sha256):
+def unpack(root, service, version, src, sha256, max_bytes=MAX_UNPACK_BYTES, max_files=MAX_UNPACK_FILES):
     """Unpack the verified package into releases/<version>, never half: aside first, then renamed into
     place. Returns the unit file the package ships ("" when none)."""
     rel_dir = os.path.join(root, "releases")
@@ -286,7 +310,7 @@ def unpack(root, service, version, src, sha256):
     os.makedirs(tmp)
     try:
         with tarfile.open(src, "r:*") as tar:
-            tar.extractall(tmp, members=list(safe_members(tar, tmp)))
+            tar.extractall(tmp, members=list(safe_members(tar, tmp, max_bytes, max_files)))
         write_text(os.path.join(tmp, SHA_FILE), sha256 + "\n")
     except (tarfile.TarError, ValueError, OSError) as e:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -249,6 +249,23 @@ class SafeMembersTest(unittest.TestCase):
                 with self.assertRaises(ValueError):
                     self.check(tarball(*members))
 
+    def test_a_package_past_the_bounds_is_refused_before_anything_is_written(self):
+        big = io.BytesIO()
+        with tarfile.open(fileobj=big, mode="w:gz") as t:
+            ti = tarfile.TarInfo("bin/zeros")
+            ti.size = 1 << 20  # a megabyte of zeros: a few hundred bytes compressed
+            t.addfile(ti, io.BytesIO(bytes(ti.size)))
+        many = tarball(*[("f%d" % i, "file", "") for i in range(20)])
+        for name, data, bounds, words in [
+                ("unpacks to more than the bytes allowed", big.getvalue(), {"max_bytes": 1000}, "more than 1000 bytes"),
+                ("has more members than allowed", many, {"max_files": 10}, "more than 10 members")]:
+            with self.subTest(name), tempfile.TemporaryDirectory() as dest, \
+                    tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+                with self.assertRaisesRegex(ValueError, words):
+                    list(node.safe_members(tar, dest, **bounds))
+        with tempfile.TemporaryDirectory() as dest, tarfile.open(fileobj=io.BytesIO(big.getvalue()), mode="r:*") as tar:
+            self.assertEqual([m.name for m in node.safe_members(tar, dest)], ["bin/zeros"])  # the defaults allow it
+
     def test_a_symlink_loop_is_refused_not_followed_forever(self):
         start = time.monotonic()
         for members in ([("a", "sym", "b"), ("b", "sym", "a"), ("a/x", "file", "")],
@@ -262,11 +279,14 @@ class SafeMembersTest(unittest.TestCase):
 class UnpackTest(Scratch):
     SHA = "ab" * 32
 
-    def unpack(self, version, data, sha=SHA):
+    def write_package(self, version, data):
         src = self.path(".nodeexec", "package-%s.tar.gz" % version)
         with open(src, "wb") as f:
             f.write(data)
-        return node.unpack(self.root, "demo", version, src, sha)
+        return src
+
+    def unpack(self, version, data, sha=SHA):
+        return node.unpack(self.root, "demo", version, self.write_package(version, data), sha)
 
     def read(self, *parts):
         with open(self.path(*parts), "rb") as f:
@@ -284,6 +304,13 @@ class UnpackTest(Scratch):
     def test_a_package_without_a_unit_says_so(self):
         self.assertEqual(self.unpack("v1", tarball(("bin/demo", "file", ""), ("deploy/other.service", "file", ""))), "")
         self.assertEqual(node.release_sha256(self.root, "v2"), "")
+
+    def test_a_bomb_leaves_no_release_behind(self):
+        with self.assertRaisesRegex(ValueError, "nodeexec_max_unpack_files"):
+            node.unpack(self.root, "demo", "v9", self.write_package("v9", tarball(("a", "file", ""), ("b", "file", ""))),
+                        self.SHA, max_files=1)
+        self.assertFalse(os.path.exists(self.path("releases", "v9")))
+        self.assertEqual([n for n in os.listdir(self.path("releases")) if "v9" in n], [])
 
     def test_unpacking_a_version_again_replaces_it_whole(self):
         self.unpack("v1", tarball(("bin/demo", "file", ""), ("bin/old-only", "file", "")))
