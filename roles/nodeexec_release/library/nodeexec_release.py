@@ -252,10 +252,19 @@ def download(url, dest, want, timeout):
     timeout bounds the connection and each read."""
     import urllib.request  # here: its import is ~30 ms of every module start, and most download nothing
 
+    class HTTPOnlyRedirects(urllib.request.HTTPRedirectHandler):
+        """Follows a redirect only to another http(s) URL: urllib would follow one to ftp:// too."""
+
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if not newurl.lower().startswith(("http://", "https://")):
+                raise ValueError("the package server redirected to %r: only http and https are followed" % newurl)
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
     tmp = dest + ".part"
     h = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+        opener = urllib.request.build_opener(HTTPOnlyRedirects())
+        with opener.open(url, timeout=timeout) as r, open(tmp, "wb") as f:
             for chunk in iter(lambda: r.read(1 << 20), b""):
                 h.update(chunk)
                 f.write(chunk)

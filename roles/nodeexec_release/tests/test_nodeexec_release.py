@@ -617,6 +617,11 @@ class PackageServer:
                     self.wfile.flush()
                     outer.release.wait(10)
                     return
+                if self.path.startswith("/redirect?"):
+                    self.send_response(302)
+                    self.send_header("Location", self.path.split("?", 1)[1])
+                    self.end_headers()
+                    return
                 body = outer.files.get(self.path)
                 if body is None:
                     self.send_error(404)
@@ -691,6 +696,17 @@ class DownloadTest(Scratch):
             nr.download(self.server.url("/stall"), self.dest, "0" * 64, 1)
         self.assertLess(time.monotonic() - start, 5)
         self.assertEqual(self.left(), [])
+
+    def test_redirects_are_followed_to_http_only(self):
+        good = hashlib.sha256(self.BODY).hexdigest()
+        nr.download(self.server.url("/redirect?" + self.server.url("/demo-v1.tar.gz")), self.dest, good, 5)
+        self.assertEqual(self.left(), ["package-v1.tar.gz"])
+        os.unlink(self.dest)
+        for elsewhere in ("ftp://127.0.0.1/demo-v1.tar.gz", "file:///etc/passwd"):
+            with self.subTest(elsewhere):
+                with self.assertRaisesRegex(ValueError, "^Request failed: .*(only http and https are followed|Redirection to url .* is not allowed)"):
+                    nr.download(self.server.url("/redirect?" + elsewhere), self.dest, good, 5)
+                self.assertEqual(self.left(), [])
 
     def test_a_server_that_is_not_there_fails(self):
         port = self.server.server.server_address[1]
