@@ -10,9 +10,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	"golang.org/x/sys/unix"
 )
 
 // Embedded is a MongoDB-compatible server running inside this process (FerretDB on SQLite), for when no
@@ -20,8 +23,34 @@ import (
 type Embedded struct {
 	URI  string
 	dir  string
+	lock *os.File // held while the server runs: one process per data directory
 	stop context.CancelFunc
 	done chan struct{}
+}
+
+// ErrDataDirInUse is returned when another process serves the embedded database of a data directory.
+var ErrDataDirInUse = errors.New("the data directory is in use")
+
+// lockDataDir takes the data directory for this process: two servers on one SQLite store would each
+// take the other's deployments for lost. The flock goes with the process, however it ends.
+func lockDataDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "nodeexec.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("embedded database: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("embedded database: %w: %s is served by another nodeexec (pid %s); stop it, or give this one another --data-dir",
+				ErrDataDirInUse, dir, strings.TrimSpace(string(holder)))
+		}
+		return nil, fmt.Errorf("embedded database: lock %s: %w", path, err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
 }
 
 // StartEmbedded starts the embedded server with its data under dataDir, on a free loopback port, and
@@ -42,6 +71,10 @@ func StartEmbeddedAt(ctx context.Context, dataDir, addr string) (*Embedded, erro
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded database: data dir: %w", err)
 	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	// FerretDB logs every wire message at its default level: keep it to warnings and above.
 	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	f, err := ferretdb.New(&ferretdb.Config{
@@ -51,10 +84,11 @@ func StartEmbeddedAt(ctx context.Context, dataDir, addr string) (*Embedded, erro
 		Logger:    quiet,
 	})
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("embedded database: %w", err)
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	e := &Embedded{stop: stop, done: make(chan struct{}), dir: dir}
+	e := &Embedded{stop: stop, done: make(chan struct{}), dir: dir, lock: lock}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(runCtx)
@@ -126,4 +160,5 @@ func (e *Embedded) indexIDs(ctx context.Context, database string) error {
 func (e *Embedded) Stop() {
 	e.stop()
 	<-e.done
+	e.lock.Close() // frees the data directory
 }

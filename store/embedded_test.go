@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,4 +53,24 @@ func TestEmbeddedLookupsByIDUseAnIndex(t *testing.T) {
 			t.Errorf("%s: lookup by _id is planned as %q", coll, got)
 		}
 	}
+}
+
+// A second server on a data directory already served is refused, naming the process that serves it;
+// once that one stops, the directory is free again.
+func TestASecondServerOnTheSameDataDirIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	first, err := StartEmbedded(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = StartEmbedded(context.Background(), dir)
+	if !errors.Is(err, ErrDataDirInUse) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second server = %v, want it refused naming pid %d", err, os.Getpid())
+	}
+	first.Stop()
+	again, err := StartEmbedded(context.Background(), dir)
+	if err != nil {
+		t.Fatalf("after the first stopped: %v", err)
+	}
+	again.Stop()
 }

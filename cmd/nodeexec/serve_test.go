@@ -193,3 +193,17 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("serve with a bad setting: %v %v", ok, err)
 	}
 }
+
+// A second nodeexec on a data directory another one serves is refused at start, saying what to do.
+func TestServeRefusesADataDirAnotherNodeexecServes(t *testing.T) {
+	dataDir := t.TempDir()
+	held, err := store.StartEmbedded(context.Background(), dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Stop()
+	ok, err := serveCmd(context.Background(), []string{"--listen", "127.0.0.1:0", "--data-dir", dataDir})
+	if ok || err == nil || !strings.Contains(err.Error(), "is served by another nodeexec") || !strings.Contains(err.Error(), "another --data-dir") {
+		t.Errorf("serve = %v, %v; want it refused: the data directory is in use", ok, err)
+	}
+}
