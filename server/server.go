@@ -96,7 +96,9 @@ func New(cfg Config) *Server {
 	}
 	s.engine = engine.New(ecfg)
 	s.router.Use(s.recoverJSON(), s.limitBody())
-	s.router.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
+	s.router.NoRoute(func(c *gin.Context) {
+		fail(c, http.StatusNotFound, "not_found", "no such route: "+c.Request.Method+" "+c.Request.URL.Path)
+	})
 	s.router.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
 	s.router.HandleMethodNotAllowed = true
 	// A Kubernetes workload's node name is "namespace/name": clients escape the slash (%2F), and the
@@ -187,6 +189,7 @@ func (s *Server) failErr(c *gin.Context, err error) {
 	var v *executor.ValidationError
 	var busy *store.BusyError
 	var inFlight *engine.KeyInFlightError
+	var missing *store.NotFoundError
 	switch {
 	case errors.As(err, &inFlight):
 		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: err.Error(), Code: "key_in_flight", DeploymentID: inFlight.Owner})
@@ -196,8 +199,10 @@ func (s *Server) failErr(c *gin.Context, err error) {
 		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: err.Error(), Code: "node_busy", DeploymentID: busy.DeploymentID})
 	case errors.Is(err, store.ErrBadCursor):
 		failField(c, "cursor", "not a cursor this server gave out")
+	case errors.As(err, &missing):
+		fail(c, http.StatusNotFound, "not_found", missing.Error())
 	case errors.Is(err, store.ErrNotFound):
-		fail(c, http.StatusNotFound, "not_found", "not found")
+		fail(c, http.StatusNotFound, "not_found", "not found: "+c.Request.URL.Path)
 	default:
 		s.cfg.Logger.WithError(err).Error("request failed")
 		if s.cfg.Store.Ping(c.Request.Context()) != nil {

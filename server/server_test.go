@@ -480,6 +480,28 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 	}
 }
 
+// Every 404 says what was not there: the record and its id, or the route.
+func TestNotFoundSaysWhatWasNotFound(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct{ method, path, want string }{
+		{"GET", "/api/v1/deployments/d-nope", "deployment d-nope not found"},
+		{"GET", "/api/v1/deployments/d-nope/events", "deployment d-nope not found"},
+		{"POST", "/api/v1/deployments/d-nope/rollback", "deployment d-nope not found"},
+		{"POST", "/api/v1/deployments/d-nope/cancel", "deployment d-nope not found"},
+		{"GET", "/internal/v1/deploy/info/d-nope", "deployment d-nope not found"},
+		{"GET", "/internal/v1/deploy/health/d-nope", "deployment d-nope not found"},
+		{"GET", "/internal/v1/deploy/logs/d-nope", "deployment d-nope not found"},
+		{"GET", "/api/v1/nodes/demo/h9", "node h9 of service demo not found"},
+		{"GET", "/api/v1/cleanups/c-nope", "cleanup pass c-nope not found"},
+		{"GET", "/nope", "no such route: GET /nope"},
+	} {
+		code, b := f.do(t, c.method, c.path, "")
+		if code != 404 || b["code"] != "not_found" || b["error"] != c.want {
+			t.Errorf("%s %s = %d %v, want 404 %q", c.method, c.path, code, b, c.want)
+		}
+	}
+}
+
 func TestErrorsAndHealthEndpoints(t *testing.T) {
 	f := newFixture(t)
 	if code, b := f.do(t, "GET", "/api/v1/deployments/d-nope", ""); code != 404 || b["code"] != "not_found" {

@@ -155,7 +155,7 @@ func (s *Store) keyOwner(ctx context.Context, key string) (keyDoc, error) {
 	var k keyDoc
 	err := s.idempotency().FindOne(ctx, bson.M{"_id": key}).Decode(&k)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return k, ErrNotFound
+		return k, notFound("idempotency key %q", key)
 	}
 	if err != nil {
 		return k, fmt.Errorf("read idempotency key: %w", err)
@@ -203,7 +203,7 @@ func (s *Store) Deployment(ctx context.Context, id string) (*Deployment, error) 
 	var d Deployment
 	err := s.deployments().FindOne(ctx, bson.M{"_id": id}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, ErrNotFound
+		return nil, notFound("deployment %s", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read deployment %s: %w", id, err)
