@@ -190,7 +190,10 @@ func (s *Server) failErr(c *gin.Context, err error) {
 	var busy *store.BusyError
 	var inFlight *engine.KeyInFlightError
 	var missing *store.NotFoundError
+	var reused *store.KeyReusedError
 	switch {
+	case errors.As(err, &reused):
+		c.AbortWithStatusJSON(http.StatusUnprocessableEntity, api.Error{Error: err.Error(), Code: "key_reused", Field: "idempotency_key", DeploymentID: reused.DeploymentID})
 	case errors.As(err, &inFlight):
 		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: err.Error(), Code: "key_in_flight", DeploymentID: inFlight.Owner})
 	case errors.As(err, &v):

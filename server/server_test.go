@@ -379,14 +379,14 @@ func TestAnOrphanedKeyIsTakenOverByALaterRetry(t *testing.T) {
 	f := newFixture(t, withEngine(func(e *engine.Config) { e.KeyWait = 100 * time.Millisecond }))
 	close(f.exec.gate)
 	ctx := context.Background()
-	if _, err := f.st.ReserveKey(ctx, "young", "d-lost-young", time.Now().UTC()); err != nil {
+	if _, err := f.st.ReserveKey(ctx, "young", "d-lost-young", "", time.Now().UTC()); err != nil {
 		t.Fatal(err)
 	}
 	code, b := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, `,"idempotency_key":"young"`))
 	if code != http.StatusConflict || b["code"] != "key_in_flight" || b["deployment_id"] != "d-lost-young" {
 		t.Errorf("retry of a key still held = %d %v", code, b)
 	}
-	if _, err := f.st.ReserveKey(ctx, "old", "d-lost-old", time.Now().UTC().Add(-2*engine.DefaultKeyOrphanAfter)); err != nil {
+	if _, err := f.st.ReserveKey(ctx, "old", "d-lost-old", "", time.Now().UTC().Add(-2*engine.DefaultKeyOrphanAfter)); err != nil {
 		t.Fatal(err)
 	}
 	code, b = f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, `,"idempotency_key":"old"`))
