@@ -83,7 +83,7 @@ func (g *gatedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) 
 		}
 		g.mu.Unlock()
 		if down {
-			st.State, st.CurrentVersion, st.LastError = executor.StateFailed, "", "host unreachable: Take the node lock: no route to host"
+			st.State, st.CurrentVersion, st.LastError = executor.StateFailed, "", "host unreachable: Take the node lock: no route to host\r\n" // as ssh ends it
 		}
 		out = append(out, executor.NodeResult{NodeStatus: st, Changed: !g.failing[n.Host] && !down, Transient: down})
 	}
@@ -975,6 +975,21 @@ func TestTransientFailuresAreRetriedWithBackoff(t *testing.T) {
 	}
 	if len(retries["10.0.0.1"])+len(retries["10.0.0.4"]) != 0 {
 		t.Errorf("retried a node that succeeded or failed for good: %v", retries)
+	}
+	// ssh's "\r\n" reaches neither the retry announcements nor the records.
+	for _, ev := range evs {
+		if msg := fmt.Sprint(ev.data["message"]); strings.Contains(msg, "\r") || strings.Contains(msg, "host\n") {
+			t.Errorf("event message %q keeps ssh's line end", msg)
+		}
+	}
+	want := "host unreachable: Take the node lock: no route to host"
+	for _, n := range end["nodes"].([]any) {
+		if n := n.(map[string]any); n["host"] == "10.0.0.3" && n["last_error"] != want {
+			t.Errorf("the deployment's last_error of 10.0.0.3 = %q, want %q", n["last_error"], want)
+		}
+	}
+	if _, n := f.do(t, "GET", "/api/v1/nodes/demo/10.0.0.3", ""); n["last_error"] != want {
+		t.Errorf("the node record's last_error = %q, want %q", n["last_error"], want)
 	}
 	if got := f.exec.calls(); got != "[4 2 2 1]" {
 		t.Errorf("executor calls (nodes each) = %s, want the 4, then only the unreachable ones", got)
