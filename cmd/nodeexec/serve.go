@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -42,18 +43,20 @@ func serveFlags(c *common, args []string) *flag.FlagSet {
 	return fs
 }
 
-// serveInputs is what serve reads, once, from the files its configuration names: the API tokens and the
-// webhooks' secrets.
+// serveInputs is what serve reads, once, from the files its configuration names: the API tokens, the
+// webhooks' secrets, and the cluster its kubeconfig reaches (nil: platform k8s is off).
 type serveInputs struct {
 	tokens []server.Token
 	hooks  notify.Config
+	k8s    executor.Executor
 }
 
 // checkServe parses serve's flags over its configuration and makes every check serve makes before it
-// opens anything: the settings (config.Check), then what the files they name hold. config check runs
-// exactly this, so the two give the same verdict on every input. A configuration with problems is a
-// ValidationError naming each (exit status 2).
-func checkServe(c *common, fs *flag.FlagSet, args []string) (serveInputs, error) {
+// opens anything: the settings (config.Check), then what the files they name hold, and whether the
+// cluster the kubeconfig names answers. config check runs exactly this, so the two give the same
+// verdict on every configuration. A configuration with problems is a ValidationError naming each (exit
+// status 2). log is what the Kubernetes executor logs to.
+func checkServe(ctx context.Context, c *common, fs *flag.FlagSet, args []string, log logrus.FieldLogger) (serveInputs, error) {
 	var in serveInputs
 	if err := c.parse(fs, args); err != nil {
 		return in, err
@@ -80,6 +83,20 @@ func checkServe(c *common, fs *flag.FlagSet, args []string) (serveInputs, error)
 	if err != nil && !named("webhooks") {
 		problems = append(problems, config.Problem{Setting: "webhooks", Reason: err.Error()})
 	}
+	var kexec executor.Executor
+	if (cfg.Kubernetes.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "") && !named("kubernetes") {
+		k, err := k8s.Connect(cfg.Kubernetes.Kubeconfig, k8s.Config{Logger: log, Retry: cfg.Retry.Policy()})
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err = k.Ping(pctx)
+			cancel()
+		}
+		if err != nil {
+			problems = append(problems, config.Problem{Setting: "kubernetes.kubeconfig", Reason: "platform k8s: " + err.Error() + " (check --kubeconfig)"})
+		} else {
+			kexec = k
+		}
+	}
 	if len(problems) > 0 {
 		lines := make([]string, len(problems))
 		for i, p := range problems {
@@ -87,7 +104,7 @@ func checkServe(c *common, fs *flag.FlagSet, args []string) (serveInputs, error)
 		}
 		return in, &executor.ValidationError{Field: "configuration", Reason: strings.Join(lines, "; ")}
 	}
-	return serveInputs{tokens: tokens, hooks: hooks}, nil
+	return serveInputs{tokens: tokens, hooks: hooks, k8s: kexec}, nil
 }
 
 // configCmd: `nodeexec config check [--config F] [serve's flags]` checks the configuration serve would
@@ -100,7 +117,9 @@ func configCmd(args []string) (bool, error) {
 	}
 	var c common
 	fs := serveFlags(&c, args[1:])
-	_, err := checkServe(&c, fs, args[1:])
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	_, err := checkServe(context.Background(), &c, fs, args[1:], quiet)
 	if errors.Is(err, errUsage) || c.loadErr != nil || (err != nil && !executor.IsValidation(err)) {
 		return false, err
 	}
@@ -133,16 +152,19 @@ func warnAtStart(log logrus.FieldLogger, cfg config.Config, in serveInputs) {
 func serveCmd(ctx context.Context, args []string) (bool, error) {
 	var c common
 	fs := serveFlags(&c, args)
-	in, err := checkServe(&c, fs, args)
-	if err != nil {
-		return false, err
-	}
-	cfg, tokens, hooks := c.cfg, in.tokens, in.hooks
-	grace := time.Duration(cfg.ShutdownGrace)
 	log := logrus.New()
 	log.SetFormatter(&logrus.JSONFormatter{})
 	log.SetOutput(os.Stderr)
+	in, err := checkServe(ctx, &c, fs, args, log)
+	if err != nil {
+		return false, err
+	}
+	cfg, tokens, hooks, kexec := c.cfg, in.tokens, in.hooks, in.k8s
+	grace := time.Duration(cfg.ShutdownGrace)
 	warnAtStart(log, cfg, in)
+	if kexec != nil {
+		log.Info("platform k8s enabled")
+	}
 
 	backend, err := server.OpenBackend(ctx, server.Database{MongoURI: cfg.Database.MongoURI, Name: cfg.Database.Name, DataDir: cfg.Database.DataDir}, log)
 	if err != nil {
@@ -153,21 +175,6 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	exec, err := c.executorLogging(log)
 	if err != nil {
 		return false, err
-	}
-	var kexec executor.Executor
-	if cfg.Kubernetes.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		k, err := k8s.Connect(cfg.Kubernetes.Kubeconfig, k8s.Config{Logger: log, Retry: cfg.Retry.Policy()})
-		if err != nil {
-			return false, err
-		}
-		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = k.Ping(pctx)
-		cancel()
-		if err != nil {
-			return false, fmt.Errorf("platform k8s: %w (check --kubeconfig)", err)
-		}
-		kexec = k
-		log.Info("platform k8s enabled")
 	}
 	// Cleanup passes: on the schedule (if any) and on request, one at a time across the replicas.
 	schedule, _ := config.ParseSchedule(cfg.Cleanup.Schedule) // checked with the configuration

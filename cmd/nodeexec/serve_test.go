@@ -116,7 +116,7 @@ func TestLoopbackAddresses(t *testing.T) {
 }
 
 // A kubeconfig that cannot be read, or whose cluster does not answer, stops serve at the start with
-// the reason, instead of failing the first Kubernetes deploy.
+// the reason, instead of failing the first Kubernetes deploy; config check refuses it the same way.
 func TestServeRefusesAKubeconfigThatReachesNoCluster(t *testing.T) {
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage")
@@ -138,9 +138,14 @@ current-context: x
 		garbage: "kubernetes client configuration",
 		closed:  "platform k8s: the Kubernetes API server does not answer",
 	} {
-		ok, err := serveCmd(context.Background(), []string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--kubeconfig", path})
+		args := []string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--kubeconfig", path}
+		ok, err := serveCmd(context.Background(), args)
 		if ok || err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("serve --kubeconfig %s: ok=%v err=%v; want %q", filepath.Base(path), ok, err, want)
+		}
+		// config check says the same.
+		if code, _, stderr := runCaptured(t, append([]string{"config", "check"}, args...)); code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("config check --kubeconfig %s: exit %d %q; want 2 with %q", filepath.Base(path), code, stderr, want)
 		}
 	}
 }
