@@ -247,6 +247,15 @@ func ValidateUnit(u Unit) error {
 	return nil
 }
 
+// ValidateLabel checks free text a deployment keeps and shows back (idempotency_key, requested_by): at
+// most MaxLabelLength bytes, no control or invisible characters.
+func ValidateLabel(field, s string) error {
+	if len(s) > MaxLabelLength {
+		return invalid(field, "longer than %d characters", MaxLabelLength)
+	}
+	return visibleText(field, s)
+}
+
 // plainText refuses control characters (a newline ends a unit directive) and template markers: Ansible
 // never renders our values (they are passed as unsafe), this is the second line of defence. Invisible
 // format characters (bidirectional overrides, zero-width ones) and Unicode's line and paragraph
@@ -278,15 +287,6 @@ func visibleText(field, s string) error {
 		}
 	}
 	return nil
-}
-
-// ValidateLabel checks free text a deployment keeps and shows back (idempotency_key, requested_by): at
-// most MaxLabelLength bytes, no control or invisible characters.
-func ValidateLabel(field, s string) error {
-	if len(s) > MaxLabelLength {
-		return invalid(field, "longer than %d characters", MaxLabelLength)
-	}
-	return visibleText(field, s)
 }
 
 // Validate checks a whole deploy request before anything runs.
