@@ -256,22 +256,6 @@ func ValidateLabel(field, s string) error {
 	return visibleText(field, s)
 }
 
-// plainText refuses control characters (a newline ends a unit directive) and template markers: Ansible
-// never renders our values (they are passed as unsafe), this is the second line of defence. Invisible
-// format characters (bidirectional overrides, zero-width ones) and Unicode's line and paragraph
-// separators are refused too: they make a value read otherwise than it is, in a unit file or a log.
-func plainText(field, s string) error {
-	if err := visibleText(field, s); err != nil {
-		return err
-	}
-	for _, marker := range []string{"{{", "{%", "{#"} {
-		if strings.Contains(s, marker) {
-			return invalid(field, "must not contain %q", marker)
-		}
-	}
-	return nil
-}
-
 // visibleText refuses what is not plain, visible text: invalid UTF-8, control characters, invisible
 // format characters and line separators.
 func visibleText(field, s string) error {
@@ -284,6 +268,22 @@ func visibleText(field, s string) error {
 		}
 		if unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
 			return invalid(field, "must not contain invisible or line-separator characters (%U)", r)
+		}
+	}
+	return nil
+}
+
+// plainText refuses control characters (a newline ends a unit directive) and template markers: Ansible
+// never renders our values (they are passed as unsafe), this is the second line of defence. Invisible
+// format characters (bidirectional overrides, zero-width ones) and Unicode's line and paragraph
+// separators are refused too: they make a value read otherwise than it is, in a unit file or a log.
+func plainText(field, s string) error {
+	if err := visibleText(field, s); err != nil {
+		return err
+	}
+	for _, marker := range []string{"{{", "{%", "{#"} {
+		if strings.Contains(s, marker) {
+			return invalid(field, "must not contain %q", marker)
 		}
 	}
 	return nil
