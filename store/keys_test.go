@@ -9,11 +9,12 @@ import (
 // The fingerprint is what a request asks for: every field of it counts, its id and who asked do not.
 func TestFingerprintChangesWithWhatIsAskedOnly(t *testing.T) {
 	base := func() *Deployment {
-		return &Deployment{ID: "d-1", Kind: KindDeploy, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
-			Deploy: &executor.DeployRequest{DeploymentID: "d-1", Service: "demo", Version: "v2",
-				Nodes:   []executor.Node{{Host: "h1"}, {Host: "h2"}},
-				Package: executor.Package{URL: "https://p/x.tgz", SHA256: "ab"},
-				Unit:    executor.Unit{Env: map[string]string{"A": "1", "B": "2", "C": "3"}}}}
+		req := &executor.DeployRequest{DeploymentID: "d-1", Service: "demo", Version: "v2"}
+		// Set one by one: they are the request's own fields or its platform part's, promoted.
+		req.Nodes = []executor.Node{{Host: "h1"}, {Host: "h2"}}
+		req.Package = executor.Package{URL: "https://p/x.tgz", SHA256: "ab"}
+		req.Unit = executor.Unit{Env: map[string]string{"A": "1", "B": "2", "C": "3"}}
+		return &Deployment{ID: "d-1", Kind: KindDeploy, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical, Deploy: req}
 	}
 	fp := base().Fingerprint()
 	if len(fp) != 64 {
