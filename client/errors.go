@@ -22,6 +22,7 @@ const (
 	CodeMethodNotAllowed   = "method_not_allowed"   // 405
 	CodeNodeBusy           = "node_busy"            // 409: a node is held by another deployment (Error.DeploymentID)
 	CodeKeyInFlight        = "key_in_flight"        // 409: the idempotency key's request is still being recorded; retry
+	CodeKeyReused          = "key_reused"           // 422: the idempotency key was first sent with another request (Error.DeploymentID)
 	CodeNotFinished        = "not_finished"         // 409: rollback of a deployment still running
 	CodeNothingToRollBack  = "nothing_to_roll_back" // 409: the deployment changed no node
 	CodeFinished           = "finished"             // 409: cancel of a deployment that already ended
@@ -44,7 +45,7 @@ type Error struct {
 	// Field names the request field that is wrong (400 invalid).
 	Field string
 	// DeploymentID is the deployment that holds a node (409 node_busy), or that owns the idempotency
-	// key (409 key_in_flight).
+	// key (409 key_in_flight, 422 key_reused).
 	DeploymentID string
 }
 

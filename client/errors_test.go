@@ -39,6 +39,14 @@ func TestTheServersErrorsAreTyped(t *testing.T) {
 	}
 	_, ended := c.Cancel(ctx, held.ID)
 	_, nothing := c.Rollback(ctx, held.ID, api.RollbackRequest{})
+	keyed := request("v1", "10.0.0.2")
+	keyed.IdempotencyKey = "plan-3-batch-1"
+	first, err := c.Deploy(ctx, keyed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyed.Version = "v2"
+	_, reused := c.Deploy(ctx, keyed)
 	for _, tc := range []struct {
 		name   string
 		err    error
@@ -59,6 +67,9 @@ func TestTheServersErrorsAreTyped(t *testing.T) {
 			return e.Error() == "deployment "+held.ID+" already ended success (HTTP 409)"
 		}},
 		{"rollback with nothing to roll back", nothing, 409, client.CodeNothingToRollBack, nil},
+		{"idempotency key sent with another request", reused, 422, client.CodeKeyReused, func(e *client.Error) bool {
+			return e.DeploymentID == first.ID && strings.Contains(e.Error(), first.ID)
+		}},
 	} {
 		var e *client.Error
 		if !errors.As(tc.err, &e) {

@@ -60,15 +60,21 @@ func (e *Engine) ownKey(ctx context.Context, d *store.Deployment) (*store.Deploy
 }
 
 // tryKey is one look at d's key. It returns the owner when that is a request that recorded no
-// deployment yet; else "" and, unless d got the key, the deployment of the request that holds it.
+// deployment yet; else "" and, unless d got the key, the deployment of the request that holds it (a
+// *store.KeyReusedError when that request was another than d's).
 func (e *Engine) tryKey(ctx context.Context, d *store.Deployment) (string, *store.Deployment, error) {
+	fingerprint := d.Fingerprint()
 	for {
-		owner, err := e.cfg.Store.ReserveKey(ctx, d.IdempotencyKey, d.ID, d.CreatedAt)
+		holder, err := e.cfg.Store.ReserveKey(ctx, d.IdempotencyKey, d.ID, fingerprint, d.CreatedAt)
+		owner := holder.DeploymentID
 		if err != nil || owner == d.ID {
 			return "", nil, err
 		}
 		existing, err := e.cfg.Store.Deployment(ctx, owner)
 		if !errors.Is(err, store.ErrNotFound) {
+			if err == nil && holder.Reused(fingerprint) {
+				return "", nil, &store.KeyReusedError{Key: d.IdempotencyKey, DeploymentID: owner}
+			}
 			return "", existing, err
 		}
 		at, err := e.cfg.Store.KeyReservedAt(ctx, d.IdempotencyKey)
@@ -79,7 +85,7 @@ func (e *Engine) tryKey(ctx context.Context, d *store.Deployment) (string, *stor
 			return "", nil, err
 		}
 		if now := time.Now().UTC(); now.Sub(at) > e.cfg.KeyOrphanAfter {
-			got, err := e.cfg.Store.TakeOverKey(ctx, d.IdempotencyKey, owner, d.ID, now.Add(-e.cfg.KeyOrphanAfter), d.CreatedAt)
+			got, err := e.cfg.Store.TakeOverKey(ctx, d.IdempotencyKey, owner, d.ID, fingerprint, now.Add(-e.cfg.KeyOrphanAfter), d.CreatedAt)
 			if err != nil || got == d.ID {
 				return "", nil, err
 			}

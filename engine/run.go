@@ -221,6 +221,9 @@ func (e *Engine) runGroup(x *run, exec executor.Executor, g group) ([]executor.N
 		return nil, err
 	}
 	e.metrics.ExecutorRun(d.Platform, d.Service, d.Kind, time.Since(began))
+	for i := range res { // before anything shows it: the retry announcements, the records
+		res[i].LastError = executor.CleanError(res[i].LastError)
+	}
 	if err != nil && len(res) == 0 {
 		// Nothing ran on any node of this group: each is failed with the reason, and with why the run
 		// was cut short when it was (the deploy timeout, a shutdown) rather than a bare "deadline exceeded".
@@ -230,7 +233,7 @@ func (e *Engine) runGroup(x *run, exec executor.Executor, g group) ([]executor.N
 		for _, h := range g.Hosts() {
 			prior := x.priorOf(h)
 			res = append(res, executor.NodeResult{NodeStatus: executor.NodeStatus{Host: h, Service: d.Service, Platform: d.Platform,
-				State: executor.StateFailed, CurrentVersion: prior.CurrentVersion, PrevVersion: prior.PrevVersion, LastError: err.Error()}})
+				State: executor.StateFailed, CurrentVersion: prior.CurrentVersion, PrevVersion: prior.PrevVersion, LastError: executor.CleanError(err.Error())}})
 		}
 	}
 	return res, err

@@ -17,8 +17,10 @@ type Accepted struct {
 
 // Submit claims the deployment's nodes, records it, and starts it in the background; d belongs to its
 // run from here on. A deployment that cannot have all its nodes records nothing (a *store.BusyError
-// naming the holder); one whose idempotency key another request holds answers with that request's
-// deployment, even while that one is being recorded (a *KeyInFlightError once KeyWait is over).
+// naming the holder); one whose idempotency key the same request holds answers with that request's
+// deployment, even while that one is being recorded (a *KeyInFlightError once KeyWait is over). A key
+// that another request holds (another fingerprint, store.Deployment.Fingerprint) is a
+// *store.KeyReusedError naming its deployment.
 func (e *Engine) Submit(ctx context.Context, d *store.Deployment) (Accepted, error) {
 	if d.IdempotencyKey != "" {
 		existing, err := e.ownKey(ctx, d)

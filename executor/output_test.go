@@ -23,3 +23,20 @@ func TestCutKeepsWholeCharactersAndSaysWhetherItCut(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanErrorDropsTrailingLineEndsAndCarriageReturns(t *testing.T) {
+	for in, want := range map[string]string{
+		"Connection refused\r\n":       "Connection refused",
+		"refused\r\n\r\n \t\x00":       "refused",
+		"first\r\nsecond\r\n":          "first\nsecond",
+		"progress\rdone":               "progress done",
+		"clean":                        "clean",
+		"":                             "",
+		"  leading space is kept\n":    "  leading space is kept",
+		"ends in a bell\a and a tab\t": "ends in a bell\a and a tab",
+	} {
+		if got := CleanError(in); got != want {
+			t.Errorf("CleanError(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // ValidationError names the field that is wrong and why, so an API can answer 400 naming it.
@@ -114,6 +115,9 @@ func ValidatePackage(p Package) error {
 	if p.URL == "" {
 		return invalid("package_url", "is required")
 	}
+	if len(p.URL) > MaxURLLength {
+		return invalid("package_url", "longer than %d characters", MaxURLLength)
+	}
 	if err := plainText("package_url", p.URL); err != nil {
 		return err
 	}
@@ -152,6 +156,20 @@ const (
 	MinHealthInterval = 50 * time.Millisecond
 	MaxHealthInterval = 10 * time.Second
 	MaxHealthStable   = time.Hour
+	// MaxHealthDelay bounds the pause between health check attempts: an hour is already a stuck deploy.
+	MaxHealthDelay = time.Hour
+)
+
+// Bounds of free text that reaches the nodes or comes back to people: generous for real use, and small
+// enough that a request cannot make a unit file or a record of megabytes.
+const (
+	MaxURLLength      = 2048
+	MaxHTTPPathLength = 1024
+	MaxUnitArgsLength = 4096
+	MaxEnvValueLength = 4096
+	MaxEnvVars        = 100
+	// MaxLabelLength bounds the labels a deployment keeps and shows back: idempotency_key, requested_by.
+	MaxLabelLength = 200
 )
 
 // ValidateHealth checks a health check; zero values mean defaults.
@@ -164,6 +182,9 @@ func ValidateHealth(h HealthCheck) error {
 	if h.HTTPPath != "" {
 		if !strings.HasPrefix(h.HTTPPath, "/") {
 			return invalid("health.http_path", "must start with '/'")
+		}
+		if len(h.HTTPPath) > MaxHTTPPathLength {
+			return invalid("health.http_path", "longer than %d characters", MaxHTTPPathLength)
 		}
 		if err := plainText("health.http_path", h.HTTPPath); err != nil {
 			return err
@@ -181,6 +202,9 @@ func ValidateHealth(h HealthCheck) error {
 	if h.Delay < 0 {
 		return invalid("health.delay", "must not be negative")
 	}
+	if h.Delay > MaxHealthDelay {
+		return invalid("health.delay", "must be at most %d seconds", int(MaxHealthDelay.Seconds()))
+	}
 	if h.Interval != 0 && (h.Interval < MinHealthInterval || h.Interval > MaxHealthInterval) {
 		return invalid("health.interval_ms", "must be 0 (200 ms) or from %d to %d", MinHealthInterval.Milliseconds(), MaxHealthInterval.Milliseconds())
 	}
@@ -196,12 +220,21 @@ func ValidateUnit(u Unit) error {
 	if u.Exec != "" && (!execPathRe.MatchString(u.Exec) || strings.Contains(u.Exec, "..")) {
 		return invalid("unit.exec", "%q must be a relative path inside the release", u.Exec)
 	}
+	if len(u.Args) > MaxUnitArgsLength {
+		return invalid("unit.args", "longer than %d characters", MaxUnitArgsLength)
+	}
 	if err := plainText("unit.args", u.Args); err != nil {
 		return err
+	}
+	if len(u.Env) > MaxEnvVars {
+		return invalid("unit.env", "at most %d variables, not %d", MaxEnvVars, len(u.Env))
 	}
 	for k, v := range u.Env {
 		if !envKeyRe.MatchString(k) {
 			return invalid("unit.env", "%q is not an environment variable name", k)
+		}
+		if len(v) > MaxEnvValueLength {
+			return invalid("unit.env."+k, "longer than %d characters", MaxEnvValueLength)
 		}
 		if err := plainText("unit.env."+k, v); err != nil {
 			return err
@@ -214,13 +247,39 @@ func ValidateUnit(u Unit) error {
 	return nil
 }
 
-// plainText refuses control characters (a newline ends a unit directive) and template markers: Ansible
-// never renders our values (they are passed as unsafe), this is the second line of defence.
-func plainText(field, s string) error {
+// ValidateLabel checks free text a deployment keeps and shows back (idempotency_key, requested_by): at
+// most MaxLabelLength bytes, no control or invisible characters.
+func ValidateLabel(field, s string) error {
+	if len(s) > MaxLabelLength {
+		return invalid(field, "longer than %d characters", MaxLabelLength)
+	}
+	return visibleText(field, s)
+}
+
+// visibleText refuses what is not plain, visible text: invalid UTF-8, control characters, invisible
+// format characters and line separators.
+func visibleText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return invalid(field, "is not valid UTF-8")
+	}
 	for _, r := range s {
 		if unicode.IsControl(r) {
 			return invalid(field, "must not contain control characters")
 		}
+		if unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return invalid(field, "must not contain invisible or line-separator characters (%U)", r)
+		}
+	}
+	return nil
+}
+
+// plainText refuses control characters (a newline ends a unit directive) and template markers: Ansible
+// never renders our values (they are passed as unsafe), this is the second line of defence. Invisible
+// format characters (bidirectional overrides, zero-width ones) and Unicode's line and paragraph
+// separators are refused too: they make a value read otherwise than it is, in a unit file or a log.
+func plainText(field, s string) error {
+	if err := visibleText(field, s); err != nil {
+		return err
 	}
 	for _, marker := range []string{"{{", "{%", "{#"} {
 		if strings.Contains(s, marker) {

@@ -29,7 +29,12 @@ type Token struct {
 	Scopes []Scope `yaml:"scopes"`
 }
 
+// MinTokenLength is the shortest token a tokens file may hold. A token is a bearer secret sent with every
+// request; 32 random characters are beyond guessing at any request rate (the README asks for 32+).
+const MinTokenLength = 32
+
 // LoadTokens reads the tokens file (YAML: a list of {name, token, scopes}). An empty path means no tokens.
+// A file with problems is an error naming every one of them.
 func LoadTokens(path string) ([]Token, error) {
 	if path == "" {
 		return nil, nil
@@ -42,15 +47,19 @@ func LoadTokens(path string) ([]Token, error) {
 	if err := yaml.Unmarshal(data, &tokens); err != nil {
 		return nil, fmt.Errorf("tokens file %s: want a YAML list of {name, token, scopes}: %w", path, err)
 	}
+	var problems []string
 	for i, t := range tokens {
-		if t.Name == "" || len(t.Token) < 16 {
-			return nil, fmt.Errorf("tokens file %s: entry %d needs a name and a token of at least 16 characters", path, i+1)
+		if t.Name == "" || len(t.Token) < MinTokenLength {
+			problems = append(problems, fmt.Sprintf("entry %d needs a name and a token of at least %d characters (openssl rand -hex 32)", i+1, MinTokenLength))
 		}
 		for _, s := range t.Scopes {
 			if s != ScopeRead && s != ScopeDeploy && s != ScopeAdmin {
-				return nil, fmt.Errorf("tokens file %s: token %q: unknown scope %q (read, deploy, admin)", path, t.Name, s)
+				problems = append(problems, fmt.Sprintf("token %q: unknown scope %q (read, deploy, admin)", t.Name, s))
 			}
 		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("tokens file %s: %s", path, strings.Join(problems, "; "))
 	}
 	return tokens, nil
 }

@@ -45,9 +45,6 @@ func (s *Server) createDeployment(c *gin.Context) {
 	if !batchFits(c, body.BatchSize) {
 		return
 	}
-	if !keyFits(c, body.IdempotencyKey) {
-		return
-	}
 	id := "d-" + randomID()
 	req := executor.DeployRequest{
 		DeploymentID: id,
@@ -106,21 +103,9 @@ func (s *Server) createScale(c *gin.Context) {
 			return
 		}
 	}
-	if !keyFits(c, body.IdempotencyKey) {
-		return
-	}
 	d := engine.Scale("d-"+randomID(), body.Service, workloads, *body.Replicas)
 	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
 	s.submit(c, d)
-}
-
-// keyFits answers 400 for an idempotency key too long to store.
-func keyFits(c *gin.Context, key string) bool {
-	if len(key) > maxLabelLength {
-		failField(c, "idempotency_key", fmt.Sprintf("longer than %d characters", maxLabelLength))
-		return false
-	}
-	return true
 }
 
 // maxBatchSize bounds the nodes of one ansible-playbook run (its forks).
@@ -144,14 +129,29 @@ func nodesFit(c *gin.Context, nodes []executor.Node) bool {
 	return true
 }
 
+// maxTargets bounds the nodes (or workloads) of one deployment, batches or not.
+const maxTargets = 10000
+
+// targetsFit answers 400 for a deployment with more nodes than it can run: more than one
+// ansible-playbook run takes when they are to run in one (batch_size 0), or more than maxTargets.
+func targetsFit(c *gin.Context, d *store.Deployment) bool {
+	n := len(d.Nodes)
+	switch {
+	case n > maxTargets:
+		failField(c, "nodes", fmt.Sprintf("at most %d in one deployment, not %d", maxTargets, n))
+		return false
+	case d.Platform == executor.PlatformPhysical && d.Batch.Size == 0 && n > maxBatchSize:
+		failField(c, "nodes", fmt.Sprintf("at most %d in one run, not %d: set batch_size to run them in batches", maxBatchSize, n))
+		return false
+	}
+	return true
+}
+
 // A listing's page: this many records unless ?limit= asks for another number up to the most.
 const (
 	defaultPageSize = 50
 	maxPageSize     = 200
 )
-
-// maxLabelLength bounds the free text a deployment keeps and shows back: idempotency_key, requested_by.
-const maxLabelLength = 200
 
 // submit hands the deployment to the engine, which claims its nodes, records it, and starts it: 202
 // with its id. A request that cannot have all its nodes records nothing (409 naming the holder); a retry
@@ -159,9 +159,14 @@ const maxLabelLength = 200
 // being recorded.
 func (s *Server) submit(c *gin.Context, d *store.Deployment) {
 	d.Token = c.GetString("token_name")
-	if len(d.RequestedBy) > maxLabelLength {
-		failField(c, "requested_by", fmt.Sprintf("longer than %d characters", maxLabelLength))
+	if !targetsFit(c, d) {
 		return
+	}
+	for _, err := range []error{executor.ValidateLabel("idempotency_key", d.IdempotencyKey), executor.ValidateLabel("requested_by", d.RequestedBy)} {
+		if err != nil {
+			s.failErr(c, err)
+			return
+		}
 	}
 	accepted, err := s.engine.Submit(c.Request.Context(), d)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -32,9 +33,6 @@ func (s *Server) createRestart(c *gin.Context) {
 		return
 	}
 	if !batchFits(c, body.BatchSize) {
-		return
-	}
-	if !keyFits(c, body.IdempotencyKey) {
 		return
 	}
 	id := "d-" + randomID()
@@ -224,6 +222,20 @@ func healthOf(h *api.HealthCheck) executor.HealthCheck {
 		return executor.HealthCheck{}
 	}
 	return executor.HealthCheck{HTTPPort: h.HTTPPort, HTTPPath: h.HTTPPath, HTTPStatus: h.HTTPStatus,
-		TCPPort: h.TCPPort, Retries: h.Retries, Delay: time.Duration(h.DelaySeconds) * time.Second,
-		Interval: time.Duration(h.IntervalMS) * time.Millisecond, Stable: time.Duration(h.StableSeconds) * time.Second}
+		TCPPort: h.TCPPort, Retries: h.Retries, Delay: times(h.DelaySeconds, time.Second),
+		Interval: times(h.IntervalMS, time.Millisecond), Stable: times(h.StableSeconds, time.Second)}
+}
+
+// times is n units as a Duration, held at the largest (or smallest) Duration where the product would
+// overflow: a huge number of seconds must stay huge for validation to refuse it, not wrap round into
+// a small one.
+func times(n int, unit time.Duration) time.Duration {
+	limit := int(math.MaxInt64 / unit)
+	switch {
+	case n > limit:
+		return math.MaxInt64
+	case n < -limit:
+		return math.MinInt64
+	}
+	return time.Duration(n) * unit
 }

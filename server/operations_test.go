@@ -282,7 +282,7 @@ func TestTokensFileKnowsTheAdminScope(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("- {name: ops, token: admin-token-0123456789, scopes: [read, admin]}\n")
+	write("- {name: ops, token: admin-token-0123456789abcdef0123456789, scopes: [read, admin]}\n")
 	tokens, err := LoadTokens(path)
 	if err != nil || len(tokens) != 1 || !tokens[0].allows(ScopeAdmin) || !tokens[0].allows(ScopeRead) || tokens[0].allows(ScopeDeploy) {
 		t.Errorf("tokens = %+v, %v", tokens, err)
@@ -290,7 +290,7 @@ func TestTokensFileKnowsTheAdminScope(t *testing.T) {
 	if (Token{Scopes: []Scope{ScopeDeploy}}).allows(ScopeAdmin) || (Token{Scopes: []Scope{ScopeAdmin}}).allows(ScopeRead) {
 		t.Error("admin is implied by deploy, or implies read")
 	}
-	write("- {name: ops, token: admin-token-0123456789, scopes: [root]}\n")
+	write("- {name: ops, token: admin-token-0123456789abcdef0123456789, scopes: [root]}\n")
 	if _, err := LoadTokens(path); err == nil || !strings.Contains(err.Error(), "(read, deploy, admin)") {
 		t.Errorf("an unknown scope: %v", err)
 	}

@@ -96,7 +96,9 @@ func New(cfg Config) *Server {
 	}
 	s.engine = engine.New(ecfg)
 	s.router.Use(s.recoverJSON(), s.limitBody())
-	s.router.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route") })
+	s.router.NoRoute(func(c *gin.Context) {
+		fail(c, http.StatusNotFound, "not_found", "no such route: "+c.Request.Method+" "+c.Request.URL.Path)
+	})
 	s.router.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
 	s.router.HandleMethodNotAllowed = true
 	// A Kubernetes workload's node name is "namespace/name": clients escape the slash (%2F), and the
@@ -187,7 +189,11 @@ func (s *Server) failErr(c *gin.Context, err error) {
 	var v *executor.ValidationError
 	var busy *store.BusyError
 	var inFlight *engine.KeyInFlightError
+	var missing *store.NotFoundError
+	var reused *store.KeyReusedError
 	switch {
+	case errors.As(err, &reused):
+		c.AbortWithStatusJSON(http.StatusUnprocessableEntity, api.Error{Error: err.Error(), Code: "key_reused", Field: "idempotency_key", DeploymentID: reused.DeploymentID})
 	case errors.As(err, &inFlight):
 		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: err.Error(), Code: "key_in_flight", DeploymentID: inFlight.Owner})
 	case errors.As(err, &v):
@@ -196,8 +202,10 @@ func (s *Server) failErr(c *gin.Context, err error) {
 		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: err.Error(), Code: "node_busy", DeploymentID: busy.DeploymentID})
 	case errors.Is(err, store.ErrBadCursor):
 		failField(c, "cursor", "not a cursor this server gave out")
+	case errors.As(err, &missing):
+		fail(c, http.StatusNotFound, "not_found", missing.Error())
 	case errors.Is(err, store.ErrNotFound):
-		fail(c, http.StatusNotFound, "not_found", "not found")
+		fail(c, http.StatusNotFound, "not_found", "not found: "+c.Request.URL.Path)
 	default:
 		s.cfg.Logger.WithError(err).Error("request failed")
 		if s.cfg.Store.Ping(c.Request.Context()) != nil {

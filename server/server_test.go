@@ -83,7 +83,7 @@ func (g *gatedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) 
 		}
 		g.mu.Unlock()
 		if down {
-			st.State, st.CurrentVersion, st.LastError = executor.StateFailed, "", "host unreachable: Take the node lock: no route to host"
+			st.State, st.CurrentVersion, st.LastError = executor.StateFailed, "", "host unreachable: Take the node lock: no route to host\r\n" // as ssh ends it
 		}
 		out = append(out, executor.NodeResult{NodeStatus: st, Changed: !g.failing[n.Host] && !down, Transient: down})
 	}
@@ -379,14 +379,14 @@ func TestAnOrphanedKeyIsTakenOverByALaterRetry(t *testing.T) {
 	f := newFixture(t, withEngine(func(e *engine.Config) { e.KeyWait = 100 * time.Millisecond }))
 	close(f.exec.gate)
 	ctx := context.Background()
-	if _, err := f.st.ReserveKey(ctx, "young", "d-lost-young", time.Now().UTC()); err != nil {
+	if _, err := f.st.ReserveKey(ctx, "young", "d-lost-young", "", time.Now().UTC()); err != nil {
 		t.Fatal(err)
 	}
 	code, b := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, `,"idempotency_key":"young"`))
 	if code != http.StatusConflict || b["code"] != "key_in_flight" || b["deployment_id"] != "d-lost-young" {
 		t.Errorf("retry of a key still held = %d %v", code, b)
 	}
-	if _, err := f.st.ReserveKey(ctx, "old", "d-lost-old", time.Now().UTC().Add(-2*engine.DefaultKeyOrphanAfter)); err != nil {
+	if _, err := f.st.ReserveKey(ctx, "old", "d-lost-old", "", time.Now().UTC().Add(-2*engine.DefaultKeyOrphanAfter)); err != nil {
 		t.Fatal(err)
 	}
 	code, b = f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, `,"idempotency_key":"old"`))
@@ -477,6 +477,28 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 	case id := <-f.exec.started:
 		t.Fatalf("a bad request ran (%s)", id)
 	default:
+	}
+}
+
+// Every 404 says what was not there: the record and its id, or the route.
+func TestNotFoundSaysWhatWasNotFound(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct{ method, path, want string }{
+		{"GET", "/api/v1/deployments/d-nope", "deployment d-nope not found"},
+		{"GET", "/api/v1/deployments/d-nope/events", "deployment d-nope not found"},
+		{"POST", "/api/v1/deployments/d-nope/rollback", "deployment d-nope not found"},
+		{"POST", "/api/v1/deployments/d-nope/cancel", "deployment d-nope not found"},
+		{"GET", "/internal/v1/deploy/info/d-nope", "deployment d-nope not found"},
+		{"GET", "/internal/v1/deploy/health/d-nope", "deployment d-nope not found"},
+		{"GET", "/internal/v1/deploy/logs/d-nope", "deployment d-nope not found"},
+		{"GET", "/api/v1/nodes/demo/h9", "node h9 of service demo not found"},
+		{"GET", "/api/v1/cleanups/c-nope", "cleanup pass c-nope not found"},
+		{"GET", "/nope", "no such route: GET /nope"},
+	} {
+		code, b := f.do(t, c.method, c.path, "")
+		if code != 404 || b["code"] != "not_found" || b["error"] != c.want {
+			t.Errorf("%s %s = %d %v, want 404 %q", c.method, c.path, code, b, c.want)
+		}
 	}
 }
 
@@ -953,6 +975,21 @@ func TestTransientFailuresAreRetriedWithBackoff(t *testing.T) {
 	}
 	if len(retries["10.0.0.1"])+len(retries["10.0.0.4"]) != 0 {
 		t.Errorf("retried a node that succeeded or failed for good: %v", retries)
+	}
+	// ssh's "\r\n" reaches neither the retry announcements nor the records.
+	for _, ev := range evs {
+		if msg := fmt.Sprint(ev.data["message"]); strings.Contains(msg, "\r") || strings.Contains(msg, "host\n") {
+			t.Errorf("event message %q keeps ssh's line end", msg)
+		}
+	}
+	want := "host unreachable: Take the node lock: no route to host"
+	for _, n := range end["nodes"].([]any) {
+		if n := n.(map[string]any); n["host"] == "10.0.0.3" && n["last_error"] != want {
+			t.Errorf("the deployment's last_error of 10.0.0.3 = %q, want %q", n["last_error"], want)
+		}
+	}
+	if _, n := f.do(t, "GET", "/api/v1/nodes/demo/10.0.0.3", ""); n["last_error"] != want {
+		t.Errorf("the node record's last_error = %q, want %q", n["last_error"], want)
 	}
 	if got := f.exec.calls(); got != "[4 2 2 1]" {
 		t.Errorf("executor calls (nodes each) = %s, want the 4, then only the unreachable ones", got)

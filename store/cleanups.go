@@ -130,7 +130,7 @@ func (s *Store) Cleanup(ctx context.Context, id string) (*Cleanup, error) {
 	var c Cleanup
 	err := s.cleanups().FindOne(ctx, bson.M{"_id": id}).Decode(&c)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, ErrNotFound
+		return nil, notFound("cleanup pass %s", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read cleanup pass %s: %w", id, err)

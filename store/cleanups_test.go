@@ -182,10 +182,10 @@ func TestPruneDeletesOnlyWhatFinishedBeforeTheCutoff(t *testing.T) {
 		}
 	}
 	// Keys whose request never recorded a deployment: an old one goes, a fresh one (in flight) stays.
-	if _, err := s.ReserveKey(ctx, "key-orphan-old", "d-never", old); err != nil {
+	if _, err := s.ReserveKey(ctx, "key-orphan-old", "d-never", "", old); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ReserveKey(ctx, "key-orphan-new", "d-inflight", recent); err != nil {
+	if _, err := s.ReserveKey(ctx, "key-orphan-new", "d-inflight", "", recent); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []Cleanup{

@@ -110,15 +110,20 @@ func (s *Store) deployments() *mongo.Collection { return s.nodes.Database().Coll
 func (s *Store) idempotency() *mongo.Collection { return s.nodes.Database().Collection("idempotency") }
 
 // CreateDeployment records a new deployment. With an idempotency key, the caller reserved the key
-// first (ReserveKey); a key another deployment holds gets that deployment back, and created=false.
+// first (ReserveKey); a key another deployment holds gets that deployment back, and created=false,
+// unless that deployment's request was another (a *KeyReusedError).
 func (s *Store) CreateDeployment(ctx context.Context, d *Deployment) (got *Deployment, created bool, err error) {
 	if d.IdempotencyKey != "" {
-		owner, err := s.ReserveKey(ctx, d.IdempotencyKey, d.ID, d.CreatedAt)
+		fingerprint := d.Fingerprint()
+		holder, err := s.ReserveKey(ctx, d.IdempotencyKey, d.ID, fingerprint, d.CreatedAt)
 		if err != nil {
 			return nil, false, err
 		}
-		if owner != d.ID {
-			existing, err := s.Deployment(ctx, owner)
+		if holder.DeploymentID != d.ID {
+			if holder.Reused(fingerprint) {
+				return nil, false, &KeyReusedError{Key: d.IdempotencyKey, DeploymentID: holder.DeploymentID}
+			}
+			existing, err := s.Deployment(ctx, holder.DeploymentID)
 			return existing, false, err
 		}
 	}
@@ -128,82 +133,12 @@ func (s *Store) CreateDeployment(ctx context.Context, d *Deployment) (got *Deplo
 	return d, true, nil
 }
 
-// ReserveKey gives an idempotency key to deploymentID unless a deployment already has it, and returns
-// the key's owner: deploymentID when this call (or an earlier one of the same deployment) got it. The
-// key is a document of its own, so _id uniqueness makes the first request win on every backend.
-func (s *Store) ReserveKey(ctx context.Context, key, deploymentID string, at time.Time) (owner string, err error) {
-	_, err = s.idempotency().InsertOne(ctx, bson.M{"_id": key, "deployment_id": deploymentID, "created_at": at})
-	if err == nil {
-		return deploymentID, nil
-	}
-	if !mongo.IsDuplicateKeyError(err) {
-		return "", fmt.Errorf("record idempotency key: %w", err)
-	}
-	k, err := s.keyOwner(ctx, key)
-	if err != nil {
-		return "", err
-	}
-	return k.DeploymentID, nil
-}
-
-type keyDoc struct {
-	DeploymentID string    `bson:"deployment_id"`
-	CreatedAt    time.Time `bson:"created_at"`
-}
-
-func (s *Store) keyOwner(ctx context.Context, key string) (keyDoc, error) {
-	var k keyDoc
-	err := s.idempotency().FindOne(ctx, bson.M{"_id": key}).Decode(&k)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return k, ErrNotFound
-	}
-	if err != nil {
-		return k, fmt.Errorf("read idempotency key: %w", err)
-	}
-	return k, nil
-}
-
-// ForgetKey gives back a key deploymentID reserved but never recorded a deployment for (its request
-// was refused, or failed), so a retry can run. A key another deployment holds is left alone.
-func (s *Store) ForgetKey(ctx context.Context, key, deploymentID string) error {
-	if _, err := s.idempotency().DeleteOne(ctx, bson.M{"_id": key, "deployment_id": deploymentID}); err != nil {
-		return fmt.Errorf("forget idempotency key: %w", err)
-	}
-	return nil
-}
-
-// TakeOverKey moves a key whose owner never recorded a deployment to deploymentID, if the owner is
-// still orphanOwner and reserved it before notAfter (a request whose database failed between the key
-// and the record). It returns the key's owner afterwards.
-func (s *Store) TakeOverKey(ctx context.Context, key, orphanOwner, deploymentID string, notAfter, at time.Time) (string, error) {
-	res, err := s.idempotency().UpdateOne(ctx,
-		bson.M{"_id": key, "deployment_id": orphanOwner, "created_at": bson.M{"$lt": notAfter}},
-		bson.M{"$set": bson.M{"deployment_id": deploymentID, "created_at": at}})
-	if err != nil {
-		return "", fmt.Errorf("take over idempotency key: %w", err)
-	}
-	if res.ModifiedCount == 1 {
-		return deploymentID, nil
-	}
-	k, err := s.keyOwner(ctx, key)
-	if err != nil {
-		return "", err
-	}
-	return k.DeploymentID, nil
-}
-
-// KeyReservedAt is when a key's owner reserved it.
-func (s *Store) KeyReservedAt(ctx context.Context, key string) (time.Time, error) {
-	k, err := s.keyOwner(ctx, key)
-	return k.CreatedAt, err
-}
-
 // Deployment reads one deployment.
 func (s *Store) Deployment(ctx context.Context, id string) (*Deployment, error) {
 	var d Deployment
 	err := s.deployments().FindOne(ctx, bson.M{"_id": id}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, ErrNotFound
+		return nil, notFound("deployment %s", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read deployment %s: %w", id, err)
@@ -368,13 +303,4 @@ func (s *Store) Nodes(ctx context.Context, service string) ([]Node, error) {
 		return nil, fmt.Errorf("list nodes of %s: %w", service, err)
 	}
 	return out, nil
-}
-
-// DeploymentByKey finds the deployment an idempotency key created.
-func (s *Store) DeploymentByKey(ctx context.Context, key string) (*Deployment, error) {
-	k, err := s.keyOwner(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return s.Deployment(ctx, k.DeploymentID)
 }

@@ -126,7 +126,7 @@ func (s *Store) Lease(ctx context.Context, name string) (*Lease, error) {
 	var l Lease
 	err := s.leases().FindOne(ctx, bson.M{"_id": name}).Decode(&l)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, ErrNotFound
+		return nil, notFound("lease %s", name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read lease %s: %w", name, err)

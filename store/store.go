@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,8 +116,24 @@ func (n *Node) Status() executor.NodeStatus {
 // NodeID is a node's key: deterministic, so reads and conditional updates go straight to _id.
 func NodeID(service, host string) string { return service + "/" + host }
 
-// ErrNotFound means there is no such record.
+// ErrNotFound means there is no such record. The reads return it as a *NotFoundError naming the
+// record; errors.Is(err, ErrNotFound) holds for both.
 var ErrNotFound = errors.New("not found")
+
+// NotFoundError names the record that is not there ("deployment d-1 not found"), so an answer built
+// from it says what was looked for.
+type NotFoundError struct {
+	What string // "deployment d-1", "node h1 of service demo", "cleanup pass c-1"
+}
+
+func (e *NotFoundError) Error() string { return e.What + " not found" }
+
+// Is makes a NotFoundError match ErrNotFound.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+func notFound(format string, args ...any) error {
+	return &NotFoundError{What: fmt.Sprintf(format, args...)}
+}
 
 // ErrNotHeld means the deployment does not hold the node (any more): nothing to finish.
 var ErrNotHeld = errors.New("does not hold this node")
@@ -268,7 +285,8 @@ func (s *Store) readNode(ctx context.Context, id string) (*Node, error) {
 	var n Node
 	err := s.nodes.FindOne(ctx, bson.M{"_id": id}).Decode(&n)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, ErrNotFound
+		service, host, _ := strings.Cut(id, "/")
+		return nil, notFound("node %s of service %s", host, service)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read node %s: %w", id, err)

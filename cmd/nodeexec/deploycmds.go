@@ -51,6 +51,9 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	if err := req.Validate(); err != nil {
 		return false, err
 	}
+	if err := validLabels(*key, *by); err != nil {
+		return false, err
+	}
 	c, err := o.client()
 	if err != nil {
 		return false, err
@@ -169,6 +172,9 @@ func rollbackCmd(ctx context.Context, args []string) (bool, error) {
 	detach := fs.Bool("detach", false, "print the rollback's id and return; do not follow it")
 	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec rollback <deployment-id>")
 	if err != nil {
+		return false, err
+	}
+	if err := validLabels(*key, ""); err != nil {
 		return false, err
 	}
 	c, err := o.client()

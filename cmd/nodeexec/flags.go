@@ -30,3 +30,12 @@ func healthFlags(fs *flag.FlagSet, h *executor.HealthCheck) {
 	fs.DurationVar(&h.Interval, "health-interval", 0, "how often the node looks at the unit and the checks while it verifies (0: 200ms)")
 	fs.DurationVar(&h.Stable, "health-stable", 0, "how long the unit and every check must keep passing once all passed (e.g. 10s)")
 }
+
+// validLabels checks the free text a request carries beside its fields, as the server does, before
+// anything is sent.
+func validLabels(key, by string) error {
+	if err := executor.ValidateLabel("idempotency_key", key); err != nil {
+		return err
+	}
+	return executor.ValidateLabel("requested_by", by)
+}

@@ -31,6 +31,9 @@ func restartCmd(ctx context.Context, args []string) (bool, error) {
 	if err := req.Validate(); err != nil {
 		return false, err
 	}
+	if err := validLabels(*key, ""); err != nil {
+		return false, err
+	}
 	c, err := o.client()
 	if err != nil {
 		return false, err

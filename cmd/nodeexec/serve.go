@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/nodeexec/nodeexec/config"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/k8s"
+	"github.com/nodeexec/nodeexec/notify"
 	"github.com/nodeexec/nodeexec/server"
 )
 
@@ -41,23 +43,73 @@ func serveFlags(c *common, args []string) *flag.FlagSet {
 	return fs
 }
 
-// checkedConfig parses serve's flags over its configuration and checks the result.
-func checkedConfig(c *common, fs *flag.FlagSet, args []string) error {
+// serveInputs is what serve reads, once, from the files its configuration names: the API tokens, the
+// webhooks' secrets, and the cluster its kubeconfig reaches (nil: platform k8s is off).
+type serveInputs struct {
+	tokens []server.Token
+	hooks  notify.Config
+	k8s    executor.Executor
+}
+
+// checkServe parses serve's flags over its configuration and makes every check serve makes before it
+// opens anything: the settings (config.Check), then what the files they name hold, and whether the
+// cluster the kubeconfig names answers. config check runs exactly this, so the two give the same
+// verdict on every configuration. A configuration with problems is a ValidationError naming each (exit
+// status 2). log is what the Kubernetes executor logs to.
+func checkServe(ctx context.Context, c *common, fs *flag.FlagSet, args []string, log logrus.FieldLogger) (serveInputs, error) {
+	var in serveInputs
 	if err := c.parse(fs, args); err != nil {
-		return err
+		return in, err
 	}
-	if problems := c.cfg.Check(); len(problems) > 0 {
+	cfg := c.cfg
+	problems := cfg.Check()
+	named := func(prefix string) bool {
+		for _, p := range problems {
+			if strings.HasPrefix(p.Setting, prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	tokens, err := server.LoadTokens(cfg.TokensFile)
+	switch {
+	case err != nil && !named("tokens_file"): // one that cannot be read is named already
+		problems = append(problems, config.Problem{Setting: "tokens_file", Reason: err.Error()})
+	case err == nil && cfg.TokensFile != "" && len(tokens) == 0 && !config.Loopback(cfg.Listen):
+		problems = append(problems, config.Problem{Setting: "tokens_file", Reason: cfg.TokensFile +
+			" holds no tokens: serving on " + cfg.Listen + " needs at least one (or bind to 127.0.0.1)"})
+	}
+	hooks, err := cfg.Notify() // the webhooks' secrets, read once at start
+	if err != nil && !named("webhooks") {
+		problems = append(problems, config.Problem{Setting: "webhooks", Reason: err.Error()})
+	}
+	var kexec executor.Executor
+	if (cfg.Kubernetes.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "") && !named("kubernetes") {
+		k, err := k8s.Connect(cfg.Kubernetes.Kubeconfig, k8s.Config{Logger: log, Retry: cfg.Retry.Policy()})
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err = k.Ping(pctx)
+			cancel()
+		}
+		if err != nil {
+			problems = append(problems, config.Problem{Setting: "kubernetes.kubeconfig", Reason: "platform k8s: " + err.Error() + " (check --kubeconfig)"})
+		} else {
+			kexec = k
+		}
+	}
+	if len(problems) > 0 {
 		lines := make([]string, len(problems))
 		for i, p := range problems {
 			lines[i] = p.String()
 		}
-		return &executor.ValidationError{Field: "configuration", Reason: strings.Join(lines, "; ")}
+		return in, &executor.ValidationError{Field: "configuration", Reason: strings.Join(lines, "; ")}
 	}
-	return nil
+	return serveInputs{tokens: tokens, hooks: hooks, k8s: kexec}, nil
 }
 
 // configCmd: `nodeexec config check [--config F] [serve's flags]` checks the configuration serve would
-// run with and prints it, secrets masked.
+// run with and prints it, secrets masked. A file that does not parse is only named, with why: what was
+// read of it is not the configuration.
 func configCmd(args []string) (bool, error) {
 	if len(args) == 0 || args[0] != "check" {
 		fmt.Fprint(os.Stderr, "nodeexec config: want check: nodeexec config check [--config FILE] [serve's flags]\n")
@@ -65,8 +117,10 @@ func configCmd(args []string) (bool, error) {
 	}
 	var c common
 	fs := serveFlags(&c, args[1:])
-	err := checkedConfig(&c, fs, args[1:])
-	if errors.Is(err, errUsage) || (err != nil && !executor.IsValidation(err)) {
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	_, err := checkServe(context.Background(), &c, fs, args[1:], quiet)
+	if errors.Is(err, errUsage) || c.loadErr != nil || (err != nil && !executor.IsValidation(err)) {
 		return false, err
 	}
 	fmt.Print(c.cfg.Masked())
@@ -77,33 +131,39 @@ func configCmd(args []string) (bool, error) {
 	return true, nil
 }
 
+// warnAtStart says what serve accepts but an operator should know: no authentication (loopback only),
+// no SSH key of its own (ssh falls back to its defaults: ~/.ssh/id_*, an agent).
+func warnAtStart(log logrus.FieldLogger, cfg config.Config, in serveInputs) {
+	if len(in.tokens) == 0 {
+		log.WithField("listen", cfg.Listen).Warn("no API tokens configured: serving without authentication, on loopback only")
+	}
+	if cfg.Nodes.SSHKey == "" {
+		user := cfg.Nodes.SSHUser
+		if user == "" {
+			user = "(ssh's default: the user nodeexec runs as)"
+		}
+		log.WithFields(logrus.Fields{"ssh_user": user, "ssh_key": "", "setting": "--ssh-key, NODEEXEC_SSH_KEY, nodes.ssh_key"}).
+			Warn("no SSH key configured: nodes are reached with ssh's default keys (~/.ssh/id_*, an agent) if any; set --ssh-key")
+	}
+}
+
 // serveCmd runs the HTTP API. Without a MongoDB URI it starts the embedded database (FerretDB on
 // SQLite under the data dir, loopback only), so one command runs the whole service.
 func serveCmd(ctx context.Context, args []string) (bool, error) {
 	var c common
 	fs := serveFlags(&c, args)
-	if err := checkedConfig(&c, fs, args); err != nil {
-		return false, err
-	}
-	cfg := c.cfg
-	grace := time.Duration(cfg.ShutdownGrace)
 	log := logrus.New()
 	log.SetFormatter(&logrus.JSONFormatter{})
 	log.SetOutput(os.Stderr)
-
-	tokens, err := server.LoadTokens(cfg.TokensFile)
+	in, err := checkServe(ctx, &c, fs, args, log)
 	if err != nil {
 		return false, err
 	}
-	if len(tokens) == 0 {
-		if !config.Loopback(cfg.Listen) {
-			return false, fmt.Errorf("refusing to serve on %s without API tokens: bind to 127.0.0.1 or pass --tokens-file", cfg.Listen)
-		}
-		log.WithField("listen", cfg.Listen).Warn("no API tokens configured: serving without authentication, on loopback only")
-	}
-	hooks, err := cfg.Notify() // the webhooks' secrets, read once at start
-	if err != nil {
-		return false, err
+	cfg, tokens, hooks, kexec := c.cfg, in.tokens, in.hooks, in.k8s
+	grace := time.Duration(cfg.ShutdownGrace)
+	warnAtStart(log, cfg, in)
+	if kexec != nil {
+		log.Info("platform k8s enabled")
 	}
 
 	backend, err := server.OpenBackend(ctx, server.Database{MongoURI: cfg.Database.MongoURI, Name: cfg.Database.Name, DataDir: cfg.Database.DataDir}, log)
@@ -115,21 +175,6 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	exec, err := c.executorLogging(log)
 	if err != nil {
 		return false, err
-	}
-	var kexec executor.Executor
-	if cfg.Kubernetes.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		k, err := k8s.Connect(cfg.Kubernetes.Kubeconfig, k8s.Config{Logger: log, Retry: cfg.Retry.Policy()})
-		if err != nil {
-			return false, err
-		}
-		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = k.Ping(pctx)
-		cancel()
-		if err != nil {
-			return false, fmt.Errorf("platform k8s: %w (check --kubeconfig)", err)
-		}
-		kexec = k
-		log.Info("platform k8s enabled")
 	}
 	// Cleanup passes: on the schedule (if any) and on request, one at a time across the replicas.
 	schedule, _ := config.ParseSchedule(cfg.Cleanup.Schedule) // checked with the configuration

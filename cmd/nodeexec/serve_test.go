@@ -10,45 +10,97 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
 	"github.com/nodeexec/nodeexec/config"
+	"github.com/nodeexec/nodeexec/server"
 	"github.com/nodeexec/nodeexec/store"
 )
 
 // serve refuses to run without auth anywhere but loopback, and says how to fix it; a bad tokens file
-// is named. Both before any database or executor starts.
-func TestServeRefusesUnsafeOrBrokenAuthSetups(t *testing.T) {
+// is named. Both before any database or executor starts. config check gives the same verdict on every
+// one of these inputs: exit 2 naming the same problem (one set of checks, checkServe).
+func TestServeAndConfigCheckRefuseUnsafeOrBrokenAuthSetups(t *testing.T) {
 	dir := t.TempDir()
 	badYAML := filepath.Join(dir, "bad.yaml")
 	shortToken := filepath.Join(dir, "short.yaml")
+	almost := filepath.Join(dir, "almost.yaml")
 	badScope := filepath.Join(dir, "scope.yaml")
+	empty := filepath.Join(dir, "empty.yaml")
 	for path, body := range map[string]string{
 		badYAML:    "{not: [a list",
 		shortToken: "- {name: plan, token: short, scopes: [deploy]}\n",
-		badScope:   "- {name: plan, token: 0123456789abcdef0123, scopes: [root]}\n",
+		almost:     "- {name: plan, token: " + strings.Repeat("a", server.MinTokenLength-1) + ", scopes: [deploy]}\n",
+		badScope:   "- {name: plan, token: " + strings.Repeat("b", server.MinTokenLength) + ", scopes: [root]}\n",
+		empty:      "[]\n",
 	} {
 		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
+	data := filepath.Join(dir, "data")
 	cases := []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--listen", "0.0.0.0:0", "--data-dir", dir}, "without API tokens"},
-		{[]string{"--listen", "10.1.2.3:8080", "--data-dir", dir}, "bind to 127.0.0.1 or pass --tokens-file"},
+		{[]string{"--listen", "0.0.0.0:0"}, "without API tokens"},
+		{[]string{"--listen", "10.1.2.3:8080"}, "bind to 127.0.0.1 or pass --tokens-file"},
 		{[]string{"--tokens-file", filepath.Join(dir, "missing.yaml")}, "tokens_file: cannot read it"},
 		{[]string{"--tokens-file", badYAML}, "want a YAML list"},
-		{[]string{"--tokens-file", shortToken}, "at least 16 characters"},
+		{[]string{"--tokens-file", shortToken}, "at least 32 characters"},
+		{[]string{"--tokens-file", almost}, "at least 32 characters"},
 		{[]string{"--tokens-file", badScope}, `unknown scope "root"`},
+		{[]string{"--tokens-file", empty, "--listen", "0.0.0.0:0"}, "holds no tokens"},
 	}
 	for _, c := range cases {
-		ok, err := serveCmd(context.Background(), c.args)
+		args := append([]string{"--data-dir", data}, c.args...)
+		ok, err := serveCmd(context.Background(), args)
 		if ok || err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("serve %v: ok=%v err=%v; want an error with %q", c.args, ok, err, c.want)
 		}
+		code, _, stderr := runCaptured(t, append([]string{"config", "check"}, args...))
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("config check %v: exit %d %q; want 2 with %q, as serve", c.args, code, stderr, c.want)
+		}
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
-		t.Errorf("a refused serve wrote into the data dir: %v", entries)
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("a refused serve made its data dir: %v", err)
+	}
+	// The shortest token it takes, with every scope, is ok to both (serve itself is not started here).
+	good := filepath.Join(dir, "good.yaml")
+	body := "- {name: plan, token: " + strings.Repeat("c", server.MinTokenLength) + ", scopes: [read, deploy, admin]}\n"
+	if err := os.WriteFile(good, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCaptured(t, []string{"config", "check", "--data-dir", data, "--tokens-file", good, "--listen", "0.0.0.0:0"}); code != 0 {
+		t.Errorf("config check of a good tokens file: exit %d %s", code, stderr)
+	}
+}
+
+// At start, serve warns about what it accepts but an operator should know: no tokens, no SSH key.
+func TestServeWarnsWithoutTokensOrAnSSHKey(t *testing.T) {
+	cfg := config.Default()
+	log, hook := logtest.NewNullLogger()
+	warnAtStart(log, cfg, serveInputs{})
+	var msgs []string
+	for _, e := range hook.AllEntries() {
+		if e.Level != logrus.WarnLevel {
+			t.Errorf("%q logged at %s, want warn", e.Message, e.Level)
+		}
+		msgs = append(msgs, e.Message)
+	}
+	if len(msgs) != 2 || !strings.Contains(msgs[0], "no API tokens") || !strings.Contains(msgs[1], "no SSH key configured") {
+		t.Fatalf("warnings = %q", msgs)
+	}
+	if _, ok := hook.LastEntry().Data["ssh_user"]; !ok {
+		t.Errorf("the SSH warning does not name the user: %v", hook.LastEntry().Data)
+	}
+	hook.Reset()
+	cfg.Nodes.SSHKey, cfg.Nodes.SSHUser = "/etc/nodeexec/id_ed25519", "deploy"
+	warnAtStart(log, cfg, serveInputs{tokens: []server.Token{{Name: "plan"}}})
+	if n := len(hook.AllEntries()); n != 0 {
+		t.Errorf("with tokens and a key: %d warnings (%q)", n, hook.LastEntry().Message)
 	}
 }
 
@@ -64,7 +116,7 @@ func TestLoopbackAddresses(t *testing.T) {
 }
 
 // A kubeconfig that cannot be read, or whose cluster does not answer, stops serve at the start with
-// the reason, instead of failing the first Kubernetes deploy.
+// the reason, instead of failing the first Kubernetes deploy; config check refuses it the same way.
 func TestServeRefusesAKubeconfigThatReachesNoCluster(t *testing.T) {
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage")
@@ -86,9 +138,14 @@ current-context: x
 		garbage: "kubernetes client configuration",
 		closed:  "platform k8s: the Kubernetes API server does not answer",
 	} {
-		ok, err := serveCmd(context.Background(), []string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--kubeconfig", path})
+		args := []string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--kubeconfig", path}
+		ok, err := serveCmd(context.Background(), args)
 		if ok || err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("serve --kubeconfig %s: ok=%v err=%v; want %q", filepath.Base(path), ok, err, want)
+		}
+		// config check says the same.
+		if code, _, stderr := runCaptured(t, append([]string{"config", "check"}, args...)); code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("config check --kubeconfig %s: exit %d %q; want 2 with %q", filepath.Base(path), code, stderr, want)
 		}
 	}
 }
@@ -185,8 +242,15 @@ func TestConfigCheck(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("lissen: x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := runCaptured(t, []string{"config", "check", "--config", bad}); code != 2 || !strings.Contains(stderr, "field lissen not found") {
-		t.Errorf("config check of a file with an unknown setting = exit %d %s, want 2 naming it", code, stderr)
+	if code, out, stderr := runCaptured(t, []string{"config", "check", "--config", bad}); code != 2 || !strings.Contains(stderr, "field lissen not found") || out != "" {
+		t.Errorf("config check of a file with an unknown setting = exit %d %s, want 2 naming it and nothing printed of it:\n%s", code, stderr, out)
+	}
+	broken := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(broken, []byte("listen: 127.0.0.1:9000\nmax_concurrent: [3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runCaptured(t, []string{"config", "check", "--config", broken}); code != 2 || !strings.Contains(stderr, "broken.yaml") || out != "" {
+		t.Errorf("config check of a file that is not YAML = exit %d %q, want 2 with the error only; printed:\n%s", code, stderr, out)
 	}
 	// serve itself refuses the same way, before anything starts.
 	if ok, err := serveCmd(context.Background(), []string{"--config", path, "--max-concurrent", "0", "--data-dir", filepath.Join(dir, "data")}); ok || err == nil || !strings.Contains(err.Error(), "max_concurrent: want 1 to 1000") {

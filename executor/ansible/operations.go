@@ -109,7 +109,7 @@ func commandResults(res *runResults, nodes []executor.Node, stderr string, limit
 		case o == nil || !o.seen:
 			r.Error = "ansible-playbook reported nothing for this node" + stderrHint(stderr)
 		case o.unreachable:
-			r.Error = "host unreachable: " + failureMessage(o)
+			r.Error = unreachable(failureMessage(o), res.ssh, n)
 		case o.command == nil:
 			r.Error = failureMessage(o)
 		default:

@@ -104,6 +104,10 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 		}
 		return nil, stderr.String(), fmt.Errorf("ansible-playbook %s: %w%s", strings.Join(books, " "), errors.Unwrap(runErr), stderrHint(stderr.String()))
 	}
+	if conn, _ := vars["ansible_connection"].(string); conn == "" || conn == "ssh" {
+		ssh := e.cfg.SSH
+		res.ssh = &ssh
+	}
 	return res, stderr.String(), nil
 }
 

@@ -91,6 +91,9 @@ func (n *jsonInt) UnmarshalJSON(b []byte) error {
 type runResults struct {
 	*jsonresults.AnsiblePlaybookJSONResults
 	modules moduleRun
+	// ssh is how the run connected to the nodes, for the error of one it could not reach; nil when it
+	// did not go over SSH.
+	ssh *SSH
 }
 
 // moduleRun is the run's report as far as the roles' modules extend it, task by task as in Plays.

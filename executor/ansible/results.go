@@ -196,6 +196,9 @@ func nodeResults(res *runResults, op operation, service string, nodes []executor
 		}
 		r.State, r.LastError = decide(op, o)
 		r.Transient = o.unreachable
+		if o.unreachable {
+			r.LastError = unreachable(failureMessage(o), res.ssh, n)
+		}
 		results = append(results, r)
 	}
 	return results
