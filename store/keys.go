@@ -11,6 +11,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/nodeexec/nodeexec/executor"
 )
 
 // Idempotency keys: a document of their own per key ("idempotency" collection, _id the key), naming
@@ -43,26 +45,11 @@ func (d *Deployment) Fingerprint() string {
 		Batch                              Batch
 		Deploy, Rollback, Scale, Restart   any
 	}{Kind: d.Kind, RollbackOf: d.RollbackOf, Service: d.Service, Version: d.Version, Platform: string(d.Platform), Batch: d.Batch}
-	if r := d.Deploy; r != nil {
-		c := *r
-		c.DeploymentID, c.Progress = "", nil
-		canon.Deploy = c
-	}
-	if r := d.Rollback; r != nil {
-		c := *r
-		c.DeploymentID, c.Progress = "", nil
-		canon.Rollback = c
-	}
-	if r := d.Scale; r != nil {
-		c := *r
-		c.DeploymentID, c.Progress = "", nil
-		canon.Scale = c
-	}
-	if r := d.Restart; r != nil {
-		c := *r
-		c.DeploymentID, c.Progress = "", nil
-		canon.Restart = c
-	}
+	// The request's own id is the deployment's, new on every try: never part of what was asked.
+	canon.Deploy = withoutID(d.Deploy, func(c *executor.DeployRequest) { c.DeploymentID = "" })
+	canon.Rollback = withoutID(d.Rollback, func(c *executor.RollbackRequest) { c.DeploymentID = "" })
+	canon.Scale = withoutID(d.Scale, func(c *executor.ScaleRequest) { c.DeploymentID = "" })
+	canon.Restart = withoutID(d.Restart, func(c *executor.RestartRequest) { c.DeploymentID = "" })
 	b, err := json.Marshal(canon)
 	if err != nil { // plain data: cannot happen; an empty fingerprint only loses the reuse check
 		return ""
@@ -154,4 +141,14 @@ func (s *Store) DeploymentByKey(ctx context.Context, key string) (*Deployment, e
 		return nil, err
 	}
 	return s.Deployment(ctx, k.DeploymentID)
+}
+
+// withoutID is a copy of r with its deployment id cleared by clear (nil when r is).
+func withoutID[T any](r *T, clear func(*T)) any {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	clear(&c)
+	return c
 }
