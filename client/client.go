@@ -144,6 +144,22 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any, a
 	})
 }
 
+// callFor is call for an answer of type T.
+func callFor[T any](ctx context.Context, c *Client, method, path string, body any, again retried) (*T, error) {
+	var out T
+	if err := c.call(ctx, method, path, body, &out, again); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// keyed gives a request that starts a deployment a new idempotency key when it has none.
+func keyed(key *string) {
+	if *key == "" {
+		*key = NewIdempotencyKey()
+	}
+}
+
 // send sends one request; an answer of 400 or more is returned as an *Error (its body read and closed).
 func (c *Client) send(ctx context.Context, method, path string, body []byte, isJSON bool, header http.Header) (*http.Response, error) {
 	var rd io.Reader

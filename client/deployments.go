@@ -14,9 +14,7 @@ import (
 // is set to a new key when empty, so the request is retried safely: sent twice, it still starts one
 // deployment. A node held by another deployment is a 409 node_busy (Holder names the holder).
 func (c *Client) Deploy(ctx context.Context, req api.DeployRequest) (*api.Accepted, error) {
-	if req.IdempotencyKey == "" {
-		req.IdempotencyKey = NewIdempotencyKey()
-	}
+	keyed(&req.IdempotencyKey)
 	return c.start(ctx, "/api/v1/deployments", req)
 }
 
@@ -25,55 +23,37 @@ func (c *Client) Deploy(ctx context.Context, req api.DeployRequest) (*api.Accept
 // deployment still running is 409 not_finished; one that changed nothing, 409 nothing_to_roll_back.
 // req.IdempotencyKey is set to a new key when empty.
 func (c *Client) Rollback(ctx context.Context, id string, req api.RollbackRequest) (*api.Accepted, error) {
-	if req.IdempotencyKey == "" {
-		req.IdempotencyKey = NewIdempotencyKey()
-	}
+	keyed(&req.IdempotencyKey)
 	return c.start(ctx, "/api/v1/deployments/"+escape(id)+"/rollback", req)
 }
 
 // Scale starts a scale of Kubernetes workloads (POST /api/v1/scale). req.IdempotencyKey is set to a
 // new key when empty.
 func (c *Client) Scale(ctx context.Context, req api.ScaleRequest) (*api.Accepted, error) {
-	if req.IdempotencyKey == "" {
-		req.IdempotencyKey = NewIdempotencyKey()
-	}
+	keyed(&req.IdempotencyKey)
 	return c.start(ctx, "/api/v1/scale", req)
 }
 
 // Restart starts a restart of a service on physical nodes (POST /api/v1/restart). req.IdempotencyKey is
 // set to a new key when empty.
 func (c *Client) Restart(ctx context.Context, req api.RestartRequest) (*api.Accepted, error) {
-	if req.IdempotencyKey == "" {
-		req.IdempotencyKey = NewIdempotencyKey()
-	}
+	keyed(&req.IdempotencyKey)
 	return c.start(ctx, "/api/v1/restart", req)
 }
 
 func (c *Client) start(ctx context.Context, path string, body any) (*api.Accepted, error) {
-	var out api.Accepted
-	if err := c.call(ctx, http.MethodPost, path, body, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.Accepted](ctx, c, http.MethodPost, path, body, retryable)
 }
 
 // Cancel stops a running deployment (POST /api/v1/deployments/{id}/cancel); Wait sees how it ends. One
 // that already ended is 409 finished; one another replica runs, 409 not_running_here.
 func (c *Client) Cancel(ctx context.Context, id string) (*api.Accepted, error) {
-	var out api.Accepted
-	if err := c.call(ctx, http.MethodPost, "/api/v1/deployments/"+escape(id)+"/cancel", nil, &out, once); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.Accepted](ctx, c, http.MethodPost, "/api/v1/deployments/"+escape(id)+"/cancel", nil, once)
 }
 
 // Get is a deployment as it stands (GET /api/v1/deployments/{id}).
 func (c *Client) Get(ctx context.Context, id string) (*api.Deployment, error) {
-	var out api.Deployment
-	if err := c.call(ctx, http.MethodGet, "/api/v1/deployments/"+escape(id), nil, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.Deployment](ctx, c, http.MethodGet, "/api/v1/deployments/"+escape(id), nil, retryable)
 }
 
 // ListOptions filter a page of deployments; zero values are left out (Limit 0: the server's default).
@@ -95,21 +75,13 @@ func (c *Client) List(ctx context.Context, o ListOptions) (*api.DeploymentList, 
 	if o.Limit != 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
-	var out api.DeploymentList
-	if err := c.call(ctx, http.MethodGet, "/api/v1/deployments?"+q.Encode(), nil, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.DeploymentList](ctx, c, http.MethodGet, "/api/v1/deployments?"+q.Encode(), nil, retryable)
 }
 
 // Node is one node's record (GET /api/v1/nodes/{service}/{host}); a Kubernetes workload's host is
 // "namespace/name".
 func (c *Client) Node(ctx context.Context, service, host string) (*api.Node, error) {
-	var out api.Node
-	if err := c.call(ctx, http.MethodGet, "/api/v1/nodes/"+escape(service)+"/"+escape(host), nil, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.Node](ctx, c, http.MethodGet, "/api/v1/nodes/"+escape(service)+"/"+escape(host), nil, retryable)
 }
 
 // Nodes are a service's node records (GET /api/v1/nodes?service=).

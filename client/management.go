@@ -13,21 +13,13 @@ import (
 // Info is what a deployment is, node by node, with a Kubernetes workload's pods as they are now (GET
 // /internal/v1/deploy/info/{deployment_id}).
 func (c *Client) Info(ctx context.Context, id string) (*api.Info, error) {
-	var out api.Info
-	if err := c.call(ctx, http.MethodGet, "/internal/v1/deploy/info/"+escape(id), nil, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.Info](ctx, c, http.MethodGet, "/internal/v1/deploy/info/"+escape(id), nil, retryable)
 }
 
 // Health is whether a deployment is healthy now: each node's record, its unit (physical nodes), its
 // pods (Kubernetes) and its HTTP check, looked at when asked (GET /internal/v1/deploy/health/{id}).
 func (c *Client) Health(ctx context.Context, id string) (*api.Health, error) {
-	var out api.Health
-	if err := c.call(ctx, http.MethodGet, "/internal/v1/deploy/health/"+escape(id), nil, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.Health](ctx, c, http.MethodGet, "/internal/v1/deploy/health/"+escape(id), nil, retryable)
 }
 
 // LogsOptions pick a deployment's log lines: Lines newest per node or pod (0: the server's default,
@@ -51,66 +43,38 @@ func (c *Client) Logs(ctx context.Context, id string, o LogsOptions) (*api.Logs,
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var out api.Logs
-	if err := c.call(ctx, http.MethodGet, path, nil, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.Logs](ctx, c, http.MethodGet, path, nil, retryable)
 }
 
 // ServiceStatus reads a service's unit on physical nodes now (GET /api/v1/services/{service}/status).
 func (c *Client) ServiceStatus(ctx context.Context, service string, hosts []string) (*api.ServiceStatuses, error) {
 	path := "/api/v1/services/" + escape(service) + "/status?" + url.Values{"nodes": {strings.Join(hosts, ",")}}.Encode()
-	var out api.ServiceStatuses
-	if err := c.call(ctx, http.MethodGet, path, nil, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.ServiceStatuses](ctx, c, http.MethodGet, path, nil, retryable)
 }
 
 // NodeService reads a service's unit on one physical node now (GET /api/v1/nodes/{service}/{host}/service).
 func (c *Client) NodeService(ctx context.Context, service, host string) (*api.ServiceStatus, error) {
-	var out api.ServiceStatus
-	if err := c.call(ctx, http.MethodGet, "/api/v1/nodes/"+escape(service)+"/"+escape(host)+"/service", nil, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.ServiceStatus](ctx, c, http.MethodGet, "/api/v1/nodes/"+escape(service)+"/"+escape(host)+"/service", nil, retryable)
 }
 
 // Commands is the server's allow-list of ad-hoc commands (GET /api/v1/adhoc; admin scope).
 func (c *Client) Commands(ctx context.Context) (*api.CommandList, error) {
-	var out api.CommandList
-	if err := c.call(ctx, http.MethodGet, "/api/v1/adhoc", nil, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.CommandList](ctx, c, http.MethodGet, "/api/v1/adhoc", nil, retryable)
 }
 
 // RunCommand runs one allow-listed command on nodes (POST /api/v1/adhoc; admin scope). It is sent once:
 // a command is not known to be safe to run twice.
 func (c *Client) RunCommand(ctx context.Context, req api.AdhocRequest) (*api.AdhocRun, error) {
-	var out api.AdhocRun
-	if err := c.call(ctx, http.MethodPost, "/api/v1/adhoc", req, &out, once); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.AdhocRun](ctx, c, http.MethodPost, "/api/v1/adhoc", req, once)
 }
 
 // StartCleanup starts a cleanup pass now (POST /api/v1/cleanups): the pass as it starts. Another pass
 // running is 409 cleanup_running.
 func (c *Client) StartCleanup(ctx context.Context) (*api.Cleanup, error) {
-	var out api.Cleanup
-	if err := c.call(ctx, http.MethodPost, "/api/v1/cleanups", nil, &out, once); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.Cleanup](ctx, c, http.MethodPost, "/api/v1/cleanups", nil, once)
 }
 
 // Cleanup is a cleanup pass as it stands (GET /api/v1/cleanups/{id}).
 func (c *Client) Cleanup(ctx context.Context, id string) (*api.Cleanup, error) {
-	var out api.Cleanup
-	if err := c.call(ctx, http.MethodGet, "/api/v1/cleanups/"+escape(id), nil, &out, retryable); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return callFor[api.Cleanup](ctx, c, http.MethodGet, "/api/v1/cleanups/"+escape(id), nil, retryable)
 }
