@@ -115,10 +115,7 @@ func ValidatePackage(p Package) error {
 	if p.URL == "" {
 		return invalid("package_url", "is required")
 	}
-	if len(p.URL) > MaxURLLength {
-		return invalid("package_url", "longer than %d characters", MaxURLLength)
-	}
-	if err := plainText("package_url", p.URL); err != nil {
+	if err := plainTextUpTo("package_url", p.URL, MaxURLLength); err != nil {
 		return err
 	}
 	u, err := url.Parse(p.URL)
@@ -183,10 +180,7 @@ func ValidateHealth(h HealthCheck) error {
 		if !strings.HasPrefix(h.HTTPPath, "/") {
 			return invalid("health.http_path", "must start with '/'")
 		}
-		if len(h.HTTPPath) > MaxHTTPPathLength {
-			return invalid("health.http_path", "longer than %d characters", MaxHTTPPathLength)
-		}
-		if err := plainText("health.http_path", h.HTTPPath); err != nil {
+		if err := plainTextUpTo("health.http_path", h.HTTPPath, MaxHTTPPathLength); err != nil {
 			return err
 		}
 		if strings.ContainsAny(h.HTTPPath, " \"'`\\") {
@@ -220,10 +214,7 @@ func ValidateUnit(u Unit) error {
 	if u.Exec != "" && (!execPathRe.MatchString(u.Exec) || strings.Contains(u.Exec, "..")) {
 		return invalid("unit.exec", "%q must be a relative path inside the release", u.Exec)
 	}
-	if len(u.Args) > MaxUnitArgsLength {
-		return invalid("unit.args", "longer than %d characters", MaxUnitArgsLength)
-	}
-	if err := plainText("unit.args", u.Args); err != nil {
+	if err := plainTextUpTo("unit.args", u.Args, MaxUnitArgsLength); err != nil {
 		return err
 	}
 	if len(u.Env) > MaxEnvVars {
@@ -233,10 +224,7 @@ func ValidateUnit(u Unit) error {
 		if !envKeyRe.MatchString(k) {
 			return invalid("unit.env", "%q is not an environment variable name", k)
 		}
-		if len(v) > MaxEnvValueLength {
-			return invalid("unit.env."+k, "longer than %d characters", MaxEnvValueLength)
-		}
-		if err := plainText("unit.env."+k, v); err != nil {
+		if err := plainTextUpTo("unit.env."+k, v, MaxEnvValueLength); err != nil {
 			return err
 		}
 		if strings.ContainsAny(v, "\"\\") {
@@ -271,6 +259,14 @@ func visibleText(field, s string) error {
 		}
 	}
 	return nil
+}
+
+// plainTextUpTo is plainText of at most most bytes.
+func plainTextUpTo(field, s string, most int) error {
+	if len(s) > most {
+		return invalid(field, "longer than %d characters", most)
+	}
+	return plainText(field, s)
 }
 
 // plainText refuses control characters (a newline ends a unit directive) and template markers: Ansible
