@@ -102,10 +102,14 @@ func (e *Engine) readLost(ctx context.Context, d *store.Deployment, held []strin
 		return nil, err
 	}
 	t := d.Targets().Only(held)
+	var res []executor.NodeResult
 	if r, ok := exec.(executor.Recoverer); ok {
-		return r.Recover(ctx, executor.RecoverRequest{DeploymentID: d.ID, Service: d.Service, Nodes: t.Nodes, Workloads: t.Workloads})
+		res, err = r.Recover(ctx, executor.RecoverRequest{DeploymentID: d.ID, Service: d.Service, Nodes: t.Nodes, Workloads: t.Workloads})
+	} else {
+		res, err = exec.Status(ctx, executor.StatusRequest{Service: d.Service, Nodes: t.Nodes, Workloads: t.Workloads})
 	}
-	return exec.Status(ctx, executor.StatusRequest{Service: d.Service, Nodes: t.Nodes, Workloads: t.Workloads})
+	cleanErrors(res)
+	return res, err
 }
 
 // judgeLost turns what a node says it runs into the outcome of the lost run on it.

@@ -80,7 +80,6 @@ func (r *recorder) emit(ctx context.Context, evs ...store.Event) {
 // the steps that ran on it, then its new state.
 func (e *Engine) finishNode(ctx context.Context, x *run, r executor.NodeResult) []store.Event {
 	r.Service = x.d.Service
-	r.LastError = executor.CleanError(r.LastError)
 	if err := e.persist(ctx, func(ctx context.Context) error { _, err := e.cfg.Store.Finish(ctx, x.d.ID, r.NodeStatus); return err }); err != nil {
 		x.log.WithField("node", r.Host).WithError(err).Error("could not record the node's end")
 	}

@@ -221,9 +221,7 @@ func (e *Engine) runGroup(x *run, exec executor.Executor, g group) ([]executor.N
 		return nil, err
 	}
 	e.metrics.ExecutorRun(d.Platform, d.Service, d.Kind, time.Since(began))
-	for i := range res { // before anything shows it: the retry announcements, the records
-		res[i].LastError = executor.CleanError(res[i].LastError)
-	}
+	cleanErrors(res) // before anything shows it: the retry announcements, the records
 	if err != nil && len(res) == 0 {
 		// Nothing ran on any node of this group: each is failed with the reason, and with why the run
 		// was cut short when it was (the deploy timeout, a shutdown) rather than a bare "deadline exceeded".
@@ -343,4 +341,12 @@ func (e *Engine) neverStarted(ctx context.Context, x *run) {
 	}
 	x.d.Error = context.Cause(x.ctx).Error() + " before it started"
 	e.end(ctx, x, e.giveBack(ctx, x, skipped))
+}
+
+// cleanErrors puts the executor's error texts as they are recorded and shown (executor.CleanError):
+// done once, where results come back from an executor (a run, or the read of a lost run's nodes).
+func cleanErrors(res []executor.NodeResult) {
+	for i := range res {
+		res[i].LastError = executor.CleanError(res[i].LastError)
+	}
 }
