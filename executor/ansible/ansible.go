@@ -125,6 +125,7 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
+	sweepLeftovers(cfg.Logger)
 	return &Executor{cfg: cfg, log: cfg.Logger}, nil
 }
 

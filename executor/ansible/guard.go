@@ -49,7 +49,7 @@ func startGuard(mastersDir string) (*runGuard, error) {
 	defer r.Close()
 	cmd := osexec.Command("/bin/sh", "-c", guardScript, "nodeexec-run-guard")
 	// The directory goes in the environment, not on the command line: what names it there is killed.
-	cmd.Env = append(os.Environ(), "NODEEXEC_GUARD_DIR="+mastersDir)
+	cmd.Env = append(os.Environ(), "NODEEXEC_GUARD_DIR="+mastersDir, ownerEnv())
 	cmd.Stdin = r
 	if err := cmd.Start(); err != nil {
 		w.Close()

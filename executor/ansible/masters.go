@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -51,6 +52,9 @@ func requestExits(ctx context.Context, dir string) {
 	entries, _ := os.ReadDir(dir)
 	var wg sync.WaitGroup
 	for _, ent := range entries {
+		if ent.Type()&fs.ModeSocket == 0 {
+			continue // the owner file
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -36,6 +36,11 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 	// closed when it ends (cancelled or not) rather than left to serve a task the run no longer waits
 	// for. A short path: a Unix socket's may not exceed 108 bytes.
 	masters, err := os.MkdirTemp("", "nx-cp-")
+	if err == nil {
+		if err = markMasters(masters); err != nil {
+			_ = os.RemoveAll(masters)
+		}
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("make a directory for SSH connections: %w", err)
 	}
@@ -78,7 +83,7 @@ func (e *Executor) run(ctx context.Context, books []string, vars map[string]any,
 		}),
 	)
 	var stdout, stderr bytes.Buffer
-	group := &groupExec{env: append(e.environ(dir), "ANSIBLE_SSH_CONTROL_PATH_DIR="+masters, controlPathEnv), dir: e.cfg.PlaybookDir,
+	group := &groupExec{env: append(e.environ(dir), "ANSIBLE_SSH_CONTROL_PATH_DIR="+masters, controlPathEnv, ownerEnv()), dir: e.cfg.PlaybookDir,
 		grace: e.cfg.KillGrace, started: guard.watch}
 	if progress != nil {
 		stream, err := startProgress(group, progress)

@@ -9,6 +9,7 @@ package ansible
 
 import (
 	"context"
+	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"strconv"
@@ -28,6 +29,7 @@ func (e *Executor) openMasters(dir string, nodes []executor.Node) (wait func()) 
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		cmd := osexec.CommandContext(ctx, "ssh", e.masterArgs(dir, n)...)
+		cmd.Env = append(os.Environ(), ownerEnv())
 		if err := cmd.Start(); err != nil {
 			continue // no ssh: Ansible says so for the node
 		}
