@@ -296,17 +296,7 @@ func TestAPIKill9MidDeployIsReconciledAtRestart(t *testing.T) {
 		t.Fatalf("deploy v1 = %v", end)
 	}
 	id := env.post("v2")
-	// Kill once the run is on the nodes: the first node has taken the lock for this deployment.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		out, _ := env.hosts.SSH(context.Background(), 0, "cat /opt/"+env.svc.Name+"/.nodeexec/lock.holder.json 2>/dev/null; pgrep -f nodeexec-lock >/dev/null && echo HELD")
-		if strings.Contains(out, id) && strings.Contains(out, "HELD") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the deploy never took the lock on host 1: %s", out)
-		}
-	}
+	env.waitLocked(id)
 	// Everything the run started: the server's process tree (ansible-playbook, its forked workers,
 	// their ssh clients, the run's guard) and the run's SSH masters, which ControlPersist moved out of it.
 	run := append(descendants(env.serve.Process.Pid), sshMasters()...)
@@ -354,6 +344,72 @@ func TestAPIKill9MidDeployIsReconciledAtRestart(t *testing.T) {
 		}
 	}
 	// The nodes are free and consistent: the next deploy runs and every node ends on v2.
+	if end := env.deploy("v2"); end["state"] != "success" {
+		t.Fatalf("deploy after the restart = %v", end)
+	}
+	for _, h := range env.hosts.Addrs[:3] {
+		if v := env.serving(h); v != "v2" {
+			t.Errorf("%s serves %q", h, v)
+		}
+	}
+}
+
+// waitLocked returns once deployment id's run is on the nodes: the first node has taken its lock.
+func (env *apiEnv) waitLocked(id string) {
+	env.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, _ := env.hosts.SSH(context.Background(), 0, "cat /opt/"+env.svc.Name+"/.nodeexec/lock.holder.json 2>/dev/null; pgrep -f nodeexec-lock >/dev/null && echo HELD")
+		if strings.Contains(out, id) && strings.Contains(out, "HELD") {
+			return
+		}
+		if time.Now().After(deadline) {
+			env.t.Fatalf("the deploy never took the lock on host 1: %s", out)
+		}
+	}
+}
+
+// kill -9 of the server and of its run's guard at once (as when a service manager kills the whole
+// group): what the run left running is ended by the next start, before it serves.
+func TestAPIKill9OfServerAndGuardLeftoversEndAtNextStart(t *testing.T) {
+	env := setupAPI(t)
+	if end := env.deploy("v1"); end["state"] != "success" {
+		t.Fatalf("deploy v1 = %v", end)
+	}
+	id := env.post("v2")
+	env.waitLocked(id)
+	var run []string
+	guard := 0
+	for _, p := range descendants(env.serve.Process.Pid) {
+		pidText, _, _ := strings.Cut(p, " ")
+		cmdline, _ := os.ReadFile("/proc/" + pidText + "/cmdline")
+		if bytes.Contains(cmdline, []byte("nodeexec-run-guard")) {
+			guard, _ = strconv.Atoi(pidText)
+			continue
+		}
+		run = append(run, p)
+	}
+	if guard == 0 {
+		t.Fatalf("no guard among the server's processes: %v", run)
+	}
+	_ = syscall.Kill(guard, syscall.SIGKILL)
+	env.stop(syscall.SIGKILL)
+	run = append(run, sshMasters()...)
+	// ansible-playbook dies with the server (Pdeathsig); its workers and the SSH masters do not.
+	left := stillRunningAfter(run, 500*time.Millisecond)
+	if len(left) == 0 {
+		t.Fatalf("nothing of the run outlived the server and its guard (%v): this test would prove nothing", run)
+	}
+	t.Logf("left running by the run: %v", left)
+
+	env.start()
+	if still := stillRunningAfter(left, 2*time.Second); len(still) > 0 {
+		t.Errorf("2s after the next start, processes of the killed run still run: %v", still)
+	}
+	// The deployment is reconciled, and the next deploy runs.
+	if code, got := env.call("GET", "/api/v1/deployments/"+id, nil); code != 200 || (got["state"] != "success" && got["state"] != "failed") {
+		t.Fatalf("deployment after restart = %d %v", code, got)
+	}
 	if end := env.deploy("v2"); end["state"] != "success" {
 		t.Fatalf("deploy after the restart = %v", end)
 	}
