@@ -8,7 +8,7 @@ import (
 
 // healthSteps names the steps that are health checks, by the step names the executors report: on
 // physical nodes the verification sub-steps of the nodeexec_release module (named in
-// roles/nodeexec_release/module_utils/nodeexec_unit.py; run after a deploy, after an automatic
+// roles/nodeexec_release/library/nodeexec_release.py, its unit part; run after a deploy, after an automatic
 // rollback, and after a rollback), on Kubernetes the rollout waits of executor/k8s. checks_test.go
 // holds this list to those sources.
 var healthSteps = map[executor.Platform][]struct {

@@ -44,13 +44,9 @@ func TestHealthCheckNamesTheVerificationSteps(t *testing.T) {
 // The physical checks are steps the nodeexec_release module reports, its step names string literals in
 // its Python code: renaming a step there without renaming it here would silently stop counting it.
 func TestPhysicalChecksAreStepsTheReleaseModuleReports(t *testing.T) {
-	var files []string
-	for _, pattern := range []string{"../roles/nodeexec_release/module_utils/*.py", "../roles/nodeexec_release/library/*.py"} {
-		found, err := filepath.Glob(pattern)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, found...)
+	files, err := filepath.Glob("../roles/nodeexec_release/library/*.py")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("the release module's source: %v %v", files, err)
 	}
 	var src strings.Builder
 	for _, f := range files {

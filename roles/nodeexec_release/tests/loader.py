@@ -1,38 +1,15 @@
-"""Loads the role's Python for its tests, as Ansible lays it out on a node: module_utils/nodeexec_*.py as
-ansible.module_utils.nodeexec_*, then library/nodeexec_release.py, which imports them from there.
-
-Each test file does `from loader import lockfile, node, unit, nr` (unittest discover puts this directory
-on sys.path). Every file is loaded once per test process, so a test that patches a function of one of them
-patches it for the library module too.
+"""Loads the role's module for its tests: library/nodeexec_release.py, one file (Ansible pipes it to the
+node as it is). Each test file does `from loader import lockfile, node, unit, nr`: the four names are the
+same module, named after the part of it a test is about (the node lock, the releases and the record, the
+unit, the phases). A test that patches a function patches it for the whole module.
 """
 
 import importlib.util
 import os
 import sys
-import types
 
 ROLE = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 LIBRARY = os.path.join(ROLE, "library", "nodeexec_release.py")
-MODULE_UTILS = os.path.join(ROLE, "module_utils")
-
-
-def _ansible():
-    """The ansible.module_utils package: the real one, or a stand-in where this python3 has no ansible (the
-    library imports AnsibleModule at the top; the tests never build one)."""
-    try:
-        import ansible.module_utils.basic  # noqa: F401
-    except ImportError:
-        for name in ("ansible", "ansible.module_utils"):
-            if name not in sys.modules:
-                pkg = types.ModuleType(name)
-                pkg.__path__ = []
-                sys.modules[name] = pkg
-        basic = types.ModuleType("ansible.module_utils.basic")
-        basic.AnsibleModule = object
-        sys.modules["ansible.module_utils.basic"] = basic
-        sys.modules["ansible"].module_utils = sys.modules["ansible.module_utils"]
-        sys.modules["ansible.module_utils"].basic = basic
-    return sys.modules["ansible.module_utils"]
 
 
 def _load(name, path):
@@ -49,38 +26,9 @@ def _load(name, path):
     return mod
 
 
-def _load_all():
-    utils = _ansible()
-    out = {}
-    for short in ("nodeexec_lockfile", "nodeexec_node", "nodeexec_unit"):
-        out[short] = _load("ansible.module_utils." + short, os.path.join(MODULE_UTILS, short + ".py"))
-        setattr(utils, short, out[short])
-    out["nodeexec_release"] = _load("nodeexec_release", LIBRARY)
-    return out
-
-
-_mods = _load_all()
-lockfile = _mods["nodeexec_lockfile"]
-node = _mods["nodeexec_node"]
-unit = _mods["nodeexec_unit"]
-nr = _mods["nodeexec_release"]
-
-
-class _Stop(Exception):
-    pass
+nr = lockfile = node = unit = _load("nodeexec_release", LIBRARY)
 
 
 def argument_spec():
-    """The module's argument_spec, as main() hands it to AnsibleModule (main stops right there)."""
-    from unittest import mock
-    seen = {}
-
-    def capture(argument_spec, **kw):
-        seen.update(argument_spec)
-        raise _Stop()
-    with mock.patch.object(nr, "AnsibleModule", capture):
-        try:
-            nr.main()
-        except _Stop:
-            pass
-    return seen
+    """The module's arguments, as it checks them."""
+    return nr.SPEC

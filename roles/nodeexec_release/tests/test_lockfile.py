@@ -1,4 +1,4 @@
-"""Unit tests of the node lock (module_utils/nodeexec_lockfile.py): a real flock held by a real detached
+"""Unit tests of the node lock (the first part of library/nodeexec_release.py): a real flock held by a real detached
 holder process, in a scratch directory; the holder's anchor is a real process the tests start and kill.
 `make test`, or python3 -m unittest discover -s roles/nodeexec_release/tests -p 'test_*.py'
 """
@@ -45,7 +45,9 @@ def anchor_of(pid):
     return [pid, st[3]]
 
 
-class LockTest(unittest.TestCase):
+class LockScratch(unittest.TestCase):
+    """A lock directory of the test's own, and no holder left behind."""
+
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = os.path.join(self.tmp.name, ".nodeexec")
@@ -75,6 +77,8 @@ class LockTest(unittest.TestCase):
         finally:
             os.close(fd)
 
+
+class LockTest(LockScratch):
     def test_acquire_starts_a_holder_that_says_who_holds_the_lock(self):
         token = self.acquire()
         info = self.holder_file()
@@ -196,6 +200,53 @@ class LockTest(unittest.TestCase):
             self.acquire(anchor=anchor)
         self.assertTrue(wait_until(self.lock_is_free), "the holder kept a lock for a run that had ended")
         self.assertTrue(wait_until(lambda: lockfile.read_info(self.dir) == {}))
+
+
+class ReclaimTest(LockScratch):
+    """A network cut leaves the node's sshd holding a dead connection, and the lock, open: the retry of
+    the same deployment reclaims it when that connection runs nothing, and only then."""
+
+    def connection(self, busy=False):
+        """A stand-in for an sshd session: a process, running a task (a child) when busy."""
+        p = subprocess.Popen(["/bin/sh", "-c", "sleep 60 & wait"] if busy else ["sleep", "60"])
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        if busy:
+            self.assertTrue(wait_until(lambda: not lockfile.session_idle(anchor_of(p.pid))), "no child yet")
+        return anchor_of(p.pid)
+
+    def test_the_same_holder_reclaims_the_lock_of_a_connection_that_runs_nothing(self):
+        earlier = self.connection()
+        old = self.acquire(anchor=earlier)
+        old_pid = self.holder_file()["pid"]
+        retry = self.connection()
+        token = lockfile.acquire(self.dir, HOLDER, "Deploy a release", 60, retry, reclaim=True)
+        self.assertNotEqual(token, old)
+        self.assertEqual((self.holder_file()["token"], self.holder_file()["anchor"]), (token, retry))
+        self.assertTrue(wait_until(lambda: not alive(old_pid)), "the earlier holder outlived the reclaim")
+        self.assertTrue(lockfile.holds(self.dir, token))
+
+    def test_what_is_never_reclaimed(self):
+        earlier = self.connection()
+        self.acquire(anchor=earlier)
+        cases = [
+            ("without reclaim", HOLDER, self.connection(), False, "wait for it to finish"),
+            ("another holder", "nodeexec deployment d-2", self.connection(), True, "wait for it to finish"),
+            ("the same connection", HOLDER, earlier, True, "wait for it to finish"),
+        ]
+        for name, holder, anchor, reclaim, advice in cases:
+            with self.subTest(name):
+                with self.assertRaises(lockfile.Busy) as cm:
+                    lockfile.acquire(self.dir, holder, "Deploy a release", 60, anchor, reclaim=reclaim)
+                self.assertIn(advice, str(cm.exception))
+                self.assertEqual(self.holder_file()["anchor"], earlier)
+
+    def test_a_connection_still_running_a_task_keeps_its_lock(self):
+        earlier = self.connection(busy=True)
+        self.acquire(anchor=earlier)
+        with self.assertRaises(lockfile.Busy) as cm:
+            lockfile.acquire(self.dir, HOLDER, "Deploy a release", 60, self.connection(), reclaim=True)
+        self.assertIn("an earlier run of the same holder is still working on the node", str(cm.exception))
+        self.assertEqual(self.holder_file()["anchor"], earlier)
 
 
 class AnchorTest(unittest.TestCase):

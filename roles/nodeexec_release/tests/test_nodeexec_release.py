@@ -1,4 +1,4 @@
-"""Unit tests of a service's releases on a node (module_utils/nodeexec_node.py: which releases cleanup keeps,
+"""Unit tests of a service's releases on a node (the release part of library/nodeexec_release.py: which releases cleanup keeps,
 the tar guard, unpacking, the node's deploy record, a failed deploy's evidence) and of the module's phases
 around them (library/nodeexec_release.py: steps, download, prepare/activate/cleanup/status/unlock). They
 run on scratch directories and 127.0.0.1, with no Ansible run and no systemd (systemctl is faked where a
@@ -21,7 +21,7 @@ import unittest
 from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # loader.py, also when run by path
-from loader import argument_spec, lockfile, node, nr, unit  # noqa: E402
+from loader import lockfile, node, nr, unit  # noqa: E402
 
 
 def state(current, previous, history, failed=""):
@@ -130,7 +130,7 @@ class CleanupTest(Scratch):
         os.makedirs(self.path("releases", ".v6.unpacking"))  # an interrupted unpack
         node.save_state(self.root, dict(state("v2", "v3", [("v4", S), ("v1", S), ("v3", S), ("v2", S), ("v5-bad", F)]), service="demo"))
 
-        kept, removed = node.cleanup(self.root, "demo", 3)
+        kept, removed = node.remove_old_releases(self.root, "demo", 3)
 
         self.assertEqual(kept, ["v2", "v3", "v1"])
         self.assertEqual(sorted(removed), ["v4", "v5-bad"])
@@ -147,7 +147,7 @@ class CleanupTest(Scratch):
                         history_result=history_result, clear_failed=clear_failed)
 
         def cleanup(keep):
-            node.cleanup(self.root, "demo", keep)
+            node.remove_old_releases(self.root, "demo", keep)
             return self.ls("releases"), self.ls(".nodeexec", "failed")
 
         rec("v1", history_version="v1", clear_failed=True)
@@ -178,7 +178,7 @@ class CleanupTest(Scratch):
         with fake_capture():
             for v in ("v3", "v4"):
                 node.keep_failed(self.root, "demo", v, "boom", True, 50)
-        kept, removed = node.cleanup(self.root, "demo", 2)
+        kept, removed = node.remove_old_releases(self.root, "demo", 2)
         self.assertEqual(kept, ["v2", "v1", "v4"])
         self.assertEqual(removed, ["v3"])
         self.assertEqual(self.ls(".nodeexec", "failed"), ["v4"])
@@ -187,11 +187,11 @@ class CleanupTest(Scratch):
         self.release("v1", 1000)
         for keep in (1, 0, -1):
             with self.subTest(keep=keep), self.assertRaisesRegex(ValueError, "at least 2"):
-                node.cleanup(self.root, "demo", keep)
+                node.remove_old_releases(self.root, "demo", keep)
         self.assertEqual(self.ls("releases"), ["v1"])
 
     def test_cleanup_of_a_node_never_deployed_removes_nothing(self):
-        self.assertEqual(node.cleanup(self.root, "demo", 2), ([], []))
+        self.assertEqual(node.remove_old_releases(self.root, "demo", 2), ([], []))
 
 
 def tarball(*members):
@@ -747,34 +747,13 @@ class CheckRequestTest(unittest.TestCase):
 
 # --- whole phases, as Ansible runs main() ---------------------------------------------------------------
 class Exit(Exception):
-    """What the module answered: exit_json or fail_json end the module, so they end the call here too."""
+    """What the module answered: answering ends the module, so it ends the call here too."""
 
     def __init__(self, failed, result):
         super().__init__(result.get("msg", ""))
         self.failed, self.result = failed, result
 
 
-
-
-class FakeModule:
-    def __init__(self, spec, params):
-        unknown = set(params) - set(spec)
-        if unknown:
-            raise AssertionError("not options of the module: %s" % sorted(unknown))
-        self.params = {k: v.get("default") for k, v in spec.items()}
-        self.params.update(params)
-        for k, v in spec.items():
-            if v.get("required") and not self.params.get(k):
-                raise AssertionError("missing required option %s" % k)
-            if v.get("choices") and self.params[k] not in v["choices"]:
-                raise AssertionError("%s=%r is not one of %s" % (k, self.params[k], v["choices"]))
-
-    def exit_json(self, **result):
-        raise Exit(False, result)
-
-    def fail_json(self, **result):
-        assert "msg" in result
-        raise Exit(True, result)
 
 
 class FakeSystemd:
@@ -812,12 +791,8 @@ def active(pid, restarts=0):
 class PhaseTest(Scratch):
     """Runs the module's main() as Ansible would, with a fake systemd; a real node lock."""
 
-    spec = None
-
     def setUp(self):
         super().setUp()
-        if PhaseTest.spec is None:
-            PhaseTest.spec = argument_spec()
         self.lock_dir = self.path(".nodeexec")
         self.systemd = FakeSystemd(self.root, {})
         self.installed = []
@@ -834,10 +809,13 @@ class PhaseTest(Scratch):
         p = dict(phase=phase, root=self.root, service="demo", lock_dir=self.lock_dir, lock_holder="test run",
                  playbook="a test")
         p.update(params)
-        module = FakeModule(self.spec, p)
-        with mock.patch.object(nr, "AnsibleModule", lambda argument_spec, **kw: module):
+        def answer(result, failed=False):
+            if failed:
+                self.assertIn("msg", result)
+            raise Exit(failed, result)
+        with mock.patch.object(nr, "answer", answer):
             try:
-                nr.main()
+                nr.main(json.dumps(p))
             except Exit as e:
                 self.assertNotIn("failed", e.result)  # Ansible would fail the task whatever its value
                 for item in e.result.get("steps", []):

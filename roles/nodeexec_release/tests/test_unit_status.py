@@ -1,4 +1,4 @@
-"""Unit tests of the service's systemd unit as the module sees it (module_utils/nodeexec_unit.py): what
+"""Unit tests of the service's systemd unit as the module sees it (its part of library/nodeexec_release.py): what
 systemctl show says, the unit's uptime and resources, crash detection (ProcessWatch), the health checks,
 and verify()'s polling loop on a fake clock. No systemd and no Ansible run: `make test`, or
 python3 -m unittest discover -s roles/nodeexec_release/tests -p 'test_*.py'
@@ -79,7 +79,7 @@ class SystemctlShowTest(unittest.TestCase):
                     "restart": (1, "", "Job for demo.service failed.\n")}[args[0]]
         with mock.patch.object(unit, "systemctl", systemctl), \
                 self.assertRaisesRegex(RuntimeError, r"^systemctl restart demo.service: Job for demo.service failed.$"):
-            unit.restart("demo")
+            unit.restart_unit("demo")
         # reset-failed first: a deliberate restart is never refused by the start limit of a crash loop.
         self.assertEqual(calls, ["is-enabled", "enable", "reset-failed", "restart"])
 
