@@ -95,6 +95,8 @@ func (e *Executor) commonVars(service, deploymentID string) map[string]any {
 	vars := e.nodeVars(service)
 	vars["nodeexec_lock_holder"] = lockHolder(deploymentID)
 	vars["nodeexec_lock_ttl"] = int(e.cfg.LockTTL.Seconds())
+	// A retry of the deployment takes over the lock an earlier attempt's cut connection still holds.
+	vars["nodeexec_lock_reclaim"] = true
 	vars["nodeexec_download_timeout"] = seconds(e.cfg.DownloadTimeout)
 	vars["nodeexec_health_timeout"] = seconds(e.cfg.HealthTimeout)
 	return vars
