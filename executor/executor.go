@@ -46,6 +46,33 @@ type ScaleRequest struct {
 // MaxLogLines bounds the lines one log read returns (of a pod, or of each node in a deployment's logs).
 const MaxLogLines = 10000
 
+// JournalReader is an Executor that can read a service's own log on its nodes: the unit's journal,
+// newest last, at most Lines lines per node (and a bounded number of bytes).
+type JournalReader interface {
+	Journal(ctx context.Context, req JournalRequest) ([]NodeJournal, error)
+}
+
+// JournalRequest asks for the last Lines lines of Service's unit on each of Nodes.
+type JournalRequest struct {
+	Service string
+	Nodes   []Node
+	Lines   int
+}
+
+// JournalLine is one line of a unit's journal: when it was logged (the node's clock), by which unit.
+type JournalLine struct {
+	Time    time.Time
+	Unit    string
+	Message string
+}
+
+// NodeJournal is one node's lines, oldest first; Error says why the node could not be read.
+type NodeJournal struct {
+	Host  string
+	Lines []JournalLine
+	Error string
+}
+
 // PodInspector is an Executor that can show a workload's pods and their logs.
 type PodInspector interface {
 	WorkloadPods(ctx context.Context, w Workload) ([]Pod, error)
