@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // nodeSSH runs cmd on test host i (0-based) as root and fails the test when it fails.
@@ -183,3 +184,58 @@ func TestFaultDiskFullDuringUnpack(t *testing.T) {
 	env.recordedIsServed()
 }
 
+// The nodes' clocks are off: three hours ahead on the first node, three behind on the second (every
+// process of nodeexec's SSH sessions there runs under libfaketime; the wall clock only, as a wrong clock
+// is). Nothing nodeexec decides depends on a node's clock: the deploys succeed, every time nodeexec
+// records is its own, and a unit's uptime comes out right.
+func TestFaultClockSkew(t *testing.T) {
+	env := setupAPI(t)
+	lib := strings.TrimSpace(env.nodeSSH(0, "ls /usr/lib/*/faketime/libfaketime.so.1"))
+	for i, offset := range []string{"+3h", "-3h"} {
+		env.nodeSSH(i, fmt.Sprintf("printf 'SetEnv LD_PRELOAD=%s FAKETIME=%s DONT_FAKE_MONOTONIC=1\\n' >/etc/ssh/sshd_config.d/zz-skew.conf && systemctl reload ssh", lib, offset))
+		t.Cleanup(func() {
+			_, _ = env.hosts.SSH(context.Background(), i, "rm -f /etc/ssh/sshd_config.d/zz-skew.conf && systemctl reload ssh")
+		})
+	}
+	for i, want := range []time.Duration{3 * time.Hour, -3 * time.Hour, 0} {
+		secs, err := strconv.ParseInt(strings.TrimSpace(env.nodeSSH(i, "date +%s")), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off := time.Unix(secs, 0).Sub(time.Now()); (off - want).Abs() > time.Minute {
+			t.Fatalf("host %d's clock is off by %s, want %s", i+1, off.Round(time.Second), want)
+		}
+	}
+
+	start := time.Now().Add(-time.Second)
+	for _, v := range []string{"v1", "v2"} {
+		id := env.post(v)
+		events, end := env.follow(id, nil)
+		if end == nil || end["state"] != "success" {
+			t.Fatalf("deploy %s with skewed node clocks = %v", v, end)
+		}
+		_, d := env.call("GET", "/api/v1/deployments/"+id, nil)
+		for _, field := range []string{"created_at", "started_at", "finished_at"} {
+			at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(d[field]))
+			if err != nil || at.Before(start) || at.After(time.Now().Add(time.Second)) {
+				t.Errorf("deployment %s %s = %v: not nodeexec's own time (%v)", v, field, d[field], err)
+			}
+		}
+		for _, ev := range events {
+			at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(ev["time"]))
+			if err != nil || at.Before(start) || at.After(time.Now().Add(time.Second)) {
+				t.Errorf("event %v of node %v at %v: not nodeexec's own time", ev["seq"], ev["node"], ev["time"])
+			}
+		}
+	}
+	for _, h := range env.hosts.Addrs[:3] {
+		if v := env.serving(h); v != "v2" {
+			t.Errorf("%s serves %q, want v2", h, v)
+		}
+		_, st := env.call("GET", "/api/v1/nodes/"+env.svc.Name+"/"+h+"/service", nil)
+		if up, ok := st["uptime_seconds"].(float64); !ok || up < 0 || up > 600 {
+			t.Errorf("%s: uptime %v, want the seconds since the deploy", h, st["uptime_seconds"])
+		}
+	}
+	env.recordedIsServed()
+}

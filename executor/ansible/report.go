@@ -110,6 +110,8 @@ type moduleRun struct {
 type moduleResult struct {
 	Steps  json.RawMessage `json:"steps"`
 	Report json.RawMessage `json:"report"`
+	// Journal is the journal phase's lines.
+	Journal []journalLine `json:"journal"`
 }
 
 // subStep is one entry of a module result's steps: what used to be one Ansible task.

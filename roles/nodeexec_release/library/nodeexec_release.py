@@ -17,12 +17,12 @@ description:
     the version, downloads and checks the package (skipped when the release is on the node from a package
     with that SHA256), unpacks it and renders its unit; C(activate) switches, restarts and verifies, and on
     failure keeps the evidence and goes back to the previous release; then records and unlocks.
-  - C(rollback), C(restart), C(cleanup) run whole under the lock in one call; C(status) reads; C(unlock)
-    releases a lock by holder or by force.
+  - C(rollback), C(restart), C(cleanup) run whole under the lock in one call; C(status) reads; C(journal)
+    reads the unit's last journal lines; C(unlock) releases a lock by holder or by force.
   - Every result carries C(steps) and C(report) (the node's record and what it runs).
 options:
   phase: {description: What to do, type: str, required: true,
-          choices: [prepare, activate, rollback, restart, cleanup, status, unlock]}
+          choices: [prepare, activate, rollback, restart, cleanup, status, unlock, journal]}
   root: {description: The service's directory, type: path, required: true}
   service: {description: Service name (the systemd unit is <service>.service), type: str, required: true}
   version: {description: prepare/activate - the release to deploy, type: str, default: ""}
@@ -38,7 +38,7 @@ options:
               type: str, default: ""}
   service_env: {description: "prepare - the role's unit - environment of the service, kept in the release's .nodeexec.env",
                 type: dict, default: {}}
-  journal_lines: {description: activate - journal lines a failed deploy keeps (1 to 1000), type: int, default: 50}
+  journal_lines: {description: "activate - journal lines a failed deploy keeps; journal - lines to read (1 to 1000)", type: int, default: 50}
   token: {description: activate - the lock token prepare returned, type: str, default: ""}
   rollback_to: {description: rollback - the version to go back to (default the recorded previous), type: str, default: ""}
   keep: {description: cleanup - releases to keep (at least 2), type: int, default: 5}
@@ -59,6 +59,7 @@ steps: {description: the sub-steps, each {name, status, start, duration, msg[, s
 report: {description: the node's record and what it runs (docs/node-contract.md), type: dict}
 done: {description: prepare - nothing more to do on this node in this run, type: bool}
 token: {description: prepare - the lock token, for activate, type: str}
+journal: {description: "journal - the unit's last lines, oldest first, each {time, unit, message}", type: list}
 """
 
 import contextlib
@@ -98,6 +99,13 @@ WATCH_EVERY = 0.5
 # ansible-playbook itself; comm is cut to 15 characters by the kernel.
 SSHD_NAMES = ("sshd", "sshd-session")
 CONTROLLER_PREFIX = "ansible-playboo"
+
+
+def pause(seconds):
+    """Wait seconds, on poll(2) rather than time.sleep: sleep goes through clock_nanosleep, which tools
+    that set a node's wall clock apart (libfaketime, used by the clock-skew test) get wrong."""
+    if seconds > 0:
+        select.poll().poll(max(1, int(seconds * 1000)))
 
 
 def _stat(pid):
@@ -209,7 +217,7 @@ def _hold(d, info, ttl, anchor, report_fd):
     signal.signal(signal.SIGTERM, stop)
     deadline = time.monotonic() + ttl
     while time.monotonic() < deadline:
-        time.sleep(min(WATCH_EVERY, max(0.0, deadline - time.monotonic())))
+        pause(min(WATCH_EVERY, max(0.0, deadline - time.monotonic())))
         if read_info(d).get("token") != info["token"]:
             break  # someone removed our record: treat it as a release
         if not anchor_alive(anchor):
@@ -321,7 +329,7 @@ def _acquire(d, holder, playbook, ttl, anchor):
         other = read_info(d)
         if other:
             break
-        time.sleep(0.05)
+        pause(0.05)
     raise Busy(other)
 
 
@@ -358,7 +366,7 @@ def release(d, token="", unlock_holder="", force=False):
     deadline = time.monotonic() + 10
     fd = os.open(os.path.join(d, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        pause = 0.001
+        backoff = 0.001
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -373,8 +381,8 @@ def release(d, token="", unlock_holder="", force=False):
                     os.close(pidfd)
                     pidfd = None
                     continue
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
+                pause(backoff)
+                backoff = min(backoff * 2, 0.05)
     finally:
         os.close(fd)
         if pidfd is not None:
@@ -991,7 +999,7 @@ class Health:
         return out
 
 
-def verify(service, health, steps, alive=lambda: True, clock=time.monotonic, sleep=time.sleep, show=props):
+def verify(service, health, steps, alive=lambda: True, clock=time.monotonic, sleep=pause, show=props):
     """Watch the restarted unit until every check passes (then hold steady), recording one step per check.
     Raises StepFailed (from steps) naming the check that failed; a process that dies fails at once."""
     deadline = clock() + health.window
@@ -1040,6 +1048,36 @@ def verify(service, health, steps, alive=lambda: True, clock=time.monotonic, sle
                     if why:
                         raise steps.fail(STEP_STEADY, "%s stopped passing: %s" % (name, why))
             st.msg = "held steady for %gs" % health.steady
+
+
+def journal(service, lines, max_bytes=MAX_JOURNAL_BYTES * 4):
+    """The unit's last lines, oldest first, each {time, unit, message}; at most max_bytes of messages
+    (the oldest go first). Raises when journalctl cannot be run."""
+    r = subprocess.run(["journalctl", "-u", unit_name(service), "-n", str(lines), "--no-pager", "-o", "json",
+                        "--output-fields=MESSAGE,_SYSTEMD_UNIT,UNIT"],
+                       capture_output=True, text=True, errors="replace", timeout=30)
+    if r.returncode != 0 and not r.stdout:
+        raise RuntimeError("journalctl: %s" % (r.stderr.strip() or "exit %d" % r.returncode))
+    out = []
+    for line in r.stdout.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        message = e.get("MESSAGE", "")
+        if isinstance(message, list):  # journald gives bytes that are not UTF-8 as a list of numbers
+            message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode("utf-8", "replace")
+        usec = int(e.get("__REALTIME_TIMESTAMP") or 0)
+        at = datetime.datetime.fromtimestamp(usec / 1e6, datetime.timezone.utc)
+        out.append({"time": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "unit": e.get("_SYSTEMD_UNIT") or e.get("UNIT") or unit_name(service),
+                    "message": str(message)[:MAX_LINE]})
+    size, kept = 0, []
+    for e in reversed(out):
+        size += len(e["message"]) + 1
+        if size > max_bytes:
+            break
+        kept.append(e)
+    return kept[::-1]
 
 
 def journal_hint(service, lines=3):
@@ -1486,6 +1524,17 @@ def cleanup(run):
     run.exit(bool(run.removed))
 
 
+def read_journal(run):
+    """The service's own log on the node: its unit's last journal_lines lines. Reads only, no lock."""
+    try:
+        with run.steps.step("Read the unit's journal") as st:
+            lines = journal(run.service, min(max(run.p["journal_lines"], 1), MAX_JOURNAL_LINES))
+            st.msg = "%d lines" % len(lines)
+    except StepFailed as e:
+        run.fail(str(e))
+    run.exit(False, journal=lines)
+
+
 def unlock(run):
     p = run.p
     try:
@@ -1501,7 +1550,7 @@ def unlock(run):
 
 
 PHASES = {"prepare": prepare, "activate": activate, "rollback": rollback, "restart": restart,
-          "cleanup": cleanup, "status": lambda run: run.exit(False), "unlock": unlock}
+          "cleanup": cleanup, "status": lambda run: run.exit(False), "unlock": unlock, "journal": read_journal}
 
 
 SPEC = dict(

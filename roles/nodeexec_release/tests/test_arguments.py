@@ -94,7 +94,7 @@ class ParseArgsTest(unittest.TestCase):
     def test_what_is_refused(self):
         cases = [
             ({"colour": "red"}, "unsupported parameters: colour (supported: "),
-            ({"phase": "launch"}, "phase must be one of prepare, activate, rollback, restart, cleanup, status, unlock, got 'launch'"),
+            ({"phase": "launch"}, "phase must be one of prepare, activate, rollback, restart, cleanup, status, unlock, journal, got 'launch'"),
             ({"phase": None}, "missing required argument: phase"),
             ({"keep": "3.5"}, "keep must be a whole number, got '3.5'"),
             ({"keep": True}, "keep must be a whole number, got True"),

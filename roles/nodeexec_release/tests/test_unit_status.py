@@ -108,6 +108,40 @@ def show(state="active", sub=None, pid=100, restarts=0, **more):
     return p
 
 
+class JournalTest(unittest.TestCase):
+    """The service's own log as the journal phase reads it: journalctl's JSON, one entry per line."""
+
+    def read(self, stdout, rc=0, stderr="", **kw):
+        done = subprocess.CompletedProcess([], rc, stdout=stdout, stderr=stderr)
+        with mock.patch.object(unit.subprocess, "run", return_value=done) as run:
+            lines = unit.journal("demo", 100, **kw)
+        self.assertEqual(run.call_args[0][0][:5], ["journalctl", "-u", "demo.service", "-n", "100"])
+        return lines
+
+    def test_each_line_with_its_time_and_unit_oldest_first(self):
+        out = "\n".join([
+            '{"__REALTIME_TIMESTAMP":"1733500000000000","_SYSTEMD_UNIT":"demo.service","MESSAGE":"listening on :8080"}',
+            'not json: journalctl said something else',
+            '{"__REALTIME_TIMESTAMP":"1733500001500000","UNIT":"demo.service","MESSAGE":[104,105,255]}',
+        ])
+        self.assertEqual(self.read(out), [
+            {"time": "2024-12-06T15:46:40.000000Z", "unit": "demo.service", "message": "listening on :8080"},
+            {"time": "2024-12-06T15:46:41.500000Z", "unit": "demo.service", "message": "hi\ufffd"},
+        ])
+
+    def test_bounded_by_bytes_keeping_the_newest(self):
+        out = "\n".join('{"__REALTIME_TIMESTAMP":"%d","MESSAGE":"%s"}' % (i, "x" * 99) for i in range(10))
+        lines = self.read(out, max_bytes=350)  # room for three messages of 100 bytes
+        self.assertEqual([l["time"] for l in lines], ["1970-01-01T00:00:00.00000%dZ" % i for i in (7, 8, 9)])
+        long = self.read('{"__REALTIME_TIMESTAMP":"1","MESSAGE":"%s"}' % ("y" * 5000))
+        self.assertEqual(len(long[0]["message"]), unit.MAX_LINE)
+
+    def test_journalctl_failing_says_why(self):
+        with self.assertRaises(RuntimeError) as cm:
+            self.read("", rc=1, stderr="Failed to get journal access: Permission denied")
+        self.assertIn("Permission denied", str(cm.exception))
+
+
 class ProcessWatchTest(unittest.TestCase):
     def test_what_the_process_did(self):
         # (name, the first look after the restart, later looks, None when nothing died or what the message says)
