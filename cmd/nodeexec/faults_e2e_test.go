@@ -43,6 +43,27 @@ func (env *apiEnv) recordedIsServed() {
 	}
 }
 
+// allServe checks that each of the three nodes serves version.
+func (env *apiEnv) allServe(version string) {
+	env.t.Helper()
+	for _, h := range env.hosts.Addrs[:3] {
+		if v := env.serving(h); v != version {
+			env.t.Errorf("%s serves %q, want %s", h, v, version)
+		}
+	}
+}
+
+// deploysEverywhere deploys version to the three nodes: it must end success, each node serving it and
+// recorded so.
+func (env *apiEnv) deploysEverywhere(version, when string) {
+	env.t.Helper()
+	if end := env.deploy(version); end["state"] != "success" {
+		env.t.Fatalf("deploy %s %s = %v", version, when, end)
+	}
+	env.allServe(version)
+	env.recordedIsServed()
+}
+
 // ssh drops between two tasks of a deploy (the host's link goes down once it has prepared the release):
 // the node's sshd still holds the dead connection, and the lock with it. The server reports the node
 // unreachable, retries it as configured, and the retry, once the link is back, takes over the lock of
@@ -84,11 +105,7 @@ func TestFaultSSHDropsBetweenTasks(t *testing.T) {
 	if end == nil || end["state"] != "success" {
 		t.Fatalf("deploy through a dropped connection = %v\nretries %q\nevents %v", end, retries, events)
 	}
-	for _, h := range env.hosts.Addrs[:3] {
-		if v := env.serving(h); v != "v2" {
-			t.Errorf("%s serves %q, want v2", h, v)
-		}
-	}
+	env.allServe("v2")
 	env.recordedIsServed()
 }
 
@@ -113,15 +130,7 @@ func TestFaultNodeRebootsMidDeploy(t *testing.T) {
 	}
 	t.Logf("the deploy across the reboot ended %v", end["state"])
 	env.recordedIsServed()
-	if end := env.deploy("v2"); end["state"] != "success" {
-		t.Fatalf("deploy after the reboot = %v", end)
-	}
-	for _, h := range env.hosts.Addrs[:3] {
-		if v := env.serving(h); v != "v2" {
-			t.Errorf("%s serves %q, want v2", h, v)
-		}
-	}
-	env.recordedIsServed()
+	env.deploysEverywhere("v2", "after the reboot")
 }
 
 // The node's disk fills up while the release unpacks: the node stays on the release it ran, with
@@ -173,15 +182,7 @@ func TestFaultDiskFullDuringUnpack(t *testing.T) {
 	env.recordedIsServed()
 
 	env.nodeSSH(0, "mount -o remount,size=256m "+root)
-	if end := env.deploy("v2"); end["state"] != "success" {
-		t.Fatalf("deploy v2 with room again = %v", end)
-	}
-	for _, h := range env.hosts.Addrs[:3] {
-		if v := env.serving(h); v != "v2" {
-			t.Errorf("%s serves %q, want v2", h, v)
-		}
-	}
-	env.recordedIsServed()
+	env.deploysEverywhere("v2", "with room again")
 }
 
 // The nodes' clocks are off: three hours ahead on the first node, three behind on the second (every
@@ -228,10 +229,8 @@ func TestFaultClockSkew(t *testing.T) {
 			}
 		}
 	}
+	env.allServe("v2")
 	for _, h := range env.hosts.Addrs[:3] {
-		if v := env.serving(h); v != "v2" {
-			t.Errorf("%s serves %q, want v2", h, v)
-		}
 		_, st := env.call("GET", "/api/v1/nodes/"+env.svc.Name+"/"+h+"/service", nil)
 		if up, ok := st["uptime_seconds"].(float64); !ok || up < 0 || up > 600 {
 			t.Errorf("%s: uptime %v, want the seconds since the deploy", h, st["uptime_seconds"])
