@@ -182,4 +182,3 @@ func TestFaultDiskFullDuringUnpack(t *testing.T) {
 	}
 	env.recordedIsServed()
 }
-
