@@ -158,7 +158,8 @@ type Logs struct {
 	Source       string     `json:"source"`
 	Lines        int        `json:"lines"`
 	Logs         []LogEntry `json:"logs"`
-	// Error says why there are no lines at all (this server cannot read the service's log); Errors
+	// Error says why there are no lines at all (this server cannot read the service's journal, or has
+	// no Kubernetes cluster); Errors
 	// the nodes or pods that could not be read, the others' lines being there.
 	Error  string         `json:"error,omitempty"`
 	Errors []LogReadError `json:"errors,omitempty"`

@@ -66,6 +66,9 @@ func (s *Server) deployLogs(c *gin.Context) {
 		}
 		out.Logs, out.Failures = foldLogs(d, evs, sc.node)
 	case d.Platform == executor.PlatformK8s:
+		if _, ok := s.cfg.K8s.(executor.PodInspector); !ok {
+			out.Error = "this server has no Kubernetes cluster to read the pods' logs from; the deployment's own events are at ?source=events"
+		}
 		out.Logs, out.Errors = s.readPodLogs(ctx, sc.pods, lines)
 	default:
 		if !s.readJournals(c, d, sc.node, lines, &out) {
