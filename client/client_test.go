@@ -82,14 +82,21 @@ func TestEveryCallAgainstTheRealServer(t *testing.T) {
 	if ns, err := c.Nodes(ctx, "web"); err != nil || len(ns) != 2 {
 		t.Errorf("Nodes = %+v, %v", ns, err)
 	}
-	if info, err := c.Info(ctx, acc.ID); err != nil || info.Status != api.StateSuccess || info.Summary["success"] != 2 || len(info.Nodes) != 2 {
+	if info, err := c.Info(ctx, acc.ID); err != nil || info.Status != api.StatusSucceeded || info.State != api.StateSuccess || info.Summary["success"] != 2 ||
+		len(info.Nodes) != 2 || info.Replicas != 2 || len(info.Details.Pods) != 2 {
 		t.Errorf("Info = %+v, %v", info, err)
 	}
-	if h, err := c.Health(ctx, acc.ID); err != nil || !h.Healthy || len(h.Checks) != 2 || h.Checks[0].Type != "node_status" {
+	if h, err := c.Health(ctx, acc.ID); err != nil || !h.Healthy || h.Message == "" || h.Checks[0].Name != api.CheckPodStatus || h.Checks[0].Status != api.CheckHealthy ||
+		len(h.Details) != 2 || h.Details[0].Type != "node_status" {
 		t.Errorf("Health = %+v, %v", h, err)
 	}
-	if l, err := c.Logs(ctx, acc.ID, client.LogsOptions{Lines: 2, PodName: "10.0.0.2"}); err != nil || l.Lines != 2 || len(l.Logs) != 1 || len(l.Logs[0].Lines) != 2 {
+	if l, err := c.Logs(ctx, acc.ID, client.LogsOptions{Lines: 2, PodName: "10.0.0.2", Source: api.LogSourceEvents}); err != nil || l.Lines != 2 || l.Source != "events" ||
+		len(l.Logs) != 2 || l.Logs[0].PodName != "10.0.0.2" || l.Logs[1].PodName != "10.0.0.2" {
 		t.Errorf("Logs = %+v, %v", l, err)
+	}
+	// An executor that cannot read the service's journal: no lines, and why.
+	if l, err := c.Logs(ctx, acc.ID, client.LogsOptions{}); err != nil || l.Source != "service" || len(l.Logs) != 0 || !strings.Contains(l.Error, "cannot read the service's journal") {
+		t.Errorf("Logs of the service = %+v, %v", l, err)
 	}
 	v2, err := c.Deploy(ctx, request("v2", "10.0.0.1", "10.0.0.2"))
 	if err != nil {

@@ -87,7 +87,7 @@ func TestPlanLayerRollsBackAFailedBatchOnTheTestHosts(t *testing.T) {
 	}
 
 	info, err := c.Info(ctx, d.ID)
-	if err != nil || info.Status != api.StateFailed {
+	if err != nil || info.Status != api.StatusFailed {
 		t.Errorf("Info of the batch = %+v, %v", info, err)
 	}
 	for _, host := range up {
@@ -100,7 +100,13 @@ func TestPlanLayerRollsBackAFailedBatchOnTheTestHosts(t *testing.T) {
 	if err != nil || !h.Healthy {
 		t.Errorf("the rolled-back service's health = %+v, %v", h, err)
 	}
-	if logs, err := c.Logs(ctx, d.ID, client.LogsOptions{PodName: unreachable}); err != nil || len(logs.Logs) != 1 {
-		t.Errorf("the unreachable node's logs = %+v, %v", logs, err)
+	logs, err := c.Logs(ctx, d.ID, client.LogsOptions{PodName: unreachable, Source: api.LogSourceEvents})
+	if err != nil || len(logs.Logs) == 0 {
+		t.Errorf("the unreachable node's events = %+v, %v", logs, err)
+	}
+	for _, l := range logs.Logs {
+		if l.PodName != unreachable {
+			t.Errorf("the unreachable node's events hold a line of %s: %+v", l.PodName, l)
+		}
 	}
 }

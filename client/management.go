@@ -10,26 +10,30 @@ import (
 	"github.com/nodeexec/nodeexec/api"
 )
 
-// Info is what a deployment is, node by node, with a Kubernetes workload's pods as they are now (GET
-// /internal/v1/deploy/info/{deployment_id}).
+// Info is what a deployment is: its status in the Plan Layer's words, its replicas (a Kubernetes
+// workload's pods, or its physical nodes, each with its phase and readiness), and node by node what its
+// record says (GET /internal/v1/deploy/info/{deployment_id}).
 func (c *Client) Info(ctx context.Context, id string) (*api.Info, error) {
 	return callFor[api.Info](ctx, c, http.MethodGet, "/internal/v1/deploy/info/"+escape(id), nil, retryable)
 }
 
-// Health is whether a deployment is healthy now: each node's record, its unit (physical nodes), its
-// pods (Kubernetes) and its HTTP check, looked at when asked (GET /internal/v1/deploy/health/{id}).
+// Health is whether a deployment is healthy now, with a sentence saying why: the aggregate checks
+// (pod_status, http_endpoint, resource_usage, and process on physical nodes) and the per-node checks
+// they come from, looked at when asked (GET /internal/v1/deploy/health/{id}).
 func (c *Client) Health(ctx context.Context, id string) (*api.Health, error) {
 	return callFor[api.Health](ctx, c, http.MethodGet, "/internal/v1/deploy/health/"+escape(id), nil, retryable)
 }
 
-// LogsOptions pick a deployment's log lines: Lines newest per node or pod (0: the server's default,
-// 100), and PodName one node or one pod ("" every one).
+// LogsOptions pick a deployment's log lines: the newest Lines of them (0: the server's default, 100),
+// PodName one node, workload or pod ("": every one), and Source the service's own log
+// (api.LogSourceService, the default) or the deployment's events (api.LogSourceEvents).
 type LogsOptions struct {
 	Lines   int
 	PodName string
+	Source  string
 }
 
-// Logs are each node's newest lines of a deployment, then each pod's (GET
+// Logs are the newest lines of a deployment's log, one entry a line, oldest first (GET
 // /internal/v1/deploy/logs/{deployment_id}).
 func (c *Client) Logs(ctx context.Context, id string, o LogsOptions) (*api.Logs, error) {
 	q := url.Values{}
@@ -38,6 +42,9 @@ func (c *Client) Logs(ctx context.Context, id string, o LogsOptions) (*api.Logs,
 	}
 	if o.PodName != "" {
 		q.Set("pod_name", o.PodName)
+	}
+	if o.Source != "" {
+		q.Set("source", o.Source)
 	}
 	path := "/internal/v1/deploy/logs/" + escape(id)
 	if len(q) > 0 {

@@ -80,6 +80,13 @@ type PodInspector interface {
 	PodLogs(ctx context.Context, namespace, pod, container string, lines int) ([]string, error)
 }
 
+// PodLogTimer is a PodInspector that can also say when each line of a pod's log was logged (the
+// kubelet's timestamp of it): the logs endpoint gives every line its time.
+type PodLogTimer interface {
+	// PodLogLines is PodLogs with each line's time; a line's Unit is the container it came from.
+	PodLogLines(ctx context.Context, namespace, pod, container string, lines int) ([]JournalLine, error)
+}
+
 // RecoverRequest names the lost deployment and the nodes it held.
 type RecoverRequest struct {
 	DeploymentID string

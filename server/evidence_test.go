@@ -64,16 +64,15 @@ func TestLogsServeAFailedNodesEvidence(t *testing.T) {
 		t.Fatalf("deployment = %v", end)
 	}
 
-	for _, path := range []string{"/internal/v1/deploy/logs/" + id, "/internal/v1/deploy/logs/" + id + "?pod_name=10.0.0.1&lines=3"} {
+	for _, path := range []string{"/internal/v1/deploy/logs/" + id + "?source=events", "/internal/v1/deploy/logs/" + id + "?source=events&pod_name=10.0.0.1&lines=3"} {
 		code, logs := f.do(t, "GET", path, "")
-		entries, _ := logs["logs"].([]any)
-		if code != 200 || len(entries) != 1 {
+		failures, _ := logs["failures"].([]any)
+		if code != 200 || len(failures) != 1 {
 			t.Fatalf("%s = %d %v", path, code, logs)
 		}
-		node := entries[0].(map[string]any)
-		failure, _ := node["failure"].(map[string]any)
-		if failure == nil || failure["state"] != "rolled_back" || !strings.Contains(failure["error"].(string), "rolled back to v1") {
-			t.Fatalf("%s: failure = %v", path, node["failure"])
+		failure := failures[0].(map[string]any)
+		if failure["pod_name"] != "10.0.0.1" || failure["state"] != "rolled_back" || !strings.Contains(failure["error"].(string), "rolled back to v1") {
+			t.Fatalf("%s: failure = %v", path, failure)
 		}
 		tasks := failure["failed_tasks"].([]any)
 		if len(tasks) != 2 {
@@ -96,13 +95,14 @@ func TestLogsServeAFailedNodesEvidence(t *testing.T) {
 		}
 		// The node's lines say where the evidence is, as one marked line.
 		marked := 0
-		for _, l := range node["lines"].([]any) {
-			if strings.Contains(l.(string), " evidence release v2 failed and is kept on the node until a later successful deploy; evidence in /opt/demo/.nodeexec/failed/v2") {
+		for _, raw := range logs["logs"].([]any) {
+			l := raw.(map[string]any)
+			if l["pod_name"] == "10.0.0.1" && strings.Contains(l["message"].(string), "evidence release v2 failed and is kept on the node until a later successful deploy; evidence in /opt/demo/.nodeexec/failed/v2") {
 				marked++
 			}
 		}
 		if marked != 1 {
-			t.Errorf("%s: lines = %v", path, node["lines"])
+			t.Errorf("%s: lines = %v", path, logs["logs"])
 		}
 	}
 
@@ -125,8 +125,8 @@ func TestLogsShowNoFailureForANodeThatSucceeded(t *testing.T) {
 	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"10.0.0.1"`, ""))
 	id := d["id"].(string)
 	f.waitState(t, id)
-	_, logs := f.do(t, "GET", "/internal/v1/deploy/logs/"+id, "")
-	if node := logs["logs"].([]any)[0].(map[string]any); node["failure"] != nil {
-		t.Errorf("a node that succeeded shows a failure: %v", node["failure"])
+	_, logs := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?source=events", "")
+	if len(logs["logs"].([]any)) == 0 || logs["failures"] != nil {
+		t.Errorf("a node that succeeded shows a failure: %v", logs)
 	}
 }

@@ -24,8 +24,9 @@ func (s *Server) deployInfo(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	info := api.Info{DeploymentID: d.ID, Service: d.Service, Version: d.Version, Platform: api.Platform(d.Platform), Kind: d.Kind,
-		Status: api.State(d.State), Error: d.Error, CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
+	info := api.Info{DeploymentID: d.ID, Status: statusOf(d.State), State: api.State(d.State), UpdatedAt: updatedAt(d),
+		Service: d.Service, Version: d.Version, Platform: api.Platform(d.Platform), Kind: d.Kind, Error: d.Error,
+		CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
 		Summary: map[string]int{"total": len(d.Nodes)}, Nodes: []api.NodeInfo{}}
 	for _, st := range executor.States {
 		info.Summary[string(st)] = 0
@@ -39,6 +40,8 @@ func (s *Server) deployInfo(c *gin.Context) {
 		}
 		info.Nodes = append(info.Nodes, ni)
 	}
+	info.Details.Pods = s.replicas(c, d, pods, nil)
+	info.Replicas, info.ReadyReplicas = len(info.Details.Pods), readyCount(info.Details.Pods)
 	if d.StartedAt != nil {
 		end := time.Now()
 		if d.FinishedAt != nil {
@@ -49,11 +52,25 @@ func (s *Server) deployInfo(c *gin.Context) {
 	c.JSON(http.StatusOK, info)
 }
 
-// serviceCheckTimeout bounds the status run of a health request.
+// replicas are the deployment's replicas: its live pods, or its nodes (from units, read now unless
+// units is already a reading).
+func (s *Server) replicas(c *gin.Context, d *store.Deployment, pods map[string]workloadPods, units *unitReading) []api.Replica {
+	if d.Platform == executor.PlatformK8s {
+		return podReplicas(d, pods)
+	}
+	if units == nil {
+		read := s.readUnits(c, d)
+		units = &read
+	}
+	return nodeReplicas(d, *units)
+}
+
+// serviceCheckTimeout bounds the status run of a health or info request.
 const serviceCheckTimeout = 60 * time.Second
 
-// deployHealth reports each node's recorded state and, when the deployment has an HTTP health check,
-// probes every node now. Healthy means every check passes.
+// deployHealth decides the deployment's aggregate checks from each node's record, its unit read now
+// (physical nodes), its pods (Kubernetes) and its HTTP check probed now; the per-node checks are the
+// answer's details.
 func (s *Server) deployHealth(c *gin.Context) {
 	ctx := c.Request.Context()
 	d, err := s.cfg.Store.Deployment(ctx, c.Param("deployment_id"))
@@ -61,20 +78,25 @@ func (s *Server) deployHealth(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	checks := make([]api.Check, 0, 2*len(d.Nodes))
+	facts := healthFacts{platform: d.Platform, version: d.Version, health: d.Health(), units: unitReading{unsupported: true}}
+	details := make([]api.Check, 0, 2*len(d.Nodes))
 	for _, dn := range d.Nodes {
-		checks = append(checks, s.nodeStatusCheck(ctx, d, dn))
+		details = append(details, s.nodeStatusCheck(ctx, d, dn))
 	}
 	if d.Platform == executor.PlatformPhysical {
-		checks = append(checks, s.serviceChecks(c, d)...)
+		facts.units = s.readUnits(c, d)
+		details = append(details, serviceChecks(d, facts.units)...)
 	}
 	pods := s.livePods(ctx, d)
 	for _, dn := range d.Nodes {
 		if p, ok := pods[dn.Host]; ok {
-			checks = append(checks, podChecks(dn.Host, p)...)
+			details = append(details, podChecks(dn.Host, p)...)
+			if p.err != nil {
+				facts.podErrors = append(facts.podErrors, dn.Host+": "+p.err.Error())
+			}
 		}
 	}
-	if hc := d.Health(); hc.HTTPPort != 0 && d.Platform == executor.PlatformPhysical {
+	if hc := facts.health; hc.HTTPPort != 0 && d.Platform == executor.PlatformPhysical {
 		targets := d.Targets()
 		probes := make([]api.Check, len(d.Nodes))
 		var wg sync.WaitGroup
@@ -82,13 +104,17 @@ func (s *Server) deployHealth(c *gin.Context) {
 			wg.Go(func() { probes[i] = probeHTTP(ctx, dn.Host, targets.Address(dn.Host), hc) })
 		}
 		wg.Wait()
-		checks = append(checks, probes...)
+		details = append(details, probes...)
 	}
-	healthy := len(checks) > 0
-	for _, ch := range checks {
-		healthy = healthy && ch.Status == "pass"
+	facts.details = details
+	facts.replicas = s.replicas(c, d, pods, &facts.units)
+	verdicts := aggregateChecks(facts)
+	ok, msg := judge(verdicts)
+	checks := make([]api.AggregateCheck, len(verdicts))
+	for i, v := range verdicts {
+		checks[i] = v.AggregateCheck
 	}
-	c.JSON(http.StatusOK, api.Health{DeploymentID: d.ID, Healthy: healthy, CheckedAt: time.Now().UTC(), Checks: checks})
+	c.JSON(http.StatusOK, api.Health{DeploymentID: d.ID, Healthy: ok, Message: msg, CheckedAt: time.Now().UTC(), Checks: checks, Details: details})
 }
 
 // nodeStatusCheck passes when the node's record says it runs what the deployment put there.
@@ -112,38 +138,28 @@ func (s *Server) nodeStatusCheck(ctx context.Context, d *store.Deployment, dn st
 	return ch
 }
 
-// serviceChecks read each node's unit now (one status.yml run): a check passes when the unit is active
+// serviceChecks are the per-node checks of the units read: a check passes when the unit is active
 // and runs the release the deployment put there, and carries what the unit uses. None when this
 // server's executor cannot read units; unknown for a node that could not be read.
-func (s *Server) serviceChecks(c *gin.Context, d *store.Deployment) []api.Check {
-	exec, err := s.executorFor(executor.PlatformPhysical)
-	inspector, ok := exec.(executor.ServiceInspector)
-	nodes := d.Targets().Nodes
-	if err != nil || !ok || len(nodes) == 0 {
+func serviceChecks(d *store.Deployment, units unitReading) []api.Check {
+	if units.unsupported {
 		return nil
 	}
-	ctx, done, ok := s.inspection(c)
-	if !ok {
-		return nil
-	}
-	defer done()
-	ctx, cancel := context.WithTimeout(ctx, serviceCheckTimeout)
-	defer cancel()
-	statuses, err := inspector.ServiceStatus(ctx, executor.StatusRequest{Service: d.Service, Nodes: nodes})
 	checks := make([]api.Check, 0, len(d.Nodes))
-	if err != nil {
+	if units.err != nil {
 		for _, dn := range d.Nodes {
-			checks = append(checks, api.Check{Name: dn.Host, Type: "service", Status: "unknown", Message: "could not read the unit: " + err.Error()})
+			checks = append(checks, api.Check{Name: dn.Host, Type: "service", Status: "unknown", Message: "could not read the unit: " + units.err.Error()})
 		}
 		return checks
 	}
-	target := map[string]string{}
 	for _, dn := range d.Nodes {
-		target[dn.Host] = dn.TargetVersion
-	}
-	for _, st := range statuses {
+		st, ok := units.byHost[dn.Host]
+		if !ok {
+			checks = append(checks, api.Check{Name: dn.Host, Type: "service", Status: "unknown", Message: "the unit was not reported"})
+			continue
+		}
 		ch := api.Check{Name: st.Host, Type: "service", Status: "fail", Resources: renderResources(st.Resources)}
-		switch want := target[st.Host]; {
+		switch want := dn.TargetVersion; {
 		case st.Error != "":
 			ch.Status, ch.Message = "unknown", st.Error
 		case !st.Running:
@@ -168,52 +184,4 @@ func probeHTTP(ctx context.Context, name, addr string, hc executor.HealthCheck) 
 	}
 	ch.Message = msg
 	return ch
-}
-
-// deployLogs serves each node's newest lines from the deployment's events (task results, state
-// changes, errors) and, for Kubernetes workloads, each pod's own log from the cluster. pod_name picks
-// one node or one pod; a pod whose log the cluster cannot serve is 502 with the reason.
-func (s *Server) deployLogs(c *gin.Context) {
-	ctx := c.Request.Context()
-	lines, ok := queryInt(c, "lines", defaultLogLines, 1, executor.MaxLogLines)
-	if !ok {
-		return
-	}
-	d, err := s.cfg.Store.Deployment(ctx, c.Param("deployment_id"))
-	if err != nil {
-		s.failErr(c, err)
-		return
-	}
-	only := c.Query("pod_name")
-	pods := s.livePods(ctx, d)
-	var onlyPod *podRef
-	if only != "" && d.Node(only) == nil {
-		if onlyPod = findPod(pods, only); onlyPod == nil {
-			c.AbortWithStatusJSON(http.StatusNotFound, api.Error{Error: "pod_name: deployment " + d.ID + " has no node or pod " + quote(only), Code: "not_found", Field: "pod_name"})
-			return
-		}
-	}
-	out := api.Logs{DeploymentID: d.ID, Lines: lines, Logs: []api.NodeLog{}}
-	if onlyPod == nil {
-		evs, err := s.cfg.Store.Events(ctx, d.ID, 0, maxLogEvents)
-		if err != nil {
-			s.failErr(c, err)
-			return
-		}
-		out = foldLogs(d, evs, lines, only)
-	}
-	var refs []podRef
-	switch {
-	case onlyPod != nil:
-		refs = []podRef{*onlyPod}
-	case only == "":
-		refs = allPods(d, pods)
-	}
-	podLogs := s.readPodLogs(ctx, refs, lines)
-	if onlyPod != nil && podLogs[0].Error != "" {
-		c.AbortWithStatusJSON(http.StatusBadGateway, api.Error{Error: podLogs[0].Error, Code: "logs_unavailable"})
-		return
-	}
-	out.Logs = append(out.Logs, podLogs...)
-	c.JSON(http.StatusOK, out)
 }

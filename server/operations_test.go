@@ -339,8 +339,26 @@ func TestHealthReadsEachNodesUnitAndItsResources(t *testing.T) {
 	if code != 200 || health["healthy"] != true {
 		t.Fatalf("health = %d %v", code, health)
 	}
-	services := map[string]map[string]any{}
+	if msg := health["message"]; msg != "All replicas are healthy; not checked: http_endpoint (no HTTP health check is configured for this deployment)" {
+		t.Errorf("health message = %q", msg)
+	}
+	aggregate := map[string]string{}
 	for _, raw := range health["checks"].([]any) {
+		ch := raw.(map[string]any)
+		aggregate[ch["name"].(string)] = ch["status"].(string) + ": " + ch["message"].(string)
+	}
+	for name, want := range map[string]string{
+		"pod_status":     "healthy: 2/2 nodes running v2",
+		"process":        "healthy: 2/2 units active, running v2",
+		"resource_usage": "healthy: memory 3.0 MiB, CPU 1.0 s, 8 tasks on 2/2 nodes",
+		"http_endpoint":  "unknown: no HTTP health check is configured for this deployment",
+	} {
+		if aggregate[name] != want {
+			t.Errorf("check %s = %q, want %q", name, aggregate[name], want)
+		}
+	}
+	services := map[string]map[string]any{}
+	for _, raw := range health["details"].([]any) {
 		if ch := raw.(map[string]any); ch["type"] == "service" {
 			services[ch["name"].(string)] = ch
 		}
@@ -359,12 +377,12 @@ func TestHealthReadsEachNodesUnitAndItsResources(t *testing.T) {
 	f.ops().mu.Unlock()
 	_, health = f.do(t, "GET", "/internal/v1/deploy/health/"+id, "")
 	unknown := 0
-	for _, raw := range health["checks"].([]any) {
+	for _, raw := range health["details"].([]any) {
 		if ch := raw.(map[string]any); ch["type"] == "service" && ch["status"] == "unknown" && strings.Contains(ch["message"].(string), "no such file") {
 			unknown++
 		}
 	}
-	if health["healthy"] != false || unknown != 2 {
+	if health["healthy"] != false || unknown != 2 || !strings.HasPrefix(health["message"].(string), "could not read 2/2 units: 10.0.0.1: could not read the unit: ansible-playbook: no such file") {
 		t.Errorf("health when the units cannot be read = %v", health)
 	}
 }

@@ -109,26 +109,31 @@ func allPods(d *store.Deployment, pods map[string]workloadPods) []podRef {
 	return out
 }
 
-// readPodLogs reads each pod's newest lines; a pod whose log cannot be read carries the reason.
-func (s *Server) readPodLogs(ctx context.Context, refs []podRef, lines int) []api.NodeLog {
+// readPodLogs reads each pod's newest lines; a pod whose log cannot be read is named with the reason.
+func (s *Server) readPodLogs(ctx context.Context, refs []podRef, lines int) ([]api.LogEntry, []api.LogReadError) {
 	insp, ok := s.cfg.K8s.(executor.PodInspector)
 	if !ok || len(refs) == 0 {
-		return nil
+		return []api.LogEntry{}, nil
 	}
-	out := make([]api.NodeLog, len(refs))
+	got := make([][]api.LogEntry, len(refs))
+	errs := make([]error, len(refs))
 	idx := make([]int, len(refs))
 	for i := range idx {
 		idx[i] = i
 	}
 	each(idx, func(i int) {
-		r := refs[i]
-		got, err := insp.PodLogs(ctx, r.w.Namespace, r.pod, r.w.Container, lines)
-		if got == nil {
-			got = []string{}
-		}
-		out[i] = api.NodeLog{Name: r.pod, Node: r.w.Host(), Lines: got, Error: errText(err)}
+		l, err := podLogLines(ctx, insp, refs[i], lines)
+		got[i], errs[i] = podEntries(refs[i].pod, l), err
 	})
-	return out
+	entries := []api.LogEntry{}
+	var failed []api.LogReadError
+	for i, r := range refs {
+		entries = append(entries, got[i]...)
+		if errs[i] != nil {
+			failed = append(failed, api.LogReadError{PodName: r.pod, Error: errs[i].Error()})
+		}
+	}
+	return entries, failed
 }
 
 func errText(err error) string {

@@ -757,8 +757,9 @@ func TestTokensNeedTheirScope(t *testing.T) {
 	}
 }
 
-// The management endpoints: info summarises, health checks the record and probes the node's health URL
-// now, logs serves each node's newest event lines.
+// The management endpoints: info summarises in the specification's words, health checks the record
+// and probes the node's health URL now, logs serves the deployment's events line by line (this
+// executor cannot read the service's journal, and says so).
 func TestManagementInfoHealthLogs(t *testing.T) {
 	f := newFixture(t)
 	close(f.exec.gate)
@@ -770,35 +771,53 @@ func TestManagementInfoHealthLogs(t *testing.T) {
 	port := probe.Listener.Addr().(*net.TCPAddr).Port
 	_, d := f.do(t, "POST", "/api/v1/deployments", deployJSON(`"127.0.0.1"`, fmt.Sprintf(`,"health":{"http_port":%d,"http_path":"/health"}`, port)))
 	id := d["id"].(string)
-	f.waitState(t, id)
+	end := f.waitState(t, id)
 
 	code, info := f.do(t, "GET", "/internal/v1/deploy/info/"+id, "")
 	summary, _ := info["summary"].(map[string]any)
-	if code != 200 || info["status"] != "success" || summary["success"] != 1.0 || summary["total"] != 1.0 || info["duration_seconds"] == nil {
+	pods, _ := info["details"].(map[string]any)["pods"].([]any)
+	if code != 200 || info["status"] != "succeeded" || info["state"] != "success" || summary["success"] != 1.0 || summary["total"] != 1.0 ||
+		info["duration_seconds"] == nil || info["replicas"] != 1.0 || info["ready_replicas"] != 1.0 || info["updated_at"] != end["finished_at"] || len(pods) != 1 {
 		t.Errorf("info = %d %v", code, info)
 	}
+	// This executor reads no unit: the node is as the deployment's record has it, and says so.
+	if pod, _ := pods[0].(map[string]any); pod["name"] != "127.0.0.1" || pod["phase"] != "Running" || pod["ready"] != true || pod["phase_source"] != "record" {
+		t.Errorf("the node as a pod = %v", pod)
+	}
 	code, health := f.do(t, "GET", "/internal/v1/deploy/health/"+id, "")
-	if code != 200 || health["healthy"] != true || len(health["checks"].([]any)) != 2 {
+	checks := map[string]any{}
+	for _, raw := range health["checks"].([]any) {
+		ch := raw.(map[string]any)
+		checks[ch["name"].(string)] = ch["status"]
+	}
+	if code != 200 || health["healthy"] != true || len(health["details"].([]any)) != 2 || checks["pod_status"] != "healthy" ||
+		checks["http_endpoint"] != "healthy" || checks["process"] != "unknown" || checks["resource_usage"] != "unknown" ||
+		!strings.HasPrefix(health["message"].(string), "All replicas are healthy; not checked: ") {
 		t.Errorf("health while serving = %d %v", code, health)
 	}
 	probe.Close()
-	if _, health := f.do(t, "GET", "/internal/v1/deploy/health/"+id, ""); health["healthy"] != false {
+	if _, health := f.do(t, "GET", "/internal/v1/deploy/health/"+id, ""); health["healthy"] != false || !strings.Contains(health["message"].(string), "0/1 nodes answer HTTP 200: 127.0.0.1: GET ") {
 		t.Errorf("health with the node's service down = %v", health)
 	}
 
-	code, logs := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?lines=1&pod_name=127.0.0.1", "")
+	code, logs := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?lines=1&pod_name=127.0.0.1&source=events", "")
 	entries, _ := logs["logs"].([]any)
-	if code != 200 || len(entries) != 1 {
+	if code != 200 || len(entries) != 1 || logs["source"] != "events" {
 		t.Fatalf("logs = %d %v", code, logs)
 	}
-	lines := entries[0].(map[string]any)["lines"].([]any)
-	if len(lines) != 1 || !strings.Contains(lines[0].(string), "node success runs v2") {
-		t.Errorf("newest line = %v", lines)
+	if e := entries[0].(map[string]any); e["pod_name"] != "127.0.0.1" || e["container"] != "nodeexec" || e["message"] != "node success runs v2" || e["timestamp"] == "" {
+		t.Errorf("newest line = %v", e)
 	}
-	if code, b := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?lines=0", ""); code != 400 || b["field"] != "lines" {
-		t.Errorf("lines=0 = %d %v", code, b)
+	if code, logs := f.do(t, "GET", "/internal/v1/deploy/logs/"+id, ""); code != 200 || logs["source"] != "service" || len(logs["logs"].([]any)) != 0 ||
+		!strings.Contains(logs["error"].(string), "cannot read the service's journal") {
+		t.Errorf("the service's log from an executor that cannot read it = %d %v", code, logs)
 	}
-	if code, b := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?pod_name=10.9.9.9", ""); code != 404 {
+	for _, bad := range []struct{ query, field string }{{"lines=0", "lines"}, {"lines=10001", "lines"}, {"lines=ten", "lines"}, {"source=syslog", "source"}} {
+		if code, b := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?"+bad.query, ""); code != 400 || b["field"] != bad.field || b["code"] != "invalid" {
+			t.Errorf("%s = %d %v", bad.query, code, b)
+		}
+	}
+	if code, b := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?pod_name=10.9.9.9", ""); code != 404 || b["field"] != "pod_name" || !strings.Contains(b["error"].(string), "its nodes: 127.0.0.1") {
 		t.Errorf("unknown pod_name = %d %v", code, b)
 	}
 	if code, _ := f.do(t, "GET", "/internal/v1/deploy/info/d-nope", ""); code != 404 {

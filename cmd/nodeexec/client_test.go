@@ -164,8 +164,11 @@ func TestStatusRollbackListNodesLogsCancel(t *testing.T) {
 	if out := runOK("nodes", "--server", url, "--service", "demo", "--host", "10.0.0.1", "--json"); !strings.Contains(out, `"current_version":"v1"`) {
 		t.Errorf("nodes --host --json:\n%s", out)
 	}
-	if out := runOK("logs", id, "--server", url, "--node", "10.0.0.2", "--lines", "2"); !strings.Contains(out, "== 10.0.0.2\n") || strings.Count(out, "\n") != 3 {
-		t.Errorf("logs:\n%s", out)
+	if out := runOK("logs", id, "--server", url, "--node", "10.0.0.2", "--lines", "2", "--source", "events"); !strings.HasPrefix(out, "== 10.0.0.2 (nodeexec)\n") || strings.Count(out, "\n") != 3 {
+		t.Errorf("logs --source events:\n%s", out)
+	}
+	if out := runOK("logs", id, "--server", url); !strings.Contains(out, "!! this server's executor cannot read the service's journal") {
+		t.Errorf("logs of the service from an executor that cannot read it:\n%s", out)
 	}
 	code, _, errOut := runCaptured(t, []string{"cancel", id, "--server", url})
 	if code != 1 || !strings.Contains(errOut, "already ended success (HTTP 409)") {

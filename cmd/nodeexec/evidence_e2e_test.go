@@ -98,39 +98,45 @@ func TestAPIFailedDeployKeepsItsEvidenceUntilALaterSuccess(t *testing.T) {
 		}
 	})
 
-	t.Run("the logs endpoint serves each node's journal excerpt and failed task, marked", func(t *testing.T) {
+	t.Run("the logs endpoint's events serve each node's journal excerpt and failed task, marked", func(t *testing.T) {
 		check := func(path string, want int) {
 			code, logs := env.call("GET", path, nil)
-			entries, _ := logs["logs"].([]any)
-			if code != 200 || len(entries) != want {
+			failures, _ := logs["failures"].([]any)
+			if code != 200 || len(failures) != want {
 				t.Fatalf("%s = %d %v", path, code, logs)
 			}
-			for _, raw := range entries {
-				node := raw.(map[string]any)
-				failure, _ := node["failure"].(map[string]any)
-				if failure == nil || failure["state"] != "rolled_back" {
-					t.Errorf("%s %s: failure = %v", path, node["name"], node["failure"])
+			for _, raw := range failures {
+				failure := raw.(map[string]any)
+				node := failure["pod_name"]
+				if failure["state"] != "rolled_back" {
+					t.Errorf("%s %s: failure = %v", path, node, failure)
 					continue
 				}
 				ev, _ := failure["evidence"].(map[string]any)
 				journal, _ := ev["journal"].([]any)
 				if ev["version"] != "v4-broken" || ev["dir"] != evidenceDir || !anyContains(journal, "demo v4-broken (broken=true) listening") {
-					t.Errorf("%s %s: evidence = %v", path, node["name"], ev)
+					t.Errorf("%s %s: evidence = %v", path, node, ev)
 				}
 				var tasks []string
 				for _, ft := range failure["failed_tasks"].([]any) {
 					tasks = append(tasks, fmt.Sprint(ft.(map[string]any)["name"], ": ", ft.(map[string]any)["message"]))
 				}
 				if !anyContains(toAny(tasks), "Check the HTTP health endpoint: Status code was 503") {
-					t.Errorf("%s %s: failed tasks = %q", path, node["name"], tasks)
+					t.Errorf("%s %s: failed tasks = %q", path, node, tasks)
 				}
-				if !anyContains(node["lines"].([]any), "evidence release v4-broken failed and is kept on the node") {
-					t.Errorf("%s %s: lines = %v", path, node["name"], node["lines"])
+				var lines []any
+				for _, raw := range logs["logs"].([]any) {
+					if e := raw.(map[string]any); e["pod_name"] == node {
+						lines = append(lines, e["message"])
+					}
+				}
+				if !anyContains(lines, "evidence release v4-broken failed and is kept on the node") {
+					t.Errorf("%s %s: lines = %v", path, node, lines)
 				}
 			}
 		}
-		check("/internal/v1/deploy/logs/"+id, 3)
-		check("/internal/v1/deploy/logs/"+id+"?lines=5&pod_name="+hosts[1], 1) // the node's own view
+		check("/internal/v1/deploy/logs/"+id+"?source=events&lines=1000", 3)
+		check("/internal/v1/deploy/logs/"+id+"?source=events&lines=5&pod_name="+hosts[1], 1) // the node's own view
 	})
 
 	t.Run("a cleanup keeping two leaves the failed release and its evidence", func(t *testing.T) {
@@ -168,9 +174,9 @@ func TestAPIFailedDeployKeepsItsEvidenceUntilALaterSuccess(t *testing.T) {
 			}
 		}
 		// What the database recorded of the failure outlives the node's copy.
-		_, logs := env.call("GET", "/internal/v1/deploy/logs/"+id+"?pod_name="+hosts[0], nil)
-		if node := logs["logs"].([]any)[0].(map[string]any); node["failure"] == nil {
-			t.Errorf("the failed deployment's logs lost the failure: %v", node)
+		_, logs := env.call("GET", "/internal/v1/deploy/logs/"+id+"?source=events&pod_name="+hosts[0], nil)
+		if failures, _ := logs["failures"].([]any); len(failures) != 1 {
+			t.Errorf("the failed deployment's logs lost the failure: %v", logs)
 		}
 	})
 }

@@ -41,7 +41,7 @@ Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127
   nodeexec status   <deployment-id> [--watch]
   nodeexec rollback <deployment-id>
   nodeexec cancel   <deployment-id>
-  nodeexec logs     <deployment-id> [--lines N] [--node H]
+  nodeexec logs     <deployment-id> [--lines N] [--node H] [--source service|events]
   nodeexec list     [--service S] [--state X]
   nodeexec nodes    --service S [--host H]
   nodeexec cleanup  [--follow CLEANUP-ID] [--detach]   run a cleanup pass now (old releases, old records) and follow it

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/client"
@@ -91,8 +92,9 @@ func nodesCmd(ctx context.Context, args []string) (bool, error) {
 func logsCmd(ctx context.Context, args []string) (bool, error) {
 	var o clientOpts
 	fs := clientFlags("logs", &o)
-	lines := fs.Int("lines", 100, "newest lines per node")
-	node := fs.String("node", "", "only this node")
+	lines := fs.Int("lines", 100, "the newest lines, in all")
+	node := fs.String("node", "", "only this node, workload or pod")
+	source := fs.String("source", api.LogSourceService, "service (the service's own log: the unit's journal, the pods' logs) or events (the deployment's own)")
 	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec logs <deployment-id>")
 	if err != nil {
 		return false, err
@@ -104,32 +106,30 @@ func logsCmd(ctx context.Context, args []string) (bool, error) {
 	if *lines < 1 {
 		return false, &executor.ValidationError{Field: "lines", Reason: fmt.Sprintf("want a number from 1 to %d", executor.MaxLogLines)}
 	}
-	out, err := c.Logs(ctx, pos[0], client.LogsOptions{Lines: *lines, PodName: *node})
+	out, err := c.Logs(ctx, pos[0], client.LogsOptions{Lines: *lines, PodName: *node, Source: *source})
 	if err != nil {
 		return false, err
 	}
 	if o.asJSON {
-		// logs --json prints each log's name and lines, as it always has.
-		type nameLines struct {
-			Name  string   `json:"name"`
-			Lines []string `json:"lines"`
-		}
-		var printed struct {
-			Logs []nameLines `json:"logs"`
-		}
-		if out.Logs != nil {
-			printed.Logs = make([]nameLines, 0, len(out.Logs))
-		}
-		for _, l := range out.Logs {
-			printed.Logs = append(printed.Logs, nameLines{Name: l.Name, Lines: l.Lines})
-		}
-		return true, json.NewEncoder(o.out).Encode(printed)
+		return true, json.NewEncoder(o.out).Encode(out)
 	}
+	// One block a node or pod, in the order their lines come: "== <node or pod> (<container>)".
+	last := ""
 	for _, l := range out.Logs {
-		fmt.Fprintf(o.out, "== %s\n", l.Name)
-		for _, line := range l.Lines {
-			fmt.Fprintln(o.out, line)
+		if head := l.PodName + " (" + l.Container + ")"; head != last {
+			fmt.Fprintf(o.out, "== %s\n", head)
+			last = head
 		}
+		fmt.Fprintf(o.out, "%s %s\n", l.Timestamp.Format(time.RFC3339), l.Message)
+	}
+	for _, e := range out.Errors {
+		fmt.Fprintf(o.out, "!! %s: %s\n", e.PodName, e.Error)
+	}
+	for _, f := range out.Failures {
+		fmt.Fprintf(o.out, "!! %s %s: %s (%d failed tasks; --json shows them and the evidence)\n", f.PodName, f.State, f.Error, len(f.FailedTasks))
+	}
+	if out.Error != "" {
+		fmt.Fprintf(o.out, "!! %s\n", out.Error)
 	}
 	return true, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -75,6 +76,41 @@ func podOf(p *corev1.Pod) executor.Pod {
 // PodLogs reads the last lines of a pod's container log (container "" = the pod's only or first). A
 // cluster that cannot serve it answers with ErrLogsUnavailable and the reason, within LogsTimeout.
 func (e *Executor) PodLogs(ctx context.Context, namespace, pod, container string, lines int) ([]string, error) {
+	return e.tailLog(ctx, namespace, pod, container, lines, false)
+}
+
+// PodLogLines is PodLogs with each line's time, as the kubelet stamped it when the line arrived, and
+// the container it came from (the pod's first when container is "").
+func (e *Executor) PodLogLines(ctx context.Context, namespace, pod, container string, lines int) ([]executor.JournalLine, error) {
+	if container == "" {
+		p, err := e.c.CoreV1().Pods(namespace).Get(ctx, pod, metav1.GetOptions{})
+		if err != nil {
+			return nil, e.logsErr(ctx, namespace, pod, err)
+		}
+		if len(p.Spec.Containers) > 0 {
+			container = p.Spec.Containers[0].Name
+		}
+	}
+	raw, err := e.tailLog(ctx, namespace, pod, container, lines, true)
+	out := make([]executor.JournalLine, 0, len(raw))
+	for _, l := range raw {
+		out = append(out, stampedLine(l, container))
+	}
+	return out, err
+}
+
+// stampedLine splits a line the kubelet stamped ("<RFC3339Nano> <message>"). A line without a stamp
+// it can read (the API server always sends one) keeps its whole text and no time.
+func stampedLine(line, container string) executor.JournalLine {
+	stamp, msg, ok := strings.Cut(line, " ")
+	if t, err := time.Parse(time.RFC3339Nano, stamp); ok && err == nil {
+		return executor.JournalLine{Time: t.UTC(), Unit: container, Message: msg}
+	}
+	return executor.JournalLine{Unit: container, Message: line}
+}
+
+// tailLog reads the last lines of a pod's container log, each stamped with its time when asked.
+func (e *Executor) tailLog(ctx context.Context, namespace, pod, container string, lines int, timestamps bool) ([]string, error) {
 	if lines < 1 || lines > executor.MaxLogLines {
 		return nil, fmt.Errorf("lines must be between 1 and %d", executor.MaxLogLines)
 	}
@@ -82,7 +118,8 @@ func (e *Executor) PodLogs(ctx context.Context, namespace, pod, container string
 	defer cancel()
 	tail := int64(lines)
 	limit := int64(4 << 20)
-	stream, err := e.c.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, TailLines: &tail, LimitBytes: &limit}).Stream(ctx)
+	opts := &corev1.PodLogOptions{Container: container, TailLines: &tail, LimitBytes: &limit, Timestamps: timestamps}
+	stream, err := e.c.CoreV1().Pods(namespace).GetLogs(pod, opts).Stream(ctx)
 	if err != nil {
 		return nil, e.logsErr(ctx, namespace, pod, err)
 	}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -61,5 +63,48 @@ func TestPodLogsAsksForTheTailAndReturnsItsLines(t *testing.T) {
 	}
 	if len(asked) != 1 {
 		t.Errorf("a bad line count reached the API server: %q", asked)
+	}
+}
+
+// The logs endpoint gives each line its time: PodLogLines asks the API server to stamp the lines, and
+// splits the stamp from the message; with no container named, the pod's first container is asked for
+// and named.
+func TestPodLogLinesAsksForTimestampsAndSplitsThem(t *testing.T) {
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.Path+"?"+r.URL.RawQuery)
+		switch r.URL.Path {
+		case "/api/v1/namespaces/prod/pods/web-1":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-1","namespace":"prod"},"spec":{"containers":[{"name":"app","image":"demo:v2"},{"name":"sidecar","image":"proxy"}]}}`)
+		case "/api/v1/namespaces/prod/pods/web-1/log":
+			w.Header().Set("Content-Type", "text/plain")
+			fmt.Fprint(w, "2026-01-02T03:04:05.123456789Z Server started on port 8080\nno stamp here\n")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Client: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := e.PodLogLines(context.Background(), "prod", "web-1", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []executor.JournalLine{
+		{Time: time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC), Unit: "app", Message: "Server started on port 8080"},
+		{Unit: "app", Message: "no stamp here"},
+	}
+	if !reflect.DeepEqual(lines, want) {
+		t.Errorf("lines = %+v, want %+v", lines, want)
+	}
+	if len(asked) != 2 || !strings.Contains(asked[1], "timestamps=true") || !strings.Contains(asked[1], "container=app") {
+		t.Errorf("asked the API server for %q; want the stamped log of container app", asked)
 	}
 }
