@@ -4,10 +4,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -88,6 +91,15 @@ func TestARunsProcessesCarryTheirOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.done()
+	// Until the child has exec'd the guard, /proc shows the environment of its parent (this test).
+	pid := strconv.Itoa(g.cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		if strings.Contains(string(cmdline), "nodeexec-run-guard") || time.Now().After(deadline) {
+			break
+		}
+		runtime.Gosched()
+	}
 	if got := runOwner(g.cmd.Process.Pid); got != ownerOnce() {
 		t.Errorf("the guard's owner: %q, want %q", got, ownerOnce())
 	}
