@@ -185,21 +185,42 @@ func TestFaultDiskFullDuringUnpack(t *testing.T) {
 	env.deploysEverywhere("v2", "with room again")
 }
 
-// The nodes' clocks are off: three hours ahead on the first node, three behind on the second (every
-// process of nodeexec's SSH sessions there runs under libfaketime; the wall clock only, as a wrong clock
-// is). Nothing nodeexec decides depends on a node's clock: the deploys succeed, every time nodeexec
-// records is its own, and a unit's uptime comes out right.
+// skewPython is a sitecustomize for the node's python3: it sets the wall clock Python sees (time.time,
+// datetime.now) skew seconds apart, as a wrong clock would. The monotonic clock stays, as it does when a
+// wall clock is wrong. (libfaketime does the same for every program, but its clock_nanosleep fails with
+// the monotonic clock left alone, so Python's time.sleep raises under it.)
+const skewPython = `import datetime as _dt, os as _os, time as _time
+_skew = float(_os.environ.get("NODEEXEC_TEST_SKEW") or 0)
+_time_s, _time_ns = _time.time, _time.time_ns
+_time.time = lambda: _time_s() + _skew
+_time.time_ns = lambda: _time_ns() + int(_skew * 1e9)
+class _Skewed(_dt.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return super().now(tz) + _dt.timedelta(seconds=_skew)
+    @classmethod
+    def utcnow(cls):
+        return super().utcnow() + _dt.timedelta(seconds=_skew)
+_dt.datetime = _Skewed
+`
+
+// The nodes' clocks are off: three hours ahead on the first node, three behind on the second, as every
+// Python program of nodeexec's SSH sessions there sees it (what nodeexec runs on a node is its module,
+// in Python). Nothing nodeexec decides depends on a node's clock: the deploys succeed, every time
+// nodeexec records is its own, and a unit's uptime comes out right.
 func TestFaultClockSkew(t *testing.T) {
 	env := setupAPI(t)
-	lib := strings.TrimSpace(env.nodeSSH(0, "ls /usr/lib/*/faketime/libfaketime.so.1"))
-	for i, offset := range []string{"+3h", "-3h"} {
-		env.nodeSSH(i, fmt.Sprintf("printf 'SetEnv LD_PRELOAD=%s FAKETIME=%s DONT_FAKE_MONOTONIC=1\\n' >/etc/ssh/sshd_config.d/zz-skew.conf && systemctl reload ssh", lib, offset))
+	dir := "/usr/local/lib/nodeexec-test-skew"
+	for i, offset := range []int{3 * 3600, -3 * 3600} {
+		env.nodeSSH(i, fmt.Sprintf("mkdir -p %s && cat >%s/sitecustomize.py <<'EOF'\n%sEOF\n"+
+			"printf 'SetEnv PYTHONPATH=%s NODEEXEC_TEST_SKEW=%d\\n' >/etc/ssh/sshd_config.d/zz-skew.conf && systemctl reload ssh",
+			dir, dir, skewPython, dir, offset))
 		t.Cleanup(func() {
-			_, _ = env.hosts.SSH(context.Background(), i, "rm -f /etc/ssh/sshd_config.d/zz-skew.conf && systemctl reload ssh")
+			_, _ = env.hosts.SSH(context.Background(), i, "rm -rf /etc/ssh/sshd_config.d/zz-skew.conf "+dir+" && systemctl reload ssh")
 		})
 	}
 	for i, want := range []time.Duration{3 * time.Hour, -3 * time.Hour, 0} {
-		secs, err := strconv.ParseInt(strings.TrimSpace(env.nodeSSH(i, "date +%s")), 10, 64)
+		secs, err := strconv.ParseInt(strings.TrimSpace(env.nodeSSH(i, `python3 -c 'import datetime; print(int(datetime.datetime.now().timestamp()))'`)), 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,17 +17,17 @@ type journalLine struct {
 	Message string `json:"message"`
 }
 
-// Journal reads the service's own log on each node: its unit's last req.Lines journal lines (1 to
+// Journal reads the service's own log on each node: its unit's last req.Lines journal lines (at most
 // MaxJournalLines), one module call per node, no lock. A node that could not be read says why.
 func (e *Executor) Journal(ctx context.Context, req executor.JournalRequest) ([]executor.NodeJournal, error) {
 	if err := (executor.StatusRequest{Service: req.Service, Nodes: req.Nodes}).Validate(); err != nil {
 		return nil, err
 	}
-	if req.Lines < 1 || req.Lines > MaxJournalLines {
-		return nil, &executor.ValidationError{Field: "lines", Reason: "must be from 1 to 1000"}
+	if req.Lines < 1 {
+		return nil, &executor.ValidationError{Field: "lines", Reason: "must be at least 1"}
 	}
 	vars := e.nodeVars(req.Service)
-	vars["nodeexec_journal_lines"] = req.Lines
+	vars["nodeexec_journal_lines"] = min(req.Lines, MaxJournalLines)
 	res, stderr, err := e.run(ctx, []string{"journal.yml"}, vars, req.Nodes, nil)
 	if res == nil && err != nil {
 		return nil, err

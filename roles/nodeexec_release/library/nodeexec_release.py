@@ -101,13 +101,6 @@ SSHD_NAMES = ("sshd", "sshd-session")
 CONTROLLER_PREFIX = "ansible-playboo"
 
 
-def pause(seconds):
-    """Wait seconds, on poll(2) rather than time.sleep: sleep goes through clock_nanosleep, which tools
-    that set a node's wall clock apart (libfaketime, used by the clock-skew test) get wrong."""
-    if seconds > 0:
-        select.poll().poll(max(1, int(seconds * 1000)))
-
-
 def _stat(pid):
     """(comm, state, ppid, starttime) of a process, or None when it is gone."""
     try:
@@ -217,7 +210,7 @@ def _hold(d, info, ttl, anchor, report_fd):
     signal.signal(signal.SIGTERM, stop)
     deadline = time.monotonic() + ttl
     while time.monotonic() < deadline:
-        pause(min(WATCH_EVERY, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(WATCH_EVERY, max(0.0, deadline - time.monotonic())))
         if read_info(d).get("token") != info["token"]:
             break  # someone removed our record: treat it as a release
         if not anchor_alive(anchor):
@@ -329,7 +322,7 @@ def _acquire(d, holder, playbook, ttl, anchor):
         other = read_info(d)
         if other:
             break
-        pause(0.05)
+        time.sleep(0.05)
     raise Busy(other)
 
 
@@ -381,7 +374,7 @@ def release(d, token="", unlock_holder="", force=False):
                     os.close(pidfd)
                     pidfd = None
                     continue
-                pause(backoff)
+                time.sleep(backoff)
                 backoff = min(backoff * 2, 0.05)
     finally:
         os.close(fd)
@@ -999,7 +992,7 @@ class Health:
         return out
 
 
-def verify(service, health, steps, alive=lambda: True, clock=time.monotonic, sleep=pause, show=props):
+def verify(service, health, steps, alive=lambda: True, clock=time.monotonic, sleep=time.sleep, show=props):
     """Watch the restarted unit until every check passes (then hold steady), recording one step per check.
     Raises StepFailed (from steps) naming the check that failed; a process that dies fails at once."""
     deadline = clock() + health.window
@@ -1052,7 +1045,8 @@ def verify(service, health, steps, alive=lambda: True, clock=time.monotonic, sle
 
 def journal(service, lines, max_bytes=MAX_JOURNAL_BYTES * 4):
     """The unit's last lines, oldest first, each {time, unit, message}; at most max_bytes of messages
-    (the oldest go first). Raises when journalctl cannot be run."""
+    (the oldest go first). unit is the one a line is about: systemd's own lines on the unit ("Started
+    ...") come from init.scope but name it in UNIT. Raises when journalctl cannot be run."""
     r = subprocess.run(["journalctl", "-u", unit_name(service), "-n", str(lines), "--no-pager", "-o", "json",
                         "--output-fields=MESSAGE,_SYSTEMD_UNIT,UNIT"],
                        capture_output=True, text=True, errors="replace", timeout=30)
@@ -1069,7 +1063,7 @@ def journal(service, lines, max_bytes=MAX_JOURNAL_BYTES * 4):
             message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode("utf-8", "replace")
         usec = int(e.get("__REALTIME_TIMESTAMP") or 0)
         at = datetime.datetime.fromtimestamp(usec / 1e6, datetime.timezone.utc)
-        out.append({"time": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "unit": e.get("_SYSTEMD_UNIT") or e.get("UNIT") or unit_name(service),
+        out.append({"time": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "unit": e.get("UNIT") or e.get("_SYSTEMD_UNIT") or unit_name(service),
                     "message": str(message)[:MAX_LINE]})
     size, kept = 0, []
     for e in reversed(out):

@@ -122,7 +122,7 @@ class JournalTest(unittest.TestCase):
         out = "\n".join([
             '{"__REALTIME_TIMESTAMP":"1733500000000000","_SYSTEMD_UNIT":"demo.service","MESSAGE":"listening on :8080"}',
             'not json: journalctl said something else',
-            '{"__REALTIME_TIMESTAMP":"1733500001500000","UNIT":"demo.service","MESSAGE":[104,105,255]}',
+            '{"__REALTIME_TIMESTAMP":"1733500001500000","_SYSTEMD_UNIT":"init.scope","UNIT":"demo.service","MESSAGE":[104,105,255]}',
         ])
         self.assertEqual(self.read(out), [
             {"time": "2024-12-06T15:46:40.000000Z", "unit": "demo.service", "message": "listening on :8080"},
