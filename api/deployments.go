@@ -21,6 +21,11 @@ type DeployRequest struct {
 	RequestedBy    string       `json:"requested_by,omitempty"`
 	BatchSize      int          `json:"batch_size,omitempty"`
 	StopOnFailure  bool         `json:"stop_on_failure,omitempty"`
+	// MaxUnavailable (physical) bounds how many nodes of the service may be out of service at once,
+	// across deployments: this one's batch and the batches of the service's other deployments in
+	// flight. A deployment that would exceed it, or the bound one of those was accepted with, is
+	// refused (409 max_unavailable); 0: no bound of its own.
+	MaxUnavailable int `json:"max_unavailable,omitempty"`
 	// Delivery is how the package reaches the nodes: pull (default) or push.
 	Delivery Delivery `json:"delivery,omitempty"`
 	// Kubernetes (platform "k8s"): the workloads, the image their container gets, and how.
@@ -125,6 +130,8 @@ type Deployment struct {
 type Batch struct {
 	Size          int  `json:"size"`
 	StopOnFailure bool `json:"stop_on_failure"`
+	// MaxUnavailable is the bound the deployment was accepted with (0: none of its own).
+	MaxUnavailable int `json:"max_unavailable,omitempty"`
 }
 
 // DeploymentNode is one node's outcome within a deployment.

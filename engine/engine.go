@@ -75,6 +75,8 @@ type Engine struct {
 	runs    runs
 	hub     hub
 	metrics *metrics.Metrics
+	// admit serializes admissions (Submit): a max_unavailable check must see every deployment before it.
+	admit sync.Mutex
 	// background holds goroutines that outlive a request (releases after a database failure).
 	background sync.WaitGroup
 	// drain is closed when the engine stops taking new runs (StopTaking).

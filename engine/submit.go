@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
@@ -31,6 +32,15 @@ func (e *Engine) Submit(ctx context.Context, d *store.Deployment) (Accepted, err
 			return Accepted{ID: existing.ID, State: existing.State}, nil
 		}
 	}
+	// One admission at a time, from the bound's check to the record: two deployments checked at once
+	// would each count without the other.
+	e.admit.Lock()
+	admitted := sync.OnceFunc(e.admit.Unlock)
+	defer admitted()
+	if err := e.checkUnavailable(ctx, d); err != nil {
+		e.forgetKey(ctx, d)
+		return Accepted{}, err
+	}
 	before, err := e.cfg.Store.ClaimAll(ctx, d)
 	var unreleased *store.UnreleasedError
 	if errors.As(err, &unreleased) {
@@ -48,6 +58,7 @@ func (e *Engine) Submit(ctx context.Context, d *store.Deployment) (Accepted, err
 		op.claimed(d.Node(host), prior)
 	}
 	got, created, err := e.cfg.Store.CreateDeployment(ctx, d)
+	admitted()
 	if err != nil || !created {
 		if relErr := e.cfg.Store.ReleaseAll(ctx, d.ID, before); relErr != nil {
 			e.releaseLater(d.ID, before)

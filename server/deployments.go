@@ -42,7 +42,7 @@ func (s *Server) createDeployment(c *gin.Context) {
 		failField(c, "workloads", "platform physical deploys nodes with a package, not workloads with an image and a strategy")
 		return
 	}
-	if !batchFits(c, body.BatchSize) {
+	if !batchFits(c, body.BatchSize) || !unavailableFits(c, platform, body) {
 		return
 	}
 	id := "d-" + randomID()
@@ -71,7 +71,7 @@ func (s *Server) createDeployment(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	d := engine.Deploy(req, platform, store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure})
+	d := engine.Deploy(req, platform, store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure, MaxUnavailable: body.MaxUnavailable})
 	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
 	s.submit(c, d)
 }
@@ -106,6 +106,24 @@ func (s *Server) createScale(c *gin.Context) {
 	d := engine.Scale("d-"+randomID(), body.Service, workloads, *body.Replicas)
 	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
 	s.submit(c, d)
+}
+
+// unavailableFits answers 400 for a max_unavailable that is out of range, not for physical nodes, or
+// that the deployment's own batch exceeds (that could never run).
+func unavailableFits(c *gin.Context, platform executor.Platform, body api.DeployRequest) bool {
+	k := body.MaxUnavailable
+	switch {
+	case k < 0 || k > maxBatchSize:
+		failField(c, "max_unavailable", fmt.Sprintf("want 0 (no bound) to %d", maxBatchSize))
+	case k > 0 && platform != executor.PlatformPhysical:
+		failField(c, "max_unavailable", "bounds physical nodes only; a Kubernetes rollout has its own (the strategy's max_unavailable)")
+	case k > 0 && (store.Batch{Size: body.BatchSize}).Width(len(body.Nodes)) > k:
+		failField(c, "batch_size", fmt.Sprintf("%d nodes at once is more than max_unavailable %d: send a batch_size of at most %d",
+			(store.Batch{Size: body.BatchSize}).Width(len(body.Nodes)), k, k))
+	default:
+		return true
+	}
+	return false
 }
 
 // maxBatchSize bounds the nodes of one ansible-playbook run (its forks).

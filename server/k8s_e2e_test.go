@@ -18,11 +18,16 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodeexec/nodeexec/executor/k8s"
 )
 
-func TestK8sDeployEventsStatusRollbackThroughTheAPI(t *testing.T) {
+// kubeFixture is a server with the Kubernetes executor on the real control plane (hack/kube up), and a
+// namespace of the test's own (prefix-<random>, deleted after it) holding a Deployment "web" of replicas
+// pods of registry.example/web:v1 on the KWOK nodes.
+func kubeFixture(t *testing.T, prefix string, replicas int32) (*fixture, kubernetes.Interface, string) {
+	t.Helper()
 	path := os.Getenv("NODEEXEC_TEST_KUBECONFIG")
 	if path == "" {
 		t.Skip("set NODEEXEC_TEST_KUBECONFIG (hack/kube up; or `make e2e`)")
@@ -39,14 +44,13 @@ func TestK8sDeployEventsStatusRollbackThroughTheAPI(t *testing.T) {
 	ctx := context.Background()
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	ns := "api-" + hex.EncodeToString(b)
+	ns := prefix + "-" + hex.EncodeToString(b)
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
-	three := int32(3)
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: appsv1.DeploymentSpec{
-		Replicas: &three, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}}, Spec: corev1.PodSpec{
 			NodeSelector: map[string]string{"type": "kwok"},
 			Tolerations:  []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
@@ -54,6 +58,12 @@ func TestK8sDeployEventsStatusRollbackThroughTheAPI(t *testing.T) {
 	if _, err := client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return f, client, ns
+}
+
+func TestK8sDeployEventsStatusRollbackThroughTheAPI(t *testing.T) {
+	f, client, ns := kubeFixture(t, "api", 3)
+	ctx := context.Background()
 	deploy := func(version string) map[string]any {
 		body := fmt.Sprintf(`{"service":"web","version":%q,"platform":"k8s","image":"registry.example/web:%s",`+
 			`"workloads":[{"namespace":%q,"kind":"Deployment","name":"web","container":"app"}]}`, version, version, ns)

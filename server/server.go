@@ -191,7 +191,10 @@ func (s *Server) failErr(c *gin.Context, err error) {
 	var inFlight *engine.KeyInFlightError
 	var missing *store.NotFoundError
 	var reused *store.KeyReusedError
+	var unavailable *engine.UnavailableError
 	switch {
+	case errors.As(err, &unavailable):
+		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: err.Error(), Code: "max_unavailable", Field: "max_unavailable", DeploymentID: unavailable.First})
 	case errors.As(err, &reused):
 		c.AbortWithStatusJSON(http.StatusUnprocessableEntity, api.Error{Error: err.Error(), Code: "key_reused", Field: "idempotency_key", DeploymentID: reused.DeploymentID})
 	case errors.As(err, &inFlight):

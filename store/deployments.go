@@ -67,14 +67,22 @@ type Deployment struct {
 type Batch struct {
 	Size          int  `bson:"size" json:"size"`
 	StopOnFailure bool `bson:"stop_on_failure" json:"stop_on_failure"`
+	// MaxUnavailable is the most nodes of the service this deployment lets be out of service at once,
+	// with the other deployments in flight (0: no bound of its own).
+	MaxUnavailable int `bson:"max_unavailable,omitempty" json:"max_unavailable,omitempty"`
+}
+
+// Width is how many of n nodes run at once.
+func (b Batch) Width(n int) int {
+	if b.Size <= 0 || b.Size > n {
+		return n
+	}
+	return b.Size
 }
 
 // Split cuts a deployment's hosts into the batches they run in.
 func (b Batch) Split(hosts []string) [][]string {
-	size := b.Size
-	if size <= 0 || size > len(hosts) {
-		size = len(hosts)
-	}
+	size := b.Width(len(hosts))
 	var out [][]string
 	for start := 0; start < len(hosts); start += size {
 		out = append(out, hosts[start:min(start+size, len(hosts))])

@@ -35,14 +35,7 @@ func TestPodLogsAsksForTheTailAndReturnsItsLines(t *testing.T) {
 		fmt.Fprint(w, "last line without a newline")
 	}))
 	defer srv.Close()
-	c, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{Client: c})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := executorOn(t, srv.URL)
 
 	lines, err := e.PodLogs(context.Background(), "prod", "web-1", "app", 3)
 	if err != nil {
@@ -85,14 +78,7 @@ func TestPodLogLinesAsksForTimestampsAndSplitsThem(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{Client: c})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := executorOn(t, srv.URL)
 	lines, err := e.PodLogLines(context.Background(), "prod", "web-1", "", 10)
 	if err != nil {
 		t.Fatal(err)
@@ -107,4 +93,18 @@ func TestPodLogLinesAsksForTimestampsAndSplitsThem(t *testing.T) {
 	if len(asked) != 2 || !strings.Contains(asked[1], "timestamps=true") || !strings.Contains(asked[1], "container=app") {
 		t.Errorf("asked the API server for %q; want the stamped log of container app", asked)
 	}
+}
+
+// executorOn is an executor whose API server is the test's stand-in at url.
+func executorOn(t *testing.T, url string) *Executor {
+	t.Helper()
+	c, err := kubernetes.NewForConfig(&rest.Config{Host: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Client: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
