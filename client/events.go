@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nodeexec/nodeexec/api"
+	"github.com/nodeexec/nodeexec/internal/readwatch"
 )
 
 // Wait follows a deployment's event stream to its end and returns the deployment as it ended (its
@@ -87,7 +88,7 @@ func (c *Client) streamOnce(ctx context.Context, id string, last *int64, onEvent
 	// A stream silent past the idle limit is a connection that died without closing: cut it, resume.
 	idle := time.AfterFunc(c.idle, cancel)
 	defer idle.Stop()
-	body := &kickingReader{r: resp.Body, kick: func() { idle.Reset(c.idle) }}
+	body := readwatch.OnData(resp.Body, func() { idle.Reset(c.idle) })
 	err = readSSE(body, func(ev sseEvent) error {
 		switch ev.Event {
 		case "end":
@@ -132,20 +133,6 @@ func (c *Client) streamOnce(ctx context.Context, id string, last *int64, onEvent
 		return nil, progressed, &brokenStreamError{Err: err}
 	}
 	return nil, progressed, err
-}
-
-// kickingReader calls kick on every read that returns data.
-type kickingReader struct {
-	r    io.Reader
-	kick func()
-}
-
-func (k *kickingReader) Read(p []byte) (int, error) {
-	n, err := k.r.Read(p)
-	if n > 0 {
-		k.kick()
-	}
-	return n, err
 }
 
 // readError is the body failing under readSSE (a reset connection), as opposed to what readSSE's

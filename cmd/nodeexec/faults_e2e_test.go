@@ -74,6 +74,8 @@ func TestFaultSSHDropsBetweenTasks(t *testing.T) {
 		t.Fatalf("deploy v1 = %v", end)
 	}
 	third := env.hosts.Addrs[2]
+	// The host's bridge port, set directly rather than through `hack/testhosts stop-host`: the script
+	// (its lock, its checks) takes longer than the gap between two tasks this test must fall into.
 	link := func(state string) {
 		if out, err := exec.Command("ip", "-n", "nx-net", "link", "set", "vh3", state).CombinedOutput(); err != nil {
 			t.Fatalf("link %s: %v %s", state, err, out)

@@ -35,7 +35,7 @@ func ownerEnv() string { return ownerVar + "=" + ownerOnce() }
 
 // processStart is a process's start time (clock ticks since boot, /proc/<pid>/stat field 22).
 func processStart(pid int) (uint64, error) {
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	data, err := procFile(pid, "stat")
 	if err != nil {
 		return 0, err
 	}
@@ -67,7 +67,7 @@ func ownerAlive(pid int, start uint64) bool {
 
 // runOwner is the owner a process's environment names, or "".
 func runOwner(pid int) string {
-	env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+	env, err := procFile(pid, "environ")
 	if err != nil {
 		return "" // gone, or not ours to read: not ours to end
 	}
@@ -96,7 +96,7 @@ func processOwner(pid int) string {
 	if owner := runOwner(pid); owner != "" {
 		return owner
 	}
-	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	cmdline, err := procFile(pid, "cmdline")
 	if err != nil {
 		return ""
 	}

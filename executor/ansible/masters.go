@@ -98,8 +98,13 @@ func openProcessesNaming(s string) []process {
 	return found
 }
 
+// procFile is one of a process's files under /proc (stat, cmdline, environ).
+func procFile(pid int, name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), name))
+}
+
 func cmdlineContains(pid int, s string) bool {
-	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	cmdline, err := procFile(pid, "cmdline")
 	return err == nil && bytes.Contains(cmdline, []byte(s))
 }
 
@@ -149,7 +154,7 @@ func exited(p process) bool {
 		n, err := unix.Poll(fds, 0)
 		return err == nil && n > 0
 	}
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.pid), "stat"))
+	stat, err := procFile(p.pid, "stat")
 	return err != nil || bytes.Contains(stat, []byte(") Z ")) || bytes.Contains(stat, []byte(") X "))
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/internal/readwatch"
 )
 
 // DefaultPushMaxBytes bounds a package nodeexec downloads for a push deploy, when Config does not.
@@ -75,7 +76,7 @@ func (e *Executor) download(ctx context.Context, pkg executor.Package, path stri
 	// Every read must bring data within the timeout: the timer is reset by each one.
 	stall := time.AfterFunc(timeout, func() { cancel(errStalled) })
 	defer stall.Stop()
-	body := &progressReader{r: resp.Body, onRead: func() { stall.Reset(timeout) }}
+	body := readwatch.OnData(resp.Body, func() { stall.Reset(timeout) })
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, limit+1))
 	if err != nil {
@@ -94,18 +95,4 @@ func (e *Executor) download(ctx context.Context, pkg executor.Package, path stri
 		return fmt.Errorf("its SHA256 is %s, want %s: not sent to any node", got, want)
 	}
 	return nil
-}
-
-// progressReader calls onRead after every read that brought data.
-type progressReader struct {
-	r      io.Reader
-	onRead func()
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.onRead()
-	}
-	return n, err
 }
