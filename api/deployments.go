@@ -32,6 +32,29 @@ type DeployRequest struct {
 	Workloads []Workload `json:"workloads,omitempty"`
 	Image     string     `json:"image,omitempty"`
 	Strategy  *Strategy  `json:"strategy,omitempty"`
+	// Environment and Config reach the service as environment variables: the unit's on physical nodes
+	// (beside unit.env), the container's on Kubernetes. A name may be given once across the three.
+	Environment map[string]string `json:"environment,omitempty"`
+	Config      map[string]string `json:"config,omitempty"`
+	// Applications deploys several services as one deployment, each with its own version and nodes (or
+	// workloads); the request's own service, version, targets, package and image are then left out, and
+	// its platform, batch_size, stop_on_failure, max_unavailable, delivery and strategy apply to each.
+	Applications []Application `json:"applications,omitempty"`
+}
+
+// Application is one service of a deployment of several: what DeployRequest says of one service.
+type Application struct {
+	Service     string            `json:"service"`
+	Version     string            `json:"version"`
+	Nodes       []string          `json:"nodes,omitempty"`
+	PackageURL  string            `json:"package_url,omitempty"`
+	SHA256      string            `json:"sha256,omitempty"`
+	Health      *HealthCheck      `json:"health,omitempty"`
+	Unit        Unit              `json:"unit,omitzero"`
+	Workloads   []Workload        `json:"workloads,omitempty"`
+	Image       string            `json:"image,omitempty"`
+	Environment map[string]string `json:"environment,omitempty"`
+	Config      map[string]string `json:"config,omitempty"`
 }
 
 // HealthCheck is how a node proves a release works, as a request gives it. Zero ports check nothing
@@ -105,12 +128,14 @@ const (
 type Deployment struct {
 	ID string `json:"id"`
 	// Kind is KindDeploy, KindScale, KindRestart, or KindRollback of the deployment RollbackOf names.
-	Kind       string   `json:"kind"`
-	RollbackOf string   `json:"rollback_of,omitempty"`
-	Service    string   `json:"service"`
-	Version    string   `json:"version"`
-	Platform   Platform `json:"platform"`
-	Batch      Batch    `json:"batch"`
+	Kind       string `json:"kind"`
+	RollbackOf string `json:"rollback_of,omitempty"`
+	// ParentID names the deployment of several applications this one is an application of.
+	ParentID string   `json:"parent_id,omitempty"`
+	Service  string   `json:"service"`
+	Version  string   `json:"version"`
+	Platform Platform `json:"platform"`
+	Batch    Batch    `json:"batch"`
 	// Replicas is what a scale asks of each workload.
 	Replicas    *int32 `json:"replicas,omitempty"`
 	RequestedBy string `json:"requested_by,omitempty"`
@@ -120,9 +145,12 @@ type Deployment struct {
 	State          State            `json:"state"`
 	Error          string           `json:"error,omitempty"`
 	Nodes          []DeploymentNode `json:"nodes"`
-	CreatedAt      time.Time        `json:"created_at"`
-	StartedAt      *time.Time       `json:"started_at,omitempty"`
-	FinishedAt     *time.Time       `json:"finished_at,omitempty"`
+	// Applications are the services of a deployment of several (its own service, version and nodes are
+	// then empty): each one's deployment, state and nodes.
+	Applications []ApplicationDeployment `json:"applications,omitempty"`
+	CreatedAt    time.Time               `json:"created_at"`
+	StartedAt    *time.Time              `json:"started_at,omitempty"`
+	FinishedAt   *time.Time              `json:"finished_at,omitempty"`
 }
 
 // Batch says how a deployment's nodes are run: Size nodes per run (0: all in one), one batch after
@@ -132,6 +160,17 @@ type Batch struct {
 	StopOnFailure bool `json:"stop_on_failure"`
 	// MaxUnavailable is the bound the deployment was accepted with (0: none of its own).
 	MaxUnavailable int `json:"max_unavailable,omitempty"`
+}
+
+// ApplicationDeployment is one application of a deployment of several: the deployment that carries it
+// out (a deployment of its own, ParentID naming this one), and how it went.
+type ApplicationDeployment struct {
+	Service      string           `json:"service"`
+	Version      string           `json:"version"`
+	DeploymentID string           `json:"deployment_id"`
+	State        State            `json:"state"`
+	Error        string           `json:"error,omitempty"`
+	Nodes        []DeploymentNode `json:"nodes"`
 }
 
 // DeploymentNode is one node's outcome within a deployment.

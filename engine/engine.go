@@ -74,6 +74,7 @@ type Engine struct {
 	slots   chan struct{}
 	runs    runs
 	hub     hub
+	parents parents
 	metrics *metrics.Metrics
 	// admit serializes admissions (Submit): a max_unavailable check must see every deployment before it.
 	admit sync.Mutex

@@ -24,9 +24,20 @@ func (e *Engine) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Applications first: a deployment of several then follows what they became.
+	var several []string
 	for i := range lost {
+		if lost[i].HasApplications() {
+			several = append(several, lost[i].ID)
+			continue
+		}
 		if err := e.reconcile(ctx, &lost[i], errInterrupted); err != nil {
 			return fmt.Errorf("reconcile deployment %s: %w", lost[i].ID, err)
+		}
+	}
+	for _, id := range several {
+		if err := e.settleApplications(ctx, id); err != nil {
+			return fmt.Errorf("reconcile deployment %s: %w", id, err)
 		}
 	}
 	return nil

@@ -128,6 +128,7 @@ func (e *Engine) end(ctx context.Context, x *run, evs []store.Event) {
 		msg += ": " + d.Error
 	}
 	x.rec.emit(ctx, append(evs, store.Event{Type: store.EventDeployment, State: d.State, Message: msg})...)
+	e.refreshParent(ctx, d)
 	if e.cfg.Notifier != nil {
 		e.cfg.Notifier.Deployment(d) // queued, never waited on
 	}
@@ -140,6 +141,7 @@ func (e *Engine) save(ctx context.Context, x *run, evs ...store.Event) {
 		x.log.WithError(err).Error("could not record the deployment")
 	}
 	x.rec.emit(ctx, evs...)
+	e.refreshParent(ctx, x.d)
 }
 
 // persist writes one of a run's records, through a database blip: transient failures are retried

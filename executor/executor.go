@@ -301,6 +301,9 @@ type K8sDeploy struct {
 	Image     string     `json:",omitempty" bson:",omitempty"`
 	// Strategy says how the workloads move to Image (default: their own rolling update).
 	Strategy Strategy `json:",omitempty" bson:",omitempty"`
+	// Env sets these variables in the container, with the image, in one rollout; the container's other
+	// variables stay as they are.
+	Env map[string]string `json:",omitempty" bson:",omitempty"`
 }
 
 // RollbackRequest asks for nodes (or workloads) to go back to their previous version, or to ToVersion

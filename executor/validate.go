@@ -217,19 +217,25 @@ func ValidateUnit(u Unit) error {
 	if err := plainTextUpTo("unit.args", u.Args, MaxUnitArgsLength); err != nil {
 		return err
 	}
-	if len(u.Env) > MaxEnvVars {
-		return invalid("unit.env", "at most %d variables, not %d", MaxEnvVars, len(u.Env))
+	return ValidateEnv("unit.env", u.Env)
+}
+
+// ValidateEnv checks environment variables a service gets (a unit's, a container's): names as a shell
+// takes them, values of plain text. The unit writes Environment="K=V", where a quote or backslash would
+// end or escape the value; a container's are refused the same, so one request means the same on both.
+func ValidateEnv(field string, env map[string]string) error {
+	if len(env) > MaxEnvVars {
+		return invalid(field, "at most %d variables, not %d", MaxEnvVars, len(env))
 	}
-	for k, v := range u.Env {
+	for k, v := range env {
 		if !envKeyRe.MatchString(k) {
-			return invalid("unit.env", "%q is not an environment variable name", k)
+			return invalid(field, "%q is not an environment variable name", k)
 		}
-		if err := plainTextUpTo("unit.env."+k, v, MaxEnvValueLength); err != nil {
+		if err := plainTextUpTo(field+"."+k, v, MaxEnvValueLength); err != nil {
 			return err
 		}
 		if strings.ContainsAny(v, "\"\\") {
-			// The unit writes Environment="K=V": a quote or backslash would end or escape it.
-			return invalid("unit.env."+k, "must not contain quotes or backslashes")
+			return invalid(field+"."+k, "must not contain quotes or backslashes")
 		}
 	}
 	return nil
@@ -317,7 +323,11 @@ func (p PhysicalDeploy) Validate() error {
 
 // Validate checks a deploy's Kubernetes part.
 func (k K8sDeploy) Validate() error {
-	return firstError(ValidateWorkloads(k.Workloads), ValidateImage(k.Image), ValidateStrategy(k.Strategy, k.Workloads))
+	if len(k.Env) > 0 && k.Strategy.Type == StrategyBlueGreen {
+		return invalid("environment", "a blue-green deploy copies the serving color's pods as they are: set the environment with a rolling deploy")
+	}
+	return firstError(ValidateWorkloads(k.Workloads), ValidateImage(k.Image), ValidateStrategy(k.Strategy, k.Workloads),
+		ValidateEnv("environment", k.Env))
 }
 
 // Validate checks a rollback request before anything runs: of nodes, or of workloads when it names some.

@@ -22,30 +22,55 @@ func (s *Server) createDeployment(c *gin.Context) {
 	if !s.decodeStrict(c, &body, bodyRequired) {
 		return
 	}
-	platform := executor.Platform(body.Platform)
+	platform, err := s.platformOf(body.Platform)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	if len(body.Applications) > 0 {
+		s.createApplications(c, body, platform)
+		return
+	}
+	// Validated before anything is written: bad input leaves no trace.
+	d, err := deploymentOf(body, platform, "d-"+randomID())
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	s.submit(c, d)
+}
+
+// platformOf is the platform a deploy names (physical when none), if this server has its executor.
+func (s *Server) platformOf(p api.Platform) (executor.Platform, error) {
+	platform := executor.Platform(p)
 	if platform == "" {
 		platform = executor.PlatformPhysical
 	}
 	if platform != executor.PlatformPhysical && platform != executor.PlatformK8s {
-		failField(c, "platform", quote(string(body.Platform))+" is not physical or k8s")
-		return
+		return "", &executor.ValidationError{Field: "platform", Reason: quote(string(p)) + " is not physical or k8s"}
 	}
 	if _, err := s.executorFor(platform); err != nil {
-		failField(c, "platform", string(platform)+" is not configured on this server")
-		return
+		return "", &executor.ValidationError{Field: "platform", Reason: string(platform) + " is not configured on this server"}
 	}
+	return platform, nil
+}
+
+// deploymentOf is the deployment, id, a deploy request asks for on platform, validated.
+func deploymentOf(body api.DeployRequest, platform executor.Platform, id string) (*store.Deployment, error) {
+	invalid := func(field, reason string) error { return &executor.ValidationError{Field: field, Reason: reason} }
 	if platform == executor.PlatformK8s && (len(body.Nodes) > 0 || body.PackageURL != "" || body.SHA256 != "") {
-		failField(c, "nodes", "platform k8s deploys workloads with an image, not nodes with a package")
-		return
+		return nil, invalid("nodes", "platform k8s deploys workloads with an image, not nodes with a package")
 	}
 	if platform == executor.PlatformPhysical && (len(body.Workloads) > 0 || body.Image != "" || body.Strategy != nil) {
-		failField(c, "workloads", "platform physical deploys nodes with a package, not workloads with an image and a strategy")
-		return
+		return nil, invalid("workloads", "platform physical deploys nodes with a package, not workloads with an image and a strategy")
 	}
-	if !batchFits(c, body.BatchSize) || !unavailableFits(c, platform, body) {
-		return
+	if err := firstErr(batchError(body.BatchSize), unavailableError(platform, body)); err != nil {
+		return nil, err
 	}
-	id := "d-" + randomID()
+	env, err := environmentOf(body, platform)
+	if err != nil {
+		return nil, err
+	}
 	req := executor.DeployRequest{
 		DeploymentID: id,
 		Service:      body.Service,
@@ -66,14 +91,61 @@ func (s *Server) createDeployment(c *gin.Context) {
 	if h := body.Health; h != nil {
 		req.Health = healthOf(h)
 	}
-	// Validate before anything is written: bad input leaves no trace.
+	if platform == executor.PlatformK8s {
+		req.Env = env
+	} else {
+		req.Unit.Env = env
+	}
 	if err := req.Validate(); err != nil {
-		s.failErr(c, err)
-		return
+		return nil, err
 	}
 	d := engine.Deploy(req, platform, store.Batch{Size: body.BatchSize, StopOnFailure: body.StopOnFailure, MaxUnavailable: body.MaxUnavailable})
 	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
-	s.submit(c, d)
+	return d, nil
+}
+
+// environmentOf is the environment a deploy gives the service: environment and config, and on physical
+// nodes unit.env, in one map. A name given twice is refused: which one would win is not for us to guess.
+func environmentOf(body api.DeployRequest, platform executor.Platform) (map[string]string, error) {
+	sources := []struct {
+		field string
+		env   map[string]string
+	}{{"unit.env", body.Unit.Env}, {"environment", body.Environment}, {"config", body.Config}}
+	var env map[string]string
+	from := map[string]string{}
+	for _, src := range sources {
+		for k, v := range src.env {
+			if first, dup := from[k]; dup {
+				return nil, &executor.ValidationError{Field: src.field, Reason: fmt.Sprintf("%s is also given in %s: give each variable once", k, first)}
+			}
+			if env == nil {
+				env = map[string]string{}
+			}
+			from[k], env[k] = src.field, v
+		}
+	}
+	if platform == executor.PlatformK8s && len(body.Unit.Env) > 0 {
+		return nil, &executor.ValidationError{Field: "unit.env", Reason: "platform k8s has no unit: give the container's variables in environment"}
+	}
+	for _, src := range sources {
+		if err := executor.ValidateEnv(src.field, src.env); err != nil {
+			return nil, err
+		}
+	}
+	if err := executor.ValidateEnv("environment", env); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// firstErr is the first of errs that is not nil.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // createScale starts a scale of Kubernetes workloads: recorded and run like a deployment (it holds the
@@ -108,22 +180,21 @@ func (s *Server) createScale(c *gin.Context) {
 	s.submit(c, d)
 }
 
-// unavailableFits answers 400 for a max_unavailable that is out of range, not for physical nodes, or
-// that the deployment's own batch exceeds (that could never run).
-func unavailableFits(c *gin.Context, platform executor.Platform, body api.DeployRequest) bool {
+// unavailableError refuses a max_unavailable that is out of range, not for physical nodes, or that the
+// deployment's own batch exceeds (that could never run).
+func unavailableError(platform executor.Platform, body api.DeployRequest) error {
 	k := body.MaxUnavailable
+	invalid := func(field, reason string) error { return &executor.ValidationError{Field: field, Reason: reason} }
 	switch {
 	case k < 0 || k > maxBatchSize:
-		failField(c, "max_unavailable", fmt.Sprintf("want 0 (no bound) to %d", maxBatchSize))
+		return invalid("max_unavailable", fmt.Sprintf("want 0 (no bound) to %d", maxBatchSize))
 	case k > 0 && platform != executor.PlatformPhysical:
-		failField(c, "max_unavailable", "bounds physical nodes only; a Kubernetes rollout has its own (the strategy's max_unavailable)")
+		return invalid("max_unavailable", "bounds physical nodes only; a Kubernetes rollout has its own (the strategy's max_unavailable)")
 	case k > 0 && (store.Batch{Size: body.BatchSize}).Width(len(body.Nodes)) > k:
-		failField(c, "batch_size", fmt.Sprintf("%d nodes at once is more than max_unavailable %d: send a batch_size of at most %d",
+		return invalid("batch_size", fmt.Sprintf("%d nodes at once is more than max_unavailable %d: send a batch_size of at most %d",
 			(store.Batch{Size: body.BatchSize}).Width(len(body.Nodes)), k, k))
-	default:
-		return true
 	}
-	return false
+	return nil
 }
 
 // maxBatchSize bounds the nodes of one ansible-playbook run (its forks).
@@ -131,11 +202,18 @@ const maxBatchSize = 500
 
 // batchFits answers 400 for a batch_size that is not 0 (all nodes in one run) to maxBatchSize.
 func batchFits(c *gin.Context, size int) bool {
-	if size < 0 || size > maxBatchSize {
-		failField(c, "batch_size", fmt.Sprintf("want 0 (all nodes in one run) to %d", maxBatchSize))
+	if err := batchError(size); err != nil {
+		failField(c, "batch_size", err.(*executor.ValidationError).Reason)
 		return false
 	}
 	return true
+}
+
+func batchError(size int) error {
+	if size < 0 || size > maxBatchSize {
+		return &executor.ValidationError{Field: "batch_size", Reason: fmt.Sprintf("want 0 (all nodes in one run) to %d", maxBatchSize)}
+	}
+	return nil
 }
 
 // nodesFit answers 400 for more nodes than one ansible-playbook run takes.
@@ -210,6 +288,10 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: "deployment " + orig.ID + " is still running; cancel it or wait for it to end", Code: "not_finished"})
 		return
 	}
+	if orig.HasApplications() {
+		s.rollbackApplications(c, orig, body)
+		return
+	}
 	d, err := engine.RollbackOf(orig, "d-"+randomID())
 	var nothing *engine.NothingToRollBackError
 	if errors.As(err, &nothing) {
@@ -232,6 +314,9 @@ func (s *Server) cancelDeployment(c *gin.Context) {
 	if err != nil {
 		s.failErr(c, err)
 		return
+	}
+	for _, app := range d.Applications {
+		running = s.engine.Cancel(app.DeploymentID) || running
 	}
 	if running {
 		c.JSON(http.StatusAccepted, api.Accepted{ID: id, State: api.State(d.State)})

@@ -23,11 +23,17 @@ func listOf[T, U any](in []T, conv func(T) U) []U {
 }
 
 func renderDeployment(d store.Deployment) api.Deployment {
-	return api.Deployment{ID: d.ID, Kind: d.Kind, RollbackOf: d.RollbackOf, Service: d.Service, Version: d.Version,
+	return api.Deployment{ID: d.ID, Kind: d.Kind, RollbackOf: d.RollbackOf, ParentID: d.ParentID, Service: d.Service, Version: d.Version,
 		Platform: api.Platform(d.Platform), Batch: api.Batch{Size: d.Batch.Size, StopOnFailure: d.Batch.StopOnFailure, MaxUnavailable: d.Batch.MaxUnavailable},
 		Replicas: replicasOf(d), RequestedBy: d.RequestedBy, Token: d.Token, IdempotencyKey: d.IdempotencyKey,
 		State: api.State(d.State), Error: d.Error, Nodes: listOf(d.Nodes, renderDeploymentNode),
-		CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
+		Applications: listOf(d.Applications, renderApplication),
+		CreatedAt:    d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
+}
+
+func renderApplication(a store.Application) api.ApplicationDeployment {
+	return api.ApplicationDeployment{Service: a.Service, Version: a.Version, DeploymentID: a.DeploymentID, State: api.State(a.State),
+		Error: a.Error, Nodes: listOf(a.Nodes, renderDeploymentNode)}
 }
 
 // replicasOf is what a scale asks of each workload; nil (left out) for every other kind.

@@ -38,9 +38,17 @@ type gatedExecutor struct {
 	// rollbackGate, when set, holds every rollback until it opens, as gate holds deploys.
 	rollbackGate chan struct{}
 
-	mu      sync.Mutex
-	done    []string // rollbacks, "host->version"
-	batches []int    // the node count of each Deploy call
+	mu       sync.Mutex
+	done     []string // rollbacks, "host->version"
+	batches  []int    // the node count of each Deploy call
+	requests []executor.DeployRequest
+}
+
+// deployed is the request of each Deploy call so far.
+func (g *gatedExecutor) deployed() []executor.DeployRequest {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]executor.DeployRequest(nil), g.requests...)
 }
 
 func (g *gatedExecutor) calls() string {
@@ -69,6 +77,7 @@ func (g *gatedExecutor) Deploy(ctx context.Context, req executor.DeployRequest) 
 	}
 	g.mu.Lock()
 	g.batches = append(g.batches, len(req.Nodes))
+	g.requests = append(g.requests, req)
 	g.mu.Unlock()
 	var out []executor.NodeResult
 	for _, n := range req.Nodes {

@@ -34,11 +34,13 @@ const (
 type Deployment struct {
 	ID string `bson:"_id" json:"id"`
 	// Kind is KindDeploy, KindScale, KindRestart, or KindRollback of the deployment RollbackOf names.
-	Kind       string            `bson:"kind" json:"kind"`
-	RollbackOf string            `bson:"rollback_of,omitempty" json:"rollback_of,omitempty"`
-	Service    string            `bson:"service" json:"service"`
-	Version    string            `bson:"version" json:"version"`
-	Platform   executor.Platform `bson:"platform" json:"platform"`
+	Kind       string `bson:"kind" json:"kind"`
+	RollbackOf string `bson:"rollback_of,omitempty" json:"rollback_of,omitempty"`
+	// ParentID names the deployment of several applications this one carries out one application of.
+	ParentID string            `bson:"parent_id,omitempty" json:"parent_id,omitempty"`
+	Service  string            `bson:"service" json:"service"`
+	Version  string            `bson:"version" json:"version"`
+	Platform executor.Platform `bson:"platform" json:"platform"`
 	// Deploy is a deploy's request (also of a kind this build does not know, which runs as a deploy).
 	Deploy *executor.DeployRequest `bson:"deploy,omitempty" json:"-"`
 	// Rollback is a rollback's request. Its ToVersion stays empty: each node goes back to what it ran
@@ -56,10 +58,13 @@ type Deployment struct {
 	State          executor.State `bson:"state" json:"state"`
 	Error          string         `bson:"error,omitempty" json:"error,omitempty"`
 	// Nodes is a list, not a map keyed by host: hosts hold dots, which MongoDB field names may not.
-	Nodes      []DeploymentNode `bson:"nodes" json:"nodes"`
-	CreatedAt  time.Time        `bson:"created_at" json:"created_at"`
-	StartedAt  *time.Time       `bson:"started_at,omitempty" json:"started_at,omitempty"`
-	FinishedAt *time.Time       `bson:"finished_at,omitempty" json:"finished_at,omitempty"`
+	Nodes []DeploymentNode `bson:"nodes" json:"nodes"`
+	// Applications makes this a deployment of several applications (applications.go): it runs nothing
+	// itself, and has no service, version or nodes of its own.
+	Applications []Application `bson:"applications,omitempty" json:"applications,omitempty"`
+	CreatedAt    time.Time     `bson:"created_at" json:"created_at"`
+	StartedAt    *time.Time    `bson:"started_at,omitempty" json:"started_at,omitempty"`
+	FinishedAt   *time.Time    `bson:"finished_at,omitempty" json:"finished_at,omitempty"`
 }
 
 // Batch says how a deployment's nodes are run: Size nodes per ansible-playbook run (0: all in one), one
@@ -154,11 +159,14 @@ func (s *Store) Deployment(ctx context.Context, id string) (*Deployment, error) 
 	return &d, nil
 }
 
-// UpdateDeployment writes a deployment's state and node outcomes (only its runner writes them).
+// UpdateDeployment writes a deployment's state and node outcomes (only its runner writes them), and a
+// deployment of several's applications.
 func (s *Store) UpdateDeployment(ctx context.Context, d *Deployment) error {
-	_, err := s.deployments().UpdateOne(ctx, bson.M{"_id": d.ID}, bson.M{"$set": bson.M{
-		"state": d.State, "error": d.Error, "nodes": d.Nodes, "started_at": d.StartedAt, "finished_at": d.FinishedAt,
-	}})
+	set := bson.M{"state": d.State, "error": d.Error, "nodes": d.Nodes, "started_at": d.StartedAt, "finished_at": d.FinishedAt}
+	if d.HasApplications() {
+		set["applications"] = d.Applications
+	}
+	_, err := s.deployments().UpdateOne(ctx, bson.M{"_id": d.ID}, bson.M{"$set": set})
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)
 	}

@@ -44,7 +44,14 @@ func (d *Deployment) Fingerprint() string {
 		Platform                           string
 		Batch                              Batch
 		Deploy, Rollback, Scale, Restart   any
+		// Applications are the fingerprints of a deployment of several's applications, in order.
+		Applications []string `json:",omitempty"`
 	}{Kind: d.Kind, RollbackOf: d.RollbackOf, Service: d.Service, Version: d.Version, Platform: string(d.Platform), Batch: d.Batch}
+	for _, a := range d.Applications {
+		if a.Request != nil {
+			canon.Applications = append(canon.Applications, a.Request.Fingerprint())
+		}
+	}
 	// The request's own id is the deployment's, new on every try: never part of what was asked.
 	canon.Deploy = withoutID(d.Deploy, func(c *executor.DeployRequest) { c.DeploymentID = "" })
 	canon.Rollback = withoutID(d.Rollback, func(c *executor.RollbackRequest) { c.DeploymentID = "" })

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -133,6 +135,9 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 	}
 	tmpl, ann := cur.template, cur.annotations
 	if svc := ann[annBlueGreenService]; svc != "" || req.Strategy.Type == executor.StrategyBlueGreen {
+		if len(req.Env) > 0 {
+			return t.fail("Choose the strategy", fmt.Errorf("%s is deployed blue-green (Service %s): its new color copies the serving pods as they are, so a deploy cannot set their environment", w.Host(), svc))
+		}
 		if req.Strategy.Type == executor.StrategyRolling {
 			return t.fail("Choose the strategy", fmt.Errorf("%s is deployed blue-green (Service %s): a rolling update would bypass the switch; ask for strategy blue-green, or leave it out", w.Host(), svc))
 		}
@@ -144,13 +149,13 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 	}
 	res := &t.res
 	container := tmpl.Spec.Containers[ci].Name
-	prevImage := tmpl.Spec.Containers[ci].Image
+	prevImage, prevEnv := tmpl.Spec.Containers[ci].Image, tmpl.Spec.Containers[ci].Env
 	prevVersion := ann[annVersion]
 	if prevVersion == "" {
 		prevVersion = imageVersion(prevImage)
 	}
 	res.CurrentVersion, res.PrevVersion = prevVersion, ann[annPreviousImage]
-	if prevImage == req.Image {
+	if prevImage == req.Image && envHolds(prevEnv, req.Env) {
 		// Already there: nothing changes, but the answer must still be true.
 		r, err := awaitRollout(ctx, k, 0)
 		if err != nil {
@@ -161,12 +166,12 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 		return *res
 	}
 	res.PrevVersion = prevVersion
-	if err := setImage(ctx, k, container, req.Image, map[string]string{
+	if err := setImage(ctx, k, containerChange{name: container, image: req.Image, env: envEntries(req.Env)}, map[string]string{
 		annDeployment: req.DeploymentID, annVersion: req.Version, annPreviousImage: prevImage,
 	}, rollingSettings(w.Kind, req.Strategy)); err != nil {
 		return t.fail("Set the image", err)
 	}
-	t.step("Set the image", true, fmt.Sprintf("%s: %s -> %s", container, prevImage, req.Image))
+	t.step("Set the image", true, fmt.Sprintf("%s: %s -> %s%s", container, prevImage, req.Image, envNote(req.Env)))
 	r, reason := awaitRollout(ctx, k, e.cfg.RolloutTimeout)
 	if reason == nil {
 		t.step("Wait for the rollout", false, r.Message)
@@ -179,7 +184,7 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 	// The rollback runs even when the caller's context ended: a half-rolled-out workload must not stay.
 	bctx, bcancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RollbackTimeout)
 	defer bcancel()
-	if err := setImage(bctx, k, container, prevImage, map[string]string{
+	if err := setImage(bctx, k, containerChange{name: container, image: prevImage, env: envRestore(prevEnv, req.Env)}, map[string]string{
 		annDeployment: req.DeploymentID, annVersion: prevVersion, annPreviousImage: req.Image,
 	}, nil); err != nil {
 		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: %w", reason, err))
@@ -209,12 +214,31 @@ func notFoundHint(err error, w executor.Workload) error {
 	return err
 }
 
-// setImage patches one container's image (a strategic merge by container name) and the workload's
-// own annotations, and with them any rolling settings (spec fields beside the template): one change,
-// one rollout.
-func setImage(ctx context.Context, k workloadKind, container, image string, ann map[string]string, settings map[string]any) error {
+// containerChange is what a patch sets in one container: its image, and env entries (envEntries,
+// envRestore; none: its env stays).
+type containerChange struct {
+	name, image string
+	env         []map[string]any
+}
+
+// envNote says which variables a deploy sets, for its step: their names, never their values.
+func envNote(env map[string]string) string {
+	if len(env) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", environment %s", strings.Join(slices.Sorted(maps.Keys(env)), ", "))
+}
+
+// setImage patches one container's image and env (a strategic merge by container name, and by variable
+// name) and the workload's own annotations, and with them any rolling settings (spec fields beside the
+// template): one change, one rollout.
+func setImage(ctx context.Context, k workloadKind, c containerChange, ann map[string]string, settings map[string]any) error {
+	container := map[string]any{"name": c.name, "image": c.image}
+	if len(c.env) > 0 {
+		container["env"] = c.env
+	}
 	spec := map[string]any{"template": map[string]any{"spec": map[string]any{
-		"containers": []map[string]any{{"name": container, "image": image}},
+		"containers": []map[string]any{container},
 	}}}
 	for k, v := range settings {
 		spec[k] = v

@@ -69,7 +69,7 @@ func (e *Executor) rollbackOne(ctx context.Context, req executor.RollbackRequest
 func undo(ctx context.Context, k workloadKind, req executor.RollbackRequest, container, image, from string) (string, error) {
 	if req.ToVersion != "" {
 		target := withTag(image, req.ToVersion)
-		if err := setImage(ctx, k, container, target, map[string]string{annDeployment: req.DeploymentID, annVersion: req.ToVersion, annPreviousImage: image}, nil); err != nil {
+		if err := setImage(ctx, k, containerChange{name: container, image: target}, map[string]string{annDeployment: req.DeploymentID, annVersion: req.ToVersion, annPreviousImage: image}, nil); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("%s: %s -> %s", container, image, target), nil
