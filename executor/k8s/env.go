@@ -1,8 +1,10 @@
 package k8s
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -11,28 +13,23 @@ import (
 // the container's env list merges by name, so variables the deploy does not name stay as they are.
 
 // envEntries are the patch entries that set env, in name order (one patch, the same bytes every time).
-func envEntries(env map[string]string) []map[string]any {
-	out := make([]map[string]any, 0, len(env))
+// Each drops a valueFrom the variable had: the API server refuses a variable with both.
+func envEntries(env map[string]string) []any {
+	out := make([]any, 0, len(env))
 	for _, k := range slices.Sorted(maps.Keys(env)) {
-		out = append(out, map[string]any{"name": k, "value": env[k]})
+		out = append(out, map[string]any{"name": k, "value": env[k], "valueFrom": nil})
 	}
 	return out
 }
 
-// envRestore are the patch entries that put back what the container had, before, for the names env
-// set: the old value (or reference), or no variable at all where there was none.
-func envRestore(before []corev1.EnvVar, env map[string]string) []map[string]any {
-	out := make([]map[string]any, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		i := slices.IndexFunc(before, func(v corev1.EnvVar) bool { return v.Name == k })
-		switch {
-		case i < 0:
-			out = append(out, map[string]any{"name": k, "$patch": "delete"})
-		case before[i].ValueFrom != nil:
-			out = append(out, map[string]any{"name": k, "value": nil, "valueFrom": before[i].ValueFrom})
-		default:
-			out = append(out, map[string]any{"name": k, "value": before[i].Value, "valueFrom": nil})
-		}
+// envRestore is the patch's env list that puts back the container's env as it was, before: the whole
+// list in its order (a "replace" directive), so the template is the one before to the byte and the
+// rollout goes back to its ReplicaSet instead of starting a new one.
+func envRestore(before []corev1.EnvVar) []any {
+	out := make([]any, 0, len(before)+1)
+	out = append(out, map[string]any{"$patch": "replace"})
+	for _, v := range before {
+		out = append(out, v)
 	}
 	return out
 }
@@ -46,4 +43,20 @@ func envHolds(have []corev1.EnvVar, env map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// restoreEnv is the env change that undoes a deploy's: none when it set no variable.
+func restoreEnv(before []corev1.EnvVar, set map[string]string) []any {
+	if len(set) == 0 {
+		return nil
+	}
+	return envRestore(before)
+}
+
+// envNote says which variables a deploy sets, for its step: their names, never their values.
+func envNote(env map[string]string) string {
+	if len(env) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", environment %s", strings.Join(slices.Sorted(maps.Keys(env)), ", "))
 }

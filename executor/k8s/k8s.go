@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -184,7 +182,7 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 	// The rollback runs even when the caller's context ended: a half-rolled-out workload must not stay.
 	bctx, bcancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RollbackTimeout)
 	defer bcancel()
-	if err := setImage(bctx, k, containerChange{name: container, image: prevImage, env: envRestore(prevEnv, req.Env)}, map[string]string{
+	if err := setImage(bctx, k, containerChange{name: container, image: prevImage, env: restoreEnv(prevEnv, req.Env)}, map[string]string{
 		annDeployment: req.DeploymentID, annVersion: prevVersion, annPreviousImage: req.Image,
 	}, nil); err != nil {
 		return t.fail("Roll back to the previous image", fmt.Errorf("after %v: %w", reason, err))
@@ -218,15 +216,7 @@ func notFoundHint(err error, w executor.Workload) error {
 // envRestore; none: its env stays).
 type containerChange struct {
 	name, image string
-	env         []map[string]any
-}
-
-// envNote says which variables a deploy sets, for its step: their names, never their values.
-func envNote(env map[string]string) string {
-	if len(env) == 0 {
-		return ""
-	}
-	return fmt.Sprintf(", environment %s", strings.Join(slices.Sorted(maps.Keys(env)), ", "))
+	env         []any
 }
 
 // setImage patches one container's image and env (a strategic merge by container name, and by variable
