@@ -119,12 +119,26 @@ func (o *clientOpts) printDeployment(d *api.Deployment) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(d)
 	}
-	fmt.Fprintf(o.out, "\n%s %s of %s: %s", d.ID, d.Kind, strings.TrimSpace(d.Service+" "+d.Version), d.State)
+	what := strings.TrimSpace(d.Service + " " + d.Version)
+	if len(d.Applications) > 0 {
+		what = fmt.Sprintf("%d applications", len(d.Applications))
+	}
+	fmt.Fprintf(o.out, "\n%s %s of %s: %s", d.ID, d.Kind, what, d.State)
 	if d.Error != "" {
 		fmt.Fprintf(o.out, " (%s)", d.Error)
 	}
 	fmt.Fprintln(o.out)
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	if len(d.Applications) > 0 {
+		fmt.Fprintln(tw, "APPLICATION\tDEPLOYMENT\tNODE\tSTATE\tFROM\tCURRENT\tPREVIOUS\tCHANGED\tERROR")
+		for _, a := range d.Applications {
+			for _, n := range a.Nodes {
+				fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", a.Service, a.Version, a.DeploymentID, n.Host, n.State,
+					dash(n.FromVersion), dash(n.CurrentVersion), dash(n.PrevVersion), n.Changed, n.LastError)
+			}
+		}
+		return tw.Flush()
+	}
 	fmt.Fprintln(tw, "NODE\tSTATE\tFROM\tCURRENT\tPREVIOUS\tCHANGED\tERROR")
 	for _, n := range d.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", n.Host, n.State, dash(n.FromVersion), dash(n.CurrentVersion), dash(n.PrevVersion), n.Changed, n.LastError)

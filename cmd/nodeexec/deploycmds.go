@@ -35,8 +35,22 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	key := fs.String("idempotency-key", "", "the same key again returns the same deployment instead of a second run")
 	by := fs.String("requested-by", envOr("USER", ""), "who asks (recorded with the deployment)")
 	detach := fs.Bool("detach", false, "print the deployment id and return; do not follow it")
+	env, config := map[string]string{}, map[string]string{}
+	fs.Func("env", "NAME=VALUE the service gets in its environment (the unit's, or the container's); repeat for more", keyValue(env))
+	fs.Func("config", "NAME=VALUE of the service's configuration, given to it as --env is; repeat for more", keyValue(config))
+	appsFile := fs.String("applications", "", "a JSON file (- for stdin) with a list of applications to deploy as one deployment, each "+
+		`{"service","version","nodes","package_url","sha256","health","unit","environment","config"} or with "workloads" and "image"; `+
+		"instead of --service, --version, their targets and package")
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return false, err
+	}
+	if *appsFile != "" {
+		shared := api.DeployRequest{IdempotencyKey: *key, RequestedBy: *by, Delivery: api.Delivery(req.Delivery)}
+		if req.Strategy != (executor.Strategy{}) {
+			strategy := api.Strategy(req.Strategy)
+			shared.Strategy = &strategy
+		}
+		return deployApplications(ctx, o, fs, *appsFile, shared, *detach)
 	}
 	for _, h := range strings.Split(*nodes, ",") {
 		if h = strings.TrimSpace(h); h != "" {
@@ -58,7 +72,8 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	body := api.DeployRequest{Service: req.Service, Version: req.Version, IdempotencyKey: *key, RequestedBy: *by}
+	body := api.DeployRequest{Service: req.Service, Version: req.Version, IdempotencyKey: *key, RequestedBy: *by,
+		Environment: nonEmpty(env), Config: nonEmpty(config)}
 	if len(req.Workloads) > 0 {
 		body.Platform, body.Workloads, body.Image = api.PlatformK8s, wireWorkloads(req.Workloads), req.Image
 		if req.Strategy != (executor.Strategy{}) {

@@ -37,6 +37,7 @@ The server:
 Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127.0.0.1:8080):
   nodeexec deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
   nodeexec deploy   --service S --version V --image IMG --workloads NS/Deployment/NAME[:CONTAINER] [--strategy blue-green] [options]
+  nodeexec deploy   --applications FILE.json [options]   several services as one deployment ([--env|--config NAME=VALUE] for one)
   nodeexec scale    --service S --workloads NS/Kind/NAME --replicas N
   nodeexec status   <deployment-id> [--watch]
   nodeexec rollback <deployment-id>
