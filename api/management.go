@@ -71,6 +71,8 @@ type Replica struct {
 	Version string `json:"version,omitempty"`
 	// Message says why a replica is not ready, or why its unit could not be read.
 	Message string `json:"message,omitempty"`
+	// Application is the service the replica is of, in a deployment of several applications.
+	Application string `json:"application,omitempty"`
 }
 
 // NodeInfo is one node of an Info.
@@ -83,6 +85,8 @@ type NodeInfo struct {
 	// Pods are a Kubernetes workload's pods as they are now; PodsError says why they could not be read.
 	Pods      []Pod  `json:"pods,omitempty"`
 	PodsError string `json:"pods_error,omitempty"`
+	// Application is the service the node is of, in a deployment of several applications.
+	Application string `json:"application,omitempty"`
 }
 
 // Pod is one pod of a workload. Its fields are executor.Pod's, in the same order, so the two convert
@@ -143,6 +147,8 @@ type Check struct {
 	Message string `json:"message,omitempty"`
 	// Resources is what the node's unit uses now (service checks), where systemd accounts it.
 	Resources *Resources `json:"resources,omitempty"`
+	// Application is the service the check is of, in a deployment of several applications.
+	Application string `json:"application,omitempty"`
 }
 
 // The sources of a Logs.
@@ -179,12 +185,16 @@ type LogEntry struct {
 	// "nodeexec" for the deployment's own events.
 	Container string `json:"container"`
 	Message   string `json:"message"`
+	// Application is the service the line is of, in a deployment of several applications.
+	Application string `json:"application,omitempty"`
 }
 
 // LogReadError is a node or pod whose log could not be read.
 type LogReadError struct {
 	PodName string `json:"pod_name"`
 	Error   string `json:"error"`
+	// Application is the service the node or pod is of, in a deployment of several applications.
+	Application string `json:"application,omitempty"`
 }
 
 // NodeFailure is what the deployment's records hold of why a node failed: the failed tasks' own

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/internal/contract"
 )
 
 // appJSON is one application of a deployment of several, on nodes, with extra fields.
@@ -158,5 +161,53 @@ func TestSeveralApplicationsAreRefusedWhole(t *testing.T) {
 			t.Errorf("same key, another application version = %d %v", c3, b3)
 		}
 		f.waitState(t, body["id"].(string))
+	}
+}
+
+// The management endpoints answer for a deployment of several as for one, in the specified shapes:
+// every application's replicas, checks and lines, each marked with its application.
+func TestADeploymentOfSeveralAnswersTheSpecifiedShapesForAllItsApplications(t *testing.T) {
+	journal := &journalExecutor{asked: make(chan executor.JournalRequest, 8)}
+	f := newFixture(t, withOps, func(c *Config) {
+		journal.opsExecutor = c.Executor.(*opsExecutor)
+		c.Executor = journal
+	})
+	close(f.exec.gate)
+	code, acc := f.do(t, "POST", "/api/v1/deployments", applicationsJSON("",
+		appJSON("api", "v2", `"10.0.0.1","10.0.0.2"`, ""), appJSON("web", "v2", `"10.0.0.1"`, ""))) // the fake's units run v2
+	if code != http.StatusAccepted {
+		t.Fatalf("deploy = %d %v", code, acc)
+	}
+	id := acc["id"].(string)
+	if end := f.waitState(t, id); end["state"] != "success" {
+		t.Fatalf("end = %v", end)
+	}
+	info := f.conforms(t, contract.Info, "/internal/v1/deploy/info/"+id)
+	pods := info["details"].(map[string]any)["pods"].([]any)
+	if info["status"] != "succeeded" || info["replicas"] != 3.0 || info["ready_replicas"] != 3.0 || len(pods) != 3 ||
+		pods[2].(map[string]any)["application"] != "web" || info["summary"].(map[string]any)["success"] != 3.0 {
+		t.Errorf("info = %v", info)
+	}
+	health := f.conforms(t, contract.Health, "/internal/v1/deploy/health/"+id)
+	if health["healthy"] != true || !strings.Contains(health["message"].(string), "All 2 applications are healthy") ||
+		checkStatuses(health)["pod_status"] != "healthy" {
+		t.Errorf("health = %v", health)
+	}
+	logs := f.conforms(t, contract.Logs, "/internal/v1/deploy/logs/"+id+"?lines=100")
+	apps := map[string]int{}
+	for _, raw := range logs["logs"].([]any) {
+		e := raw.(map[string]any)
+		apps[fmt.Sprint(e["application"])+" "+fmt.Sprint(e["container"])]++
+	}
+	if apps["api api.service"] != 4 || apps["web web.service"] != 2 {
+		t.Errorf("lines by application = %v", apps)
+	}
+	// pod_name picks a node of every application it belongs to; one of none is 404.
+	one := f.conforms(t, contract.Logs, "/internal/v1/deploy/logs/"+id+"?pod_name=10.0.0.2")
+	if n := len(one["logs"].([]any)); n != 2 {
+		t.Errorf("pod_name=10.0.0.2: %d lines, want api's 2", n)
+	}
+	if code, body := f.do(t, "GET", "/internal/v1/deploy/logs/"+id+"?pod_name=10.9.9.9", ""); code != http.StatusNotFound || body["field"] != "pod_name" {
+		t.Errorf("pod_name of none = %d %v", code, body)
 	}
 }

@@ -49,34 +49,54 @@ func (s *Server) deployLogs(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	q := logQuery{source: source, lines: lines, podName: c.Query("pod_name")}
+	if d.HasApplications() {
+		s.applicationsLogs(c, d, q)
+		return
+	}
 	pods := s.livePods(ctx, d)
-	sc, found := scopeOf(d, pods, c.Query("pod_name"))
+	sc, found := scopeOf(d, pods, q.podName)
 	if !found {
-		c.AbortWithStatusJSON(http.StatusNotFound, api.Error{Error: "pod_name: deployment " + d.ID + " has no node or pod " + quote(c.Query("pod_name")) +
+		c.AbortWithStatusJSON(http.StatusNotFound, api.Error{Error: "pod_name: deployment " + d.ID + " has no node or pod " + quote(q.podName) +
 			"; its nodes: " + strings.Join(d.Targets().Hosts(), ", "), Code: "not_found", Field: "pod_name"})
 		return
 	}
-	out := api.Logs{DeploymentID: d.ID, Source: source, Lines: lines, Logs: []api.LogEntry{}}
+	if out, ok := s.logs(c, d, q, sc); ok {
+		c.JSON(http.StatusOK, out)
+	}
+}
+
+// logQuery is what a logs request asks for.
+type logQuery struct {
+	source  string
+	lines   int
+	podName string
+}
+
+// logs reads the newest lines of a deployment's log in scope sc; false after answering with an error.
+func (s *Server) logs(c *gin.Context, d *store.Deployment, q logQuery, sc logScope) (api.Logs, bool) {
+	ctx := c.Request.Context()
+	out := api.Logs{DeploymentID: d.ID, Source: q.source, Lines: q.lines, Logs: []api.LogEntry{}}
 	switch {
-	case source == api.LogSourceEvents:
+	case q.source == api.LogSourceEvents:
 		evs, err := s.cfg.Store.Events(ctx, d.ID, 0, maxLogEvents)
 		if err != nil {
 			s.failErr(c, err)
-			return
+			return out, false
 		}
 		out.Logs, out.Failures = foldLogs(d, evs, sc.node)
 	case d.Platform == executor.PlatformK8s:
 		if _, ok := s.cfg.K8s.(executor.PodInspector); !ok {
 			out.Error = "this server has no Kubernetes cluster to read the pods' logs from; the deployment's own events are at ?source=events"
 		}
-		out.Logs, out.Errors = s.readPodLogs(ctx, sc.pods, lines)
+		out.Logs, out.Errors = s.readPodLogs(ctx, sc.pods, q.lines)
 	default:
-		if !s.readJournals(c, d, sc.node, lines, &out) {
-			return
+		if !s.readJournals(c, d, sc.node, q.lines, &out) {
+			return out, false
 		}
 	}
-	out.Logs = newest(out.Logs, lines)
-	c.JSON(http.StatusOK, out)
+	out.Logs = newest(out.Logs, q.lines)
+	return out, true
 }
 
 // logScope is what pod_name picks: a node (host or workload) of the deployment, and the pods to read.

@@ -24,6 +24,15 @@ func (s *Server) deployInfo(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	if d.HasApplications() {
+		s.applicationsInfo(c, d)
+		return
+	}
+	c.JSON(http.StatusOK, s.info(c, d))
+}
+
+// info is what a deployment is now: its record, and its replicas read live.
+func (s *Server) info(c *gin.Context, d *store.Deployment) api.Info {
 	info := api.Info{DeploymentID: d.ID, Status: statusOf(d.State), State: api.State(d.State), UpdatedAt: updatedAt(d),
 		Service: d.Service, Version: d.Version, Platform: api.Platform(d.Platform), Kind: d.Kind, Error: d.Error,
 		CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
@@ -42,14 +51,20 @@ func (s *Server) deployInfo(c *gin.Context) {
 	}
 	info.Details.Pods = s.replicas(c, d, pods, nil)
 	info.Replicas, info.ReadyReplicas = len(info.Details.Pods), readyCount(info.Details.Pods)
-	if d.StartedAt != nil {
-		end := time.Now()
-		if d.FinishedAt != nil {
-			end = *d.FinishedAt
-		}
-		info.DurationSeconds = end.Sub(*d.StartedAt).Round(time.Millisecond).Seconds()
+	info.DurationSeconds = durationOf(d)
+	return info
+}
+
+// durationOf is how long a deployment ran, or has run so far (0 before it started).
+func durationOf(d *store.Deployment) float64 {
+	if d.StartedAt == nil {
+		return 0
 	}
-	c.JSON(http.StatusOK, info)
+	end := time.Now()
+	if d.FinishedAt != nil {
+		end = *d.FinishedAt
+	}
+	return end.Sub(*d.StartedAt).Round(time.Millisecond).Seconds()
 }
 
 // replicas are the deployment's replicas: its live pods, or its nodes (from units, read now unless
@@ -78,6 +93,16 @@ func (s *Server) deployHealth(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	if d.HasApplications() {
+		s.applicationsHealth(c, d)
+		return
+	}
+	c.JSON(http.StatusOK, s.health(c, d))
+}
+
+// health checks a deployment now.
+func (s *Server) health(c *gin.Context, d *store.Deployment) api.Health {
+	ctx := c.Request.Context()
 	facts := healthFacts{platform: d.Platform, version: d.Version, health: d.Health(), units: unitReading{unsupported: true}}
 	details := make([]api.Check, 0, 2*len(d.Nodes))
 	for _, dn := range d.Nodes {
@@ -114,7 +139,7 @@ func (s *Server) deployHealth(c *gin.Context) {
 	for i, v := range verdicts {
 		checks[i] = v.AggregateCheck
 	}
-	c.JSON(http.StatusOK, api.Health{DeploymentID: d.ID, Healthy: ok, Message: msg, CheckedAt: time.Now().UTC(), Checks: checks, Details: details})
+	return api.Health{DeploymentID: d.ID, Healthy: ok, Message: msg, CheckedAt: time.Now().UTC(), Checks: checks, Details: details}
 }
 
 // nodeStatusCheck passes when the node's record says it runs what the deployment put there.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodeexec/nodeexec/internal/contract"
 	"github.com/nodeexec/nodeexec/internal/testbed"
 )
 
@@ -87,6 +88,36 @@ func TestAPIDeploysSeveralApplicationsAsOneDeployment(t *testing.T) {
 				t.Errorf("%s on %s has %s", c.service, h[c.host], v)
 			}
 		}
+	}
+
+	// Its management endpoints answer for both applications, in the specified shapes, read live.
+	first := end["id"].(string)
+	for _, c := range []struct {
+		schema contract.Schema
+		path   string
+	}{
+		{contract.Info, "/internal/v1/deploy/info/" + first},
+		{contract.Health, "/internal/v1/deploy/health/" + first},
+		{contract.Logs, "/internal/v1/deploy/logs/" + first + "?lines=50"},
+	} {
+		code, body := env.rawGet(c.path)
+		if err := contract.Validate(c.schema, body); code != http.StatusOK || err != nil {
+			t.Errorf("%s = %d, %v\n%s", c.path, code, err, body)
+		}
+	}
+	if _, info := env.call("GET", "/internal/v1/deploy/info/"+first, nil); info["replicas"] != 3.0 || info["ready_replicas"] != 3.0 {
+		t.Errorf("info = %v", info)
+	}
+	if _, health := env.call("GET", "/internal/v1/deploy/health/"+first, nil); health["healthy"] != true {
+		t.Errorf("health = %v", health)
+	}
+	_, logs := env.call("GET", "/internal/v1/deploy/logs/"+first+"?lines=50", nil)
+	units := map[string]bool{}
+	for _, raw := range logs["logs"].([]any) {
+		units[fmt.Sprint(raw.(map[string]any)["container"])] = true
+	}
+	if !units[api.Name+".service"] || !units[web.Name+".service"] {
+		t.Errorf("the journals read are of %v, want both services'", units)
 	}
 
 	// api v2 is good, web v2 fails its health check (and its node goes back to v1 by itself).
