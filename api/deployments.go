@@ -122,6 +122,8 @@ const (
 	KindRollback = "rollback"
 	KindScale    = "scale"
 	KindRestart  = "restart"
+	// KindForget records a node forgotten (DELETE /api/v1/nodes/{service}/{host}): who, and what it ran.
+	KindForget = "forget"
 )
 
 // Deployment is one request and how it went, node by node.
@@ -209,9 +211,11 @@ type Node struct {
 	UpdatedAt        time.Time `json:"updated_at"`
 }
 
-// NodeList is GET /api/v1/nodes?service=.
+// NodeList is GET /api/v1/nodes: a page of node records in key order (service, then host), and the
+// cursor of the next one ("" on the last).
 type NodeList struct {
-	Nodes []Node `json:"nodes"`
+	Nodes      []Node `json:"nodes"`
+	NextCursor string `json:"next_cursor"`
 }
 
 // Event is one thing that happened in a deployment, as its event stream sends it (the SSE event's name

@@ -84,11 +84,62 @@ func (c *Client) Node(ctx context.Context, service, host string) (*api.Node, err
 	return callFor[api.Node](ctx, c, http.MethodGet, "/api/v1/nodes/"+escape(service)+"/"+escape(host), nil, retryable)
 }
 
-// Nodes are a service's node records (GET /api/v1/nodes?service=).
+// Nodes are a service's node records, every page of them (GET /api/v1/nodes?service=).
 func (c *Client) Nodes(ctx context.Context, service string) ([]api.Node, error) {
-	var out api.NodeList
-	if err := c.call(ctx, http.MethodGet, "/api/v1/nodes?"+url.Values{"service": {service}}.Encode(), nil, &out, retryable); err != nil {
+	var out []api.Node
+	o := NodeListOptions{Service: service}
+	for {
+		page, err := c.ListNodes(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Nodes...)
+		if page.NextCursor == "" {
+			return out, nil
+		}
+		o.Cursor = page.NextCursor
+	}
+}
+
+// NodeListOptions filter a page of node records; zero values are left out (Limit 0: the server's
+// default).
+type NodeListOptions struct {
+	Service string
+	Version string
+	State   api.State
+	Limit   int
+	Cursor  string // NextCursor of the previous page
+}
+
+// ListNodes is a page of node records, every service's or one's, in key order (GET /api/v1/nodes).
+func (c *Client) ListNodes(ctx context.Context, o NodeListOptions) (*api.NodeList, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"service": o.Service, "version": o.Version, "state": string(o.State), "cursor": o.Cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if o.Limit != 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	return callFor[api.NodeList](ctx, c, http.MethodGet, "/api/v1/nodes?"+q.Encode(), nil, retryable)
+}
+
+// Services summarizes every service nodeexec has a node of (GET /api/v1/services).
+func (c *Client) Services(ctx context.Context) ([]api.ServiceSummary, error) {
+	out, err := callFor[api.ServiceList](ctx, c, http.MethodGet, "/api/v1/services", nil, retryable)
+	if err != nil {
 		return nil, err
 	}
-	return out.Nodes, nil
+	return out.Services, nil
+}
+
+// Forget removes a node's record (DELETE /api/v1/nodes/{service}/{host}) and returns the record of who
+// forgot it; a node a deployment or a pass holds is a *Error with code node_busy naming the holder.
+func (c *Client) Forget(ctx context.Context, service, host, requestedBy string) (*api.Deployment, error) {
+	path := "/api/v1/nodes/" + escape(service) + "/" + escape(host)
+	if requestedBy != "" {
+		path += "?" + url.Values{"requested_by": {requestedBy}}.Encode()
+	}
+	return callFor[api.Deployment](ctx, c, http.MethodDelete, path, nil, once)
 }

@@ -364,15 +364,8 @@ func (s *Server) getDeployment(c *gin.Context) {
 
 func (s *Server) getNode(c *gin.Context) {
 	service, host := c.Param("service"), c.Param("host")
-	if err := executor.ValidateService(service); err != nil {
-		s.failErr(c, err)
+	if !validNodeKey(c, s, service, host) {
 		return
-	}
-	if _, _, workload := executor.SplitWorkloadHost(host); !workload {
-		if err := executor.ValidateHost(host); err != nil {
-			s.failErr(c, err)
-			return
-		}
 	}
 	n, err := s.cfg.Store.Node(c.Request.Context(), service, host)
 	if err != nil {
@@ -380,23 +373,6 @@ func (s *Server) getNode(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, renderNode(*n))
-}
-
-func (s *Server) listNodes(c *gin.Context) {
-	service := c.Query("service")
-	if err := executor.ValidateService(service); err != nil {
-		s.failErr(c, err)
-		return
-	}
-	nodes, err := s.cfg.Store.Nodes(c.Request.Context(), service)
-	if err != nil {
-		s.failErr(c, err)
-		return
-	}
-	if nodes == nil {
-		nodes = []store.Node{}
-	}
-	c.JSON(http.StatusOK, api.NodeList{Nodes: listOf(nodes, renderNode)})
 }
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }

@@ -125,6 +125,8 @@ func New(cfg Config) *Server {
 	api.GET("/adhoc", admin, s.listCommands)
 	api.POST("/adhoc", admin, s.takingNew, s.runCommand)
 	api.GET("/nodes", read, s.listNodes)
+	api.GET("/services", read, s.listServices)
+	api.DELETE("/nodes/:service/:host", deploy, s.forgetNode)
 	mgmt := s.router.Group("/internal/v1/deploy", read)
 	mgmt.GET("/info/:deployment_id", s.deployInfo)
 	mgmt.GET("/health/:deployment_id", s.deployHealth)

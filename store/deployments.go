@@ -23,6 +23,8 @@ const (
 	KindScale = "scale"
 	// KindRestart restarts a service on physical nodes and verifies it, not changing its version.
 	KindRestart = "restart"
+	// KindForget records that a node was forgotten: who did, and what the node ran. It runs nothing.
+	KindForget = "forget"
 )
 
 // Deployment is one request of the Plan Layer and how it went, node by node.

@@ -44,7 +44,9 @@ Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127
   nodeexec cancel   <deployment-id>
   nodeexec logs     <deployment-id> [--lines N] [--node H] [--source service|events]
   nodeexec list     [--service S] [--state X]
-  nodeexec nodes    --service S [--host H]
+  nodeexec nodes    [--service S [--host H]] [--version V] [--state X]   node records, every service's or one's
+  nodeexec services                                  each service: its nodes, which versions run where
+  nodeexec forget   --service S --host H             forget a node (a decommissioned host); recorded
   nodeexec cleanup  [--follow CLEANUP-ID] [--detach]   run a cleanup pass now (old releases, old records) and follow it
   nodeexec restart  --service S --nodes H1,H2 [--health-port P ...] [--batch-size N]   restart and verify, follow it
   nodeexec service-status --service S --nodes H1,H2   running, main PID, since when, and the node's recorded version
@@ -102,6 +104,10 @@ func run(args []string) int {
 		ok, err = restartCmd(ctx, rest)
 	case "service-status":
 		ok, err = serviceStatusCmd(ctx, rest)
+	case "services":
+		ok, err = servicesCmd(ctx, rest)
+	case "forget":
+		ok, err = forgetCmd(ctx, rest)
 	case "adhoc":
 		ok, err = adhocCmd(ctx, rest)
 	case "direct":

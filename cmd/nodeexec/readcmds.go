@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -53,20 +54,28 @@ func listCmd(ctx context.Context, args []string) (bool, error) {
 func nodesCmd(ctx context.Context, args []string) (bool, error) {
 	var o clientOpts
 	fs := clientFlags("nodes", &o)
-	service := fs.String("service", "", "the service whose nodes to show")
-	host := fs.String("host", "", "only this node")
+	service := fs.String("service", "", "only this service's nodes (default: every service's)")
+	host := fs.String("host", "", "only this node (with --service)")
+	version := fs.String("version", "", "only the nodes whose record runs this version")
+	state := fs.String("state", "", "only the nodes in this state (pending, deploying, success, failed, rolled_back)")
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return false, err
 	}
-	if err := executor.ValidateService(*service); err != nil {
-		return false, err
+	if *service != "" {
+		if err := executor.ValidateService(*service); err != nil {
+			return false, err
+		}
 	}
 	c, err := o.client()
 	if err != nil {
 		return false, err
 	}
 	var nodes []api.Node
-	if *host != "" {
+	switch {
+	case *host != "":
+		if *service == "" {
+			return false, &executor.ValidationError{Field: "--host", Reason: "needs --service: a host may run several services"}
+		}
 		if err := executor.ValidateHost(*host); err != nil {
 			return false, err
 		}
@@ -75,18 +84,90 @@ func nodesCmd(ctx context.Context, args []string) (bool, error) {
 			return false, err
 		}
 		nodes = append(nodes, *n)
-	} else if nodes, err = c.Nodes(ctx, *service); err != nil {
-		return false, err
+	default:
+		o := client.NodeListOptions{Service: *service, Version: *version, State: api.State(*state)}
+		for {
+			page, err := c.ListNodes(ctx, o)
+			if err != nil {
+				return false, err
+			}
+			nodes = append(nodes, page.Nodes...)
+			if page.NextCursor == "" {
+				break
+			}
+			o.Cursor = page.NextCursor
+		}
 	}
 	if o.asJSON {
 		return true, json.NewEncoder(o.out).Encode(nodes)
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tCURRENT\tPREVIOUS\tDEPLOYMENT\tUPDATED\tERROR")
+	fmt.Fprintln(tw, "SERVICE\tNODE\tSTATE\tCURRENT\tPREVIOUS\tDEPLOYMENT\tUPDATED\tERROR")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.State, dash(n.CurrentVersion), dash(n.PrevVersion), dash(n.DeploymentID), n.UpdatedAt.Format("2006-01-02 15:04:05"), n.LastError)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Service, n.Host, n.State, dash(n.CurrentVersion), dash(n.PrevVersion), dash(n.DeploymentID), n.UpdatedAt.Format("2006-01-02 15:04:05"), n.LastError)
 	}
 	return true, tw.Flush()
+}
+
+// servicesCmd lists every service nodeexec has a node of: its nodes, which versions run where.
+func servicesCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("services", &o)
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	services, err := c.Services(ctx)
+	if err != nil {
+		return false, err
+	}
+	if o.asJSON {
+		return true, json.NewEncoder(o.out).Encode(services)
+	}
+	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tPLATFORM\tNODES\tFAILED\tHELD\tVERSIONS")
+	for _, s := range services {
+		var versions []string
+		for _, v := range s.Versions {
+			versions = append(versions, fmt.Sprintf("%s on %d", dash(v.Version), len(v.Hosts)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", s.Service, s.Platform, s.Nodes, s.Failed, s.Deploying, strings.Join(versions, ", "))
+	}
+	return true, tw.Flush()
+}
+
+// forgetCmd forgets a node: its record goes (a decommissioned host), who forgot it is recorded.
+func forgetCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("forget", &o)
+	service := fs.String("service", "", "the service the node is of")
+	host := fs.String("host", "", "the node (a host, or a workload's namespace/name)")
+	by := fs.String("requested-by", envOr("USER", ""), "who forgets it (recorded)")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	if *service == "" || *host == "" {
+		return false, &executor.ValidationError{Field: "forget", Reason: "give the node: nodeexec forget --service S --host H"}
+	}
+	if err := executor.ValidateService(*service); err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	d, err := c.Forget(ctx, *service, *host, *by)
+	if err != nil {
+		return false, err
+	}
+	if o.asJSON {
+		return true, json.NewEncoder(o.out).Encode(d)
+	}
+	fmt.Fprintf(o.out, "forgot node %s of %s (it ran %s); recorded as %s\n", *host, *service, dash(d.Version), d.ID)
+	return true, nil
 }
 
 func logsCmd(ctx context.Context, args []string) (bool, error) {
