@@ -99,12 +99,17 @@ const (
 	KindRollback = "rollback"
 	KindScale    = "scale"
 	KindRestart  = "restart"
+	// KindApply and KindDelete work on Kubernetes objects (POST /api/v1/apply, /api/v1/delete): their
+	// records have Objects and no nodes.
+	KindApply  = "apply"
+	KindDelete = "delete"
 )
 
 // Deployment is one request and how it went, node by node.
 type Deployment struct {
 	ID string `json:"id"`
-	// Kind is KindDeploy, KindScale, KindRestart, or KindRollback of the deployment RollbackOf names.
+	// Kind is KindDeploy, KindScale, KindRestart, KindApply, KindDelete, or KindRollback of the
+	// deployment RollbackOf names.
 	Kind       string   `json:"kind"`
 	RollbackOf string   `json:"rollback_of,omitempty"`
 	Service    string   `json:"service"`
@@ -112,8 +117,13 @@ type Deployment struct {
 	Platform   Platform `json:"platform"`
 	Batch      Batch    `json:"batch"`
 	// Replicas is what a scale asks of each workload.
-	Replicas    *int32 `json:"replicas,omitempty"`
-	RequestedBy string `json:"requested_by,omitempty"`
+	Replicas *int32 `json:"replicas,omitempty"`
+	// Namespace, Objects and DryRun are an apply's or a delete's: where, each object it touched with
+	// its outcome, and whether it was to change nothing.
+	Namespace   string   `json:"namespace,omitempty"`
+	Objects     []Object `json:"objects,omitempty"`
+	DryRun      bool     `json:"dry_run,omitempty"`
+	RequestedBy string   `json:"requested_by,omitempty"`
 	// Token is the name of the API token the request came with.
 	Token          string           `json:"token,omitempty"`
 	IdempotencyKey string           `json:"idempotency_key,omitempty"`
