@@ -125,6 +125,9 @@ func (o *clientOpts) printDeployment(d *api.Deployment) error {
 	}
 	fmt.Fprintln(o.out)
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	if d.Kind == api.KindApply || d.Kind == api.KindDelete {
+		return printObjects(tw, d)
+	}
 	fmt.Fprintln(tw, "NODE\tSTATE\tFROM\tCURRENT\tPREVIOUS\tCHANGED\tERROR")
 	for _, n := range d.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", n.Host, n.State, dash(n.FromVersion), dash(n.CurrentVersion), dash(n.PrevVersion), n.Changed, n.LastError)
