@@ -6,6 +6,7 @@ import (
 	"reflect"
 
 	"github.com/sirupsen/logrus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -64,31 +65,46 @@ func (e *Executor) ApplyManifest(ctx context.Context, req executor.ApplyRequest)
 	return out, nil
 }
 
-// applyOne applies one object, reading it first to tell a creation from a change.
+// maxApplyConflicts bounds the tries of one object's apply that another writer beat to it.
+const maxApplyConflicts = 5
+
+// applyOne applies one object, reading it first to tell a creation from a change. The apply is
+// conditional on the resourceVersion it read, so what it answers is its own change and no one
+// else's (a controller's status write in between is a conflict, and it reads and tries again).
 func (e *Executor) applyOne(ctx context.Context, p planned, dryRun bool) executor.Object {
-	before, err := p.res.Get(ctx, p.obj.GetName(), metav1.GetOptions{})
-	if isNotFound(err) {
-		before, err = nil, nil
-	}
-	if err != nil {
-		return objectOf(p.id, executor.ObjectFailed, "read it before applying: "+err.Error())
-	}
 	opts := metav1.ApplyOptions{FieldManager: fieldManager, Force: true}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
-	after, err := p.res.Apply(ctx, p.obj.GetName(), p.obj, opts)
-	if err != nil {
-		return objectOf(p.id, executor.ObjectFailed, err.Error())
+	var err error
+	for range maxApplyConflicts {
+		var before, after *unstructured.Unstructured
+		before, err = p.res.Get(ctx, p.obj.GetName(), metav1.GetOptions{})
+		if isNotFound(err) {
+			before, err = nil, nil
+		}
+		if err != nil {
+			return objectOf(p.id, executor.ObjectFailed, "read it before applying: "+err.Error())
+		}
+		obj := p.obj.DeepCopy()
+		if before != nil {
+			obj.SetResourceVersion(before.GetResourceVersion())
+		}
+		after, err = p.res.Apply(ctx, obj.GetName(), obj, opts)
+		if apierrors.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			return objectOf(p.id, executor.ObjectFailed, err.Error())
+		}
+		return objectOf(p.id, applyOutcome(before, after, dryRun), "")
 	}
-	return objectOf(p.id, applyOutcome(before, after, dryRun), "")
+	return objectOf(p.id, executor.ObjectFailed, fmt.Sprintf("others kept changing it: %d tries conflicted (%v)", maxApplyConflicts, err))
 }
 
-// applyOutcome says what an apply did to an object, from the object before it (nil: there was none)
-// and the API server's answer. An unchanged resourceVersion means the API server wrote nothing; a
-// changed one may still be someone else's write in between (a controller's status), so the objects
-// are compared without what only others write. A dry run never moves the resourceVersion: only the
-// comparison tells.
+// applyOutcome says what an apply did to an object, from the object it was conditional on (nil: there
+// was none) and the API server's answer. A new resourceVersion is the apply's own write. A dry run
+// never moves it: what it would change is told by comparing the objects.
 func applyOutcome(before, after *unstructured.Unstructured, dryRun bool) executor.ObjectOutcome {
 	switch {
 	case before == nil && dryRun:
@@ -97,12 +113,12 @@ func applyOutcome(before, after *unstructured.Unstructured, dryRun bool) executo
 		return executor.ObjectCreated
 	case !dryRun && before.GetResourceVersion() == after.GetResourceVersion():
 		return executor.ObjectUnchanged
+	case !dryRun:
+		return executor.ObjectConfigured
 	case reflect.DeepEqual(ownContent(before), ownContent(after)):
 		return executor.ObjectUnchanged
-	case dryRun:
-		return executor.ObjectWouldConfigure
 	}
-	return executor.ObjectConfigured
+	return executor.ObjectWouldConfigure
 }
 
 // ownContent is an object without its status, its resourceVersion and the times of its field managers'
