@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nodeexec/nodeexec/api"
+	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/internal/contract"
 	"github.com/nodeexec/nodeexec/store"
@@ -368,5 +369,43 @@ func TestPodsAreListedWithExactlyTheirFieldsAndCutAtTheBound(t *testing.T) {
 		if code, body := f.do(t, "GET", "/api/v1/pods"+c.query, ""); code != http.StatusBadRequest || body["field"] != c.field {
 			t.Errorf("pods%s = %d %v, want 400 on %s", c.query, code, body, c.field)
 		}
+	}
+}
+
+// Whatever a stop left of an apply or a delete, the next start ends it failed saying what to do, and
+// calls nothing.
+func TestEveryKindOfObjectsRecordLeftInFlightEndsFailedSayingWhatToDo(t *testing.T) {
+	k := &objectsCluster{}
+	f := newFixture(t, withCluster(k))
+	ctx := context.Background()
+	started := time.Now().UTC()
+	lost := map[string]string{
+		"apply":  "nodeexec stopped during the apply; server-side apply is idempotent: apply again",
+		"delete": "nodeexec stopped during the delete; the objects it had not reached are still there: delete again",
+	}
+	ids := map[string]string{}
+	for kind := range lost {
+		d := engine.Apply("d-lost-"+kind, "shop", executor.ApplyRequest{Namespace: "shop", Manifest: "ConfigMap/cfg"})
+		d.Objects = []executor.Object{{Kind: "ConfigMap", Namespace: "shop", Name: "cfg", Outcome: executor.ObjectPending}}
+		if kind == "delete" {
+			d = engine.Delete("d-lost-"+kind, "shop", executor.DeleteRequest{Namespace: "shop", Selector: "app=web"})
+		}
+		d.State, d.StartedAt = executor.StateDeploying, &started
+		if _, _, err := f.st.CreateDeployment(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		ids[kind] = d.ID
+	}
+	if err := f.srv.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for kind, why := range lost {
+		_, d := f.do(t, "GET", "/api/v1/deployments/"+ids[kind], "")
+		if d["state"] != "failed" || !strings.Contains(d["error"].(string), why) || d["finished_at"] == nil {
+			t.Errorf("%s after the next start = %v", kind, d)
+		}
+	}
+	if applies, deletes, nodeRuns := k.counts(); applies+deletes+nodeRuns != 0 {
+		t.Errorf("the next start called the cluster: %d applies, %d deletes, %d node operations", applies, deletes, nodeRuns)
 	}
 }
