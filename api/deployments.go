@@ -124,12 +124,17 @@ const (
 	KindRestart  = "restart"
 	// KindForget records a node forgotten (DELETE /api/v1/nodes/{service}/{host}): who, and what it ran.
 	KindForget = "forget"
+	// KindApply and KindDelete work on Kubernetes objects (POST /api/v1/apply, /api/v1/delete): their
+	// records have Objects and no nodes.
+	KindApply  = "apply"
+	KindDelete = "delete"
 )
 
 // Deployment is one request and how it went, node by node.
 type Deployment struct {
 	ID string `json:"id"`
-	// Kind is KindDeploy, KindScale, KindRestart, or KindRollback of the deployment RollbackOf names.
+	// Kind is KindDeploy, KindScale, KindRestart, KindApply, KindDelete, KindForget, or KindRollback of
+	// the deployment RollbackOf names.
 	Kind       string `json:"kind"`
 	RollbackOf string `json:"rollback_of,omitempty"`
 	// ParentID names the deployment of several applications this one is an application of.
@@ -139,8 +144,13 @@ type Deployment struct {
 	Platform Platform `json:"platform"`
 	Batch    Batch    `json:"batch"`
 	// Replicas is what a scale asks of each workload.
-	Replicas    *int32 `json:"replicas,omitempty"`
-	RequestedBy string `json:"requested_by,omitempty"`
+	Replicas *int32 `json:"replicas,omitempty"`
+	// Namespace, Objects and DryRun are an apply's or a delete's: where, each object it touched with
+	// its outcome, and whether it was to change nothing.
+	Namespace   string   `json:"namespace,omitempty"`
+	Objects     []Object `json:"objects,omitempty"`
+	DryRun      bool     `json:"dry_run,omitempty"`
+	RequestedBy string   `json:"requested_by,omitempty"`
 	// Token is the name of the API token the request came with.
 	Token          string           `json:"token,omitempty"`
 	IdempotencyKey string           `json:"idempotency_key,omitempty"`

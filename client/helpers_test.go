@@ -82,6 +82,11 @@ type testServer struct {
 // startServer serves the API over exec; tokens, when given, are required. Close stops it and removes
 // the database.
 func startServer(exec executor.Executor, tokens ...server.Token) (*testServer, error) {
+	return startServerWith(server.Config{Executor: exec, Tokens: tokens})
+}
+
+// startServerWith serves cfg, on a fresh embedded database of its own.
+func startServerWith(cfg server.Config) (*testServer, error) {
 	dir, err := os.MkdirTemp("", "nodeexec-client-test-")
 	if err != nil {
 		return nil, err
@@ -100,7 +105,8 @@ func startServer(exec executor.Executor, tokens ...server.Token) (*testServer, e
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	srv := server.New(server.Config{Executor: exec, Store: st, Logger: log, Tokens: tokens})
+	cfg.Store, cfg.Logger = st, log
+	srv := server.New(cfg)
 	hs := httptest.NewServer(srv.Handler())
 	return &testServer{URL: hs.URL, srv: srv, http: hs, stop: func() {
 		hs.Close()

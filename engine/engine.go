@@ -41,6 +41,8 @@ type Config struct {
 	Retry retry.Policy
 	// DeployTimeout bounds one executor call (a batch's ansible-playbook run, a rollout); 0: none.
 	DeployTimeout time.Duration
+	// ObjectsTimeout bounds one apply or delete of Kubernetes objects; 0: DefaultObjectsTimeout.
+	ObjectsTimeout time.Duration
 	// Metrics records queued, running and ended runs; nil: a registry of the engine's own.
 	Metrics *metrics.Metrics
 	// Notifier hears each end; nil: nobody.
@@ -104,6 +106,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.StoreRetry == (retry.Policy{}) {
 		cfg.StoreRetry = retry.Policy{MaxRetries: 8, InitialDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second, Factor: 2}
+	}
+	if cfg.ObjectsTimeout <= 0 {
+		cfg.ObjectsTimeout = DefaultObjectsTimeout
 	}
 	if cfg.KeyWait <= 0 {
 		cfg.KeyWait = DefaultKeyWait

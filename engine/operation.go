@@ -10,7 +10,7 @@ import (
 )
 
 // operation is what one kind of deployment does. The engine asks a deployment's operation, never its
-// Kind: what each kind means lives in one type (deploy.go, rollback.go, scale.go, restart.go).
+// Kind: what each kind means lives in one type (deploy.go, rollback.go, scale.go, restart.go, objects.go).
 type operation interface {
 	// groups are the executor calls a run makes, in turn, each for some of the deployment's targets.
 	groups(d *store.Deployment) []group
@@ -59,6 +59,8 @@ func operationOf(kind string) operation {
 		return scaleOp{}
 	case store.KindRestart:
 		return restartOp{}
+	case store.KindApply, store.KindDelete:
+		return objectsOp{}
 	}
 	return deployOp{}
 }

@@ -31,6 +31,12 @@ func (e *Engine) Reconcile(ctx context.Context) error {
 			several = append(several, lost[i].ID)
 			continue
 		}
+		if store.IsObjectsKind(lost[i].Kind) {
+			if err := e.endLostObjects(ctx, &lost[i]); err != nil {
+				return fmt.Errorf("end %s %s: %w", lost[i].Kind, lost[i].ID, err)
+			}
+			continue
+		}
 		if err := e.reconcile(ctx, &lost[i], errInterrupted); err != nil {
 			return fmt.Errorf("reconcile deployment %s: %w", lost[i].ID, err)
 		}

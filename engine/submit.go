@@ -23,6 +23,9 @@ type Accepted struct {
 // that another request holds (another fingerprint, store.Deployment.Fingerprint) is a
 // *store.KeyReusedError naming its deployment.
 func (e *Engine) Submit(ctx context.Context, d *store.Deployment) (Accepted, error) {
+	if store.IsObjectsKind(d.Kind) {
+		return Accepted{}, errObjectsKind
+	}
 	if d.IdempotencyKey != "" {
 		existing, err := e.ownKey(ctx, d)
 		if err != nil {

@@ -132,3 +132,21 @@ func TestHostsThatAreFine(t *testing.T) {
 		}
 	}
 }
+
+func TestADeleteSelectorMustParseAndNarrow(t *testing.T) {
+	for _, c := range []struct {
+		selector string
+		ok       bool
+	}{
+		{"app=web", true}, {"app in (web,api),tier!=cache", true}, {"app", true},
+		{"", false}, {"   ", false}, {"app in (web", false}, {"a b", false},
+	} {
+		err := ValidateDeleteSelector(c.selector)
+		if (err == nil) != c.ok {
+			t.Errorf("ValidateDeleteSelector(%q) = %v, want ok %v", c.selector, err, c.ok)
+		}
+		if err != nil && err.(*ValidationError).Field != "selector" {
+			t.Errorf("%q: field %s, want selector", c.selector, err.(*ValidationError).Field)
+		}
+	}
+}

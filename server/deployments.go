@@ -155,13 +155,7 @@ func (s *Server) createScale(c *gin.Context) {
 	if !s.decodeStrict(c, &body, bodyRequired) {
 		return
 	}
-	exec, err := s.executorFor(executor.PlatformK8s)
-	if err != nil {
-		failField(c, "platform", "k8s is not configured on this server (nodeexec serve --kubeconfig)")
-		return
-	}
-	if _, ok := exec.(executor.Scaler); !ok {
-		failField(c, "platform", "this server's k8s executor cannot scale")
+	if _, ok := k8sAs[executor.Scaler](s, c, "scale"); !ok {
 		return
 	}
 	if body.Replicas == nil {

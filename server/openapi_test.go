@@ -339,6 +339,11 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 		{"Cleanup", api.Cleanup{}, true},
 		{"CleanupNode", api.CleanupNode{}, true},
 		{"Pruned", api.Pruned{}, true},
+		{"ApplyRequest", api.ApplyRequest{}, false},
+		{"DeleteRequest", api.DeleteRequest{}, false},
+		{"Object", api.Object{}, true},
+		{"PodList", api.PodList{}, true},
+		{"PodStatus", api.PodStatus{}, true},
 	} {
 		schema, ok := s.schemas[c.schema]
 		if !ok {

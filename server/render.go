@@ -25,7 +25,7 @@ func listOf[T, U any](in []T, conv func(T) U) []U {
 func renderDeployment(d store.Deployment) api.Deployment {
 	return api.Deployment{ID: d.ID, Kind: d.Kind, RollbackOf: d.RollbackOf, ParentID: d.ParentID, Service: d.Service, Version: d.Version,
 		Platform: api.Platform(d.Platform), Batch: api.Batch{Size: d.Batch.Size, StopOnFailure: d.Batch.StopOnFailure, MaxUnavailable: d.Batch.MaxUnavailable},
-		Replicas: replicasOf(d), RequestedBy: d.RequestedBy, Token: d.Token, IdempotencyKey: d.IdempotencyKey,
+		Replicas: replicasOf(d), Namespace: namespaceOf(d), Objects: listOf(d.Objects, renderObject), DryRun: d.DryRun(), RequestedBy: d.RequestedBy, Token: d.Token, IdempotencyKey: d.IdempotencyKey,
 		State: api.State(d.State), Error: d.Error, Nodes: listOf(d.Nodes, renderDeploymentNode),
 		Applications: listOf(d.Applications, renderApplication),
 		CreatedAt:    d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
@@ -43,6 +43,25 @@ func replicasOf(d store.Deployment) *int32 {
 	}
 	n := d.Scale.Replicas
 	return &n
+}
+
+// namespaceOf is the namespace an apply or a delete works in; "" for every other kind.
+func namespaceOf(d store.Deployment) string {
+	switch {
+	case d.Apply != nil:
+		return d.Apply.Namespace
+	case d.Delete != nil:
+		return d.Delete.Namespace
+	}
+	return ""
+}
+
+func renderObject(o executor.Object) api.Object {
+	return api.Object{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name, Outcome: string(o.Outcome), Error: o.Error}
+}
+
+func renderPodStatus(p executor.Pod) api.PodStatus {
+	return api.PodStatus{Name: p.Name, Phase: p.Phase, Ready: p.Ready, Restarts: p.Restarts, Node: p.Node, Created: p.Created.UTC()}
 }
 
 func renderDeploymentNode(n store.DeploymentNode) api.DeploymentNode {

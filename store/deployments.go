@@ -25,7 +25,15 @@ const (
 	KindRestart = "restart"
 	// KindForget records that a node was forgotten: who did, and what the node ran. It runs nothing.
 	KindForget = "forget"
+	// KindApply server-side-applies a manifest's Kubernetes objects; KindDelete deletes the objects a
+	// label selector picks. Neither holds nodes nor runs through the engine's queue: each runs in its
+	// request and records its objects (Objects), never nodes.
+	KindApply  = "apply"
+	KindDelete = "delete"
 )
+
+// IsObjectsKind says whether kind works on Kubernetes objects (apply, delete) rather than on nodes.
+func IsObjectsKind(kind string) bool { return kind == KindApply || kind == KindDelete }
 
 // Deployment is one request of the Plan Layer and how it went, node by node.
 //
@@ -51,9 +59,14 @@ type Deployment struct {
 	// Scale is a scale's request: its workloads, and the replicas it asks of each.
 	Scale *executor.ScaleRequest `bson:"scale,omitempty" json:"-"`
 	// Restart is a restart's request.
-	Restart     *executor.RestartRequest `bson:"restart,omitempty" json:"-"`
-	Batch       Batch                    `bson:"batch" json:"batch"`
-	RequestedBy string                   `bson:"requested_by,omitempty" json:"requested_by,omitempty"`
+	Restart *executor.RestartRequest `bson:"restart,omitempty" json:"-"`
+	// Apply and Delete are an apply's and a delete's requests; Objects what they touched, each with
+	// its outcome (pending until the run ends).
+	Apply       *executor.ApplyRequest  `bson:"apply,omitempty" json:"-"`
+	Delete      *executor.DeleteRequest `bson:"delete,omitempty" json:"-"`
+	Objects     []executor.Object       `bson:"objects,omitempty" json:"objects,omitempty"`
+	Batch       Batch                   `bson:"batch" json:"batch"`
+	RequestedBy string                  `bson:"requested_by,omitempty" json:"requested_by,omitempty"`
 	// Token is the name of the API token the request came with (none when the server runs without auth).
 	Token          string         `bson:"token,omitempty" json:"token,omitempty"`
 	IdempotencyKey string         `bson:"idempotency_key,omitempty" json:"idempotency_key,omitempty"`
@@ -109,6 +122,17 @@ type DeploymentNode struct {
 	PrevVersion    string `bson:"prev_version,omitempty" json:"prev_version,omitempty"`
 	Changed        bool   `bson:"changed" json:"changed"`
 	LastError      string `bson:"last_error,omitempty" json:"last_error,omitempty"`
+}
+
+// DryRun says whether d is an apply or a delete that was to change nothing.
+func (d *Deployment) DryRun() bool {
+	switch {
+	case d.Apply != nil:
+		return d.Apply.DryRun
+	case d.Delete != nil:
+		return d.Delete.DryRun
+	}
+	return false
 }
 
 // Node finds a node of the deployment by host; nil if the deployment does not touch it.
@@ -171,6 +195,17 @@ func (s *Store) UpdateDeployment(ctx context.Context, d *Deployment) error {
 	_, err := s.deployments().UpdateOne(ctx, bson.M{"_id": d.ID}, bson.M{"$set": set})
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// UpdateObjects writes an apply's or a delete's state and objects (only its runner writes them).
+func (s *Store) UpdateObjects(ctx context.Context, d *Deployment) error {
+	_, err := s.deployments().UpdateOne(ctx, bson.M{"_id": d.ID}, bson.M{"$set": bson.M{
+		"state": d.State, "error": d.Error, "objects": d.Objects, "started_at": d.StartedAt, "finished_at": d.FinishedAt,
+	}})
+	if err != nil {
+		return fmt.Errorf("update %s %s: %w", d.Kind, d.ID, err)
 	}
 	return nil
 }

@@ -35,7 +35,8 @@ func (e *KeyReusedError) Error() string {
 
 // Fingerprint is the canonical digest of what a deployment asks for: its kind, what it rolls back,
 // service, version, platform, batching, and the kind's request (nodes or workloads in their order,
-// package, delivery, health, unit, image, strategy, replicas), without its id. Who asked (token,
+// package, delivery, health, unit, image, strategy, replicas; an apply's namespace, manifest and dry
+// run; a delete's namespace, selector and dry run), without its id. Who asked (token,
 // requested_by) and when are not part of it. JSON of fixed structs, map keys sorted, SHA-256 in hex:
 // the same request gives the same fingerprint on every replica and after a restart.
 func (d *Deployment) Fingerprint() string {
@@ -46,7 +47,10 @@ func (d *Deployment) Fingerprint() string {
 		Deploy, Rollback, Scale, Restart   any
 		// Applications are the fingerprints of a deployment of several's applications, in order.
 		Applications []string `json:",omitempty"`
-	}{Kind: d.Kind, RollbackOf: d.RollbackOf, Service: d.Service, Version: d.Version, Platform: string(d.Platform), Batch: d.Batch}
+		// Left out when nil, so that the fingerprints of the other kinds stay what they were.
+		Apply  *executor.ApplyRequest  `json:",omitempty"`
+		Delete *executor.DeleteRequest `json:",omitempty"`
+	}{Apply: d.Apply, Delete: d.Delete, Kind: d.Kind, RollbackOf: d.RollbackOf, Service: d.Service, Version: d.Version, Platform: string(d.Platform), Batch: d.Batch}
 	for _, a := range d.Applications {
 		if a.Request != nil {
 			canon.Applications = append(canon.Applications, a.Request.Fingerprint())

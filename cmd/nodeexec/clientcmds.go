@@ -129,6 +129,9 @@ func (o *clientOpts) printDeployment(d *api.Deployment) error {
 	}
 	fmt.Fprintln(o.out)
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	if d.Kind == api.KindApply || d.Kind == api.KindDelete {
+		return printObjects(tw, d)
+	}
 	if len(d.Applications) > 0 {
 		fmt.Fprintln(tw, "APPLICATION\tDEPLOYMENT\tNODE\tSTATE\tFROM\tCURRENT\tPREVIOUS\tCHANGED\tERROR")
 		for _, a := range d.Applications {

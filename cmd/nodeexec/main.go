@@ -7,6 +7,7 @@
 //	nodeexec list | nodes --service S
 //	nodeexec cleanup                                 run a cleanup pass on the server now, follow it
 //	nodeexec restart|service-status|adhoc            restart a service, read its unit, run an allow-listed command
+//	nodeexec apply|delete|pods                       Kubernetes objects by manifest or label, and their pods
 //	nodeexec direct deploy|rollback|status|cleanup   no server: run the executor from here
 //
 // Exit status: 0 when the operation reached its goal, 1 when it did not (or failed), 2 for bad input.
@@ -52,6 +53,9 @@ Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127
   nodeexec service-status --service S --nodes H1,H2   running, main PID, since when, and the node's recorded version
   nodeexec adhoc    --name NAME --nodes H1,H2 [--service S]   run a command of the server's allow-list (admin token)
   nodeexec adhoc    --list                            the allow-list
+  nodeexec apply    -n NS -f FILE [--dry-run]         server-side apply a manifest (- reads stdin), recorded; each object's outcome
+  nodeexec delete   -n NS -l SELECTOR [--dry-run]     delete the Deployments, StatefulSets, Services, ConfigMaps, Secrets it picks
+  nodeexec pods     -n NS [-l SELECTOR]               the pods now: phase, ready, restarts, node
 
 Without a server (the executor, straight from this machine):
   nodeexec direct deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
@@ -110,6 +114,12 @@ func run(args []string) int {
 		ok, err = forgetCmd(ctx, rest)
 	case "adhoc":
 		ok, err = adhocCmd(ctx, rest)
+	case "apply":
+		ok, err = applyCmd(ctx, rest)
+	case "delete":
+		ok, err = deleteCmd(ctx, rest)
+	case "pods":
+		ok, err = podsCmd(ctx, rest)
 	case "direct":
 		ok, err = directCmd(ctx, rest)
 	case "serve":

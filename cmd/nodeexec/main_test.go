@@ -29,6 +29,12 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 		{[]string{"direct", "deploy", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"direct", "reboot"}, "unknown operation"},
 		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"apply", "-n", "shop"}, "-f FILE"},
+		{[]string{"apply", "-n", "Shop_1", "-f", "-"}, "namespace"},
+		{[]string{"apply", "-n", "shop", "-f", "/no/such/manifest.yaml"}, "no such file"},
+		{[]string{"delete", "-n", "shop"}, "selector"},
+		{[]string{"delete", "-n", "shop", "-l", "app in (web"}, "not a label selector"},
+		{[]string{"pods"}, "namespace"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args[:min(2, len(c.args))], " ")+" "+c.want, func(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/nodeexec/nodeexec/executor"
 )
 
 // Object names one object a manifest applied or a selector deleted.
@@ -50,35 +52,9 @@ func (e *Executor) Apply(ctx context.Context, namespace string, manifest []byte)
 	if namespace != "" && !validNamespace(namespace) {
 		return nil, fmt.Errorf("%q is not a namespace name", namespace)
 	}
-	objs, err := decodeManifest(manifest)
+	plan, err := e.plan(namespace, manifest)
 	if err != nil {
 		return nil, err
-	}
-	type planned struct {
-		obj *unstructured.Unstructured
-		res dynamic.ResourceInterface
-		id  Object
-	}
-	plan := make([]planned, 0, len(objs))
-	for i, obj := range objs {
-		gvk := obj.GroupVersionKind()
-		mapping, err := e.mapping(gvk)
-		if err != nil {
-			return nil, fmt.Errorf("document %d (%s %s): %w", i+1, gvk.Kind, obj.GetName(), err)
-		}
-		var res dynamic.ResourceInterface = e.dyn.Resource(mapping.Resource)
-		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-			switch ns := obj.GetNamespace(); {
-			case ns == "" && namespace == "":
-				return nil, fmt.Errorf("document %d (%s %s): no namespace, and none was given", i+1, gvk.Kind, obj.GetName())
-			case ns == "":
-				obj.SetNamespace(namespace)
-			case namespace != "" && ns != namespace:
-				return nil, fmt.Errorf("document %d (%s %s): its namespace %q is not the requested %q", i+1, gvk.Kind, obj.GetName(), ns, namespace)
-			}
-			res = e.dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
-		}
-		plan = append(plan, planned{obj: obj, res: res, id: Object{Kind: gvk.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}})
 	}
 	done := make([]Object, 0, len(plan))
 	for _, p := range plan {
@@ -89,6 +65,54 @@ func (e *Executor) Apply(ctx context.Context, namespace string, manifest []byte)
 		e.log.WithField("object", p.id.String()).Info("applied")
 	}
 	return done, nil
+}
+
+// planned is one object of a manifest, ready to apply: its kind found in the cluster, its namespace set.
+type planned struct {
+	obj *unstructured.Unstructured
+	res dynamic.ResourceInterface
+	id  Object
+}
+
+// plan reads every document of a manifest and finds each object's resource, changing nothing.
+func (e *Executor) plan(namespace string, manifest []byte) ([]planned, error) {
+	objs, err := decodeManifest(manifest)
+	if err != nil {
+		return nil, badManifest(err)
+	}
+	plan := make([]planned, 0, len(objs))
+	for i, obj := range objs {
+		gvk := obj.GroupVersionKind()
+		mapping, err := e.mapping(gvk)
+		if errors.Is(err, errNoKind) {
+			return nil, badManifest(fmt.Errorf("document %d (%s %s): %w", i+1, gvk.Kind, obj.GetName(), err))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %d (%s %s): find its kind in the cluster: %w", i+1, gvk.Kind, obj.GetName(), err)
+		}
+		var res dynamic.ResourceInterface = e.dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			switch ns := obj.GetNamespace(); {
+			case ns == "" && namespace == "":
+				return nil, badManifest(fmt.Errorf("document %d (%s %s): no namespace, and none was given", i+1, gvk.Kind, obj.GetName()))
+			case ns == "":
+				obj.SetNamespace(namespace)
+			case namespace != "" && ns != namespace:
+				return nil, badManifest(fmt.Errorf("document %d (%s %s): its namespace %q is not the requested %q", i+1, gvk.Kind, obj.GetName(), ns, namespace))
+			}
+			res = e.dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
+		}
+		plan = append(plan, planned{obj: obj, res: res, id: Object{Kind: gvk.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}})
+	}
+	return plan, nil
+}
+
+// errNoKind is a manifest's kind the cluster does not serve.
+var errNoKind = errors.New("the cluster has no kind")
+
+// badManifest is a manifest the caller must fix: a 400 naming the document, not a cluster failure.
+func badManifest(err error) error {
+	return &executor.ValidationError{Field: "manifest", Reason: err.Error()}
 }
 
 // decodeManifest reads every document of a manifest; empty documents are skipped.
@@ -134,7 +158,7 @@ func (e *Executor) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, erro
 		m, err = e.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	}
 	if meta.IsNoMatchError(err) {
-		return nil, fmt.Errorf("the cluster has no kind %s in %s", gvk.Kind, gvk.GroupVersion())
+		return nil, fmt.Errorf("%w %s in %s", errNoKind, gvk.Kind, gvk.GroupVersion())
 	}
 	return m, err
 }

@@ -1,5 +1,6 @@
 // Package contract checks JSON documents against the shapes the Plan Layer's specification gives the
-// management endpoints (docs/contract/*.schema.json, JSON Schema draft 2020-12). Tests use it on real
+// management endpoints, and the pods listing's own (docs/contract/*.schema.json, JSON Schema draft
+// 2020-12). Tests use it on real
 // answers; the server does not: the schemas are what a caller may rely on, not how nodeexec builds them.
 package contract
 
@@ -21,6 +22,8 @@ const (
 	Info   Schema = "info.schema.json"
 	Health Schema = "health.schema.json"
 	Logs   Schema = "logs.schema.json"
+	// Pods is GET /api/v1/pods.
+	Pods Schema = "pods.schema.json"
 )
 
 var (
@@ -58,7 +61,7 @@ func compileAll() (map[Schema]*jsonschema.Schema, error) {
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	out := map[Schema]*jsonschema.Schema{}
-	for _, s := range []Schema{Info, Health, Logs} {
+	for _, s := range []Schema{Info, Health, Logs, Pods} {
 		sch, err := c.Compile(filepath.Join(dir, string(s)))
 		if err != nil {
 			return nil, fmt.Errorf("compile %s: %w", s, err)

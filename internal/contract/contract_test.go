@@ -30,6 +30,13 @@ func TestTheSpecificationsExamplesConformAndTheOldShapesDoNot(t *testing.T) {
 		{"health of before: pass and fail, no message", Health, `{"healthy": true, "checks": [{"name": "10.0.0.1", "type": "node_status", "status": "pass"}]}`, "message"},
 		{"the specified logs", Logs, `{"logs": [{"timestamp": "2024-10-24T10:05:00Z", "pod_name": "app-abc123", "container": "app",
 			"message": "Server started on port 8080"}]}`, ""},
+		{"pods with exactly their fields", Pods, `{"namespace": "web", "selector": "app=web", "pods": [{"name": "web-1", "phase": "Running",
+			"ready": true, "restarts": 0, "node": "kwok-1", "created": "2024-10-24T10:05:00Z"}]}`, ""},
+		{"pods cut at the bound", Pods, `{"namespace": "web", "selector": "", "pods": [], "truncated": true}`, ""},
+		{"a pod with the management endpoints' image beside", Pods, `{"namespace": "web", "selector": "", "pods": [{"name": "web-1",
+			"phase": "Running", "ready": true, "restarts": 0, "node": "", "created": "2024-10-24T10:05:00Z", "image": "web:v1"}]}`, "image"},
+		{"a pod without its node", Pods, `{"namespace": "web", "selector": "", "pods": [{"name": "web-1", "phase": "Running",
+			"ready": true, "restarts": 0, "created": "2024-10-24T10:05:00Z"}]}`, "node"},
 		{"logs of before: a node's lines", Logs, `{"logs": [{"name": "10.0.0.1", "lines": ["2024-10-24T10:05:00Z node success"]}]}`, "timestamp"},
 	}
 	for _, c := range cases {
