@@ -75,12 +75,20 @@ func RollbackTo(orig, target *store.Deployment, current map[string]string, id st
 }
 
 // targetServes refuses a target that is not an ended deployment setting versions of orig's service
-// on orig's platform.
+// on orig's platform. A deployment of several applications is neither an orig nor a target: each of its
+// applications is a deployment of its own, which is.
 func targetServes(orig, target *store.Deployment) error {
 	refuse := func(code, format string, args ...any) error {
 		return &TargetRefusedError{Code: code, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
+	case orig.HasApplications() || target.HasApplications():
+		several := orig
+		if target.HasApplications() {
+			several = target
+		}
+		return refuse(TargetMismatch, "deployment %s is of several applications: roll back one application's deployment "+
+			"(applications[].deployment_id) to a deployment of that application", several.ID)
 	case target.Service != orig.Service || target.Platform != orig.Platform:
 		return refuse(TargetMismatch, "deployment %s is of %s on %s, not of %s on %s like deployment %s",
 			target.ID, target.Service, target.Platform, orig.Service, orig.Platform, orig.ID)

@@ -107,6 +107,10 @@ func TestRollbackToRefusesATargetThatCannotServe(t *testing.T) {
 			"deployment d-1 is of demo on k8s, not of demo on physical like deployment d-2"},
 		{"a restart", v1(func(d *store.Deployment) { d.Kind = store.KindRestart }), now, TargetMismatch,
 			"deployment d-1 is a restart, which sets no version to go back to"},
+		{"a deployment of several applications", v1(func(d *store.Deployment) {
+			d.Service, d.Applications = "", []store.Application{{Service: "demo", DeploymentID: "d-1a"}}
+		}), now, TargetMismatch,
+			"deployment d-1 is of several applications: roll back one application's deployment (applications[].deployment_id) to a deployment of that application"},
 		{"still running", v1(func(d *store.Deployment) { d.State = executor.StateDeploying }), now, TargetNotFinished,
 			"deployment d-1 is still running; wait for it to end, then roll back to it"},
 		{"a node it left on nothing", v1(func(d *store.Deployment) { d.Nodes[1].CurrentVersion = "" }), now, TargetVersionUnknown,
