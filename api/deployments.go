@@ -112,8 +112,11 @@ type ScaleRequest struct {
 
 // RollbackRequest is POST /api/v1/deployments/{id}/rollback; its body may be empty.
 type RollbackRequest struct {
-	IdempotencyKey string `json:"idempotency_key,omitempty"`
-	RequestedBy    string `json:"requested_by,omitempty"`
+	// TargetDeploymentID, when set, takes each node of {id} back to the version that deployment left it
+	// on (not to what it ran before {id}); nodes already on it are left alone, and are not the rollback's.
+	TargetDeploymentID string `json:"target_deployment_id,omitempty"`
+	IdempotencyKey     string `json:"idempotency_key,omitempty"`
+	RequestedBy        string `json:"requested_by,omitempty"`
 }
 
 // Kinds of deployment.
@@ -138,11 +141,13 @@ type Deployment struct {
 	Kind       string `json:"kind"`
 	RollbackOf string `json:"rollback_of,omitempty"`
 	// ParentID names the deployment of several applications this one is an application of.
-	ParentID string   `json:"parent_id,omitempty"`
-	Service  string   `json:"service"`
-	Version  string   `json:"version"`
-	Platform Platform `json:"platform"`
-	Batch    Batch    `json:"batch"`
+	ParentID string `json:"parent_id,omitempty"`
+	// TargetDeploymentID is, on a rollback to a target deployment, that target.
+	TargetDeploymentID string   `json:"target_deployment_id,omitempty"`
+	Service            string   `json:"service"`
+	Version            string   `json:"version"`
+	Platform           Platform `json:"platform"`
+	Batch              Batch    `json:"batch"`
 	// Replicas is what a scale asks of each workload.
 	Replicas *int32 `json:"replicas,omitempty"`
 	// Namespace, Objects and DryRun are an apply's or a delete's: where, each object it touched with

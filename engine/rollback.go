@@ -79,7 +79,12 @@ func (rollbackOp) run(ctx context.Context, exec executor.Executor, d *store.Depl
 
 func (rollbackOp) goal() executor.State { return executor.StateRolledBack }
 
-func (rollbackOp) describe(d *store.Deployment) string { return deployOp{}.describe(d) }
+func (rollbackOp) describe(d *store.Deployment) string {
+	if d.TargetDeploymentID != "" {
+		return fmt.Sprintf("rollback of %s to the versions deployment %s left, on %s", d.Service, d.TargetDeploymentID, targetsText(d))
+	}
+	return deployOp{}.describe(d)
+}
 
 func (rollbackOp) claimed(dn *store.DeploymentNode, prior *store.Node) { fromPrior(dn, prior) }
 

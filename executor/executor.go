@@ -325,10 +325,14 @@ type PhysicalRollback struct {
 }
 
 // K8sRollback is a rollback's Kubernetes part: the workloads, and the revision to go back to (0: the one
-// before the current).
+// before the current). ToImage, with ToVersion, is that version's exact image, when a deploy recorded it:
+// it replaces the current image whole, where ToVersion alone only puts its tag on the current image.
 type K8sRollback struct {
 	Workloads  []Workload `bson:",omitempty"`
 	ToRevision int64      `bson:",omitempty"`
+	// omitempty in JSON too: a fingerprint (store.Deployment.Fingerprint) of a rollback without it stays
+	// what it was before the field.
+	ToImage string `bson:",omitempty" json:",omitempty"`
 }
 
 // StatusRequest asks what Nodes (or Workloads) run of Service.

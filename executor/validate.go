@@ -359,6 +359,11 @@ func (k K8sRollback) Validate() error {
 	if k.ToRevision < 0 {
 		return invalid("to_revision", "must not be negative")
 	}
+	if k.ToImage != "" {
+		if err := ValidateImage(k.ToImage); err != nil {
+			return invalid("to_image", "%s", err.(*ValidationError).Reason)
+		}
+	}
 	return ValidateWorkloads(k.Workloads)
 }
 

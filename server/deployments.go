@@ -267,10 +267,15 @@ func (s *Server) submit(c *gin.Context, d *store.Deployment) {
 }
 
 // rollbackDeployment starts a rollback of what a deployment changed: each node it switched goes back to
-// the version it ran before. Nodes it did not change are left alone.
+// the version it ran before. Nodes it did not change are left alone. With a target_deployment_id, each
+// of its nodes goes back to the version that deployment left it on instead (rollbackTo).
 func (s *Server) rollbackDeployment(c *gin.Context) {
 	var body api.RollbackRequest
 	if !s.decodeStrict(c, &body, bodyOptional) {
+		return
+	}
+	if err := executor.ValidateLabel("target_deployment_id", body.TargetDeploymentID); err != nil {
+		s.failErr(c, err)
 		return
 	}
 	orig, err := s.cfg.Store.Deployment(c.Request.Context(), c.Param("id"))
@@ -282,22 +287,85 @@ func (s *Server) rollbackDeployment(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: "deployment " + orig.ID + " is still running; cancel it or wait for it to end", Code: "not_finished"})
 		return
 	}
-	if orig.HasApplications() {
+	if orig.HasApplications() && body.TargetDeploymentID == "" {
 		s.rollbackApplications(c, orig, body)
 		return
 	}
-	d, err := engine.RollbackOf(orig, "d-"+randomID())
-	var nothing *engine.NothingToRollBackError
-	if errors.As(err, &nothing) {
-		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: nothing.Error(), Code: "nothing_to_roll_back"})
+	if s.answeredByKey(c, orig, body) {
 		return
 	}
-	if err != nil {
+	id := "d-" + randomID()
+	var d *store.Deployment
+	if body.TargetDeploymentID != "" {
+		d, err = s.rollbackTo(c, orig, body.TargetDeploymentID, id)
+	} else {
+		d, err = engine.RollbackOf(orig, id)
+	}
+	var nothing *engine.NothingToRollBackError
+	var refused *engine.TargetRefusedError
+	switch {
+	case errors.As(err, &nothing):
+		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: nothing.Error(), Code: "nothing_to_roll_back"})
+		return
+	case body.TargetDeploymentID != "" && errors.Is(err, store.ErrNotFound): // orig was found: the target is missing
+		c.AbortWithStatusJSON(http.StatusNotFound, api.Error{Error: err.Error(), Code: "target_not_found", Field: "target_deployment_id"})
+		return
+	case errors.As(err, &refused):
+		status := http.StatusConflict
+		if refused.Code == engine.TargetMismatch {
+			status = http.StatusUnprocessableEntity
+		}
+		c.AbortWithStatusJSON(status, api.Error{Error: refused.Error(), Code: refused.Code, Field: "target_deployment_id"})
+		return
+	case err != nil:
 		s.failErr(c, err)
 		return
 	}
 	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
 	s.submit(c, d)
+}
+
+// answeredByKey answers a retry of a rollback to a target with the rollback its idempotency key
+// recorded (202), or 422 key_reused when the key recorded another request. Which nodes a rollback-to
+// takes depends on what they run now, which the first try changes: computed again, a retry would
+// select others (or none). Before its record, the engine's own key check answers it.
+func (s *Server) answeredByKey(c *gin.Context, orig *store.Deployment, body api.RollbackRequest) bool {
+	if body.IdempotencyKey == "" || body.TargetDeploymentID == "" {
+		return false
+	}
+	prior, err := s.cfg.Store.DeploymentByKey(c.Request.Context(), body.IdempotencyKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false
+	case err != nil:
+		s.failErr(c, err)
+	case prior.RollbackOf != orig.ID || prior.TargetDeploymentID != body.TargetDeploymentID:
+		s.failErr(c, &store.KeyReusedError{Key: body.IdempotencyKey, DeploymentID: prior.ID})
+	default:
+		c.JSON(http.StatusAccepted, api.Accepted{ID: prior.ID, State: api.State(prior.State)})
+	}
+	return true
+}
+
+// rollbackTo is the rollback of orig to the versions the target deployment left its nodes on, leaving
+// alone those whose record says they run it already (engine.RollbackTo).
+func (s *Server) rollbackTo(c *gin.Context, orig *store.Deployment, targetID, id string) (*store.Deployment, error) {
+	ctx := c.Request.Context()
+	target, err := s.cfg.Store.Deployment(ctx, targetID)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := s.cfg.Store.Nodes(ctx, orig.Service)
+	if err != nil {
+		return nil, err
+	}
+	current := make(map[string]string, len(nodes))
+	for _, n := range nodes {
+		if n.Platform == orig.Platform {
+			current[n.Host] = n.CurrentVersion
+		}
+	}
+	return engine.RollbackTo(orig, target, current, id)
 }
 
 // cancelDeployment stops a deployment this process is running.

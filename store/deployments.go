@@ -47,10 +47,13 @@ type Deployment struct {
 	Kind       string `bson:"kind" json:"kind"`
 	RollbackOf string `bson:"rollback_of,omitempty" json:"rollback_of,omitempty"`
 	// ParentID names the deployment of several applications this one carries out one application of.
-	ParentID string            `bson:"parent_id,omitempty" json:"parent_id,omitempty"`
-	Service  string            `bson:"service" json:"service"`
-	Version  string            `bson:"version" json:"version"`
-	Platform executor.Platform `bson:"platform" json:"platform"`
+	ParentID string `bson:"parent_id,omitempty" json:"parent_id,omitempty"`
+	// TargetDeploymentID is, on a rollback to a target deployment, that target: each node goes back to
+	// the version it left the node on (engine.RollbackTo).
+	TargetDeploymentID string            `bson:"target_deployment_id,omitempty" json:"target_deployment_id,omitempty"`
+	Service            string            `bson:"service" json:"service"`
+	Version            string            `bson:"version" json:"version"`
+	Platform           executor.Platform `bson:"platform" json:"platform"`
 	// Deploy is a deploy's request (also of a kind this build does not know, which runs as a deploy).
 	Deploy *executor.DeployRequest `bson:"deploy,omitempty" json:"-"`
 	// Rollback is a rollback's request. Its ToVersion stays empty: each node goes back to what it ran

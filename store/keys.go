@@ -33,7 +33,7 @@ func (e *KeyReusedError) Error() string {
 		"use a new key for a new request, or send the first request again unchanged", e.Key, e.DeploymentID)
 }
 
-// Fingerprint is the canonical digest of what a deployment asks for: its kind, what it rolls back,
+// Fingerprint is the canonical digest of what a deployment asks for: its kind, what it rolls back (and to which target),
 // service, version, platform, batching, and the kind's request (nodes or workloads in their order,
 // package, delivery, health, unit, image, strategy, replicas; an apply's namespace, manifest and dry
 // run; a delete's namespace, selector and dry run), without its id. Who asked (token,
@@ -42,15 +42,18 @@ func (e *KeyReusedError) Error() string {
 func (d *Deployment) Fingerprint() string {
 	canon := struct {
 		Kind, RollbackOf, Service, Version string
-		Platform                           string
-		Batch                              Batch
-		Deploy, Rollback, Scale, Restart   any
+		// omitempty: every fingerprint but a rollback-to's stays what it was before the field.
+		TargetDeploymentID               string `json:",omitempty"`
+		Platform                         string
+		Batch                            Batch
+		Deploy, Rollback, Scale, Restart any
 		// Applications are the fingerprints of a deployment of several's applications, in order.
 		Applications []string `json:",omitempty"`
 		// Left out when nil, so that the fingerprints of the other kinds stay what they were.
 		Apply  *executor.ApplyRequest  `json:",omitempty"`
 		Delete *executor.DeleteRequest `json:",omitempty"`
-	}{Apply: d.Apply, Delete: d.Delete, Kind: d.Kind, RollbackOf: d.RollbackOf, Service: d.Service, Version: d.Version, Platform: string(d.Platform), Batch: d.Batch}
+	}{Apply: d.Apply, Delete: d.Delete, Kind: d.Kind, RollbackOf: d.RollbackOf, TargetDeploymentID: d.TargetDeploymentID, Service: d.Service,
+		Version: d.Version, Platform: string(d.Platform), Batch: d.Batch}
 	for _, a := range d.Applications {
 		if a.Request != nil {
 			canon.Applications = append(canon.Applications, a.Request.Fingerprint())

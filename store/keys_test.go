@@ -46,6 +46,7 @@ func TestFingerprintChangesWithWhatIsAskedOnly(t *testing.T) {
 		"batch":       func(d *Deployment) { d.Batch.Size = 1 },
 		"platform":    func(d *Deployment) { d.Platform = executor.PlatformK8s },
 		"rollback of": func(d *Deployment) { d.RollbackOf = "d-0" },
+		"target":      func(d *Deployment) { d.TargetDeploymentID = "d-0" },
 		"workloads": func(d *Deployment) {
 			d.Deploy.Workloads = []executor.Workload{{Namespace: "p", Kind: "Deployment", Name: "w"}}
 		},
@@ -58,6 +59,23 @@ func TestFingerprintChangesWithWhatIsAskedOnly(t *testing.T) {
 		if got := d.Fingerprint(); got == fp {
 			t.Errorf("another %s kept the fingerprint", name)
 		}
+	}
+}
+
+// Fields added since keys were first fingerprinted leave the fingerprint of a request without them as it
+// was: a retry across an upgrade still finds its deployment.
+func TestARollbackWithoutATargetKeepsItsFingerprintAcrossNewFields(t *testing.T) {
+	d := &Deployment{ID: "d-2", Kind: KindRollback, RollbackOf: "d-1", Service: "web", Version: "v2", Platform: executor.PlatformK8s,
+		Rollback: &executor.RollbackRequest{DeploymentID: "d-2", Service: "web",
+			K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{{Namespace: "p", Kind: "Deployment", Name: "w"}}}}}
+	// Computed by the build before target_deployment_id and ToImage.
+	const before = "6eaff299e18459a0495c33969df7026c308c478f45558c7edc505abf27ac7677"
+	if got := d.Fingerprint(); got != before {
+		t.Errorf("fingerprint = %s, want %s as before", got, before)
+	}
+	d.Rollback.ToImage = "reg/web:v1"
+	if d.Fingerprint() == before {
+		t.Error("an exact image to go back to kept the fingerprint")
 	}
 }
 

@@ -345,3 +345,32 @@ func TestKubernetesDeployAndScaleSendWhatTheFlagsSay(t *testing.T) {
 		t.Errorf("bad input reached the server: %d requests", len(got))
 	}
 }
+
+// rollback --to takes each node back to the version the target deployment left it on.
+func TestRollbackToTakesTheNodesToTheTargetsVersion(t *testing.T) {
+	url := apiServer(t, &scriptedExecutor{})
+	run := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := runCaptured(t, args)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, out, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	v1 := run(deployArgs(url, "v1", "--detach")...)
+	run("status", v1, "--watch", "--server", url)
+	run(deployArgs(url, "v2")...)
+	v3 := run(deployArgs(url, "v3", "--detach")...)
+	run("status", v3, "--watch", "--server", url)
+	rb := run("rollback", "--server", url, "--to", v1, "--detach", v3)
+	if out := run("status", rb, "--watch", "--server", url, "--json"); !strings.Contains(out, `"target_deployment_id": "`+v1+`"`) || !strings.Contains(out, `"rollback_of": "`+v3+`"`) {
+		t.Errorf("rollback --to:\n%s", out)
+	}
+	if out := run("nodes", "--server", url, "--service", "demo"); strings.Count(out, "rolled_back  v1") != 2 {
+		t.Errorf("nodes after rollback --to:\n%s", out)
+	}
+	code, _, errOut := runCaptured(t, []string{"rollback", "--server", url, "--to", v1, v3})
+	if code == 0 || !strings.Contains(errOut, "already runs the version deployment "+v1+" left it on") {
+		t.Errorf("rollback --to again: exit %d\n%s", code, errOut)
+	}
+}

@@ -185,7 +185,8 @@ func rollbackCmd(ctx context.Context, args []string) (bool, error) {
 	fs := clientFlags("rollback", &o)
 	key := fs.String("idempotency-key", "", "the same key again returns the same rollback")
 	detach := fs.Bool("detach", false, "print the rollback's id and return; do not follow it")
-	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec rollback <deployment-id>")
+	to := fs.String("to", "", "a deployment id: each node goes back to the version that deployment left it on (nodes already on it are left alone), not to what it ran before")
+	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec rollback <deployment-id> [--to <target-deployment-id>]")
 	if err != nil {
 		return false, err
 	}
@@ -196,6 +197,6 @@ func rollbackCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	body := api.RollbackRequest{IdempotencyKey: *key, RequestedBy: envOr("USER", "")}
+	body := api.RollbackRequest{IdempotencyKey: *key, RequestedBy: envOr("USER", ""), TargetDeploymentID: *to}
 	return o.start(ctx, c, func() (*api.Accepted, error) { return c.Rollback(ctx, pos[0], body) }, *detach, api.StateRolledBack)
 }

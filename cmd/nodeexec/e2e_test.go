@@ -39,6 +39,12 @@ type apiEnv struct {
 
 func setupAPI(t *testing.T) *apiEnv {
 	t.Helper()
+	return setupAPIAs(t, "api")
+}
+
+// setupAPIAs is setupAPI with a service named prefix-<random>, for tests that keep their own names.
+func setupAPIAs(t *testing.T, prefix string) *apiEnv {
+	t.Helper()
 	if os.Getenv("NODEEXEC_E2E") != "1" {
 		t.Skip("set NODEEXEC_E2E=1 and run `hack/testhosts up 3` (or `make e2e`)")
 	}
@@ -55,7 +61,7 @@ func setupAPI(t *testing.T) *apiEnv {
 	if out, err := osexec.Command("go", "build", "-o", env.bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build nodeexec: %v\n%s", err, out)
 	}
-	env.svc = testbed.NewService(t, hosts, "api", map[string]bool{"v1": false, "v2": false})
+	env.svc = testbed.NewService(t, hosts, prefix, map[string]bool{"v1": false, "v2": false})
 	t.Cleanup(func() { env.stop(syscall.SIGTERM) }) // before the service leaves the hosts
 	env.start()
 	return env

@@ -41,7 +41,7 @@ Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127
   nodeexec deploy   --applications FILE.json [options]   several services as one deployment ([--env|--config NAME=VALUE] for one)
   nodeexec scale    --service S --workloads NS/Kind/NAME --replicas N
   nodeexec status   <deployment-id> [--watch]
-  nodeexec rollback <deployment-id>
+  nodeexec rollback <deployment-id> [--to <target-deployment-id>]   back to what each node ran before, or to what the target left it on
   nodeexec cancel   <deployment-id>
   nodeexec logs     <deployment-id> [--lines N] [--node H] [--source service|events]
   nodeexec list     [--service S] [--state X]

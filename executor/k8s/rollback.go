@@ -65,10 +65,14 @@ func (e *Executor) rollbackOne(ctx context.Context, req executor.RollbackRequest
 	return t.res
 }
 
-// undo changes the workload's template to the rollback's target and says what it did.
+// undo changes the workload's template to the rollback's target and says what it did. A version goes
+// back as its exact image when the request knows it, else as its tag on the current image.
 func undo(ctx context.Context, k workloadKind, req executor.RollbackRequest, container, image, from string) (string, error) {
 	if req.ToVersion != "" {
 		target := withTag(image, req.ToVersion)
+		if req.ToImage != "" {
+			target = req.ToImage
+		}
 		if err := setImage(ctx, k, containerChange{name: container, image: target}, map[string]string{annDeployment: req.DeploymentID, annVersion: req.ToVersion, annPreviousImage: image}, nil); err != nil {
 			return "", err
 		}

@@ -1458,9 +1458,10 @@ def rollback(run):
     target = p["rollback_to"] or rec["previous"]
     try:
         with steps.step("Check the release to roll back to is on the node") as st:
-            if not target or target not in present:
-                raise ValueError("%s; present: %s" % ("release %s is not on this node" % target if target
-                                 else "no previous version is recorded on this node", ", ".join(present) or "none"))
+            if not target:
+                raise ValueError("no previous version is recorded on this node; present: %s" % (", ".join(present) or "none"))
+            if target not in present:
+                raise ValueError(missing_release(rec, target, present))
             st.msg = target
     except StepFailed as e:
         run.fail(str(e))
@@ -1483,6 +1484,15 @@ def rollback(run):
                 run.start(back, "Restart on the release it was on")
         run.fail("rollback to %s failed and the node was put back on %s: %s" % (target, back or "nothing", e), changed=True)
     run.exit(True)
+
+
+def missing_release(rec, target, present):
+    """Why the node cannot go back to target, and what to do instead: cleanup removed it (the node's
+    history has it), or it was never here."""
+    kept = ", ".join(present) or "none"
+    if any(h.get("version") == target for h in rec["history"]):
+        return "release %s is no longer on the node (kept: %s): deploy %s again" % (target, kept, target)
+    return "release %s was never on the node (kept: %s): deploy %s" % (target, kept, target)
 
 
 def restart(run):

@@ -1075,6 +1075,38 @@ class CleanupPhaseTest(PhaseTest):
         self.assertTrue(self.lock_is_free())
 
 
+class RollbackPhaseTest(PhaseTest):
+    def setUp(self):
+        super().setUp()
+        for v, prev in (("v1", ""), ("v2", "v1"), ("v3", "v2")):
+            self.deployed(v, previous=prev)
+
+    def rollback(self, to):
+        return self.run_module("rollback", rollback_to=to, health={"window": 2, "interval": 0.05})
+
+    def test_a_rollback_to_a_kept_release_switches_to_it(self):
+        self.systemd.behaviour = {"v1": [active(100)]}
+        e = self.rollback("v1")
+        self.assertFalse(e.failed, e.result)
+        self.assertEqual(node.link_version(self.root), "v1")
+        st = node.load_state(self.root, "demo")
+        self.assertEqual((st["current"], st["previous"], st["state"]), ("v1", "v3", "rolled_back"))
+        self.assertTrue(self.lock_is_free())
+
+    def test_a_release_cleanup_removed_is_named_and_nothing_switches(self):
+        self.assertFalse(self.run_module("cleanup", keep=2).failed)
+        for to, want in [("v1", "release v1 is no longer on the node (kept: v2, v3): deploy v1 again"),
+                         ("v9", "release v9 was never on the node (kept: v2, v3): deploy v9")]:
+            e = self.rollback(to)
+            self.assertTrue(e.failed)
+            self.assertEqual(e.result["msg"], "Check the release to roll back to is on the node: " + want)
+            self.assertFalse(e.result["changed"])
+            self.assertEqual(node.link_version(self.root), "v3")
+            self.assertEqual(node.load_state(self.root, "demo")["current"], "v3")
+            self.assertEqual(self.systemd.restarts(), [])
+            self.assertTrue(self.lock_is_free())
+
+
 class UnlockPhaseTest(PhaseTest):
     def test_unlock_needs_a_holder_or_force(self):
         token = lockfile.acquire(self.lock_dir, "nodeexec deployment d-1", "", 60, None)
