@@ -61,6 +61,8 @@ func operationOf(kind string) operation {
 		return restartOp{}
 	case store.KindApply, store.KindDelete:
 		return objectsOp{}
+	case store.KindForget:
+		return forgetOp{}
 	}
 	return deployOp{}
 }

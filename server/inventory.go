@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -69,23 +68,11 @@ func (s *Server) forgetNode(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	n, err := s.cfg.Store.ForgetNode(ctx, service, host)
+	d, err := s.engine.Forget(c.Request.Context(), "d-"+randomID(), service, host, by, c.GetString("token_name"))
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	now := time.Now().UTC()
-	d := &store.Deployment{ID: "d-" + randomID(), Kind: store.KindForget, Service: service, Version: n.CurrentVersion, Platform: n.Platform,
-		RequestedBy: by, Token: c.GetString("token_name"), State: executor.StateSuccess, CreatedAt: now, StartedAt: &now, FinishedAt: &now,
-		Nodes: []store.DeploymentNode{{Host: host, State: executor.StateSuccess, FromVersion: n.CurrentVersion, CurrentVersion: n.CurrentVersion,
-			PrevVersion: n.PrevVersion, Changed: true, LastError: "forgotten; it was " + string(n.State)}}}
-	if _, _, err := s.cfg.Store.CreateDeployment(ctx, d); err != nil {
-		// The node is forgotten either way; only the record of who did it is lost, and said so.
-		s.cfg.Logger.WithFields(map[string]any{"service": service, "node": host}).WithError(err).Error("forgot a node but could not record it")
-	}
-	s.cfg.Logger.WithFields(map[string]any{"deployment_id": d.ID, "service": service, "node": host, "version": n.CurrentVersion,
-		"requested_by": by}).Info("node forgotten")
 	c.JSON(http.StatusOK, renderDeployment(*d))
 }
 
