@@ -235,7 +235,12 @@ func (r *Runner) pass(parent context.Context, c *store.Cleanup) {
 		return
 	}
 	for _, n := range nodes {
-		c.Nodes = append(c.Nodes, store.CleanupNode{Service: n.Service, Host: n.Host, State: store.NodePending, Keep: r.keep(n.Service)})
+		cn := store.CleanupNode{Service: n.Service, Host: n.Host, State: store.NodePending, Keep: r.keep(n.Service)}
+		if neverReleased(n) {
+			// Nothing nodeexec knows of is on it (a deploy that never got there): not even connected to.
+			cn.State, cn.Error = store.NodeSkipped, "nothing to clean: no release was ever recorded on this node"
+		}
+		c.Nodes = append(c.Nodes, cn)
 	}
 	r.save(bg, c)
 	for _, batch := range r.batches(c.Nodes) {
@@ -292,10 +297,19 @@ func (r *Runner) keep(service string) int {
 	return r.cfg.Keep
 }
 
-// batches cuts the nodes (listed by service) into runs of at most BatchSize nodes of one service.
+// neverReleased says whether a node's record has no release, and no deployment is giving it one now.
+func neverReleased(n store.Node) bool {
+	return n.CurrentVersion == "" && n.PrevVersion == "" && n.State != executor.StateDeploying && n.State != executor.StatePending
+}
+
+// batches cuts the nodes still to clean (listed by service) into runs of at most BatchSize nodes of
+// one service.
 func (r *Runner) batches(nodes []store.CleanupNode) [][]int {
 	var out [][]int
 	for i := range nodes {
+		if nodes[i].State != store.NodePending {
+			continue
+		}
 		last := len(out) - 1
 		if last < 0 || len(out[last]) == r.cfg.BatchSize || nodes[out[last][0]].Service != nodes[i].Service {
 			out = append(out, nil)

@@ -469,3 +469,35 @@ func TestScheduleRunsATickAtItsTime(t *testing.T) {
 		t.Errorf("passes = %+v %v; want one, for the 03:00 tick", list, err)
 	}
 }
+
+// A node that never got a release (its only deploy failed before, say, the host existed) is not
+// connected to: the pass says there is nothing to clean there, and does not fail for it.
+func TestANodeThatNeverGotAReleaseHasNothingToClean(t *testing.T) {
+	st := storetest.Open(t)
+	ctx := context.Background()
+	deployed(t, st, "web", "h1", "d-web", "v6", executor.PlatformPhysical)
+	for _, h := range []string{"gone-1", "gone-2"} {
+		if _, err := st.Claim(ctx, "web", h, executor.PlatformPhysical, "d-failed", "v6"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Finish(ctx, "d-failed", executor.NodeStatus{Service: "web", Host: h, State: executor.StateFailed, LastError: "host unreachable"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := &fakeCleaner{st: st, fail: map[string]bool{"gone-1": true, "gone-2": true}}
+	c, err := newRunner(st, fake, "r1").RunTick(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State != store.CleanupSuccess || c.Error != "" {
+		t.Errorf("pass = %s %q", c.State, c.Error)
+	}
+	if got := strings.Join(fake.calls, "; "); got != "web keep=5 h1" {
+		t.Errorf("cleanups run = %q; the nodes that never got a release must not be asked", got)
+	}
+	for _, h := range []string{"gone-1", "gone-2"} {
+		if n := nodeOf(c, "web", h); n.State != store.NodeSkipped || !strings.Contains(n.Error, "nothing to clean") {
+			t.Errorf("%s = %+v", h, n)
+		}
+	}
+}
