@@ -66,16 +66,22 @@ type ListOptions struct {
 
 // List is a page of deployments, newest first (GET /api/v1/deployments).
 func (c *Client) List(ctx context.Context, o ListOptions) (*api.DeploymentList, error) {
+	q := pageQuery(map[string]string{"service": o.Service, "state": string(o.State), "cursor": o.Cursor}, o.Limit)
+	return callFor[api.DeploymentList](ctx, c, http.MethodGet, "/api/v1/deployments?"+q.Encode(), nil, retryable)
+}
+
+// pageQuery is a listing's query: the filters that are set, and the page size unless 0 (the server's).
+func pageQuery(filters map[string]string, limit int) url.Values {
 	q := url.Values{}
-	for k, v := range map[string]string{"service": o.Service, "state": string(o.State), "cursor": o.Cursor} {
+	for k, v := range filters {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
-	if o.Limit != 0 {
-		q.Set("limit", strconv.Itoa(o.Limit))
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
 	}
-	return callFor[api.DeploymentList](ctx, c, http.MethodGet, "/api/v1/deployments?"+q.Encode(), nil, retryable)
+	return q
 }
 
 // Node is one node's record (GET /api/v1/nodes/{service}/{host}); a Kubernetes workload's host is
@@ -113,15 +119,7 @@ type NodeListOptions struct {
 
 // ListNodes is a page of node records, every service's or one's, in key order (GET /api/v1/nodes).
 func (c *Client) ListNodes(ctx context.Context, o NodeListOptions) (*api.NodeList, error) {
-	q := url.Values{}
-	for k, v := range map[string]string{"service": o.Service, "version": o.Version, "state": string(o.State), "cursor": o.Cursor} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	if o.Limit != 0 {
-		q.Set("limit", strconv.Itoa(o.Limit))
-	}
+	q := pageQuery(map[string]string{"service": o.Service, "version": o.Version, "state": string(o.State), "cursor": o.Cursor}, o.Limit)
 	return callFor[api.NodeList](ctx, c, http.MethodGet, "/api/v1/nodes?"+q.Encode(), nil, retryable)
 }
 

@@ -46,14 +46,8 @@ func Applications(id, kind string, platform executor.Platform, apps []*store.Dep
 // its max_unavailable) records nothing and gives back what the others claimed. The idempotency key is
 // d's: a retry gets d back.
 func (e *Engine) SubmitApplications(ctx context.Context, d *store.Deployment, apps []*store.Deployment) (Accepted, error) {
-	if d.IdempotencyKey != "" {
-		existing, err := e.ownKey(ctx, d)
-		if err != nil {
-			return Accepted{}, err
-		}
-		if existing != nil {
-			return Accepted{ID: existing.ID, State: existing.State}, nil
-		}
+	if before, err := e.keyedBefore(ctx, d); err != nil || before != nil {
+		return deref(before), err
 	}
 	e.admit.Lock()
 	admitted := sync.OnceFunc(e.admit.Unlock)

@@ -31,6 +31,27 @@ func (e *KeyInFlightError) Error() string {
 // errKeyHeld says the key's holder is still being recorded: look again after a pause.
 var errKeyHeld = errors.New("idempotency key held by a request being recorded")
 
+// keyedBefore is the deployment an earlier request with d's idempotency key started (nil when d has no
+// key, or is the first with it: then the key is d's).
+func (e *Engine) keyedBefore(ctx context.Context, d *store.Deployment) (*Accepted, error) {
+	if d.IdempotencyKey == "" {
+		return nil, nil
+	}
+	existing, err := e.ownKey(ctx, d)
+	if err != nil || existing == nil {
+		return nil, err
+	}
+	return &Accepted{ID: existing.ID, State: existing.State}, nil
+}
+
+// deref is a, or the zero Accepted for none.
+func deref(a *Accepted) Accepted {
+	if a == nil {
+		return Accepted{}
+	}
+	return *a
+}
+
 // ownKey reserves d's idempotency key for d (nil), or returns the deployment of the request that holds
 // it. A holder still being recorded is waited for, briefly; one that never recorded anything and
 // reserved the key longer than KeyOrphanAfter ago loses it to d.

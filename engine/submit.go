@@ -26,14 +26,8 @@ func (e *Engine) Submit(ctx context.Context, d *store.Deployment) (Accepted, err
 	if store.IsObjectsKind(d.Kind) {
 		return Accepted{}, errObjectsKind
 	}
-	if d.IdempotencyKey != "" {
-		existing, err := e.ownKey(ctx, d)
-		if err != nil {
-			return Accepted{}, err
-		}
-		if existing != nil {
-			return Accepted{ID: existing.ID, State: existing.State}, nil
-		}
+	if before, err := e.keyedBefore(ctx, d); err != nil || before != nil {
+		return deref(before), err
 	}
 	// One admission at a time, from the bound's check to the record: two deployments checked at once
 	// would each count without the other.

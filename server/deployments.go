@@ -393,18 +393,8 @@ func (s *Server) cancelDeployment(c *gin.Context) {
 
 func (s *Server) listDeployments(c *gin.Context) {
 	f := store.DeploymentFilter{Service: c.Query("service"), State: executor.State(c.Query("state")), Cursor: c.Query("cursor")}
-	if f.Service != "" {
-		if err := executor.ValidateService(f.Service); err != nil {
-			s.failErr(c, err)
-			return
-		}
-	}
-	if f.State != "" && !f.State.Valid() {
-		failField(c, "state", quote(string(f.State))+" is not a state")
-		return
-	}
 	var ok bool
-	if f.Limit, ok = queryInt(c, "limit", defaultPageSize, 1, maxPageSize); !ok {
+	if f.Limit, ok = s.listing(c, f.Service, f.State, defaultPageSize); !ok {
 		return
 	}
 	page, next, err := s.cfg.Store.ListDeployments(c.Request.Context(), f)
@@ -413,6 +403,22 @@ func (s *Server) listDeployments(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, api.DeploymentList{Deployments: listOf(page, renderDeployment), NextCursor: next})
+}
+
+// listing checks a listing's optional service and state filters and reads its page size (def unless
+// ?limit= says); false after answering 400.
+func (s *Server) listing(c *gin.Context, service string, state executor.State, def int) (int, bool) {
+	if service != "" {
+		if err := executor.ValidateService(service); err != nil {
+			s.failErr(c, err)
+			return 0, false
+		}
+	}
+	if state != "" && !state.Valid() {
+		failField(c, "state", quote(string(state))+" is not a state")
+		return 0, false
+	}
+	return queryInt(c, "limit", def, 1, maxPageSize)
 }
 
 func (s *Server) getDeployment(c *gin.Context) {

@@ -27,24 +27,14 @@ func (s *Server) listServices(c *gin.Context) {
 // listNodes lists node records, every service's or one's, in pages, by version and state.
 func (s *Server) listNodes(c *gin.Context) {
 	f := store.NodeFilter{Service: c.Query("service"), Version: c.Query("version"), State: executor.State(c.Query("state")), Cursor: c.Query("cursor")}
-	if f.Service != "" {
-		if err := executor.ValidateService(f.Service); err != nil {
-			s.failErr(c, err)
-			return
-		}
-	}
 	if f.Version != "" {
 		if err := executor.ValidateVersion(f.Version); err != nil {
 			s.failErr(c, err)
 			return
 		}
 	}
-	if f.State != "" && !f.State.Valid() {
-		failField(c, "state", quote(string(f.State))+" is not a state")
-		return
-	}
 	var ok bool
-	if f.Limit, ok = queryInt(c, "limit", maxPageSize, 1, maxPageSize); !ok {
+	if f.Limit, ok = s.listing(c, f.Service, f.State, maxPageSize); !ok {
 		return
 	}
 	page, next, err := s.cfg.Store.ListNodes(c.Request.Context(), f)
