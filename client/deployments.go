@@ -92,8 +92,12 @@ func (c *Client) Node(ctx context.Context, service, host string) (*api.Node, err
 
 // Nodes are a service's node records, every page of them (GET /api/v1/nodes?service=).
 func (c *Client) Nodes(ctx context.Context, service string) ([]api.Node, error) {
+	return c.AllNodes(ctx, NodeListOptions{Service: service})
+}
+
+// AllNodes are the node records o picks, every page of them from o.Cursor on.
+func (c *Client) AllNodes(ctx context.Context, o NodeListOptions) ([]api.Node, error) {
 	var out []api.Node
-	o := NodeListOptions{Service: service}
 	for {
 		page, err := c.ListNodes(ctx, o)
 		if err != nil {

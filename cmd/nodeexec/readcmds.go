@@ -85,17 +85,8 @@ func nodesCmd(ctx context.Context, args []string) (bool, error) {
 		}
 		nodes = append(nodes, *n)
 	default:
-		o := client.NodeListOptions{Service: *service, Version: *version, State: api.State(*state)}
-		for {
-			page, err := c.ListNodes(ctx, o)
-			if err != nil {
-				return false, err
-			}
-			nodes = append(nodes, page.Nodes...)
-			if page.NextCursor == "" {
-				break
-			}
-			o.Cursor = page.NextCursor
+		if nodes, err = c.AllNodes(ctx, client.NodeListOptions{Service: *service, Version: *version, State: api.State(*state)}); err != nil {
+			return false, err
 		}
 	}
 	if o.asJSON {
