@@ -118,3 +118,80 @@ func TestDeployManifestsGiveTheExecutorWhatItNeedsAndNoMore(t *testing.T) {
 		t.Errorf("the service account may create configmaps: %v", err)
 	}
 }
+
+// deploy/rbac-objects.yaml, opt-in beside rbac.yaml, is what apply and delete need for the common kinds:
+// without it the service account's apply is refused at the first object; with it, the apply and the
+// delete by labels go through.
+func TestTheObjectsRoleLetsTheServiceAccountApplyAndDelete(t *testing.T) {
+	k := newCluster(t)
+	ctx := context.Background()
+	dyn, err := dynamic.NewForConfig(k.rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := New(Config{Client: k.c, Dynamic: dyn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := func(file string) {
+		t.Helper()
+		manifest, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if applied, err := admin.Apply(ctx, "", manifest); err != nil {
+			t.Fatalf("apply %s: %v (applied %v)", file, err, applied)
+		}
+	}
+	install("../../deploy/nodeexec.yaml")
+	install("../../deploy/rbac.yaml")
+	t.Cleanup(func() {
+		bg := context.Background()
+		_ = k.c.CoreV1().Namespaces().Delete(bg, "nodeexec", metav1.DeleteOptions{})
+		for _, name := range []string{"nodeexec-deployer", "nodeexec-objects"} {
+			_ = k.c.RbacV1().ClusterRoleBindings().Delete(bg, name, metav1.DeleteOptions{})
+			_ = k.c.RbacV1().ClusterRoles().Delete(bg, name, metav1.DeleteOptions{})
+		}
+	})
+	cfg := rest.CopyConfig(k.rest)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:nodeexec:nodeexec",
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:nodeexec", "system:authenticated"}}
+	sa, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saDyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Client: sa, Dynamic: saDyn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, labels: {app: kept}}\ndata: {mode: prod}\n---\n" +
+		"apiVersion: v1\nkind: Service\nmetadata: {name: kept, labels: {app: kept}}\nspec: {ports: [{port: 80}], selector: {app: kept}}\n"
+	apply := func() []executor.Object {
+		t.Helper()
+		objs, err := e.ApplyManifest(ctx, executor.ApplyRequest{Namespace: k.ns, Manifest: manifest})
+		if err != nil {
+			t.Fatalf("apply as the service account: %v", err)
+		}
+		return objs
+	}
+	if objs := apply(); len(objs) != 2 || objs[0].Outcome != executor.ObjectFailed || !strings.Contains(objs[0].Error, "forbidden") {
+		t.Errorf("apply with rbac.yaml alone = %+v", objs)
+	}
+	install("../../deploy/rbac-objects.yaml")
+	if objs := apply(); len(objs) != 2 || objs[0].Outcome != executor.ObjectCreated || objs[1].Outcome != executor.ObjectCreated {
+		t.Errorf("apply with rbac-objects.yaml = %+v", objs)
+	}
+	deleted, err := e.DeleteSelected(ctx, executor.DeleteRequest{Namespace: k.ns, Selector: "app=kept"})
+	if err != nil || len(deleted) != 2 {
+		t.Fatalf("delete as the service account = %+v, %v", deleted, err)
+	}
+	for _, o := range deleted {
+		if o.Outcome != executor.ObjectDeleted {
+			t.Errorf("%s: %s %s", o, o.Outcome, o.Error)
+		}
+	}
+}
