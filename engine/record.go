@@ -105,6 +105,11 @@ func (e *Engine) finishNode(ctx context.Context, x *run, r executor.NodeResult) 
 	evs = append(evs, store.Event{Type: store.EventNode, Node: r.Host, State: r.State, Message: msg})
 	if n := x.d.Node(r.Host); n != nil {
 		n.State, n.CurrentVersion, n.PrevVersion, n.Changed, n.LastError = r.State, r.CurrentVersion, r.PrevVersion, r.Changed, r.LastError
+		if x.d.Kind == store.KindDeploy && n.FromVersion == "" && r.Changed && r.PrevVersion != "" && r.CurrentVersion == n.TargetVersion {
+			// Nodeexec had no record of what ran before (a workload it never deployed, a node deployed by
+			// hand), but the executor found it there: a rollback of this deploy goes back to it.
+			n.FromVersion = r.PrevVersion
+		}
 	}
 	return evs
 }

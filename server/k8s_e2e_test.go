@@ -204,3 +204,53 @@ func TestK8sDeployEventsStatusRollbackThroughTheAPI(t *testing.T) {
 		t.Errorf("a strategy on physical nodes = %d %v", code, b)
 	}
 }
+
+// A workload made outside nodeexec (kubectl, Helm) at web:v1: nodeexec's first deploy onto it records
+// what ran before, so its rollback goes back there (issue 17 part 1); likewise for a StatefulSet.
+func TestK8sRollbackOfTheFirstDeployOntoAWorkloadMadeElsewhere(t *testing.T) {
+	f, client, ns := kubeFixture(t, "first", 3)
+	ctx := context.Background()
+	web, err := client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, Spec: appsv1.StatefulSetSpec{
+		Replicas: web.Spec.Replicas, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}, ServiceName: "db",
+		Template: *web.Spec.Template.DeepCopy()}}
+	sts.Spec.Template.Labels = map[string]string{"app": "db"}
+	if _, err := client.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct{ kind, name string }{{"Deployment", "web"}, {"StatefulSet", "db"}} {
+		body := fmt.Sprintf(`{"service":%q,"version":"v2","platform":"k8s","image":"registry.example/web:v2",`+
+			`"workloads":[{"namespace":%q,"kind":%q,"name":%q}]}`, w.name, ns, w.kind, w.name)
+		code, acc := f.do(t, "POST", "/api/v1/deployments", body)
+		if code != http.StatusAccepted {
+			t.Fatalf("%s: deploy = %d %v", w.kind, code, acc)
+		}
+		end := f.waitState(t, acc["id"].(string))
+		node := end["nodes"].([]any)[0].(map[string]any)
+		if end["state"] != "success" || node["from_version"] != "v1" || node["prev_version"] != "v1" {
+			t.Fatalf("%s: first deploy = %v", w.kind, end)
+		}
+		code, rb := f.do(t, "POST", "/api/v1/deployments/"+acc["id"].(string)+"/rollback", "")
+		if code != http.StatusAccepted {
+			t.Fatalf("%s: rollback of the first deploy = %d %v", w.kind, code, rb)
+		}
+		if back := f.waitState(t, rb["id"].(string)); back["state"] != "rolled_back" {
+			t.Fatalf("%s: rollback = %v", w.kind, back)
+		}
+		var image string
+		var ready int32
+		if w.kind == "Deployment" {
+			d, _ := client.AppsV1().Deployments(ns).Get(ctx, w.name, metav1.GetOptions{})
+			image, ready = d.Spec.Template.Spec.Containers[0].Image, d.Status.ReadyReplicas
+		} else {
+			s, _ := client.AppsV1().StatefulSets(ns).Get(ctx, w.name, metav1.GetOptions{})
+			image, ready = s.Spec.Template.Spec.Containers[0].Image, s.Status.ReadyReplicas
+		}
+		if image != "registry.example/web:v1" || ready != 3 {
+			t.Errorf("%s after the rollback: image %s, %d ready", w.kind, image, ready)
+		}
+	}
+}
