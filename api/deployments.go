@@ -127,6 +127,8 @@ const (
 	KindRestart  = "restart"
 	// KindForget records a node forgotten (DELETE /api/v1/nodes/{service}/{host}): who, and what it ran.
 	KindForget = "forget"
+	// KindManual records a hand run of a playbook (POST /api/v1/reports): who ran it, each node's outcome.
+	KindManual = "manual"
 	// KindApply and KindDelete work on Kubernetes objects (POST /api/v1/apply, /api/v1/delete): their
 	// records have Objects and no nodes.
 	KindApply  = "apply"
@@ -136,8 +138,8 @@ const (
 // Deployment is one request and how it went, node by node.
 type Deployment struct {
 	ID string `json:"id"`
-	// Kind is KindDeploy, KindScale, KindRestart, KindApply, KindDelete, KindForget, or KindRollback of
-	// the deployment RollbackOf names.
+	// Kind is KindDeploy, KindScale, KindRestart, KindApply, KindDelete, KindForget, KindManual, or
+	// KindRollback of the deployment RollbackOf names.
 	Kind       string `json:"kind"`
 	RollbackOf string `json:"rollback_of,omitempty"`
 	// ParentID names the deployment of several applications this one is an application of.
@@ -168,6 +170,10 @@ type Deployment struct {
 	CreatedAt    time.Time               `json:"created_at"`
 	StartedAt    *time.Time              `json:"started_at,omitempty"`
 	FinishedAt   *time.Time              `json:"finished_at,omitempty"`
+
+	// Playbook and ReportID are a manual record's: the playbook the hand run ran, and its report's id.
+	Playbook string `json:"playbook,omitempty"`
+	ReportID string `json:"report_id,omitempty"`
 }
 
 // Batch says how a deployment's nodes are run: Size nodes per run (0: all in one), one batch after
@@ -201,6 +207,9 @@ type DeploymentNode struct {
 	PrevVersion    string `json:"prev_version,omitempty"`
 	Changed        bool   `json:"changed"`
 	LastError      string `json:"last_error,omitempty"`
+
+	// RecordKept says, on a manual record, why the node's own record was not updated from it.
+	RecordKept string `json:"record_kept,omitempty"`
 }
 
 // DeploymentList is GET /api/v1/deployments: a page, newest first, and the cursor of the next one

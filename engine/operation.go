@@ -63,6 +63,8 @@ func operationOf(kind string) operation {
 		return objectsOp{}
 	case store.KindForget:
 		return forgetOp{}
+	case store.KindManual:
+		return manualOp{}
 	}
 	return deployOp{}
 }

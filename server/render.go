@@ -23,12 +23,16 @@ func listOf[T, U any](in []T, conv func(T) U) []U {
 }
 
 func renderDeployment(d store.Deployment) api.Deployment {
-	return api.Deployment{ID: d.ID, Kind: d.Kind, RollbackOf: d.RollbackOf, ParentID: d.ParentID, TargetDeploymentID: d.TargetDeploymentID, Service: d.Service, Version: d.Version,
+	out := api.Deployment{ID: d.ID, Kind: d.Kind, RollbackOf: d.RollbackOf, ParentID: d.ParentID, TargetDeploymentID: d.TargetDeploymentID, Service: d.Service, Version: d.Version,
 		Platform: api.Platform(d.Platform), Batch: api.Batch{Size: d.Batch.Size, StopOnFailure: d.Batch.StopOnFailure, MaxUnavailable: d.Batch.MaxUnavailable},
 		Replicas: replicasOf(d), Namespace: namespaceOf(d), Objects: listOf(d.Objects, renderObject), DryRun: d.DryRun(), RequestedBy: d.RequestedBy, Token: d.Token, IdempotencyKey: d.IdempotencyKey,
 		State: api.State(d.State), Error: d.Error, Nodes: listOf(d.Nodes, renderDeploymentNode),
 		Applications: listOf(d.Applications, renderApplication),
 		CreatedAt:    d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
+	if d.HandRun != nil {
+		out.Playbook, out.ReportID = d.HandRun.Playbook, d.HandRun.ReportID
+	}
+	return out
 }
 
 func renderApplication(a store.Application) api.ApplicationDeployment {
@@ -66,7 +70,8 @@ func renderPodStatus(p executor.Pod) api.PodStatus {
 
 func renderDeploymentNode(n store.DeploymentNode) api.DeploymentNode {
 	return api.DeploymentNode{Host: n.Host, State: api.State(n.State), TargetVersion: n.TargetVersion, FromVersion: n.FromVersion,
-		CurrentVersion: n.CurrentVersion, PrevVersion: n.PrevVersion, Changed: n.Changed, LastError: n.LastError}
+		CurrentVersion: n.CurrentVersion, PrevVersion: n.PrevVersion, Changed: n.Changed, LastError: n.LastError,
+		RecordKept: n.RecordKept}
 }
 
 func renderNode(n store.Node) api.Node {

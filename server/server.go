@@ -130,6 +130,7 @@ func New(cfg Config) *Server {
 	api.GET("/nodes", read, s.listNodes)
 	api.GET("/services", read, s.listServices)
 	api.DELETE("/nodes/:service/:host", deploy, s.forgetNode)
+	api.POST("/reports", deploy, s.createReport)
 	mgmt := s.router.Group("/internal/v1/deploy", read)
 	mgmt.GET("/info/:deployment_id", s.deployInfo)
 	mgmt.GET("/health/:deployment_id", s.deployHealth)

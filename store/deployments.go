@@ -83,6 +83,9 @@ type Deployment struct {
 	CreatedAt    time.Time     `bson:"created_at" json:"created_at"`
 	StartedAt    *time.Time    `bson:"started_at,omitempty" json:"started_at,omitempty"`
 	FinishedAt   *time.Time    `bson:"finished_at,omitempty" json:"finished_at,omitempty"`
+
+	// HandRun is set on a record of kind manual: the hand run it records (handruns.go).
+	HandRun *HandRun `bson:"hand_run,omitempty" json:"hand_run,omitempty"`
 }
 
 // Batch says how a deployment's nodes are run: Size nodes per ansible-playbook run (0: all in one), one
@@ -125,6 +128,10 @@ type DeploymentNode struct {
 	PrevVersion    string `bson:"prev_version,omitempty" json:"prev_version,omitempty"`
 	Changed        bool   `bson:"changed" json:"changed"`
 	LastError      string `bson:"last_error,omitempty" json:"last_error,omitempty"`
+
+	// RecordKept says, on a manual record, why the node's own record was not updated from it (a
+	// deployment or a pass held the node).
+	RecordKept string `bson:"record_kept,omitempty" json:"record_kept,omitempty"`
 }
 
 // DryRun says whether d is an apply or a delete that was to change nothing.

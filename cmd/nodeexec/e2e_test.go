@@ -35,6 +35,9 @@ type apiEnv struct {
 	svc     *testbed.Service
 	serve   *osexec.Cmd
 	base    string
+	// serveArgs are more arguments of `nodeexec serve` (a tokens file); token is sent with every call.
+	serveArgs []string
+	token     string
 }
 
 func setupAPI(t *testing.T) *apiEnv {
@@ -44,6 +47,12 @@ func setupAPI(t *testing.T) *apiEnv {
 
 // setupAPIAs is setupAPI with a service named prefix-<random>, for tests that keep their own names.
 func setupAPIAs(t *testing.T, prefix string) *apiEnv {
+	t.Helper()
+	return setupAPIWith(t, prefix, "", nil)
+}
+
+// setupAPIWith is setupAPIAs with more arguments of `nodeexec serve`, and the token to call it with.
+func setupAPIWith(t *testing.T, prefix, token string, serveArgs []string) *apiEnv {
 	t.Helper()
 	if os.Getenv("NODEEXEC_E2E") != "1" {
 		t.Skip("set NODEEXEC_E2E=1 and run `hack/testhosts up 3` (or `make e2e`)")
@@ -56,7 +65,7 @@ func setupAPIAs(t *testing.T, prefix string) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &apiEnv{t: t, repo: repo, dataDir: t.TempDir(), hosts: hosts}
+	env := &apiEnv{t: t, repo: repo, dataDir: t.TempDir(), hosts: hosts, token: token, serveArgs: serveArgs}
 	env.bin = filepath.Join(t.TempDir(), "nodeexec")
 	if out, err := osexec.Command("go", "build", "-o", env.bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build nodeexec: %v\n%s", err, out)
@@ -72,8 +81,8 @@ func setupAPIAs(t *testing.T, prefix string) *apiEnv {
 func (env *apiEnv) start() {
 	t := env.t
 	t.Helper()
-	cmd := osexec.Command(env.bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", env.dataDir,
-		"--playbook-dir", env.repo, "--ssh-user", env.hosts.SSHUser, "--ssh-key", env.hosts.SSHKey, "--insecure-host-keys")
+	cmd := osexec.Command(env.bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", env.dataDir,
+		"--playbook-dir", env.repo, "--ssh-user", env.hosts.SSHUser, "--ssh-key", env.hosts.SSHKey, "--insecure-host-keys"}, env.serveArgs...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +131,9 @@ func (env *apiEnv) call(method, path string, body any) (int, map[string]any) {
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, env.base+path, rd)
+	if env.token != "" {
+		req.Header.Set("Authorization", "Bearer "+env.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		env.t.Fatalf("%s %s: %v", method, path, err)
@@ -147,6 +159,9 @@ func (env *apiEnv) follow(id string, onEvent func(map[string]any)) (events []map
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", env.base+"/api/v1/deployments/"+id+"/events", nil)
+	if env.token != "" {
+		req.Header.Set("Authorization", "Bearer "+env.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		env.t.Fatal(err)
