@@ -60,6 +60,8 @@ func (c *Client) Get(ctx context.Context, id string) (*api.Deployment, error) {
 type ListOptions struct {
 	Service string
 	State   api.State
+	// Drifted lists only the nodes the last drift pass found differing from their record.
+	Drifted bool
 	Limit   int
 	Cursor  string // NextCursor of the previous page
 }
@@ -107,6 +109,8 @@ type NodeListOptions struct {
 	Service string
 	Version string
 	State   api.State
+	// Drifted lists only the nodes the last drift pass found differing from their record.
+	Drifted bool
 	Limit   int
 	Cursor  string // NextCursor of the previous page
 }
@@ -121,6 +125,9 @@ func (c *Client) ListNodes(ctx context.Context, o NodeListOptions) (*api.NodeLis
 	}
 	if o.Limit != 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Drifted {
+		q.Set("drifted", "true")
 	}
 	return callFor[api.NodeList](ctx, c, http.MethodGet, "/api/v1/nodes?"+q.Encode(), nil, retryable)
 }

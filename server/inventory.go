@@ -24,7 +24,7 @@ func (s *Server) listServices(c *gin.Context) {
 	})})
 }
 
-// listNodes lists node records, every service's or one's, in pages, by version and state.
+// listNodes lists node records, every service's or one's, in pages, by version, state and drift.
 func (s *Server) listNodes(c *gin.Context) {
 	f := store.NodeFilter{Service: c.Query("service"), Version: c.Query("version"), State: executor.State(c.Query("state")), Cursor: c.Query("cursor")}
 	if f.Service != "" {
@@ -41,6 +41,14 @@ func (s *Server) listNodes(c *gin.Context) {
 	}
 	if f.State != "" && !f.State.Valid() {
 		failField(c, "state", quote(string(f.State))+" is not a state")
+		return
+	}
+	switch c.Query("drifted") {
+	case "", "false":
+	case "true":
+		f.Drifted = true
+	default:
+		failField(c, "drifted", quote(c.Query("drifted"))+" is not true or false")
 		return
 	}
 	var ok bool
