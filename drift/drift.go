@@ -13,7 +13,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -66,14 +65,10 @@ type Config struct {
 
 // Runner runs drift passes; it owns the goroutines of the schedule and of passes started on request.
 type Runner struct {
-	cfg     Config
-	log     logrus.FieldLogger
-	lease   *lease.Keeper
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	mu      sync.Mutex // guards stopped and wg.Add against Stop
-	stopped bool
-	wg      sync.WaitGroup
+	cfg   Config
+	log   logrus.FieldLogger
+	lease *lease.Keeper
+	runs  *lease.Runs
 }
 
 // ErrStopped means the runner was stopped (nodeexec is shutting down).
@@ -101,8 +96,7 @@ func New(cfg Config) *Runner {
 		cfg.Holder = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.TrimPrefix(store.NewDriftID(), "r-")[:6])
 	}
 	log := cfg.Logger.WithField("component", "drift")
-	ctx, cancel := context.WithCancelCause(context.Background())
-	r := &Runner{cfg: cfg, log: log, ctx: ctx, cancel: cancel}
+	r := &Runner{cfg: cfg, log: log, runs: lease.NewRuns()}
 	r.lease = &lease.Keeper{Store: cfg.Store, Name: store.DriftLease, Holder: cfg.Holder, TTL: cfg.LeaseTTL, Now: cfg.Now, Log: log,
 		Ended: func(ctx context.Context, pass string) bool {
 			p, err := cfg.Store.DriftPass(ctx, pass)
@@ -116,52 +110,20 @@ func (r *Runner) Go() {
 	if r.cfg.Schedule == nil {
 		return
 	}
-	r.background(func(ctx context.Context) {
-		for {
-			tick := r.cfg.Schedule.Next(r.cfg.Now())
-			if tick.IsZero() {
-				r.log.Warn("the drift schedule never fires again")
-				return
-			}
-			t := time.NewTimer(time.Until(tick))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+	r.runs.Go(func(ctx context.Context) {
+		lease.Loop(ctx, r.cfg.Schedule, r.cfg.Now, lease.SleepUntil, func(ctx context.Context, tick time.Time) {
 			if _, err := r.RunTick(ctx, tick); err != nil {
 				r.log.WithError(err).WithField("tick", tick).Error("scheduled drift pass failed to start")
 			}
-		}
+		}, r.log)
 	})
 }
 
 // Stop cancels the schedule and any pass running here (each ends recording why), and waits for them.
-func (r *Runner) Stop() {
-	r.mu.Lock()
-	r.stopped = true
-	r.mu.Unlock()
-	r.cancel(ErrStopped)
-	r.wg.Wait()
-}
+func (r *Runner) Stop() { r.runs.Stop(ErrStopped) }
 
 // Wait waits for the passes running in the background to end.
-func (r *Runner) Wait() { r.wg.Wait() }
-
-func (r *Runner) background(fn func(ctx context.Context)) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return false
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		fn(r.ctx)
-	}()
-	return true
-}
+func (r *Runner) Wait() { r.runs.Wait() }
 
 // RunTick runs the pass of one scheduled tick if this replica takes the lease for it, and returns it
 // once it ended; nil when another replica has (or had) this tick, or another pass runs.
@@ -183,7 +145,7 @@ func (r *Runner) RunTick(ctx context.Context, tick time.Time) (*store.DriftPass,
 // it as recorded at its start. While another pass runs (here or on another replica) it runs none: the
 // *store.LeaseHeldError names that one.
 func (r *Runner) Start(ctx context.Context, token, service string) (*store.DriftPass, error) {
-	if r.ctx.Err() != nil {
+	if r.runs.Stopped() {
 		return nil, ErrStopped
 	}
 	p, err := r.begin(ctx, store.TriggerAPI, token, service, time.Time{})
@@ -192,7 +154,7 @@ func (r *Runner) Start(ctx context.Context, token, service string) (*store.Drift
 	}
 	started := *p
 	started.Nodes = slices.Clone(p.Nodes)
-	if !r.background(func(ctx context.Context) { r.pass(ctx, p) }) {
+	if !r.runs.Go(func(ctx context.Context) { r.pass(ctx, p) }) {
 		bg := context.WithoutCancel(ctx)
 		r.end(bg, p, ErrStopped.Error())
 		r.lease.Release(bg, p.ID)
