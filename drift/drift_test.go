@@ -342,3 +342,22 @@ func TestASuccessfulDeployClearsTheDrift(t *testing.T) {
 		t.Errorf("drift %+v after a successful deploy, want none", *n.Drift)
 	}
 }
+
+// A scheduled tick runs on one replica only: the second to wake for it runs nothing.
+func TestAScheduledTickRunsOnceAcrossReplicas(t *testing.T) {
+	st := storetest.Open(t)
+	deployed(t, st, "web", "h1", "d-1", "v1", executor.PlatformPhysical)
+	nodes := &fakeNodes{st: st, runs: map[string]executor.ServiceStatus{"h1": running("v1")}}
+	a := New(Config{Store: st, Nodes: nodes, Logger: quiet(), Holder: "a"})
+	b := New(Config{Store: st, Nodes: nodes, Logger: quiet(), Holder: "b"})
+	defer a.Stop()
+	defer b.Stop()
+	tick := time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC)
+	p, err := a.RunTick(context.Background(), tick)
+	if err != nil || p == nil || p.Tick == nil || !p.Tick.Equal(tick) || p.Trigger != store.TriggerSchedule || p.State != store.DriftSuccess {
+		t.Fatalf("replica a's pass for the tick = %+v, %v", p, err)
+	}
+	if p, err := b.RunTick(context.Background(), tick); p != nil || err != nil {
+		t.Errorf("replica b ran the same tick again: %+v, %v", p, err)
+	}
+}

@@ -46,9 +46,13 @@ func (r *Runner) readBatch(ctx context.Context, p *store.DriftPass, batch []int)
 			continue
 		}
 		n.Prior = nil
-		if f.Change != "" {
-			r.log.WithFields(logrus.Fields{"drift_id": p.ID, "service": n.Service, "node": n.Host, "change": f.Change,
-				"kind": kindOf(f.Drift), "updated": f.Versions != nil}).Warn(f.Message)
+		entry := r.log.WithFields(logrus.Fields{"drift_id": p.ID, "service": n.Service, "node": n.Host, "change": f.Change,
+			"kind": kindOf(f.Drift), "updated": f.Versions != nil})
+		switch f.Change {
+		case store.DriftFound:
+			entry.Warn(f.Message)
+		case store.DriftKept, store.DriftCleared:
+			entry.Info(f.Message)
 		}
 		if f.Change == store.DriftFound && r.cfg.Notify != nil {
 			r.cfg.Notify.NodeDrifted(p.ID, *n)

@@ -164,8 +164,12 @@ func NewEvent(d *store.Deployment) Event {
 // NewDriftEvent is the event of a drift a pass found on node n.
 func NewDriftEvent(passID string, n store.DriftNode) Event {
 	d := n.Drift
+	version := "" // the version the node runs, when that is what drifted
+	if n.Updated != nil {
+		version = n.Updated.Current
+	}
 	return Event{ID: passID + "." + url.PathEscape(n.Host) + "." + Drifted.Name(), Type: Drifted, Service: n.Service,
-		Version: d.Observed, Platform: n.Platform, Nodes: []Node{}, CreatedAt: d.Since,
+		Version: version, Platform: n.Platform, Nodes: []Node{}, CreatedAt: d.Since,
 		Links: Links{Drift: "/api/v1/drift/" + url.PathEscape(passID)},
 		Drift: &Drift{PassID: passID, Host: n.Host, Kind: d.Kind, Recorded: d.Recorded, Observed: d.Observed, Since: d.Since,
 			Updated: n.Updated != nil, Message: n.Message}}
