@@ -35,6 +35,8 @@ type apiEnv struct {
 	svc     *testbed.Service
 	serve   *osexec.Cmd
 	base    string
+	// args are more arguments of serve (e.g. --config FILE), from the next start on.
+	args []string
 }
 
 func setupAPI(t *testing.T) *apiEnv {
@@ -72,8 +74,9 @@ func setupAPIAs(t *testing.T, prefix string) *apiEnv {
 func (env *apiEnv) start() {
 	t := env.t
 	t.Helper()
-	cmd := osexec.Command(env.bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", env.dataDir,
-		"--playbook-dir", env.repo, "--ssh-user", env.hosts.SSHUser, "--ssh-key", env.hosts.SSHKey, "--insecure-host-keys")
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", env.dataDir,
+		"--playbook-dir", env.repo, "--ssh-user", env.hosts.SSHUser, "--ssh-key", env.hosts.SSHKey, "--insecure-host-keys"}, env.args...)
+	cmd := osexec.Command(env.bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
