@@ -285,7 +285,7 @@ func (r *Runner) cleanBatch(ctx context.Context, c *store.Cleanup, batch []int) 
 		var busy *store.BusyError
 		switch {
 		case errors.As(err, &busy):
-			n.State, n.Error = store.NodeSkipped, "held by "+holderName(busy.DeploymentID)+": not touched; a later pass cleans it"
+			n.State, n.Error = store.NodeSkipped, "held by "+store.HolderName(busy.DeploymentID)+": not touched; a later pass cleans it"
 		case err != nil:
 			n.State, n.Error = store.NodeFailed, "could not hold the node: "+err.Error()
 		default:
@@ -334,11 +334,4 @@ func count(nodes []store.CleanupNode, state string) int {
 		}
 	}
 	return n
-}
-
-func holderName(id string) string {
-	if store.IsCleanupID(id) {
-		return "cleanup pass " + id
-	}
-	return "deployment " + id
 }

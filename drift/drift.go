@@ -301,13 +301,3 @@ func count(nodes []store.DriftNode, state string) int {
 	}
 	return n
 }
-
-func holderName(id string) string {
-	switch {
-	case store.IsCleanupID(id):
-		return "cleanup pass " + id
-	case store.IsDriftID(id):
-		return "drift pass " + id
-	}
-	return "deployment " + id
-}

@@ -22,7 +22,7 @@ func (r *Runner) readBatch(ctx context.Context, p *store.DriftPass, batch []int)
 		var busy *store.BusyError
 		switch {
 		case errors.As(err, &busy):
-			n.State, n.Error = store.DriftNodeSkipped, "held by "+holderName(busy.DeploymentID)+": not read; a later pass reads it"
+			n.State, n.Error = store.DriftNodeSkipped, "held by "+store.HolderName(busy.DeploymentID)+": not read; a later pass reads it"
 		case err != nil:
 			n.State, n.Error = store.DriftNodeFailed, "could not hold the node: "+err.Error()
 		default:

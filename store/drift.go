@@ -126,6 +126,17 @@ func NewDriftID() string {
 // IsDriftID reports whether the holder of a node is a drift pass.
 func IsDriftID(id string) bool { return strings.HasPrefix(id, driftIDPrefix) }
 
+// HolderName names what holds a node, by its id: "cleanup pass c-…", "drift pass r-…" or "deployment d-…".
+func HolderName(id string) string {
+	switch {
+	case IsCleanupID(id):
+		return "cleanup pass " + id
+	case IsDriftID(id):
+		return "drift pass " + id
+	}
+	return "deployment " + id
+}
+
 func (s *Store) driftPasses() *mongo.Collection { return s.nodes.Database().Collection("drift") }
 
 // CreateDriftPass records a pass as it starts.
