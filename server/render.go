@@ -120,7 +120,7 @@ func renderCleanup(c store.Cleanup) api.Cleanup {
 	p := c.Pruned
 	return api.Cleanup{ID: c.ID, Trigger: c.Trigger, Tick: c.Tick, Token: c.Token, Runner: c.Runner, State: c.State, Error: c.Error,
 		Keep: c.Keep, Nodes: listOf(c.Nodes, renderCleanupNode), StartedAt: c.StartedAt, FinishedAt: c.FinishedAt,
-		Pruned: api.Pruned{Before: p.Before, Deployments: p.Deployments, EventChunks: p.EventChunks, IdempotencyKeys: p.IdempotencyKeys, Cleanups: p.Cleanups}}
+		Pruned: api.Pruned{Before: p.Before, Deployments: p.Deployments, EventChunks: p.EventChunks, IdempotencyKeys: p.IdempotencyKeys, Cleanups: p.Cleanups, DriftPasses: p.DriftPasses}}
 }
 
 func renderCleanupNode(n store.CleanupNode) api.CleanupNode {
