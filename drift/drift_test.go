@@ -361,3 +361,33 @@ func TestAScheduledTickRunsOnceAcrossReplicas(t *testing.T) {
 		t.Errorf("replica b ran the same tick again: %+v, %v", p, err)
 	}
 }
+
+// A pass a stopped nodeexec left running is ended by the next one, which gives back the node it held
+// as it was (its drift too) and then reads it itself.
+func TestTheNextPassEndsAnAbandonedOneAndGivesItsNodeBack(t *testing.T) {
+	st := storetest.Open(t)
+	ctx := context.Background()
+	deployed(t, st, "web", "h1", "d-1", "v1", executor.PlatformPhysical)
+	gone := store.NewDriftID()
+	prior, err := st.Claim(ctx, "web", "h1", executor.PlatformPhysical, gone, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateDriftPass(ctx, &store.DriftPass{ID: gone, Trigger: store.TriggerAPI, Runner: "dead-replica", State: store.DriftRunning,
+		StartedAt: time.Now().UTC(), Nodes: []store.DriftNode{{Service: "web", Host: "h1", Platform: executor.PlatformPhysical, State: store.DriftNodeReading, Prior: prior}}}); err != nil {
+		t.Fatal(err)
+	}
+	r := New(Config{Store: st, Nodes: &fakeNodes{st: st, runs: map[string]executor.ServiceStatus{"h1": running("v1")}}, Logger: quiet()})
+	defer r.Stop()
+	p := runPass(t, r, "")
+	if n := nodeOf(p, "h1"); n.State != store.DriftNodeRead {
+		t.Errorf("h1 in the new pass: %+v, want read", n)
+	}
+	old, err := st.DriftPass(ctx, gone)
+	if err != nil || old.State != store.DriftFailed || !strings.Contains(old.Error, "dead-replica") || old.Nodes[0].State != store.DriftNodeSkipped {
+		t.Errorf("the abandoned pass: %+v %v, want failed naming its runner", old, err)
+	}
+	if n, _ := st.Node(ctx, "web", "h1"); n.DeploymentID != "d-1" || n.State != executor.StateSuccess {
+		t.Errorf("h1 not given back: %+v", n)
+	}
+}
