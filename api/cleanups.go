@@ -65,6 +65,7 @@ type Pruned struct {
 	EventChunks     int64      `json:"event_chunks"`
 	IdempotencyKeys int64      `json:"idempotency_keys"`
 	Cleanups        int64      `json:"cleanups"`
+	DriftPasses     int64      `json:"drift_passes"`
 }
 
 // CleanupList is GET /api/v1/cleanups: a page, newest first, and the cursor of the next one.

@@ -221,18 +221,20 @@ type DeploymentList struct {
 
 // Node is one node's record: its status, and which deployment last held it.
 type Node struct {
-	ID               string    `json:"id"`
-	Host             string    `json:"host"`
-	Service          string    `json:"service"`
-	Platform         Platform  `json:"platform"`
-	CurrentVersion   string    `json:"current_version"`
-	PrevVersion      string    `json:"prev_version"`
-	DeployingVersion string    `json:"deploying_version,omitempty"`
-	State            State     `json:"state"`
-	LastError        string    `json:"last_error,omitempty"`
-	DeploymentID     string    `json:"deployment_id,omitempty"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	ID               string   `json:"id"`
+	Host             string   `json:"host"`
+	Service          string   `json:"service"`
+	Platform         Platform `json:"platform"`
+	CurrentVersion   string   `json:"current_version"`
+	PrevVersion      string   `json:"prev_version"`
+	DeployingVersion string   `json:"deploying_version,omitempty"`
+	State            State    `json:"state"`
+	LastError        string   `json:"last_error,omitempty"`
+	DeploymentID     string   `json:"deployment_id,omitempty"`
+	// Drift is how the node differs from this record, as the last drift pass found it (none: it does not).
+	Drift     *Drift    `json:"drift,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // NodeList is GET /api/v1/nodes: a page of node records in key order (service, then host), and the

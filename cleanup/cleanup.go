@@ -12,7 +12,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/ansible"
+	"github.com/nodeexec/nodeexec/lease"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -56,12 +56,7 @@ type Runner struct {
 	log logrus.FieldLogger
 	// wait blocks until the given time (true) or until ctx ends (false): the schedule's clock.
 	wait func(ctx context.Context, until time.Time) bool
-	// ctx is the parent of the schedule and of passes started on request; Stop cancels it.
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	mu      sync.Mutex // guards stopped and wg.Add against Stop
-	stopped bool
-	wg      sync.WaitGroup
+	runs *lease.Runs
 }
 
 // ErrStopped means the runner was stopped (nodeexec is shutting down).
@@ -85,19 +80,7 @@ func New(cfg Config) *Runner {
 		host, _ := os.Hostname()
 		cfg.Holder = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.TrimPrefix(store.NewCleanupID(), "c-")[:6])
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Runner{cfg: cfg, log: cfg.Logger.WithField("component", "cleanup"), wait: sleepUntil, ctx: ctx, cancel: cancel}
-}
-
-func sleepUntil(ctx context.Context, until time.Time) bool {
-	t := time.NewTimer(time.Until(until))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return &Runner{cfg: cfg, log: cfg.Logger.WithField("component", "cleanup"), wait: lease.SleepUntil, runs: lease.NewRuns()}
 }
 
 // Go starts the schedule in the background (nothing without one); Stop ends it.
@@ -105,53 +88,23 @@ func (r *Runner) Go() {
 	if r.cfg.Schedule == nil {
 		return
 	}
-	r.background(func(ctx context.Context) { r.loop(ctx) })
+	r.runs.Go(r.loop)
 }
 
-// loop runs each tick of the schedule until ctx ends. The tick is the schedule's own time, the same on
-// every replica, so the lease lets exactly one of them run it.
+// loop runs each tick of the schedule until ctx ends; the lease lets one replica run each tick.
 func (r *Runner) loop(ctx context.Context) {
-	for {
-		tick := r.cfg.Schedule.Next(r.cfg.Now())
-		if tick.IsZero() {
-			r.log.Warn("the cleanup schedule never fires again")
-			return
-		}
-		if !r.wait(ctx, tick) {
-			return
-		}
+	lease.Loop(ctx, r.cfg.Schedule, r.cfg.Now, r.wait, func(ctx context.Context, tick time.Time) {
 		if _, err := r.RunTick(ctx, tick); err != nil {
 			r.log.WithError(err).WithField("tick", tick).Error("scheduled cleanup pass failed to start")
 		}
-	}
+	}, r.log)
 }
 
 // Stop cancels the schedule and any pass running here (each ends recording why), and waits for them.
-func (r *Runner) Stop() {
-	r.mu.Lock()
-	r.stopped = true
-	r.mu.Unlock()
-	r.cancel(ErrStopped)
-	r.Wait()
-}
+func (r *Runner) Stop() { r.runs.Stop(ErrStopped) }
 
 // Wait waits for the passes running in the background (and the schedule, once stopped) to end.
-func (r *Runner) Wait() { r.wg.Wait() }
-
-// background runs fn in a goroutine the runner owns, unless it was stopped.
-func (r *Runner) background(fn func(ctx context.Context)) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return false
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		fn(r.ctx)
-	}()
-	return true
-}
+func (r *Runner) Wait() { r.runs.Wait() }
 
 // RunTick runs the pass of one scheduled tick, if this replica takes the lease for it: it returns the
 // pass once it ended, or nil when another replica has (or had) this tick, or another pass is running.
@@ -172,7 +125,7 @@ func (r *Runner) RunTick(ctx context.Context, tick time.Time) (*store.Cleanup, e
 // Start runs one pass now, in the background, and returns it as recorded at its start. While another
 // pass runs (here or on another replica) it runs none: the *store.LeaseHeldError names that one.
 func (r *Runner) Start(ctx context.Context, token string) (*store.Cleanup, error) {
-	if r.ctx.Err() != nil {
+	if r.runs.Stopped() {
 		return nil, ErrStopped
 	}
 	c, err := r.begin(ctx, store.TriggerAPI, token, time.Time{})
@@ -181,7 +134,7 @@ func (r *Runner) Start(ctx context.Context, token string) (*store.Cleanup, error
 	}
 	started := *c
 	started.Nodes = slices.Clone(c.Nodes)
-	if !r.background(func(ctx context.Context) { r.pass(ctx, c) }) {
+	if !r.runs.Go(func(ctx context.Context) { r.pass(ctx, c) }) {
 		bg := context.WithoutCancel(ctx)
 		r.end(bg, c, ErrStopped.Error())
 		r.releaseLease(bg, c.ID)
@@ -332,7 +285,7 @@ func (r *Runner) cleanBatch(ctx context.Context, c *store.Cleanup, batch []int) 
 		var busy *store.BusyError
 		switch {
 		case errors.As(err, &busy):
-			n.State, n.Error = store.NodeSkipped, "held by "+holderName(busy.DeploymentID)+": not touched; a later pass cleans it"
+			n.State, n.Error = store.NodeSkipped, "held by "+store.HolderName(busy.DeploymentID)+": not touched; a later pass cleans it"
 		case err != nil:
 			n.State, n.Error = store.NodeFailed, "could not hold the node: "+err.Error()
 		default:
@@ -381,11 +334,4 @@ func count(nodes []store.CleanupNode, state string) int {
 		}
 	}
 	return n
-}
-
-func holderName(id string) string {
-	if store.IsCleanupID(id) {
-		return "cleanup pass " + id
-	}
-	return "deployment " + id
 }

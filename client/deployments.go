@@ -60,6 +60,8 @@ func (c *Client) Get(ctx context.Context, id string) (*api.Deployment, error) {
 type ListOptions struct {
 	Service string
 	State   api.State
+	// Drifted lists only the nodes the last drift pass found differing from their record.
+	Drifted bool
 	Limit   int
 	Cursor  string // NextCursor of the previous page
 }
@@ -117,6 +119,8 @@ type NodeListOptions struct {
 	Service string
 	Version string
 	State   api.State
+	// Drifted lists only the nodes the last drift pass found differing from their record.
+	Drifted bool
 	Limit   int
 	Cursor  string // NextCursor of the previous page
 }
@@ -124,6 +128,9 @@ type NodeListOptions struct {
 // ListNodes is a page of node records, every service's or one's, in key order (GET /api/v1/nodes).
 func (c *Client) ListNodes(ctx context.Context, o NodeListOptions) (*api.NodeList, error) {
 	q := pageQuery(map[string]string{"service": o.Service, "version": o.Version, "state": string(o.State), "cursor": o.Cursor}, o.Limit)
+	if o.Drifted {
+		q.Set("drifted", "true")
+	}
 	return callFor[api.NodeList](ctx, c, http.MethodGet, "/api/v1/nodes?"+q.Encode(), nil, retryable)
 }
 

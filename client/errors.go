@@ -28,6 +28,7 @@ const (
 	CodeFinished           = "finished"             // 409: cancel of a deployment that already ended
 	CodeNotRunningHere     = "not_running_here"     // 409: cancel sent to a replica that does not run it
 	CodeCleanupRunning     = "cleanup_running"      // 409: another cleanup pass runs
+	CodeDriftRunning       = "drift_running"        // 409: another drift pass runs
 	CodeShuttingDown       = "shutting_down"        // 503: the server drains; send it again (elsewhere)
 	CodeDatabaseDown       = "database_unavailable" // 503: the database does not answer; retry shortly
 	CodeLogsUnavailable    = "logs_unavailable"     // 502: the cluster could not serve a pod's log

@@ -85,3 +85,14 @@ func (c *Client) StartCleanup(ctx context.Context) (*api.Cleanup, error) {
 func (c *Client) Cleanup(ctx context.Context, id string) (*api.Cleanup, error) {
 	return callFor[api.Cleanup](ctx, c, http.MethodGet, "/api/v1/cleanups/"+escape(id), nil, retryable)
 }
+
+// StartDrift starts a drift pass now over service's nodes ("": every service's) (POST /api/v1/drift):
+// the pass as it starts. Another pass running is 409 drift_running.
+func (c *Client) StartDrift(ctx context.Context, service string) (*api.DriftPass, error) {
+	return callFor[api.DriftPass](ctx, c, http.MethodPost, "/api/v1/drift", api.DriftRequest{Service: service}, once)
+}
+
+// DriftPass is a drift pass as it stands (GET /api/v1/drift/{id}).
+func (c *Client) DriftPass(ctx context.Context, id string) (*api.DriftPass, error) {
+	return callFor[api.DriftPass](ctx, c, http.MethodGet, "/api/v1/drift/"+escape(id), nil, retryable)
+}

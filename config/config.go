@@ -37,6 +37,7 @@ type Config struct {
 	Nodes         Nodes      `yaml:"nodes"`
 	Kubernetes    Kubernetes `yaml:"kubernetes"`
 	Cleanup       Cleanup    `yaml:"cleanup"`
+	Drift         Drift      `yaml:"drift"`
 	Retry         Retry      `yaml:"retry"`
 	Timeouts      Timeouts   `yaml:"timeouts"`
 	Push          Push       `yaml:"push"`
@@ -145,7 +146,28 @@ type Cleanup struct {
 	BatchSize int `yaml:"batch_size"`
 }
 
-// ParseSchedule reads a cleanup schedule: a standard cron spec (five fields, or @daily, @hourly, …),
+// Drift is the scheduled drift pass: every known node read and compared with its record. Off by default:
+// a pass connects to every physical node and holds each from deploys while it is read, which an operator
+// should choose to do (a pass still runs on request: POST /api/v1/drift, nodeexec drift).
+type Drift struct {
+	// Schedule is when passes run, a cron spec (see ParseSchedule); empty: only on request.
+	Schedule string `yaml:"schedule"`
+	// BatchSize is how many nodes of a service one status.yml run reads (and holds from deploys meanwhile).
+	BatchSize int `yaml:"batch_size"`
+}
+
+func (d Drift) check() []Problem {
+	var out []Problem
+	if _, err := ParseSchedule(d.Schedule); err != nil {
+		out = append(out, Problem{"drift.schedule", err.Error()})
+	}
+	if d.BatchSize < 1 || d.BatchSize > 500 {
+		out = append(out, Problem{"drift.batch_size", fmt.Sprintf("want 1 to 500 nodes per run, not %d", d.BatchSize)})
+	}
+	return out
+}
+
+// ParseSchedule reads a cleanup (or drift) schedule: a standard cron spec (five fields, or @daily, @hourly, …),
 // in the server's time zone unless it starts with CRON_TZ=<zone>. Empty is no schedule (nil). @every is
 // refused: its ticks count from each replica's start, so replicas would not agree on them and the
 // lease could not run each tick once.
@@ -212,6 +234,7 @@ func Default() Config {
 		Database: Database{Name: "nodeexec", DataDir: DefaultDataDir()},
 		Nodes:    Nodes{BaseDir: "/opt"},
 		Cleanup:  Cleanup{Keep: 5, PerService: map[string]int{}, Retention: Duration(30 * 24 * time.Hour), BatchSize: 20},
+		Drift:    Drift{BatchSize: 20},
 		Retry: Retry{MaxRetries: retry.Default.MaxRetries, InitialDelay: Duration(retry.Default.InitialDelay),
 			MaxDelay: Duration(retry.Default.MaxDelay), Factor: retry.Default.Factor},
 		Timeouts: Timeouts{Download: Duration(time.Minute), Deploy: Duration(30 * time.Minute), HealthCheck: Duration(5 * time.Second)},
@@ -271,6 +294,8 @@ var Env = []struct{ Name, Setting string }{
 	{"NODEEXEC_CLEANUP_KEEP", "cleanup.keep"},
 	{"NODEEXEC_CLEANUP_RETENTION", "cleanup.retention"},
 	{"NODEEXEC_CLEANUP_BATCH_SIZE", "cleanup.batch_size"},
+	{"NODEEXEC_DRIFT_SCHEDULE", "drift.schedule"},
+	{"NODEEXEC_DRIFT_BATCH_SIZE", "drift.batch_size"},
 	{"NODEEXEC_RETRY_MAX", "retry.max_retries"},
 	{"NODEEXEC_DEPLOY_TIMEOUT", "timeouts.deploy"},
 }
@@ -293,8 +318,10 @@ func (c *Config) set(setting, v string) error {
 	str := map[string]*string{"listen": &c.Listen, "tokens_file": &c.TokensFile, "database.mongo_uri": &c.Database.MongoURI,
 		"database.name": &c.Database.Name, "database.data_dir": &c.Database.DataDir, "nodes.ssh_user": &c.Nodes.SSHUser,
 		"nodes.ssh_key": &c.Nodes.SSHKey, "nodes.base_dir": &c.Nodes.BaseDir, "nodes.playbook_dir": &c.Nodes.PlaybookDir,
-		"kubernetes.kubeconfig": &c.Kubernetes.Kubeconfig, "cleanup.schedule": &c.Cleanup.Schedule}
-	num := map[string]*int{"max_concurrent": &c.MaxConcurrent, "nodes.ssh_port": &c.Nodes.SSHPort, "retry.max_retries": &c.Retry.MaxRetries, "cleanup.keep": &c.Cleanup.Keep, "cleanup.batch_size": &c.Cleanup.BatchSize}
+		"kubernetes.kubeconfig": &c.Kubernetes.Kubeconfig, "cleanup.schedule": &c.Cleanup.Schedule,
+		"drift.schedule": &c.Drift.Schedule}
+	num := map[string]*int{"max_concurrent": &c.MaxConcurrent, "nodes.ssh_port": &c.Nodes.SSHPort, "retry.max_retries": &c.Retry.MaxRetries, "cleanup.keep": &c.Cleanup.Keep, "cleanup.batch_size": &c.Cleanup.BatchSize,
+		"drift.batch_size": &c.Drift.BatchSize}
 	dur := map[string]*Duration{"shutdown_grace": &c.ShutdownGrace, "timeouts.deploy": &c.Timeouts.Deploy, "cleanup.retention": &c.Cleanup.Retention}
 	flag := map[string]*bool{"nodes.insecure_host_keys": &c.Nodes.InsecureHostKeys, "nodes.become": &c.Nodes.Become}
 	switch {
@@ -349,6 +376,7 @@ func (c Config) Check() []Problem {
 		}
 	}
 	out = append(out, c.Cleanup.check()...)
+	out = append(out, c.Drift.check()...)
 	out = append(out, c.Adhoc.check()...)
 	if c.Push.MaxBytes < 1<<20 || c.Push.MaxBytes > 1<<40 {
 		bad("push.max_bytes", "want 1 MiB (%d) to 1 TiB, not %d", 1<<20, c.Push.MaxBytes)

@@ -12,7 +12,7 @@ import (
 // sits in a value that gets printed.
 type Webhook struct {
 	URL string `yaml:"url"`
-	// Events it wants: failed, rolled_back, succeeded; none: all three.
+	// Events it wants: failed, rolled_back, succeeded, drifted; none: the three of deployments.
 	Events []string `yaml:"events"`
 	// SecretFile holds the HMAC-SHA256 key its events are signed with (never the key itself).
 	SecretFile string `yaml:"secret_file"`

@@ -34,6 +34,7 @@ type Metrics struct {
 	checks       *prometheus.CounterVec
 	inFlight     *prometheus.GaugeVec
 	executorRuns *prometheus.HistogramVec
+	drifted      *prometheus.GaugeVec
 }
 
 // New registers the metrics in a new registry.
@@ -66,8 +67,12 @@ func New() *Metrics {
 			Help:    "Time of each executor call, by kind. On platform physical a call is one ansible-playbook run (one batch, or one retry of its unreachable nodes); on k8s, the rollout of a group of workloads.",
 			Buckets: durationBuckets,
 		}, []string{"platform", "service", "kind"}),
+		drifted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nodeexec_nodes_drifted",
+			Help: "Nodes the last drift pass found differing from their record, by service and kind (version, unit_inactive, image_changed, unreachable). Set from each pass's result.",
+		}, []string{"service", "kind"}),
 	}
-	m.reg.MustRegister(m.deployments, m.duration, m.rollbacks, m.checks, m.inFlight, m.executorRuns,
+	m.reg.MustRegister(m.deployments, m.duration, m.rollbacks, m.checks, m.inFlight, m.executorRuns, m.drifted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -177,4 +182,26 @@ func platform(p executor.Platform) string {
 		return string(executor.PlatformPhysical)
 	}
 	return string(p)
+}
+
+// Drifted sets nodeexec_nodes_drifted from a drift pass's result: the nodes of each service it read,
+// by kind of drift (0 for the kinds it did not find). A pass over every service (service "") replaces
+// every count; one over a service replaces that service's.
+func (m *Metrics) Drifted(service string, nodes []store.DriftNode) {
+	if m == nil {
+		return
+	}
+	if service == "" {
+		m.drifted.Reset()
+	} else {
+		m.drifted.DeletePartialMatch(prometheus.Labels{"service": service})
+	}
+	for _, n := range nodes {
+		for _, kind := range store.DriftKinds {
+			g := m.drifted.WithLabelValues(n.Service, kind)
+			if n.Drift != nil && n.Drift.Kind == kind {
+				g.Inc()
+			}
+		}
+	}
 }

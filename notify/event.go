@@ -27,13 +27,19 @@ const (
 	// "automatic"), or a rollback requested through the API that brought every node back (Rollback
 	// "requested").
 	RolledBack Type = "deployment.rolled_back"
+	// Drifted: a drift pass found a node that differs from its record (deployed by hand, unit stopped,
+	// image changed with kubectl, unreachable); one event when it is found, none while it lasts.
+	Drifted Type = "node.drifted"
 )
 
 // Types lists every event type.
-var Types = []Type{Succeeded, Failed, RolledBack}
+var Types = []Type{Succeeded, Failed, RolledBack, Drifted}
 
-// Name is the short name a webhook subscribes with: succeeded, failed, rolled_back.
-func (t Type) Name() string { return strings.TrimPrefix(string(t), "deployment.") }
+// Name is the short name a webhook subscribes with: succeeded, failed, rolled_back, drifted.
+func (t Type) Name() string {
+	_, short, _ := strings.Cut(string(t), ".")
+	return short
+}
 
 // ParseType reads a short name (succeeded, failed, rolled_back) or a full type.
 func ParseType(name string) (Type, error) {
@@ -42,7 +48,7 @@ func ParseType(name string) (Type, error) {
 			return t, nil
 		}
 	}
-	return "", fmt.Errorf("%q is not an event: want failed, rolled_back or succeeded", name)
+	return "", fmt.Errorf("%q is not an event: want drifted, failed, rolled_back or succeeded", name)
 }
 
 // Event is the JSON body a webhook receives.
@@ -71,6 +77,22 @@ type Event struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	// Links are the API paths that show this deployment, relative to nodeexec's own address.
 	Links Links `json:"links"`
+	// Drift is node.drifted's: the node, what its record said and what it runs (DeploymentID is then
+	// empty; Links.Drift shows the pass).
+	Drift *Drift `json:"drift,omitempty"`
+}
+
+// Drift is the node a drift pass found differing from its record.
+type Drift struct {
+	PassID   string    `json:"pass_id"`
+	Host     string    `json:"host"`
+	Kind     string    `json:"kind"`
+	Recorded string    `json:"recorded"`
+	Observed string    `json:"observed"`
+	Since    time.Time `json:"since"`
+	// Updated says the record took the node's versions (version, image_changed).
+	Updated bool   `json:"updated"`
+	Message string `json:"message,omitempty"`
 }
 
 // Node is one node's outcome.
@@ -89,6 +111,7 @@ type Links struct {
 	Events     string `json:"events"`
 	Info       string `json:"info"`
 	Logs       string `json:"logs"`
+	Drift      string `json:"drift,omitempty"`
 }
 
 // Classify is the event a finished deployment gives.
@@ -136,4 +159,18 @@ func NewEvent(d *store.Deployment) Event {
 			CurrentVersion: n.CurrentVersion, PrevVersion: n.PrevVersion, LastError: n.LastError})
 	}
 	return ev
+}
+
+// NewDriftEvent is the event of a drift a pass found on node n.
+func NewDriftEvent(passID string, n store.DriftNode) Event {
+	d := n.Drift
+	version := "" // the version the node runs, when that is what drifted
+	if n.Updated != nil {
+		version = n.Updated.Current
+	}
+	return Event{ID: passID + "." + url.PathEscape(n.Host) + "." + Drifted.Name(), Type: Drifted, Service: n.Service,
+		Version: version, Platform: n.Platform, Nodes: []Node{}, CreatedAt: d.Since,
+		Links: Links{Drift: "/api/v1/drift/" + url.PathEscape(passID)},
+		Drift: &Drift{PassID: passID, Host: n.Host, Kind: d.Kind, Recorded: d.Recorded, Observed: d.Observed, Since: d.Since,
+			Updated: n.Updated != nil, Message: n.Message}}
 }

@@ -124,8 +124,9 @@ func New(cfg Config) *Notifier {
 			h.wants[t] = true
 		}
 		if len(w.Events) == 0 {
+			// All the deployments' events; node.drifted only when asked for (its body has no deployment).
 			for _, t := range Types {
-				h.wants[t] = true
+				h.wants[t] = t != Drifted
 			}
 		}
 		n.hooks = append(n.hooks, h)
@@ -142,7 +143,20 @@ func (n *Notifier) Deployment(d *store.Deployment) {
 		return
 	}
 	ev := NewEvent(d)
-	log := n.cfg.Logger.WithFields(logrus.Fields{"deployment_id": ev.DeploymentID, "service": ev.Service, "version": ev.Version, "event": ev.Type})
+	n.send(ev, n.cfg.Logger.WithFields(logrus.Fields{"deployment_id": ev.DeploymentID, "service": ev.Service, "version": ev.Version, "event": ev.Type}))
+}
+
+// NodeDrifted queues the event of a drift pass found on a node (n.Drift set), as Deployment does.
+func (n *Notifier) NodeDrifted(passID string, node store.DriftNode) {
+	if n == nil || len(n.hooks) == 0 || node.Drift == nil {
+		return
+	}
+	ev := NewDriftEvent(passID, node)
+	n.send(ev, n.cfg.Logger.WithFields(logrus.Fields{"drift_id": passID, "service": node.Service, "node": node.Host, "kind": node.Drift.Kind, "event": ev.Type}))
+}
+
+// send queues ev for every webhook that wants it; it never blocks.
+func (n *Notifier) send(ev Event, log logrus.FieldLogger) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		log.WithError(err).Error("webhook event not sent: it does not encode")

@@ -350,3 +350,30 @@ func TestRetriesWaitLongerEachTimeUpToTheCap(t *testing.T) {
 		})
 	}
 }
+
+// node.drifted goes to a webhook that asks for drifted, not to one that asked for nothing (which gets
+// the deployments' events).
+func TestDriftEventsGoOnlyToWebhooksThatAskForThem(t *testing.T) {
+	asked, gotAsked := receiver(t, http.StatusOK)
+	all, gotAll := receiver(t, http.StatusOK)
+	n := New(quick(Webhook{URL: asked.URL, Events: []Type{Drifted}}, Webhook{URL: all.URL}))
+	n.NodeDrifted("r-1", store.DriftNode{Service: "web", Host: "h1", Platform: executor.PlatformPhysical,
+		Drift: &store.Drift{Kind: store.DriftUnitInactive, Recorded: "active", Observed: "inactive"}})
+	n.Deployment(finished(store.KindDeploy, executor.StateSuccess))
+	r := <-gotAsked
+	var ev Event
+	if err := json.Unmarshal(r.body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != Drifted || ev.Drift == nil || ev.Drift.Kind != store.DriftUnitInactive || ev.Drift.Host != "h1" || ev.Links.Drift != "/api/v1/drift/r-1" {
+		t.Errorf("drift event %+v", ev)
+	}
+	r = <-gotAll
+	if err := json.Unmarshal(r.body, &ev); err != nil || ev.Type != Succeeded {
+		t.Errorf("the webhook without events got %s first (%v), want the deployment's", ev.Type, err)
+	}
+	n.Stop() // flushes: whatever else was queued has been sent
+	if len(gotAsked) != 0 || len(gotAll) != 0 {
+		t.Errorf("more events than asked for: %d to the drifted webhook, %d to the other", len(gotAsked), len(gotAll))
+	}
+}

@@ -24,7 +24,7 @@ func (s *Server) listServices(c *gin.Context) {
 	})})
 }
 
-// listNodes lists node records, every service's or one's, in pages, by version and state.
+// listNodes lists node records, every service's or one's, in pages, by version, state and drift.
 func (s *Server) listNodes(c *gin.Context) {
 	f := store.NodeFilter{Service: c.Query("service"), Version: c.Query("version"), State: executor.State(c.Query("state")), Cursor: c.Query("cursor")}
 	if f.Version != "" {
@@ -32,6 +32,14 @@ func (s *Server) listNodes(c *gin.Context) {
 			s.failErr(c, err)
 			return
 		}
+	}
+	switch c.Query("drifted") {
+	case "", "false":
+	case "true":
+		f.Drifted = true
+	default:
+		failField(c, "drifted", quote(c.Query("drifted"))+" is not true or false")
+		return
 	}
 	var ok bool
 	if f.Limit, ok = s.listing(c, f.Service, f.State, maxPageSize); !ok {

@@ -6,6 +6,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec/cleanup"
+	"github.com/nodeexec/nodeexec/drift"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -56,20 +57,38 @@ func (b *Backend) Close() { b.close() }
 type Service struct {
 	*Server
 	cleanups *cleanup.Runner
+	drift    *drift.Runner
 }
 
-// Service builds the server and the cleanup passes over the backend (it sets cfg.Store, cfg.Cleanups
-// and passes.Store). Passes asked for through the API run at once; the schedule's wait for
-// StartCleanups.
-func (b *Backend) Service(cfg Config, passes cleanup.Config) *Service {
-	passes.Store = b.store
+// Service builds the server, the cleanup passes and the drift passes over the backend (it sets
+// cfg.Store, cfg.Cleanups, cfg.Drift, and the passes' store; the drift passes read with cfg's executors
+// and report to the server's metrics and webhooks). Passes asked for through the API run at once; the
+// schedules wait for StartCleanups.
+func (b *Backend) Service(cfg Config, passes cleanup.Config, drifts drift.Config) *Service {
+	passes.Store, drifts.Store = b.store, b.store
 	runner := cleanup.New(passes)
 	cfg.Store, cfg.Cleanups = b.store, runner
-	return &Service{Server: New(cfg), cleanups: runner}
+	srv := New(cfg)
+	if r, ok := cfg.Executor.(drift.NodeReader); ok {
+		drifts.Nodes = r
+	}
+	if cfg.K8s != nil {
+		drifts.Workloads = cfg.K8s
+	}
+	drifts.Metrics, drifts.Notify = srv.metrics, srv.notifier
+	dr := drift.New(drifts)
+	srv.cfg.Drift = dr
+	return &Service{Server: srv, cleanups: runner, drift: dr}
 }
 
-// StartCleanups starts the scheduled cleanup passes.
-func (s *Service) StartCleanups() { s.cleanups.Go() }
+// StartCleanups starts the scheduled cleanup and drift passes.
+func (s *Service) StartCleanups() {
+	s.cleanups.Go()
+	s.drift.Go()
+}
 
-// StopCleanups ends the schedule and any pass running here (each records why), and waits for them.
-func (s *Service) StopCleanups() { s.cleanups.Stop() }
+// StopCleanups ends the schedules and any pass running here (each records why), and waits for them.
+func (s *Service) StopCleanups() {
+	s.cleanups.Stop()
+	s.drift.Stop()
+}

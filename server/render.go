@@ -77,7 +77,24 @@ func renderDeploymentNode(n store.DeploymentNode) api.DeploymentNode {
 func renderNode(n store.Node) api.Node {
 	return api.Node{ID: n.ID, Host: n.Host, Service: n.Service, Platform: api.Platform(n.Platform), CurrentVersion: n.CurrentVersion,
 		PrevVersion: n.PrevVersion, DeployingVersion: n.DeployingVersion, State: api.State(n.State), LastError: n.LastError,
-		DeploymentID: n.DeploymentID, CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
+		DeploymentID: n.DeploymentID, Drift: renderDrift(n.Drift), CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
+}
+
+func renderDrift(d *store.Drift) *api.Drift {
+	return pointerOf(d, func(d store.Drift) api.Drift { return api.Drift(d) })
+}
+
+func renderDriftPass(p store.DriftPass) api.DriftPass {
+	return api.DriftPass{ID: p.ID, Trigger: p.Trigger, Tick: p.Tick, Token: p.Token, Service: p.Service, Runner: p.Runner,
+		State: p.State, Error: p.Error, Nodes: listOf(p.Nodes, renderDriftNode), StartedAt: p.StartedAt, FinishedAt: p.FinishedAt}
+}
+
+func renderDriftNode(n store.DriftNode) api.DriftNode {
+	return api.DriftNode{Service: n.Service, Host: n.Host, Platform: api.Platform(n.Platform), State: n.State, Drift: renderDrift(n.Drift),
+		Change: n.Change, Message: n.Message, Error: n.Error,
+		Updated: pointerOf(n.Updated, func(u store.VersionUpdate) api.VersionUpdate {
+			return api.VersionUpdate{FromCurrent: u.FromCurrent, FromPrev: u.FromPrev, Current: u.Current, Prev: u.Prev, State: api.State(u.State)}
+		})}
 }
 
 func renderEvent(ev store.Event) api.Event {
@@ -108,7 +125,7 @@ func renderCleanup(c store.Cleanup) api.Cleanup {
 	p := c.Pruned
 	return api.Cleanup{ID: c.ID, Trigger: c.Trigger, Tick: c.Tick, Token: c.Token, Runner: c.Runner, State: c.State, Error: c.Error,
 		Keep: c.Keep, Nodes: listOf(c.Nodes, renderCleanupNode), StartedAt: c.StartedAt, FinishedAt: c.FinishedAt,
-		Pruned: api.Pruned{Before: p.Before, Deployments: p.Deployments, EventChunks: p.EventChunks, IdempotencyKeys: p.IdempotencyKeys, Cleanups: p.Cleanups}}
+		Pruned: api.Pruned{Before: p.Before, Deployments: p.Deployments, EventChunks: p.EventChunks, IdempotencyKeys: p.IdempotencyKeys, Cleanups: p.Cleanups, DriftPasses: p.DriftPasses}}
 }
 
 func renderCleanupNode(n store.CleanupNode) api.CleanupNode {

@@ -45,6 +45,8 @@ type Config struct {
 	DeployTimeout time.Duration
 	// Cleanups runs cleanup passes on request (POST /api/v1/cleanups); nil: this server runs none.
 	Cleanups Cleanups
+	// Drift runs drift passes on request (POST /api/v1/drift); nil: this server runs none.
+	Drift Drifts
 	// Notify is the webhooks told how each deployment ended (none: nobody); its Logger defaults to Logger.
 	Notify notify.Config
 	// Commands is the operator's allow-list of ad-hoc commands (POST /api/v1/adhoc, admin scope); none:
@@ -140,6 +142,9 @@ func New(cfg Config) *Server {
 	api.POST("/cleanups", deploy, s.takingNew, s.createCleanup)
 	api.GET("/cleanups", read, s.listCleanups)
 	api.GET("/cleanups/:id", read, s.getCleanup)
+	api.POST("/drift", deploy, s.takingNew, s.createDriftPass)
+	api.GET("/drift", read, s.listDriftPasses)
+	api.GET("/drift/:id", read, s.getDriftPass)
 	return s
 }
 

@@ -83,6 +83,7 @@ type Pruned struct {
 	EventChunks     int64      `bson:"event_chunks" json:"event_chunks"`
 	IdempotencyKeys int64      `bson:"idempotency_keys" json:"idempotency_keys"`
 	Cleanups        int64      `bson:"cleanups" json:"cleanups"`
+	DriftPasses     int64      `bson:"drift_passes" json:"drift_passes"`
 }
 
 // cleanupIDPrefix marks the ids of cleanup passes, which hold nodes as deployments do.

@@ -197,13 +197,22 @@ func TestPruneDeletesOnlyWhatFinishedBeforeTheCutoff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, d := range []DriftPass{
+		{ID: "r-old", State: DriftSuccess, StartedAt: old, FinishedAt: &old, Nodes: []DriftNode{}},
+		{ID: "r-old-running", State: DriftRunning, StartedAt: old, Nodes: []DriftNode{}},
+		{ID: "r-recent", State: DriftSuccess, StartedAt: recent, FinishedAt: &recent, Nodes: []DriftNode{}},
+	} {
+		if err := s.CreateDriftPass(ctx, &d); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	p, err := s.Prune(ctx, cutoff)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Deployments != 2 || p.EventChunks != 4 || p.IdempotencyKeys != 3 || p.Cleanups != 1 || p.Before == nil || !p.Before.Equal(cutoff) {
-		t.Errorf("pruned %+v; want 2 deployments, 4 event chunks, 3 keys (2 + 1 orphan), 1 cleanup pass, before %s", p, cutoff)
+	if p.Deployments != 2 || p.EventChunks != 4 || p.IdempotencyKeys != 3 || p.Cleanups != 1 || p.DriftPasses != 1 || p.Before == nil || !p.Before.Equal(cutoff) {
+		t.Errorf("pruned %+v; want 2 deployments, 4 event chunks, 3 keys (2 + 1 orphan), 1 cleanup pass, 1 drift pass, before %s", p, cutoff)
 	}
 	for _, d := range deployments {
 		_, err := s.Deployment(ctx, d.id)
@@ -233,8 +242,13 @@ func TestPruneDeletesOnlyWhatFinishedBeforeTheCutoff(t *testing.T) {
 			t.Errorf("cleanup pass %s kept=%v, want %v", id, err == nil, kept)
 		}
 	}
+	for id, kept := range map[string]bool{"r-old": false, "r-old-running": true, "r-recent": true} {
+		if _, err := s.DriftPass(ctx, id); (err == nil) != kept {
+			t.Errorf("drift pass %s kept=%v, want %v", id, err == nil, kept)
+		}
+	}
 	// Pruning again finds nothing more.
-	if p, err := s.Prune(ctx, cutoff); err != nil || p.Deployments+p.EventChunks+p.IdempotencyKeys+p.Cleanups != 0 {
+	if p, err := s.Prune(ctx, cutoff); err != nil || p.Deployments+p.EventChunks+p.IdempotencyKeys+p.Cleanups+p.DriftPasses != 0 {
 		t.Errorf("second prune = %+v %v", p, err)
 	}
 }

@@ -22,6 +22,8 @@ type NodeFilter struct {
 	Service string
 	Version string
 	State   executor.State
+	// Drifted picks only the nodes whose record has a drift (the last drift pass found one).
+	Drifted bool
 	Limit   int
 	Cursor  string
 }
@@ -38,6 +40,9 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter) (page []Node, next 
 	}
 	if f.State != "" {
 		filter["state"] = f.State
+	}
+	if f.Drifted {
+		filter["drift"] = bson.M{"$exists": true}
 	}
 	if f.Cursor != "" {
 		after, err := base64.RawURLEncoding.DecodeString(f.Cursor)

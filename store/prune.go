@@ -72,6 +72,11 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (Pruned, error) {
 		return p, fmt.Errorf("prune cleanup passes: %w", err)
 	}
 	p.Cleanups = res.DeletedCount
+	res, err = s.driftPasses().DeleteMany(ctx, bson.M{"state": bson.M{"$ne": DriftRunning}, "finished_at": bson.M{"$lt": cutoff}})
+	if err != nil {
+		return p, fmt.Errorf("prune drift passes: %w", err)
+	}
+	p.DriftPasses = res.DeletedCount
 	return p, nil
 }
 

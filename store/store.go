@@ -69,6 +69,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		"events":      {{{Key: "deployment_id", Value: 1}}},
 		"idempotency": {{{Key: "deployment_id", Value: 1}}},
 		"cleanups":    {{{Key: "started_at", Value: -1}}, {{Key: "state", Value: 1}}},
+		"drift":       {{{Key: "started_at", Value: -1}}, {{Key: "state", Value: 1}}},
 	} {
 		for _, k := range keys {
 			if _, err := db.Collection(coll).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: k}); err != nil {
@@ -103,8 +104,10 @@ type Node struct {
 	State            executor.State    `bson:"state" json:"state"`
 	LastError        string            `bson:"last_error,omitempty" json:"last_error,omitempty"`
 	DeploymentID     string            `bson:"deployment_id,omitempty" json:"deployment_id,omitempty"`
-	CreatedAt        time.Time         `bson:"created_at" json:"created_at"`
-	UpdatedAt        time.Time         `bson:"updated_at" json:"updated_at"`
+	// Drift is how the node differs from this record, as the last drift pass found it (nil: it does not).
+	Drift     *Drift    `bson:"drift,omitempty" json:"drift,omitempty"`
+	CreatedAt time.Time `bson:"created_at" json:"created_at"`
+	UpdatedAt time.Time `bson:"updated_at" json:"updated_at"`
 }
 
 // Status is the record as the executor's NodeStatus.
@@ -151,6 +154,9 @@ type BusyError struct {
 }
 
 func (e *BusyError) Error() string {
+	if IsDriftID(e.DeploymentID) {
+		return fmt.Sprintf("node %s is held by drift pass %s while it reads what the node runs; retry when it ends (GET /api/v1/drift/%s)", e.Node, e.DeploymentID, e.DeploymentID)
+	}
 	if IsCleanupID(e.DeploymentID) {
 		return fmt.Sprintf("node %s is held by cleanup pass %s while it removes old releases; retry when it ends (GET /api/v1/cleanups/%s)", e.Node, e.DeploymentID, e.DeploymentID)
 	}
@@ -211,6 +217,9 @@ func (s *Store) orphaned(ctx context.Context, n *Node, now time.Time) bool {
 	if IsCleanupID(n.DeploymentID) {
 		return !s.cleanupAlive(ctx, n.DeploymentID, now)
 	}
+	if IsDriftID(n.DeploymentID) {
+		return !s.driftAlive(ctx, n.DeploymentID, now)
+	}
 	_, err := s.Deployment(ctx, n.DeploymentID)
 	return errors.Is(err, ErrNotFound)
 }
@@ -233,6 +242,9 @@ func (s *Store) takeOver(ctx context.Context, orphan *Node, update bson.M) (*Nod
 	if IsCleanupID(orphan.DeploymentID) {
 		before.LastError = "cleanup pass " + orphan.DeploymentID + " held this node and stopped before giving it back"
 	}
+	if IsDriftID(orphan.DeploymentID) {
+		before.LastError = "drift pass " + orphan.DeploymentID + " held this node and stopped before giving it back"
+	}
 	return &before, nil
 }
 
@@ -248,6 +260,10 @@ func (s *Store) Finish(ctx context.Context, deploymentID string, st executor.Nod
 	filter := bson.M{"_id": id, "deployment_id": deploymentID, "state": executor.StateDeploying}
 	update := bson.M{"$set": bson.M{"state": st.State, "current_version": st.CurrentVersion, "prev_version": st.PrevVersion,
 		"deploying_version": "", "last_error": st.LastError, "updated_at": time.Now().UTC()}}
+	if st.State == executor.StateSuccess {
+		// The node now runs what this record says: whatever drift a pass saw before is gone.
+		update["$unset"] = bson.M{"drift": ""}
+	}
 	var n Node
 	err := s.nodes.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&n)
 	if errors.Is(err, mongo.ErrNoDocuments) {

@@ -131,8 +131,8 @@ func (o *clientOpts) printCleanup(p *api.Cleanup) error {
 		return err
 	}
 	if pr := p.Pruned; pr.Before != nil {
-		fmt.Fprintf(o.out, "pruned the records finished before %s: %d deployments, %d event chunks, %d idempotency keys, %d cleanup passes\n",
-			pr.Before.Format(time.RFC3339), pr.Deployments, pr.EventChunks, pr.IdempotencyKeys, pr.Cleanups)
+		fmt.Fprintf(o.out, "pruned the records finished before %s: %d deployments, %d event chunks, %d idempotency keys, %d cleanup passes, %d drift passes\n",
+			pr.Before.Format(time.RFC3339), pr.Deployments, pr.EventChunks, pr.IdempotencyKeys, pr.Cleanups, pr.DriftPasses)
 	}
 	return nil
 }

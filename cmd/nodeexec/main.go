@@ -6,6 +6,7 @@
 //	nodeexec status|rollback|cancel|logs <deployment-id>
 //	nodeexec list | nodes --service S
 //	nodeexec cleanup                                 run a cleanup pass on the server now, follow it
+//	nodeexec drift [--service S]                     run a drift pass on the server now, follow it
 //	nodeexec restart|service-status|adhoc            restart a service, read its unit, run an allow-listed command
 //	nodeexec apply|delete|pods                       Kubernetes objects by manifest or label, and their pods
 //	nodeexec direct deploy|rollback|status|cleanup   no server: run the executor from here
@@ -49,6 +50,7 @@ Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127
   nodeexec services                                  each service: its nodes, which versions run where
   nodeexec forget   --service S --host H             forget a node (a decommissioned host); recorded
   nodeexec cleanup  [--follow CLEANUP-ID] [--detach]   run a cleanup pass now (old releases, old records) and follow it
+  nodeexec drift    [--service S] [--follow DRIFT-ID] [--detach]   read every node, compare it with its record, and follow it
   nodeexec restart  --service S --nodes H1,H2 [--health-port P ...] [--batch-size N]   restart and verify, follow it
   nodeexec service-status --service S --nodes H1,H2   running, main PID, since when, and the node's recorded version
   nodeexec adhoc    --name NAME --nodes H1,H2 [--service S]   run a command of the server's allow-list (admin token)
@@ -104,6 +106,8 @@ func run(args []string) int {
 		ok, err = logsCmd(ctx, rest)
 	case "cleanup":
 		ok, err = cleanupCmd(ctx, rest)
+	case "drift":
+		ok, err = driftCmd(ctx, rest)
 	case "restart":
 		ok, err = restartCmd(ctx, rest)
 	case "service-status":

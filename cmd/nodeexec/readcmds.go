@@ -58,6 +58,7 @@ func nodesCmd(ctx context.Context, args []string) (bool, error) {
 	host := fs.String("host", "", "only this node (with --service)")
 	version := fs.String("version", "", "only the nodes whose record runs this version")
 	state := fs.String("state", "", "only the nodes in this state (pending, deploying, success, failed, rolled_back)")
+	drifted := fs.Bool("drifted", false, "only the nodes the last drift pass found differing from their record")
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return false, err
 	}
@@ -85,7 +86,7 @@ func nodesCmd(ctx context.Context, args []string) (bool, error) {
 		}
 		nodes = append(nodes, *n)
 	default:
-		if nodes, err = c.AllNodes(ctx, client.NodeListOptions{Service: *service, Version: *version, State: api.State(*state)}); err != nil {
+		if nodes, err = c.AllNodes(ctx, client.NodeListOptions{Service: *service, Version: *version, State: api.State(*state), Drifted: *drifted}); err != nil {
 			return false, err
 		}
 	}

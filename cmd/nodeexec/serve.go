@@ -18,6 +18,7 @@ import (
 
 	"github.com/nodeexec/nodeexec/cleanup"
 	"github.com/nodeexec/nodeexec/config"
+	"github.com/nodeexec/nodeexec/drift"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/k8s"
 	"github.com/nodeexec/nodeexec/notify"
@@ -39,6 +40,7 @@ func serveFlags(c *common, args []string) *flag.FlagSet {
 	fs.StringVar(&cfg.Kubernetes.Kubeconfig, "kubeconfig", cfg.Kubernetes.Kubeconfig, "kubeconfig of the cluster for platform k8s (inside a pod: its service account)")
 	fs.Var(&cfg.ShutdownGrace, "shutdown-grace", "on SIGTERM, how long running deployments may go on before they are cancelled (a second signal: at once)")
 	fs.StringVar(&cfg.Cleanup.Schedule, "cleanup-schedule", cfg.Cleanup.Schedule, `when cleanup passes run, a cron spec like "0 3 * * *" (empty: only on request)`)
+	fs.StringVar(&cfg.Drift.Schedule, "drift-schedule", cfg.Drift.Schedule, `when drift passes run, a cron spec like "*/30 * * * *" (empty: only on request)`)
 	fs.IntVar(&cfg.Cleanup.Keep, "cleanup-keep", cfg.Cleanup.Keep, "releases each node keeps after a cleanup pass (at least 2)")
 	return fs
 }
@@ -178,11 +180,13 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	// Cleanup passes: on the schedule (if any) and on request, one at a time across the replicas.
 	schedule, _ := config.ParseSchedule(cfg.Cleanup.Schedule) // checked with the configuration
+	driftSchedule, _ := config.ParseSchedule(cfg.Drift.Schedule)
 	srv := backend.Service(server.Config{Executor: exec, K8s: kexec, Logger: log, MaxConcurrent: cfg.MaxConcurrent, Tokens: tokens,
 		Retry: cfg.Retry.Policy(), DeployTimeout: time.Duration(cfg.Timeouts.Deploy), Notify: hooks,
 		Commands: cfg.Adhoc.Commands, CommandMaxOutput: cfg.Adhoc.MaxOutput, CommandTimeout: time.Duration(cfg.Adhoc.Timeout)},
 		cleanup.Config{Cleaner: exec, Schedule: schedule, Keep: cfg.Cleanup.Keep, PerService: cfg.Cleanup.PerService,
-			Retention: time.Duration(cfg.Cleanup.Retention), BatchSize: cfg.Cleanup.BatchSize, Logger: log})
+			Retention: time.Duration(cfg.Cleanup.Retention), BatchSize: cfg.Cleanup.BatchSize, Logger: log},
+		drift.Config{Schedule: driftSchedule, BatchSize: cfg.Drift.BatchSize, Logger: log})
 	defer srv.StopCleanups()
 	// Deployments a previous process left in flight get their true end before anything new is taken.
 	if err := srv.Reconcile(ctx); err != nil {
@@ -192,6 +196,9 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	srv.StartCleanups()
 	if schedule != nil {
 		log.WithFields(logrus.Fields{"schedule": cfg.Cleanup.Schedule, "next": schedule.Next(time.Now())}).Info("cleanup passes scheduled")
+	}
+	if driftSchedule != nil {
+		log.WithFields(logrus.Fields{"schedule": cfg.Drift.Schedule, "next": driftSchedule.Next(time.Now())}).Info("drift passes scheduled")
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)

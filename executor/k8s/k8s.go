@@ -31,6 +31,9 @@ const (
 	annDeployment    = "nodeexec.io/deployment-id"
 	annVersion       = "nodeexec.io/version"
 	annPreviousImage = "nodeexec.io/previous-image"
+	// annImage is the image nodeexec set with annVersion: a live image that is not it was set by
+	// someone else (kubectl set image), and the version is then the live image's.
+	annImage = "nodeexec.io/image"
 	// annBlueGreenService marks a Deployment deployed blue-green, naming the Service that is switched.
 	annBlueGreenService = "nodeexec.io/blue-green-service"
 )
@@ -148,10 +151,7 @@ func (e *Executor) deployOne(ctx context.Context, req executor.DeployRequest, w 
 	res := &t.res
 	container := tmpl.Spec.Containers[ci].Name
 	prevImage, prevEnv := tmpl.Spec.Containers[ci].Image, tmpl.Spec.Containers[ci].Env
-	prevVersion := ann[annVersion]
-	if prevVersion == "" {
-		prevVersion = imageVersion(prevImage)
-	}
+	prevVersion := versionOf(prevImage, ann)
 	res.CurrentVersion, res.PrevVersion = prevVersion, ann[annPreviousImage]
 	if prevImage == req.Image && envHolds(prevEnv, req.Env) {
 		// Already there: nothing changes, but the answer must still be true.
@@ -223,6 +223,9 @@ type containerChange struct {
 // name) and the workload's own annotations, and with them any rolling settings (spec fields beside the
 // template): one change, one rollout.
 func setImage(ctx context.Context, k workloadKind, c containerChange, ann map[string]string, settings map[string]any) error {
+	if _, ok := ann[annVersion]; ok {
+		ann[annImage] = c.image
+	}
 	container := map[string]any{"name": c.name, "image": c.image}
 	if len(c.env) > 0 {
 		container["env"] = c.env
@@ -286,9 +289,10 @@ func judge(r Rollout, res *executor.NodeResult) {
 	}
 }
 
-// versionOf is the version a workload runs: nodeexec's own record when it set this image, else the tag.
+// versionOf is the version a workload runs: nodeexec's own record when it set this image, else the tag
+// (the image was set by someone else). Workloads last deployed before annImage are taken at their word.
 func versionOf(image string, ann map[string]string) string {
-	if v := ann[annVersion]; v != "" {
+	if v := ann[annVersion]; v != "" && (ann[annImage] == "" || ann[annImage] == image) {
 		return v
 	}
 	return imageVersion(image)

@@ -109,3 +109,23 @@ func TestPickRevision(t *testing.T) {
 		}
 	}
 }
+
+// A workload's version is nodeexec's record while its image is the one nodeexec set; an image set by
+// someone else (kubectl set image) is read from its tag. Workloads deployed before nodeexec recorded the
+// image it set are taken at their word.
+func TestVersionOfAnImageSetBehindNodeexecsBackIsTheImagesTag(t *testing.T) {
+	for _, tc := range []struct {
+		image string
+		ann   map[string]string
+		want  string
+	}{
+		{"reg/app:1.2.0", map[string]string{annVersion: "v1", annImage: "reg/app:1.2.0"}, "v1"},
+		{"reg/app:1.3.0", map[string]string{annVersion: "v1", annImage: "reg/app:1.2.0"}, "1.3.0"},
+		{"reg/app:1.3.0", map[string]string{annVersion: "v1"}, "v1"},
+		{"reg/app:1.3.0", nil, "1.3.0"},
+	} {
+		if got := versionOf(tc.image, tc.ann); got != tc.want {
+			t.Errorf("versionOf(%s, %v) = %s, want %s", tc.image, tc.ann, got, tc.want)
+		}
+	}
+}
