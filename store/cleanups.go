@@ -128,59 +128,18 @@ func (s *Store) SaveCleanup(ctx context.Context, c *Cleanup) error {
 
 // Cleanup reads one pass.
 func (s *Store) Cleanup(ctx context.Context, id string) (*Cleanup, error) {
-	var c Cleanup
-	err := s.cleanups().FindOne(ctx, bson.M{"_id": id}).Decode(&c)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, notFound("cleanup pass %s", id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read cleanup pass %s: %w", id, err)
-	}
-	return &c, nil
+	return readPass[Cleanup](ctx, s.cleanups(), "cleanup pass", id)
 }
 
 // ListCleanups returns passes newest first, a page at a time (cursor: as ListDeployments); next is ""
 // on the last page.
 func (s *Store) ListCleanups(ctx context.Context, limit int, cursor string) (page []Cleanup, next string, err error) {
-	filter := bson.M{}
-	if cursor != "" {
-		at, id, err := decodeCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		filter["$or"] = bson.A{
-			bson.M{"started_at": bson.M{"$lt": at}},
-			bson.M{"started_at": at, "_id": bson.M{"$lt": id}},
-		}
-	}
-	opts := options.Find().SetSort(bson.D{{Key: "started_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit) + 1)
-	cur, err := s.cleanups().Find(ctx, filter, opts)
-	if err != nil {
-		return nil, "", fmt.Errorf("list cleanup passes: %w", err)
-	}
-	page = []Cleanup{}
-	if err := cur.All(ctx, &page); err != nil {
-		return nil, "", fmt.Errorf("list cleanup passes: %w", err)
-	}
-	if len(page) > limit {
-		page = page[:limit]
-		last := page[len(page)-1]
-		next = encodeCursor(last.StartedAt, last.ID)
-	}
-	return page, next, nil
+	return listPasses(ctx, s.cleanups(), "cleanup pass", limit, cursor, func(c Cleanup) (time.Time, string) { return c.StartedAt, c.ID })
 }
 
 // RunningCleanups lists the passes whose record says running.
 func (s *Store) RunningCleanups(ctx context.Context) ([]Cleanup, error) {
-	cur, err := s.cleanups().Find(ctx, bson.M{"state": CleanupRunning})
-	if err != nil {
-		return nil, fmt.Errorf("list running cleanup passes: %w", err)
-	}
-	out := []Cleanup{}
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("list running cleanup passes: %w", err)
-	}
-	return out, nil
+	return runningPasses[Cleanup](ctx, s.cleanups(), "cleanup pass", CleanupRunning)
 }
 
 // cleanupAlive reports whether a cleanup pass still runs: its record says so and its runner still

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -164,58 +163,17 @@ func (s *Store) SaveDriftPass(ctx context.Context, p *DriftPass) error {
 
 // DriftPass reads one pass.
 func (s *Store) DriftPass(ctx context.Context, id string) (*DriftPass, error) {
-	var p DriftPass
-	err := s.driftPasses().FindOne(ctx, bson.M{"_id": id}).Decode(&p)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, notFound("drift pass %s", id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read drift pass %s: %w", id, err)
-	}
-	return &p, nil
+	return readPass[DriftPass](ctx, s.driftPasses(), "drift pass", id)
 }
 
 // ListDriftPasses returns passes newest first, a page at a time (cursor: as ListCleanups).
 func (s *Store) ListDriftPasses(ctx context.Context, limit int, cursor string) (page []DriftPass, next string, err error) {
-	filter := bson.M{}
-	if cursor != "" {
-		at, id, err := decodeCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		filter["$or"] = bson.A{
-			bson.M{"started_at": bson.M{"$lt": at}},
-			bson.M{"started_at": at, "_id": bson.M{"$lt": id}},
-		}
-	}
-	opts := options.Find().SetSort(bson.D{{Key: "started_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit) + 1)
-	cur, err := s.driftPasses().Find(ctx, filter, opts)
-	if err != nil {
-		return nil, "", fmt.Errorf("list drift passes: %w", err)
-	}
-	page = []DriftPass{}
-	if err := cur.All(ctx, &page); err != nil {
-		return nil, "", fmt.Errorf("list drift passes: %w", err)
-	}
-	if len(page) > limit {
-		page = page[:limit]
-		last := page[len(page)-1]
-		next = encodeCursor(last.StartedAt, last.ID)
-	}
-	return page, next, nil
+	return listPasses(ctx, s.driftPasses(), "drift pass", limit, cursor, func(p DriftPass) (time.Time, string) { return p.StartedAt, p.ID })
 }
 
 // RunningDriftPasses lists the passes whose record says running.
 func (s *Store) RunningDriftPasses(ctx context.Context) ([]DriftPass, error) {
-	cur, err := s.driftPasses().Find(ctx, bson.M{"state": DriftRunning})
-	if err != nil {
-		return nil, fmt.Errorf("list running drift passes: %w", err)
-	}
-	out := []DriftPass{}
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("list running drift passes: %w", err)
-	}
-	return out, nil
+	return runningPasses[DriftPass](ctx, s.driftPasses(), "drift pass", DriftRunning)
 }
 
 // driftAlive reports whether a drift pass still runs: its record says so and its runner holds the
