@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -77,8 +76,7 @@ func New(cfg Config) *Runner {
 		cfg.Logger = logrus.StandardLogger()
 	}
 	if cfg.Holder == "" {
-		host, _ := os.Hostname()
-		cfg.Holder = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.TrimPrefix(store.NewCleanupID(), "c-")[:6])
+		cfg.Holder = lease.DefaultHolder()
 	}
 	return &Runner{cfg: cfg, log: cfg.Logger.WithField("component", "cleanup"), wait: lease.SleepUntil, runs: lease.NewRuns()}
 }

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -92,8 +91,7 @@ func New(cfg Config) *Runner {
 		cfg.Logger = logrus.StandardLogger()
 	}
 	if cfg.Holder == "" {
-		host, _ := os.Hostname()
-		cfg.Holder = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.TrimPrefix(store.NewDriftID(), "r-")[:6])
+		cfg.Holder = lease.DefaultHolder()
 	}
 	log := cfg.Logger.WithField("component", "drift")
 	r := &Runner{cfg: cfg, log: log, runs: lease.NewRuns()}

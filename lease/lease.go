@@ -5,7 +5,11 @@ package lease
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -96,4 +100,13 @@ func (k *Keeper) Hold(ctx context.Context, cancel context.CancelCauseFunc, id st
 			wg.Wait()
 		})
 	}
+}
+
+// DefaultHolder names this process as a pass runner: its host, its pid, and a few random characters so
+// that a restarted process under the same pid is another holder.
+func DefaultHolder() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
