@@ -32,29 +32,44 @@ func cleanupCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	id := *follow
-	if id == "" {
+	id, detached, err := o.passToFollow(*follow, "cleanup pass", *detach, func() (string, any, error) {
 		started, err := c.StartCleanup(ctx)
 		if err != nil {
-			return false, err
+			return "", nil, err
 		}
-		id = started.ID
-		if *detach {
-			if o.asJSON {
-				return true, json.NewEncoder(o.out).Encode(started)
-			}
-			fmt.Fprintln(o.out, id)
-			return true, nil
-		}
-		if !o.asJSON {
-			fmt.Fprintf(os.Stderr, "cleanup pass %s started; following it (Ctrl-C stops following, not the pass)\n", id)
-		}
+		return started.ID, started, nil
+	})
+	if err != nil || detached {
+		return err == nil, err
 	}
 	pass, err := o.followCleanup(ctx, c, id)
 	if err != nil {
 		return false, err
 	}
 	return pass.State == api.CleanupSuccess, o.printCleanup(pass)
+}
+
+// passToFollow is the pass a pass command follows: the one --follow names, or one start starts (its id
+// and its answer). With --detach the started pass is printed instead, and detached is true.
+func (o *clientOpts) passToFollow(follow, what string, detach bool, start func() (string, any, error)) (id string, detached bool, err error) {
+	if follow != "" {
+		return follow, false, nil
+	}
+	id, started, err := start()
+	if err != nil {
+		return "", false, err
+	}
+	if detach {
+		if o.asJSON {
+			return id, true, json.NewEncoder(o.out).Encode(started)
+		}
+		fmt.Fprintln(o.out, id)
+		return id, true, nil
+	}
+	if !o.asJSON {
+		fmt.Fprintf(os.Stderr, "%s %s started; following it (Ctrl-C stops following, not the pass)\n", what, id)
+	}
+	return id, false, nil
 }
 
 // followCleanup reads a pass until it ends, printing each node when it is done (not with --json).

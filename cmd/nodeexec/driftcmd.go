@@ -29,23 +29,15 @@ func driftCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	id := *follow
-	if id == "" {
+	id, detached, err := o.passToFollow(*follow, "drift pass", *detach, func() (string, any, error) {
 		started, err := c.StartDrift(ctx, *service)
 		if err != nil {
-			return false, err
+			return "", nil, err
 		}
-		id = started.ID
-		if *detach {
-			if o.asJSON {
-				return true, json.NewEncoder(o.out).Encode(started)
-			}
-			fmt.Fprintln(o.out, id)
-			return true, nil
-		}
-		if !o.asJSON {
-			fmt.Fprintf(os.Stderr, "drift pass %s started; following it (Ctrl-C stops following, not the pass)\n", id)
-		}
+		return started.ID, started, nil
+	})
+	if err != nil || detached {
+		return err == nil, err
 	}
 	pass, err := o.followDrift(ctx, c, id)
 	if err != nil {
