@@ -231,10 +231,26 @@ type Node struct {
 	State            State    `json:"state"`
 	LastError        string   `json:"last_error,omitempty"`
 	DeploymentID     string   `json:"deployment_id,omitempty"`
-	// Drift is how the node differs from this record, as the last drift pass found it (none: it does not).
-	Drift     *Drift    `json:"drift,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	// Drift is how the node differs from this record, as the last drift pass found it (none: it does not);
+	// for a workload, also as a read of the cluster finds it now (its since: now).
+	Drift *Drift `json:"drift,omitempty"`
+	// Live is a Kubernetes workload as the cluster has it now (GET of one node, with a cluster);
+	// LiveError says why it could not be read.
+	Live      *LiveWorkload `json:"live,omitempty"`
+	LiveError string        `json:"live_error,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+// LiveWorkload is a workload as the cluster has it now. Its fields are executor.LiveWorkload's, in the
+// same order, so the two convert into each other.
+type LiveWorkload struct {
+	Kind          string `json:"kind"`
+	Image         string `json:"image"`
+	Version       string `json:"version"`
+	Replicas      int32  `json:"replicas"`
+	ReadyReplicas int32  `json:"ready_replicas"`
+	RolloutDone   bool   `json:"rollout_done"`
 }
 
 // NodeList is GET /api/v1/nodes: a page of node records in key order (service, then host), and the

@@ -1,6 +1,8 @@
 package executor
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -186,4 +188,26 @@ type Pod struct {
 	Created  time.Time `json:"created"`
 	// Color is the pod's blue-green color, when it has one.
 	Color string `json:"color,omitempty"`
+}
+
+// LiveWorkload is a workload as the cluster has it now, whatever nodeexec recorded of it.
+type LiveWorkload struct {
+	Kind  string `json:"kind"`
+	Image string `json:"image"`
+	// Version is read from the image (its tag or short digest), or nodeexec's own annotation when the
+	// image is still the one nodeexec set.
+	Version       string `json:"version"`
+	Replicas      int32  `json:"replicas"`
+	ReadyReplicas int32  `json:"ready_replicas"`
+	// RolloutDone: every replica runs the current template and is ready (executor/k8s's rollout rule).
+	RolloutDone bool `json:"rollout_done"`
+}
+
+// ErrNoWorkload means the cluster has no such workload (LiveReader.Live wraps it, naming the workload).
+var ErrNoWorkload = errors.New("no such workload in the cluster")
+
+// LiveReader is an executor that can read a workload as the cluster has it now, by namespace and name
+// (kind "": a Deployment of that name, else a StatefulSet).
+type LiveReader interface {
+	Live(ctx context.Context, namespace, name, kind string) (LiveWorkload, error)
 }

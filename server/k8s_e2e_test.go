@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -251,6 +252,72 @@ func TestK8sRollbackOfTheFirstDeployOntoAWorkloadMadeElsewhere(t *testing.T) {
 		}
 		if image != "registry.example/web:v1" || ready != 3 {
 			t.Errorf("%s after the rollback: image %s, %d ready", w.kind, image, ready)
+		}
+	}
+}
+
+// GET of a workload's node reads the cluster: one nodeexec never deployed answers from the cluster
+// (live image, replicas, ready replicas) instead of 404; one changed behind nodeexec's back shows the
+// live image and says it drifted from the record, in the drift pass's words (issue 17 part 3).
+func TestK8sNodeReadsTheClusterAsTheTruth(t *testing.T) {
+	f, client, ns := kubeFixture(t, "live", 3)
+	ctx := context.Background()
+	rolledOut(t, client, ns, "web")
+	path := "/api/v1/nodes/web/" + url.PathEscape(ns+"/web")
+	code, n := f.do(t, "GET", path, "")
+	live, _ := n["live"].(map[string]any)
+	if code != 200 || n["current_version"] != "v1" || n["state"] != "" || live["image"] != "registry.example/web:v1" ||
+		live["kind"] != "Deployment" || live["replicas"] != 3.0 || live["ready_replicas"] != 3.0 || live["rollout_done"] != true {
+		t.Fatalf("a workload nodeexec never deployed = %d %v", code, n)
+	}
+	body := fmt.Sprintf(`{"service":"web","version":"v2","platform":"k8s","image":"registry.example/web:v2",`+
+		`"workloads":[{"namespace":%q,"kind":"Deployment","name":"web"}]}`, ns)
+	_, acc := f.do(t, "POST", "/api/v1/deployments", body)
+	if end := f.waitState(t, acc["id"].(string)); end["state"] != "success" {
+		t.Fatalf("deploy v2 = %v", end)
+	}
+	if _, n := f.do(t, "GET", path, ""); n["drift"] != nil || n["current_version"] != "v2" || n["live"].(map[string]any)["version"] != "v2" {
+		t.Errorf("after the deploy = %v", n)
+	}
+	// kubectl set image, behind nodeexec's back.
+	patch := `{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"registry.example/web:v3"}]}}}}`
+	if _, err := client.AppsV1().Deployments(ns).Patch(ctx, "web", "application/strategic-merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, n = f.do(t, "GET", path, "")
+	drift, _ := n["drift"].(map[string]any)
+	if n["live"].(map[string]any)["image"] != "registry.example/web:v3" || drift["kind"] != "image_changed" || drift["recorded"] != "v2" || drift["observed"] != "v3" {
+		t.Errorf("after a change behind nodeexec's back = %v", n)
+	}
+	if code, b := f.do(t, "GET", "/api/v1/nodes/web/"+url.PathEscape(ns+"/gone"), ""); code != 404 || !strings.Contains(fmt.Sprint(b["error"]), "no Deployment or StatefulSet") {
+		t.Errorf("a workload the cluster lacks = %d %v", code, b)
+	}
+	if code, b := f.do(t, "GET", path+"?kind=DaemonSet", ""); code != 400 || b["field"] != "kind" {
+		t.Errorf("kind=DaemonSet = %d %v", code, b)
+	}
+}
+
+// rolledOut waits (a watch, up to 90 s) until the Deployment's rollout is done by the executor's rule.
+func rolledOut(t *testing.T, c kubernetes.Interface, ns, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	w, err := c.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the watch of the deployment ended")
+			}
+			if d, isDeployment := ev.Object.(*appsv1.Deployment); isDeployment && k8s.DeploymentRollout(d).Done {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("deployment %s/%s not rolled out after 90s", ns, name)
 		}
 	}
 }

@@ -304,6 +304,7 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 		{"DeploymentNode", api.DeploymentNode{}, true},
 		{"Node", api.Node{}, true},
 		{"NodeList", api.NodeList{}, true},
+		{"LiveWorkload", api.LiveWorkload{}, true},
 		{"HandRunReport", api.HandRunReport{}, false},
 		{"HandRunNode", api.HandRunNode{}, false},
 		{"HandRunNodeReport", api.HandRunNodeReport{}, false},
