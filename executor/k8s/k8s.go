@@ -71,6 +71,7 @@ var (
 	_ executor.Executor     = (*Executor)(nil)
 	_ executor.Scaler       = (*Executor)(nil)
 	_ executor.PodInspector = (*Executor)(nil)
+	_ executor.RevisionLister = (*Executor)(nil)
 )
 
 // New checks the configuration.
