@@ -359,6 +359,7 @@ var ErrNoSuchWorkload = errors.New("no such workload")
 type Revision struct {
 	Revision    int64
 	Image       string // the workload's container's (or its first)
+	Version     string // the image's version, as a deploy of it records it (its tag)
 	ChangeCause string // the kubernetes.io/change-cause annotation; often empty
 	Created     time.Time
 	Current     bool

@@ -38,6 +38,9 @@ func (e *Executor) Revisions(ctx context.Context, w executor.Workload) ([]execut
 	if err != nil {
 		return nil, err
 	}
+	for i := range revs {
+		revs[i].Version = imageVersionOr(revs[i].Image)
+	}
 	sort.Slice(revs, func(i, j int) bool { return revs[i].Revision > revs[j].Revision })
 	return revs, nil
 }

@@ -52,8 +52,8 @@ func TestRevisionsListsEachKindsHistoryNewestFirstAndMarksTheCurrentOne(t *testi
 		t.Fatal(err)
 	}
 	want := []executor.Revision{
-		{Revision: 2, Image: "web:v2", Created: t0.Add(time.Hour), Current: true},
-		{Revision: 1, Image: "web:v1", ChangeCause: "first", Created: t0},
+		{Revision: 2, Image: "web:v2", Version: "v2", Created: t0.Add(time.Hour), Current: true},
+		{Revision: 1, Image: "web:v1", Version: "v1", ChangeCause: "first", Created: t0},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("revisions = %+v, want %+v", got, want)
