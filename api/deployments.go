@@ -313,3 +313,29 @@ type FailedRelease struct {
 	Journal    []string `json:"journal,omitempty"`
 	UnitStatus []string `json:"unit_status,omitempty"`
 }
+
+// RevisionList is GET /api/v1/workloads/{namespace}/{kind}/{name}/revisions: the workload's rollout
+// history, newest first, as `kubectl rollout history` shows it.
+type RevisionList struct {
+	Workload  Workload   `json:"workload"`
+	Revisions []Revision `json:"revisions"`
+}
+
+// Revision is one revision of a workload's pod template.
+type Revision struct {
+	Revision    int64     `json:"revision"`
+	Image       string    `json:"image"`
+	Version     string    `json:"version"`
+	ChangeCause string    `json:"change_cause"`
+	Created     time.Time `json:"created"`
+	Current     bool      `json:"current"`
+}
+
+// WorkloadRollbackRequest is POST /api/v1/workloads/{namespace}/{kind}/{name}/rollback: take the
+// workload back to an earlier revision of its template, as `kubectl rollout undo --to-revision` does.
+type WorkloadRollbackRequest struct {
+	Service        string `json:"service"`
+	ToRevision     int64  `json:"to_revision"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	RequestedBy    string `json:"requested_by,omitempty"`
+}

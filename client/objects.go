@@ -35,3 +35,27 @@ func (c *Client) PodStatus(ctx context.Context, namespace, selector string) (*ap
 	}
 	return callFor[api.PodList](ctx, c, http.MethodGet, "/api/v1/pods?"+q.Encode(), nil, retryable)
 }
+
+// Revisions reads a Kubernetes workload's rollout history, newest first (GET
+// /api/v1/workloads/{namespace}/{kind}/{name}/revisions); w.Container, when set, names the container
+// whose image each revision shows.
+func (c *Client) Revisions(ctx context.Context, w api.Workload) (*api.RevisionList, error) {
+	return callFor[api.RevisionList](ctx, c, http.MethodGet, workloadPath(w, "revisions"), nil, retryable)
+}
+
+// RollbackWorkload starts a rollback of a Kubernetes workload to one of its revisions (POST
+// /api/v1/workloads/{namespace}/{kind}/{name}/rollback). req.IdempotencyKey is set to a new key when
+// empty.
+func (c *Client) RollbackWorkload(ctx context.Context, w api.Workload, req api.WorkloadRollbackRequest) (*api.Accepted, error) {
+	keyed(&req.IdempotencyKey)
+	return c.start(ctx, workloadPath(w, "rollback"), req)
+}
+
+// workloadPath is the path of one of w's routes, with its container as ?container= when set.
+func workloadPath(w api.Workload, route string) string {
+	p := "/api/v1/workloads/" + escape(w.Namespace) + "/" + escape(w.Kind) + "/" + escape(w.Name) + "/" + route
+	if w.Container != "" {
+		p += "?" + url.Values{"container": {w.Container}}.Encode()
+	}
+	return p
+}

@@ -29,6 +29,7 @@ func TestEachKindOfDeploymentKnowsItsGoalItsLineAndItsCalls(t *testing.T) {
 	rollback := &store.Deployment{ID: "d-4", Kind: store.KindRollback, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
 		Rollback: &executor.RollbackRequest{Service: "demo", PhysicalRollback: executor.PhysicalRollback{Nodes: nodesOf("h1", "h2", "h3")}},
 		Nodes:    []store.DeploymentNode{{Host: "h1", TargetVersion: "v1"}, {Host: "h2", TargetVersion: "v0"}, {Host: "h3", TargetVersion: "v1"}}}
+	toRevision := ToRevision("d-6", "web", web[0], 1, "v1")
 	unknown := &store.Deployment{ID: "d-5", Kind: "", Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
 		Deploy: &executor.DeployRequest{Service: "demo", Version: "v2", PhysicalDeploy: executor.PhysicalDeploy{Nodes: nodesOf("h1")}}, Nodes: []store.DeploymentNode{{Host: "h1"}}}
 	cases := []struct {
@@ -42,6 +43,7 @@ func TestEachKindOfDeploymentKnowsItsGoalItsLineAndItsCalls(t *testing.T) {
 		{"restart", restart, executor.StateSuccess, "restart of demo on 2 nodes", "[[h1 h2]@]"},
 		{"scale", scale, executor.StateSuccess, "scale of web to 3 replicas on 2 workloads", "[[prod/web prod/api]@]"},
 		{"rollback", rollback, executor.StateRolledBack, "rollback of demo v2 to 3 nodes", "[[h1 h3]@v1 [h2]@v0]"},
+		{"rollback to a revision", toRevision, executor.StateRolledBack, "rollback of web to revision 1 (v1) on 1 workloads", "[[prod/web]@]"},
 		{"unknown kind", unknown, executor.StateSuccess, " of demo v2 to 1 nodes", "[[h1]@v2]"},
 	}
 	for _, c := range cases {
@@ -137,4 +139,37 @@ func TestAnExecutorThatCannotScaleOrRestartSaysSo(t *testing.T) {
 			t.Errorf("%s on an executor without it: %v", d.Kind, err)
 		}
 	}
+}
+
+// A rollback to a revision is one executor call that names the revision and no version: a version
+// would make the executor retag the current image instead of bringing the revision's template back.
+func TestARollbackToARevisionAsksTheExecutorForTheRevisionNotAVersion(t *testing.T) {
+	w := executor.Workload{Namespace: "prod", Kind: executor.KindDeployment, Name: "web"}
+	d := ToRevision("d-7", "web", w, 3, "v1")
+	if len(d.Nodes) != 1 || d.Nodes[0].Host != "prod/web" || d.Nodes[0].TargetVersion != "v1" {
+		t.Fatalf("nodes = %+v, want prod/web to end on v1", d.Nodes)
+	}
+	rec, op := &rollbackRecorder{}, rollbackOp{}
+	for _, g := range op.groups(d) {
+		if _, err := op.run(context.Background(), rec, d, g, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rec.got) != 1 {
+		t.Fatalf("%d executor calls, want 1", len(rec.got))
+	}
+	if r := rec.got[0]; r.ToRevision != 3 || r.ToVersion != "" || len(r.Workloads) != 1 || r.Workloads[0] != w || r.DeploymentID != "d-7" {
+		t.Errorf("request = %+v, want revision 3 of prod/web, no version", r)
+	}
+}
+
+// rollbackRecorder is an executor that records the rollbacks it is asked for.
+type rollbackRecorder struct {
+	executor.Executor
+	got []executor.RollbackRequest
+}
+
+func (r *rollbackRecorder) Rollback(_ context.Context, req executor.RollbackRequest) ([]executor.NodeResult, error) {
+	r.got = append(r.got, req)
+	return nil, nil
 }

@@ -51,10 +51,23 @@ func RollbackOf(orig *store.Deployment, id string) (*store.Deployment, error) {
 	return d, nil
 }
 
+// ToRevision is a new rollback, id, of one workload (validated) to an earlier revision of its template,
+// as `kubectl rollout undo --to-revision` does; version is the version that revision runs (its image's),
+// what the workload's node is to end on.
+func ToRevision(id, service string, w executor.Workload, revision int64, version string) *store.Deployment {
+	return pending(&store.Deployment{ID: id, Kind: store.KindRollback, Service: service, Version: version, Platform: executor.PlatformK8s,
+		Rollback: &executor.RollbackRequest{DeploymentID: id, Service: service,
+			K8sRollback: executor.K8sRollback{Workloads: []executor.Workload{w}, ToRevision: revision}}}, version)
+}
+
 // groups: one call per version to go back to (each node goes back to what it ran before, which may
-// differ between nodes).
+// differ between nodes). A rollback to a revision is one call that names the revision and no version:
+// the executor finds the template itself.
 func (rollbackOp) groups(d *store.Deployment) []group {
 	targets := d.Targets()
+	if d.Rollback != nil && d.Rollback.ToRevision > 0 {
+		return []group{{Targets: targets}}
+	}
 	var out []group
 	for _, target := range targetVersions(d) {
 		var hosts []string
@@ -80,6 +93,9 @@ func (rollbackOp) run(ctx context.Context, exec executor.Executor, d *store.Depl
 func (rollbackOp) goal() executor.State { return executor.StateRolledBack }
 
 func (rollbackOp) describe(d *store.Deployment) string {
+	if d.Rollback != nil && d.Rollback.ToRevision > 0 {
+		return fmt.Sprintf("rollback of %s to revision %d (%s) on %s", d.Service, d.Rollback.ToRevision, OrNothing(d.Version), targetsText(d))
+	}
 	if d.TargetDeploymentID != "" {
 		return fmt.Sprintf("rollback of %s to the versions deployment %s left, on %s", d.Service, d.TargetDeploymentID, targetsText(d))
 	}

@@ -6,6 +6,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"time"
 )
@@ -340,4 +341,26 @@ type StatusRequest struct {
 	Service   string
 	Nodes     []Node
 	Workloads []Workload
+}
+
+// RevisionLister is an Executor that can show a workload's rollout history, as `kubectl rollout
+// history` does: what a rollback to a revision would bring back.
+type RevisionLister interface {
+	// Revisions are w's revisions, newest first. A workload that does not exist is ErrNoSuchWorkload;
+	// a container it lacks, a *ValidationError on "container".
+	Revisions(ctx context.Context, w Workload) ([]Revision, error)
+}
+
+// ErrNoSuchWorkload is a workload the cluster does not have.
+var ErrNoSuchWorkload = errors.New("no such workload")
+
+// Revision is one revision of a workload's pod template (a Deployment's ReplicaSet, a StatefulSet's
+// ControllerRevision).
+type Revision struct {
+	Revision    int64
+	Image       string // the workload's container's (or its first)
+	Version     string // the image's version, as a deploy of it records it (its tag)
+	ChangeCause string // the kubernetes.io/change-cause annotation; often empty
+	Created     time.Time
+	Current     bool
 }

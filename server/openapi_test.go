@@ -347,6 +347,9 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 		{"DeleteRequest", api.DeleteRequest{}, false},
 		{"Object", api.Object{}, true},
 		{"PodList", api.PodList{}, true},
+		{"RevisionList", api.RevisionList{}, true},
+		{"Revision", api.Revision{}, true},
+		{"WorkloadRollbackRequest", api.WorkloadRollbackRequest{}, false},
 		{"PodStatus", api.PodStatus{}, true},
 	} {
 		schema, ok := s.schemas[c.schema]

@@ -126,6 +126,8 @@ func New(cfg Config) *Server {
 	api.POST("/apply", deploy, s.takingNew, s.createApply)
 	api.POST("/delete", deploy, s.takingNew, s.createDelete)
 	api.GET("/pods", read, s.listPods)
+	api.GET("/workloads/:namespace/:kind/:name/revisions", read, s.listRevisions)
+	api.POST("/workloads/:namespace/:kind/:name/rollback", deploy, s.takingNew, s.rollbackWorkload)
 	api.GET("/services/:service/status", read, s.serviceStatus)
 	api.GET("/adhoc", admin, s.listCommands)
 	api.POST("/adhoc", admin, s.takingNew, s.runCommand)

@@ -186,12 +186,22 @@ func rollbackCmd(ctx context.Context, args []string) (bool, error) {
 	key := fs.String("idempotency-key", "", "the same key again returns the same rollback")
 	detach := fs.Bool("detach", false, "print the rollback's id and return; do not follow it")
 	to := fs.String("to", "", "a deployment id: each node goes back to the version that deployment left it on (nodes already on it are left alone), not to what it ran before")
-	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec rollback <deployment-id> [--to <target-deployment-id>]")
+	workload := fs.String("workload", "", "instead of a deployment id, a Kubernetes workload namespace/Kind/name[:container] to take back to --to-revision")
+	toRevision := fs.Int64("to-revision", 0, "with --workload: the revision to go back to (see nodeexec history)")
+	service := fs.String("service", "", "with --workload: the service the workload belongs to")
+	want, what := 1, "one deployment id: nodeexec rollback <deployment-id> [--to <target-deployment-id>]"
+	if flagGiven(args, "workload") {
+		want, what = 0, ""
+	}
+	pos, err := parseArgs(fs, args, want, what)
 	if err != nil {
 		return false, err
 	}
 	if err := validLabels(*key, ""); err != nil {
 		return false, err
+	}
+	if *workload != "" {
+		return rollbackWorkload(ctx, &o, *workload, api.WorkloadRollbackRequest{Service: *service, ToRevision: *toRevision, IdempotencyKey: *key, RequestedBy: envOr("USER", "")}, *detach)
 	}
 	c, err := o.client()
 	if err != nil {
@@ -199,4 +209,49 @@ func rollbackCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	body := api.RollbackRequest{IdempotencyKey: *key, RequestedBy: envOr("USER", ""), TargetDeploymentID: *to}
 	return o.start(ctx, c, func() (*api.Accepted, error) { return c.Rollback(ctx, pos[0], body) }, *detach, api.StateRolledBack)
+}
+
+// rollbackWorkload asks the server to take one workload back to a revision and follows it to its end.
+func rollbackWorkload(ctx context.Context, o *clientOpts, ref string, body api.WorkloadRollbackRequest, detach bool) (bool, error) {
+	w, err := oneWorkload(ref)
+	if err != nil {
+		return false, err
+	}
+	if body.ToRevision < 1 {
+		return false, &executor.ValidationError{Field: "to-revision", Reason: "is required with --workload: the revision to go back to (see nodeexec history)"}
+	}
+	if err := executor.ValidateService(body.Service); err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	return o.start(ctx, c, func() (*api.Accepted, error) { return c.RollbackWorkload(ctx, api.Workload(w), body) }, detach, api.StateRolledBack)
+}
+
+// oneWorkload parses namespace/Kind/name[:container], validated.
+func oneWorkload(ref string) (executor.Workload, error) {
+	ws, err := parseWorkloads(ref)
+	if err != nil {
+		return executor.Workload{}, err
+	}
+	if len(ws) != 1 {
+		return executor.Workload{}, &executor.ValidationError{Field: "workload", Reason: fmt.Sprintf("want one namespace/Kind/name[:container], not %q", ref)}
+	}
+	return ws[0], executor.ValidateWorkloads(ws)
+}
+
+// flagGiven reports whether args set the flag name (-name, --name, with or without =value): which
+// positional arguments a command wants may depend on it.
+func flagGiven(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if f, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && f == name {
+			return true
+		}
+	}
+	return false
 }

@@ -43,6 +43,7 @@ Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127
   nodeexec scale    --service S --workloads NS/Kind/NAME --replicas N
   nodeexec status   <deployment-id> [--watch]
   nodeexec rollback <deployment-id> [--to <target-deployment-id>]   back to what each node ran before, or to what the target left it on
+  nodeexec rollback --workload NS/Kind/NAME --to-revision N --service S   a Kubernetes workload back to a revision (see history)
   nodeexec cancel   <deployment-id>
   nodeexec logs     <deployment-id> [--lines N] [--node H] [--source service|events]
   nodeexec list     [--service S] [--state X]
@@ -58,6 +59,7 @@ Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127
   nodeexec apply    -n NS -f FILE [--dry-run]         server-side apply a manifest (- reads stdin), recorded; each object's outcome
   nodeexec delete   -n NS -l SELECTOR [--dry-run]     delete the Deployments, StatefulSets, Services, ConfigMaps, Secrets it picks
   nodeexec pods     -n NS [-l SELECTOR]               the pods now: phase, ready, restarts, node
+  nodeexec history  -w NS/Kind/NAME[:CONTAINER]       a workload's revisions (rollout history)
 
 Without a server (the executor, straight from this machine):
   nodeexec direct deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
@@ -124,6 +126,8 @@ func run(args []string) int {
 		ok, err = deleteCmd(ctx, rest)
 	case "pods":
 		ok, err = podsCmd(ctx, rest)
+	case "history":
+		ok, err = historyCmd(ctx, rest)
 	case "direct":
 		ok, err = directCmd(ctx, rest)
 	case "serve":

@@ -130,6 +130,43 @@ func podsCmd(ctx context.Context, args []string) (bool, error) {
 	return true, nil
 }
 
+// historyCmd prints a Kubernetes workload's revisions, newest first, as `kubectl rollout history`.
+func historyCmd(ctx context.Context, args []string) (bool, error) {
+	var o clientOpts
+	fs := clientFlags("history", &o)
+	var ref string
+	fs.StringVar(&ref, "w", "", "the workload: namespace/Kind/name[:container] (Kind Deployment or StatefulSet)")
+	fs.StringVar(&ref, "workload", "", "same as -w")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return false, err
+	}
+	w, err := oneWorkload(ref)
+	if err != nil {
+		return false, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	list, err := c.Revisions(ctx, api.Workload(w))
+	if err != nil {
+		return false, err
+	}
+	if o.asJSON {
+		return true, json.NewEncoder(o.out).Encode(list)
+	}
+	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REVISION\tIMAGE\tCHANGE-CAUSE\tCREATED\tCURRENT")
+	for _, r := range list.Revisions {
+		current := ""
+		if r.Current {
+			current = "*"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Revision, dash(r.Image), dash(r.ChangeCause), r.Created.Local().Format(time.DateTime), current)
+	}
+	return true, tw.Flush()
+}
+
 func namespaceFlag(fs *flag.FlagSet) *string {
 	var ns string
 	fs.StringVar(&ns, "n", "", "Kubernetes namespace")

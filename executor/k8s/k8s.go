@@ -68,9 +68,10 @@ type Executor struct {
 }
 
 var (
-	_ executor.Executor     = (*Executor)(nil)
-	_ executor.Scaler       = (*Executor)(nil)
-	_ executor.PodInspector = (*Executor)(nil)
+	_ executor.Executor       = (*Executor)(nil)
+	_ executor.Scaler         = (*Executor)(nil)
+	_ executor.PodInspector   = (*Executor)(nil)
+	_ executor.RevisionLister = (*Executor)(nil)
 )
 
 // New checks the configuration.
