@@ -1,7 +1,11 @@
 package server
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -23,6 +27,54 @@ func (s *Server) listServices(c *gin.Context) {
 			Deploying: sum.Deploying, Versions: listOf(sum.Versions, func(v store.VersionHosts) api.VersionHosts { return api.VersionHosts(v) })}
 	})})
 }
+
+// getNode answers one node's record; for a workload, also as the cluster has it now.
+func (s *Server) getNode(c *gin.Context) {
+	service, host := c.Param("service"), c.Param("host")
+	if !validNodeKey(c, s, service, host) {
+		return
+	}
+	n, err := s.cfg.Store.Node(c.Request.Context(), service, host)
+	ns, name, workload := executor.SplitWorkloadHost(host)
+	reader, canRead := s.cfg.K8s.(executor.LiveReader)
+	if !workload || !canRead || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+		if err != nil {
+			s.failErr(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, renderNode(*n))
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), podsTimeout)
+	defer cancel()
+	live, liveErr := reader.Live(ctx, ns, name, c.Query("kind"))
+	if executor.IsValidation(liveErr) {
+		s.failErr(c, liveErr)
+		return
+	}
+	if err != nil { // no record: the cluster's word, if it has the workload
+		if liveErr != nil {
+			fail(c, http.StatusNotFound, "not_found", fmt.Sprintf("node %s of service %s not found, and the cluster cannot show it: %v", host, service, liveErr))
+			return
+		}
+		c.JSON(http.StatusOK, api.Node{ID: store.NodeID(service, host), Host: host, Service: service, Platform: api.PlatformK8s,
+			CurrentVersion: live.Version, Live: ptr(api.LiveWorkload(live))})
+		return
+	}
+	out := renderNode(*n)
+	if liveErr != nil {
+		out.LiveError = liveErr.Error()
+	} else {
+		out.Live = ptr(api.LiveWorkload(live))
+		if out.Drift == nil && n.State != executor.StateDeploying && live.Version != n.CurrentVersion {
+			// Changed behind nodeexec's back since its record: said now, in the drift pass's words.
+			out.Drift = &api.Drift{Kind: store.DriftImageChanged, Recorded: n.CurrentVersion, Observed: live.Version, Since: time.Now().UTC()}
+		}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // listNodes lists node records, every service's or one's, in pages, by version, state and drift.
 func (s *Server) listNodes(c *gin.Context) {
