@@ -105,9 +105,7 @@ func (e *Engine) finishNode(ctx context.Context, x *run, r executor.NodeResult) 
 	evs = append(evs, store.Event{Type: store.EventNode, Node: r.Host, State: r.State, Message: msg})
 	if n := x.d.Node(r.Host); n != nil {
 		n.State, n.CurrentVersion, n.PrevVersion, n.Changed, n.LastError = r.State, r.CurrentVersion, r.PrevVersion, r.Changed, r.LastError
-		if x.d.Kind == store.KindDeploy && n.FromVersion == "" && r.Changed && r.PrevVersion != "" && r.CurrentVersion == n.TargetVersion {
-			// Nodeexec had no record of what ran before (a workload it never deployed, a node deployed by
-			// hand), but the executor found it there: a rollback of this deploy goes back to it.
+		if foundBefore(x.d, n, r) {
 			n.FromVersion = r.PrevVersion
 		}
 	}
@@ -199,4 +197,15 @@ func (e *Engine) releaseLater(deploymentID string, claimed map[string]*store.Nod
 			e.cfg.Hooks.Released(deploymentID)
 		}
 	}()
+}
+
+// foundBefore says whether what the executor found running before a deploy should be what a rollback
+// of it goes back to, rather than nodeexec's record: when there is no record (a workload nodeexec never
+// deployed, a node deployed by hand), and on Kubernetes, where the cluster is the truth (an image set
+// with kubectl or Helm between two deploys is what really ran before the second).
+func foundBefore(d *store.Deployment, n *store.DeploymentNode, r executor.NodeResult) bool {
+	if d.Kind != store.KindDeploy || !r.Changed || r.PrevVersion == "" || r.CurrentVersion != n.TargetVersion {
+		return false
+	}
+	return n.FromVersion == "" || (d.Platform == executor.PlatformK8s && r.PrevVersion != n.TargetVersion)
 }

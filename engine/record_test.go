@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/retry"
+	"github.com/nodeexec/nodeexec/store"
 )
 
 // What a failed request leaves behind is given back as soon as the database answers, without hammering
@@ -19,5 +21,35 @@ func TestLeftoversAreRetriedAfter200msDoublingTo30s(t *testing.T) {
 	}
 	if storeBackoff.MaxRetries != retry.Forever {
 		t.Errorf("retries = %d, want until the server stops", storeBackoff.MaxRetries)
+	}
+}
+
+// A rollback of a deploy goes back to what ran before it: nodeexec's record, unless it had none, or
+// the node is a Kubernetes workload whose image was changed behind nodeexec's back (the cluster is
+// the truth there).
+func TestWhatTheExecutorFoundBeforeADeployIsWhereItsRollbackGoes(t *testing.T) {
+	switched := executor.NodeResult{NodeStatus: executor.NodeStatus{CurrentVersion: "v4", PrevVersion: "v3"}, Changed: true}
+	cases := []struct {
+		name     string
+		kind     string
+		platform executor.Platform
+		from     string
+		r        executor.NodeResult
+		want     bool
+	}{
+		{"no record", store.KindDeploy, executor.PlatformPhysical, "", switched, true},
+		{"kubernetes, changed by hand", store.KindDeploy, executor.PlatformK8s, "v2", switched, true},
+		{"physical keeps its record", store.KindDeploy, executor.PlatformPhysical, "v2", switched, false},
+		{"not switched", store.KindDeploy, executor.PlatformK8s, "v2", executor.NodeResult{NodeStatus: executor.NodeStatus{CurrentVersion: "v3", PrevVersion: "v4"}, Changed: true}, false},
+		{"nothing changed", store.KindDeploy, executor.PlatformK8s, "v2", executor.NodeResult{NodeStatus: switched.NodeStatus}, false},
+		{"the target itself ran before", store.KindDeploy, executor.PlatformK8s, "v2", executor.NodeResult{NodeStatus: executor.NodeStatus{CurrentVersion: "v4", PrevVersion: "v4"}, Changed: true}, false},
+		{"a rollback keeps its own", store.KindRollback, executor.PlatformK8s, "v2", switched, false},
+	}
+	for _, c := range cases {
+		d := &store.Deployment{Kind: c.kind, Platform: c.platform}
+		n := &store.DeploymentNode{TargetVersion: "v4", FromVersion: c.from}
+		if got := foundBefore(d, n, c.r); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

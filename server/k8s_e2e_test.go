@@ -258,7 +258,8 @@ func TestK8sRollbackOfTheFirstDeployOntoAWorkloadMadeElsewhere(t *testing.T) {
 
 // GET of a workload's node reads the cluster: one nodeexec never deployed answers from the cluster
 // (live image, replicas, ready replicas) instead of 404; one changed behind nodeexec's back shows the
-// live image and says it drifted from the record, in the drift pass's words (issue 17 part 3).
+// live image and says it drifted from the record, in the drift pass's words; the next deploy's rollback
+// goes back to what really ran, not to the stale record (issue 17 part 3).
 func TestK8sNodeReadsTheClusterAsTheTruth(t *testing.T) {
 	f, client, ns := kubeFixture(t, "live", 3)
 	ctx := context.Background()
@@ -288,6 +289,23 @@ func TestK8sNodeReadsTheClusterAsTheTruth(t *testing.T) {
 	drift, _ := n["drift"].(map[string]any)
 	if n["live"].(map[string]any)["image"] != "registry.example/web:v3" || drift["kind"] != "image_changed" || drift["recorded"] != "v2" || drift["observed"] != "v3" {
 		t.Errorf("after a change behind nodeexec's back = %v", n)
+	}
+	// The next deploy's rollback goes back to what really ran before it (v3), not to the record (v2).
+	_, acc = f.do(t, "POST", "/api/v1/deployments", strings.ReplaceAll(body, "v2", "v4"))
+	end := f.waitState(t, acc["id"].(string))
+	if node := end["nodes"].([]any)[0].(map[string]any); end["state"] != "success" || node["from_version"] != "v3" {
+		t.Fatalf("deploy v4 after the change by hand = %v", end)
+	}
+	code, rb := f.do(t, "POST", "/api/v1/deployments/"+acc["id"].(string)+"/rollback", "")
+	if code != http.StatusAccepted {
+		t.Fatalf("rollback of v4 = %d %v", code, rb)
+	}
+	if back := f.waitState(t, rb["id"].(string)); back["state"] != "rolled_back" {
+		t.Fatalf("rollback of v4 = %v", back)
+	}
+	if d, err := client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{}); err != nil ||
+		d.Spec.Template.Spec.Containers[0].Image != "registry.example/web:v3" || d.Status.ReadyReplicas != 3 {
+		t.Errorf("after the rollback of v4: %v %v, want web:v3 with 3 ready", d, err)
 	}
 	if code, b := f.do(t, "GET", "/api/v1/nodes/web/"+url.PathEscape(ns+"/gone"), ""); code != 404 || !strings.Contains(fmt.Sprint(b["error"]), "no Deployment or StatefulSet") {
 		t.Errorf("a workload the cluster lacks = %d %v", code, b)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 )
 
@@ -43,7 +44,43 @@ func rolloutErr(r Rollout, err error) error {
 
 // waitRollout watches the workload until its rollout is done or has failed, or ctx ends. It reads the
 // object once, then follows its changes; a watch the server closes is opened again from a fresh read.
+// Beside it, stuckWatch follows the pods: one of the newest revision that cannot start fails the
+// rollout at once.
 func waitRollout(ctx context.Context, k workloadKind) (Rollout, error) {
+	cur, err := k.get(ctx)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if cur.rollout.Done || cur.rollout.Failed {
+		return cur.rollout, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(cur.selector)
+	if err != nil {
+		return cur.rollout, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stuck := make(chan string, 1)
+	go func() {
+		if why := stuckWatch(ctx, k, k.pods(), sel); why != "" {
+			stuck <- why
+			cancel()
+		}
+	}()
+	r, err := followRollout(ctx, k)
+	if err == nil && (r.Done || r.Failed) {
+		return r, nil // the workload's own word comes first
+	}
+	select {
+	case why := <-stuck:
+		return Rollout{Failed: true, Message: why}, nil
+	default:
+		return r, err
+	}
+}
+
+// followRollout is waitRollout on the workload alone.
+func followRollout(ctx context.Context, k workloadKind) (Rollout, error) {
 	var last Rollout
 	for {
 		cur, err := k.get(ctx)

@@ -101,13 +101,24 @@ func (k *cluster) podSpec(image string) corev1.PodTemplateSpec {
 	}
 }
 
+// createDeployment makes a Deployment of 3 replicas whose progress deadline is 4 s, and waits until
+// its rollout is done.
 func (k *cluster) createDeployment(name, image string) executor.Workload {
+	k.t.Helper()
+	w := k.makeDeployment(name, image, ptr(int32(4)))
+	k.waitDone(w)
+	return w
+}
+
+// makeDeployment makes a Deployment of 3 replicas (deadline nil: the API's default, 600 s) and does
+// not wait for it.
+func (k *cluster) makeDeployment(name, image string, deadline *int32) executor.Workload {
 	k.t.Helper()
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: k.ns},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr(int32(3)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "demo"}},
-			Template: k.podSpec(image), ProgressDeadlineSeconds: ptr(int32(4)),
+			Template: k.podSpec(image), ProgressDeadlineSeconds: deadline,
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
 				MaxSurge: ptr(intstr.FromInt32(1)), MaxUnavailable: ptr(intstr.FromInt32(0))}},
 		},
@@ -115,9 +126,7 @@ func (k *cluster) createDeployment(name, image string) executor.Workload {
 	if _, err := k.c.AppsV1().Deployments(k.ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 		k.t.Fatal(err)
 	}
-	w := executor.Workload{Namespace: k.ns, Kind: executor.KindDeployment, Name: name, Container: "app"}
-	k.waitDone(w)
-	return w
+	return executor.Workload{Namespace: k.ns, Kind: executor.KindDeployment, Name: name, Container: "app"}
 }
 
 func (k *cluster) waitDone(w executor.Workload) {

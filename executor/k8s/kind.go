@@ -39,6 +39,10 @@ type workloadKind interface {
 	// toRevision puts back an earlier revision of the template, as `kubectl rollout undo` does, and
 	// says what it did; image and from are what runs now.
 	toRevision(ctx context.Context, req executor.RollbackRequest, image, from string) (string, error)
+	// pods is the pods client of the workload's namespace; ofNewestRevision says whether a pod of the
+	// workload runs its newest revision (the one a rollout is bringing in).
+	pods() podAPI
+	ofNewestRevision(ctx context.Context, p *corev1.Pod) (bool, error)
 }
 
 // snapshot is what one read of a workload says.
@@ -56,14 +60,14 @@ func (e *Executor) kindOf(w executor.Workload) (workloadKind, error) {
 	case executor.KindDeployment:
 		return e.deployment(w), nil
 	case executor.KindStatefulSet:
-		return &kind[*appsv1.StatefulSet]{w: w, c: e.c, api: e.c.AppsV1().StatefulSets(w.Namespace), read: statefulSetSnapshot, history: undoStatefulSet}, nil
+		return &kind[*appsv1.StatefulSet]{w: w, c: e.c, api: e.c.AppsV1().StatefulSets(w.Namespace), read: statefulSetSnapshot, history: undoStatefulSet, newest: statefulSetPodIsNewest}, nil
 	}
 	return nil, fmt.Errorf("unknown kind %q: the Kubernetes executor works on a %s or a %s", w.Kind, executor.KindDeployment, executor.KindStatefulSet)
 }
 
 // deployment is w as a Deployment, for blue-green, which only Deployments are deployed with.
 func (e *Executor) deployment(w executor.Workload) *kind[*appsv1.Deployment] {
-	return &kind[*appsv1.Deployment]{w: w, c: e.c, api: e.c.AppsV1().Deployments(w.Namespace), read: deploymentSnapshot, history: undoDeployment}
+	return &kind[*appsv1.Deployment]{w: w, c: e.c, api: e.c.AppsV1().Deployments(w.Namespace), read: deploymentSnapshot, history: undoDeployment, newest: deploymentPodIsNewest}
 }
 
 // read chooses w's kind and reads the workload: where every operation on a named workload starts.
@@ -93,13 +97,15 @@ type typedAPI[T runtime.Object] interface {
 	UpdateScale(ctx context.Context, name string, scale *autoscalingv1.Scale, opts metav1.UpdateOptions) (*autoscalingv1.Scale, error)
 }
 
-// kind is a workloadKind over one typed API; read and history are what its kind does its own way.
+// kind is a workloadKind over one typed API; read, history and newest are what its kind does its own
+// way.
 type kind[T runtime.Object] struct {
 	w       executor.Workload
-	c       kubernetes.Interface // for the history (ReplicaSets, ControllerRevisions)
+	c       kubernetes.Interface // for the history (ReplicaSets, ControllerRevisions) and the pods
 	api     typedAPI[T]
 	read    func(T) snapshot
 	history func(ctx context.Context, k *kind[T], obj T, req executor.RollbackRequest, image, from string) (string, error)
+	newest  func(ctx context.Context, k *kind[T], obj T, p *corev1.Pod) (bool, error)
 }
 
 func (k *kind[T]) workload() executor.Workload { return k.w }
@@ -157,4 +163,14 @@ func (k *kind[T]) toRevision(ctx context.Context, req executor.RollbackRequest, 
 		return "", notFoundHint(err, k.w)
 	}
 	return k.history(ctx, k, obj, req, image, from)
+}
+
+func (k *kind[T]) pods() podAPI { return k.c.CoreV1().Pods(k.w.Namespace) }
+
+func (k *kind[T]) ofNewestRevision(ctx context.Context, p *corev1.Pod) (bool, error) {
+	obj, err := k.api.Get(ctx, k.w.Name, metav1.GetOptions{})
+	if err != nil {
+		return false, err
+	}
+	return k.newest(ctx, k, obj, p)
 }
