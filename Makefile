@@ -6,7 +6,7 @@ HOSTS     ?= 3
 BENCH_HOSTS ?= 10
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build run test e2e test-all bench bench-api bench-smoke demo hosts-up hosts-down kube-up kube-down deps lint clean
+.PHONY: build run test e2e test-all bench bench-api bench-smoke demo hosts-up hosts-down kube-up kube-down pg-up pg-down deps lint clean
 
 build:
 	$(GO) build -o bin/nodeexec ./cmd/nodeexec
@@ -37,11 +37,22 @@ kube-up:
 kube-down:
 	hack/kube down
 
-# End-to-end: real ansible-playbook over real SSH to real systemd hosts; a real Kubernetes API server.
+# A throwaway PostgreSQL server on loopback (Debian's postgresql): the shared database of the replicas'
+# tests, through FerretDB (docs/shared-database.md).
+pg-up:
+	hack/pg up
+
+pg-down:
+	hack/pg down
+
+# End-to-end: real ansible-playbook over real SSH to real systemd hosts; a real Kubernetes API server; a
+# real PostgreSQL server (two serve processes on one shared database), on which the store's own tests
+# then run again (NODEEXEC_TEST_STORE_PG_URL, set for ./store/... only).
 # One package at a time (-p 1): the suites share the test hosts, and some take a host off the network.
-e2e: hosts-up kube-up
-	eval "$$(hack/kube env)" && NODEEXEC_E2E=1 $(GO) test -p 1 -count=1 -timeout 45m -tags e2e -v -run . \
+e2e: hosts-up kube-up pg-up
+	eval "$$(hack/kube env)" && eval "$$(hack/pg env)" && NODEEXEC_E2E=1 $(GO) test -p 1 -count=1 -timeout 45m -tags e2e -v -run . \
 		./executor/ansible/ ./executor/k8s/ ./internal/testbed/ ./cmd/nodeexec/ ./server/ ./client/
+	eval "$$(hack/pg env)" && NODEEXEC_TEST_STORE_PG_URL="$$NODEEXEC_TEST_PG_URL" $(GO) test -count=1 -timeout 10m -tags e2e -v -run . ./store/...
 
 # One iteration of the smallest case keeps each benchmark working; `make bench` measures.
 bench-smoke: hosts-up kube-up

@@ -10,6 +10,7 @@
 //	nodeexec restart|service-status|adhoc            restart a service, read its unit, run an allow-listed command
 //	nodeexec apply|delete|pods                       Kubernetes objects by manifest or label, and their pods
 //	nodeexec direct deploy|rollback|status|cleanup   no server: run the executor from here
+//	nodeexec database --postgresql-url-file F        a shared database for several replicas (FerretDB over PostgreSQL)
 //
 // Exit status: 0 when the operation reached its goal, 1 when it did not (or failed), 2 for bad input.
 package main
@@ -35,6 +36,8 @@ const usage = `nodeexec: deploy services to nodes with the bundled Ansible playb
 
 The server:
   nodeexec serve [--config FILE] [--listen 127.0.0.1:8080] [--mongo-uri URI | --data-dir DIR] [--tokens-file F] [ssh options]
+  nodeexec database --postgresql-url-file FILE [--listen 127.0.0.1:27018]   a database several serve replicas share
+                                                    (FerretDB over PostgreSQL; docs/shared-database.md)
 
 Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127.0.0.1:8080):
   nodeexec deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
@@ -132,6 +135,8 @@ func run(args []string) int {
 		ok, err = directCmd(ctx, rest)
 	case "serve":
 		ok, err = serveCmd(ctx, rest)
+	case "database":
+		ok, err = databaseCmd(ctx, rest)
 	case "playbooks":
 		ok, err = playbooksCmd(rest)
 	case "config":
@@ -143,7 +148,7 @@ func run(args []string) int {
 	switch {
 	case errors.Is(err, errUsage):
 		return 2
-	case executor.IsValidation(err), isBadRequest(err):
+	case executor.IsValidation(err), isBadRequest(err), isFlagError(err):
 		fmt.Fprintf(os.Stderr, "nodeexec %s: invalid input: %v\n", cmd, err)
 		return 2
 	case err != nil:
