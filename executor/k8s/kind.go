@@ -39,10 +39,10 @@ type workloadKind interface {
 	// toRevision puts back an earlier revision of the template, as `kubectl rollout undo` does, and
 	// says what it did; image and from are what runs now.
 	toRevision(ctx context.Context, req executor.RollbackRequest, image, from string) (string, error)
-	// pods is the pods client of the workload's namespace; ofNewestRevision says whether a pod of the
-	// workload runs its newest revision (the one a rollout is bringing in).
+	// pods is the pods client of the workload's namespace; newestPods picks the workload's pods of its
+	// newest revision (the one a rollout brings in), nil while the controller has not seen the spec.
 	pods() podAPI
-	ofNewestRevision(ctx context.Context, p *corev1.Pod) (bool, error)
+	newestPods(ctx context.Context) (func(*corev1.Pod) bool, error)
 }
 
 // snapshot is what one read of a workload says.
@@ -60,14 +60,14 @@ func (e *Executor) kindOf(w executor.Workload) (workloadKind, error) {
 	case executor.KindDeployment:
 		return e.deployment(w), nil
 	case executor.KindStatefulSet:
-		return &kind[*appsv1.StatefulSet]{w: w, c: e.c, api: e.c.AppsV1().StatefulSets(w.Namespace), read: statefulSetSnapshot, history: undoStatefulSet, newest: statefulSetPodIsNewest}, nil
+		return &kind[*appsv1.StatefulSet]{w: w, c: e.c, api: e.c.AppsV1().StatefulSets(w.Namespace), read: statefulSetSnapshot, history: undoStatefulSet, newest: newestStatefulSetPods}, nil
 	}
 	return nil, fmt.Errorf("unknown kind %q: the Kubernetes executor works on a %s or a %s", w.Kind, executor.KindDeployment, executor.KindStatefulSet)
 }
 
 // deployment is w as a Deployment, for blue-green, which only Deployments are deployed with.
 func (e *Executor) deployment(w executor.Workload) *kind[*appsv1.Deployment] {
-	return &kind[*appsv1.Deployment]{w: w, c: e.c, api: e.c.AppsV1().Deployments(w.Namespace), read: deploymentSnapshot, history: undoDeployment, newest: deploymentPodIsNewest}
+	return &kind[*appsv1.Deployment]{w: w, c: e.c, api: e.c.AppsV1().Deployments(w.Namespace), read: deploymentSnapshot, history: undoDeployment, newest: newestDeploymentPods}
 }
 
 // read chooses w's kind and reads the workload: where every operation on a named workload starts.
@@ -105,7 +105,7 @@ type kind[T runtime.Object] struct {
 	api     typedAPI[T]
 	read    func(T) snapshot
 	history func(ctx context.Context, k *kind[T], obj T, req executor.RollbackRequest, image, from string) (string, error)
-	newest  func(ctx context.Context, k *kind[T], obj T, p *corev1.Pod) (bool, error)
+	newest  func(ctx context.Context, k *kind[T], obj T) (func(*corev1.Pod) bool, error)
 }
 
 func (k *kind[T]) workload() executor.Workload { return k.w }
@@ -167,10 +167,10 @@ func (k *kind[T]) toRevision(ctx context.Context, req executor.RollbackRequest, 
 
 func (k *kind[T]) pods() podAPI { return k.c.CoreV1().Pods(k.w.Namespace) }
 
-func (k *kind[T]) ofNewestRevision(ctx context.Context, p *corev1.Pod) (bool, error) {
+func (k *kind[T]) newestPods(ctx context.Context) (func(*corev1.Pod) bool, error) {
 	obj, err := k.api.Get(ctx, k.w.Name, metav1.GetOptions{})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return k.newest(ctx, k, obj, p)
+	return k.newest(ctx, k, obj)
 }

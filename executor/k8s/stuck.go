@@ -8,7 +8,6 @@ package k8s
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -60,24 +59,31 @@ func stuckPod(p *corev1.Pod) string {
 
 // stuckWatch follows the pods that sel picks and returns why one of the workload's newest revision
 // cannot become ready, as soon as its status says so; "" when ctx ends first or the pods cannot be
-// watched (then the rollout's own watch and deadline decide, as before).
+// watched (then the rollout's own watch and deadline decide, as before). Which revision is the newest
+// is known only once the controller has seen the spec, which may be after the pod failed: a stuck pod
+// is kept, and judged again whenever the workload changes.
 func stuckWatch(ctx context.Context, k workloadKind, pods podAPI, sel labels.Selector) string {
 	for ctx.Err() == nil {
 		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 		if err != nil {
 			return ""
 		}
+		s := stuckPods{k: k, pending: map[string]stuckCandidate{}}
 		for i := range list.Items {
-			if why := stuckOfNewest(ctx, k, &list.Items[i]); why != "" {
-				return why
-			}
+			s.see(&list.Items[i], false)
 		}
-		w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: sel.String(), ResourceVersion: list.ResourceVersion})
+		pw, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: sel.String(), ResourceVersion: list.ResourceVersion})
 		if err != nil {
 			return ""
 		}
-		why := followPods(ctx, k, w)
-		w.Stop()
+		ww, err := k.watch(ctx, "") // starts with the workload as it is now
+		if err != nil {
+			pw.Stop()
+			return ""
+		}
+		why := s.follow(ctx, pw, ww)
+		pw.Stop()
+		ww.Stop()
 		if why != "" {
 			return why
 		}
@@ -85,36 +91,73 @@ func stuckWatch(ctx context.Context, k workloadKind, pods podAPI, sel labels.Sel
 	return ""
 }
 
-// followPods reads pod events until one of the newest revision is stuck, or the watch ends ("").
-func followPods(ctx context.Context, k workloadKind, w watch.Interface) string {
+// stuckPods are the workload's pods that cannot start, of whichever revision, until one is known to be
+// of the newest.
+type stuckPods struct {
+	k       workloadKind
+	pending map[string]stuckCandidate
+}
+
+type stuckCandidate struct {
+	pod *corev1.Pod
+	why string
+}
+
+// see notes what a pod's status says (gone: the pod is gone).
+func (s *stuckPods) see(p *corev1.Pod, gone bool) {
+	why := ""
+	if !gone {
+		why = stuckPod(p)
+	}
+	if why == "" {
+		delete(s.pending, p.Name)
+		return
+	}
+	s.pending[p.Name] = stuckCandidate{pod: p, why: why}
+}
+
+// judge says why a stuck pod of the newest revision cannot start ("" while none is known to be).
+func (s *stuckPods) judge(ctx context.Context) string {
+	if len(s.pending) == 0 {
+		return ""
+	}
+	newest, err := s.k.newestPods(ctx)
+	if err != nil || newest == nil {
+		return ""
+	}
+	for _, c := range s.pending {
+		if newest(c.pod) {
+			return "stuck: " + c.why
+		}
+	}
+	return ""
+}
+
+// follow reads the pods' and the workload's events until a pod of the newest revision is stuck, or a
+// watch ends ("": list again).
+func (s *stuckPods) follow(ctx context.Context, pods, workload watch.Interface) string {
 	for {
 		select {
 		case <-ctx.Done():
 			return ""
-		case ev, ok := <-w.ResultChan():
+		case ev, ok := <-pods.ResultChan():
 			if !ok || ev.Type == watch.Error {
-				return "" // closed, or too old a resource version: list again
+				return ""
 			}
-			if p, isPod := ev.Object.(*corev1.Pod); isPod && ev.Type != watch.Deleted {
-				if why := stuckOfNewest(ctx, k, p); why != "" {
-					return why
-				}
+			p, isPod := ev.Object.(*corev1.Pod)
+			if !isPod {
+				continue
+			}
+			s.see(p, ev.Type == watch.Deleted)
+		case ev, ok := <-workload.ResultChan():
+			if !ok || ev.Type == watch.Error {
+				return ""
 			}
 		}
+		if why := s.judge(ctx); why != "" {
+			return why
+		}
 	}
-}
-
-// stuckOfNewest is stuckPod for a pod of the workload's newest revision: a crash-looping pod of an
-// older one is what the rollout replaces, not a reason to stop it.
-func stuckOfNewest(ctx context.Context, k workloadKind, p *corev1.Pod) string {
-	why := stuckPod(p)
-	if why == "" {
-		return ""
-	}
-	if newest, err := k.ofNewestRevision(ctx, p); err != nil || !newest {
-		return ""
-	}
-	return "stuck: " + why
 }
 
 // podAPI is the part of the pods client stuckWatch uses.
@@ -123,32 +166,35 @@ type podAPI interface {
 	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 }
 
-// deploymentPodIsNewest: the pod's ReplicaSet is the Deployment's, and carries the Deployment's
-// revision. Until the controller has seen the newest spec, no pod is known to be of it.
-func deploymentPodIsNewest(ctx context.Context, k *kind[*appsv1.Deployment], d *appsv1.Deployment, p *corev1.Pod) (bool, error) {
+// newestDeploymentPods: the pods of the ReplicaSet the Deployment's revision names. Until the
+// controller has seen the newest spec, that revision is an older one: nil.
+func newestDeploymentPods(ctx context.Context, k *kind[*appsv1.Deployment], d *appsv1.Deployment) (func(*corev1.Pod) bool, error) {
 	if d.Generation > d.Status.ObservedGeneration {
-		return false, nil
+		return nil, nil
 	}
-	owner := metav1.GetControllerOf(p)
-	if owner == nil || owner.Kind != "ReplicaSet" {
-		return false, nil
-	}
-	rs, err := k.c.AppsV1().ReplicaSets(d.Namespace).Get(ctx, owner.Name, metav1.GetOptions{})
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	want, err := strconv.ParseInt(d.Annotations[revisionAnnotation], 10, 64)
+	list, err := k.c.AppsV1().ReplicaSets(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
-		return false, nil
+		return nil, err
 	}
-	got, err := strconv.ParseInt(rs.Annotations[revisionAnnotation], 10, 64)
-	return err == nil && got == want && metav1.IsControlledBy(rs, d), nil
+	for i := range list.Items {
+		rs := &list.Items[i]
+		if rs.Annotations[revisionAnnotation] == d.Annotations[revisionAnnotation] && metav1.IsControlledBy(rs, d) {
+			return func(p *corev1.Pod) bool { return metav1.IsControlledBy(p, rs) }, nil
+		}
+	}
+	return nil, nil
 }
 
-// statefulSetPodIsNewest: the pod runs the StatefulSet's update revision.
-func statefulSetPodIsNewest(_ context.Context, _ *kind[*appsv1.StatefulSet], s *appsv1.StatefulSet, p *corev1.Pod) (bool, error) {
+// newestStatefulSetPods: the pods of the StatefulSet's update revision.
+func newestStatefulSetPods(_ context.Context, _ *kind[*appsv1.StatefulSet], s *appsv1.StatefulSet) (func(*corev1.Pod) bool, error) {
 	if s.Generation > s.Status.ObservedGeneration || s.Status.UpdateRevision == "" {
-		return false, nil
+		return nil, nil
 	}
-	return metav1.IsControlledBy(p, s) && p.Labels[appsv1.ControllerRevisionHashLabelKey] == s.Status.UpdateRevision, nil
+	return func(p *corev1.Pod) bool {
+		return metav1.IsControlledBy(p, s) && p.Labels[appsv1.ControllerRevisionHashLabelKey] == s.Status.UpdateRevision
+	}, nil
 }

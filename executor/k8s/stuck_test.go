@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,8 @@ func TestOnlyAPodOfTheNewestRevisionCounts(t *testing.T) {
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(owner, appsv1.SchemeGroupVersion.WithKind(kind))}}}
 	}
 	newRS, oldRS := rs("web-new", "2"), rs("web-old", "1")
+	d.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+	newRS.Labels, oldRS.Labels = d.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels
 	s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "db", UID: "s1", Generation: 3},
 		Status: appsv1.StatefulSetStatus{ObservedGeneration: 3, UpdateRevision: "db-7"}}
 	e, err := New(Config{Client: fake.NewClientset(d, newRS, oldRS, s)})
@@ -86,47 +89,50 @@ func TestOnlyAPodOfTheNewestRevisionCounts(t *testing.T) {
 		{"an older revision's pod", db, podOf(s, "StatefulSet", map[string]string{appsv1.ControllerRevisionHashLabelKey: "db-6"}), false},
 	}
 	for _, c := range cases {
-		if got, err := c.k.ofNewestRevision(ctx, c.pod); err != nil || got != c.want {
-			t.Errorf("%s: %v %v, want %v", c.name, got, err, c.want)
+		newest, err := c.k.newestPods(ctx)
+		if err != nil || newest == nil || newest(c.pod) != c.want {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
-	// Before the controller has seen the newest spec, the revision it names is the old one.
+	// Before the controller has seen the newest spec, the revision it names is an older one.
 	d.Generation = 3
 	e2, _ := New(Config{Client: fake.NewClientset(d, newRS)})
 	web2, _ := e2.kindOf(executor.Workload{Namespace: "prod", Kind: executor.KindDeployment, Name: "web"})
-	if got, _ := web2.ofNewestRevision(ctx, podOf(newRS, "ReplicaSet", nil)); got {
-		t.Error("a pod counted as newest before the controller saw the spec")
+	if newest, err := web2.newestPods(ctx); newest != nil || err != nil {
+		t.Errorf("newest pods known before the controller saw the spec (%v)", err)
 	}
 }
 
 // The rollout's wait ends failed, with the pod's reason, as soon as a pod of the newest revision
-// cannot start, though the Deployment itself says nothing yet.
+// cannot start, though the Deployment itself says nothing of it. Here the pod fails before the
+// controller has recorded that it saw the new spec (KWOK is that fast): it is judged when it has.
 func TestWaitRolloutEndsWhenANewPodCannotStart(t *testing.T) {
 	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "web", UID: "d1", Generation: 2, Annotations: map[string]string{revisionAnnotation: "2"}},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(1)), Selector: sel}, Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 1, ReadyReplicas: 1}}
-	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "web-2", Annotations: map[string]string{revisionAnnotation: "2"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(1)), Selector: sel}, Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 1, ReadyReplicas: 1}}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "web-2", UID: "rs2", Labels: sel.MatchLabels, Annotations: map[string]string{revisionAnnotation: "2"},
 		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))}}}
-	c := fake.NewClientset(d, rs)
-	e, _ := New(Config{Client: c})
-	k, _ := e.kindOf(executor.Workload{Namespace: "prod", Kind: executor.KindDeployment, Name: "web"})
-	done := make(chan Rollout, 1)
-	go func() {
-		r, err := awaitRollout(context.Background(), k, 30*time.Second)
-		if err != nil {
-			r.Message = err.Error()
-		}
-		done <- r
-	}()
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "web-2-a", Labels: map[string]string{"app": "web"},
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "web-2-a", Labels: sel.MatchLabels,
 		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}},
 		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{waiting("app", "ImagePullBackOff")}}}
-	// Created before or after the watch starts, the pod is seen: by the first list, or by the watch.
-	if _, err := c.CoreV1().Pods("prod").Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+	c := fake.NewClientset(d, rs, pod)
+	e, _ := New(Config{Client: c})
+	k, _ := e.kindOf(executor.Workload{Namespace: "prod", Kind: executor.KindDeployment, Name: "web"})
+	done := make(chan string, 1)
+	go func() {
+		_, err := awaitRollout(context.Background(), k, 30*time.Second)
+		done <- fmt.Sprint(err)
+	}()
+	select {
+	case msg := <-done:
+		t.Fatalf("the wait ended before the controller saw the spec: %s", msg)
+	case <-time.After(200 * time.Millisecond): // nothing may end it yet; not a sync, a window for a wrong end
+	}
+	d.Status.ObservedGeneration = 2
+	if _, err := c.AppsV1().Deployments("prod").UpdateStatus(context.Background(), d, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r := <-done
-	if !strings.Contains(r.Message, "stuck: pod web-2-a: container app is in ImagePullBackOff") {
-		t.Errorf("rollout = %+v", r)
+	if msg := <-done; !strings.Contains(msg, "stuck: pod web-2-a: container app is in ImagePullBackOff") {
+		t.Errorf("rollout = %s", msg)
 	}
 }
