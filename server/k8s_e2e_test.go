@@ -339,3 +339,36 @@ func rolledOut(t *testing.T, c kubernetes.Interface, ns, name string) {
 		}
 	}
 }
+
+// A release whose pods cannot start (the simulated kubelet backs off pulling its image) is found failed
+// from the pods, long before the workload's 600 s progress deadline, and rolled back in the same run:
+// the API's node says why, and the event stream carries the failed step (issue 17 part 4).
+func TestK8sStuckRolloutIsRolledBackThroughTheAPI(t *testing.T) {
+	f, client, ns := kubeFixture(t, "stuck", 2)
+	rolledOut(t, client, ns, "web")
+	body := fmt.Sprintf(`{"service":"web","version":"v2","platform":"k8s","image":"registry.example/web:v2-imagepullbackoff",`+
+		`"workloads":[{"namespace":%q,"kind":"Deployment","name":"web","container":"app"}]}`, ns)
+	code, acc := f.do(t, "POST", "/api/v1/deployments", body)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST = %d %v", code, acc)
+	}
+	evs, end := f.follow(t, acc["id"].(string), nil)
+	node := end["nodes"].([]any)[0].(map[string]any)
+	if node["state"] != "rolled_back" || node["current_version"] != "v1" || !strings.Contains(fmt.Sprint(node["last_error"]), "container app is in ImagePullBackOff") {
+		t.Fatalf("the workload after a deploy whose pods cannot pull = %v", node)
+	}
+	stuck := false
+	for _, ev := range evs {
+		if step, _ := ev.data["step"].(map[string]any); step["name"] == "Wait for the rollout" && step["failed"] == true &&
+			strings.HasPrefix(fmt.Sprint(step["message"]), "stuck: pod web-") {
+			stuck = true
+		}
+	}
+	if !stuck {
+		t.Errorf("no failed step naming the stuck pod in the events: %v", evs)
+	}
+	d, err := client.AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil || d.Spec.Template.Spec.Containers[0].Image != "registry.example/web:v1" || d.Status.ReadyReplicas != 2 {
+		t.Errorf("the workload after the rollback: %v %v, want web:v1 with 2 ready", d, err)
+	}
+}

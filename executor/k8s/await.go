@@ -67,7 +67,7 @@ func waitRollout(ctx context.Context, k workloadKind) (Rollout, error) {
 			cancel()
 		}
 	}()
-	r, err := followRollout(ctx, k)
+	r, err := followRollout(ctx, k, cur)
 	if err == nil && (r.Done || r.Failed) {
 		return r, nil // the workload's own word comes first
 	}
@@ -79,14 +79,11 @@ func waitRollout(ctx context.Context, k workloadKind) (Rollout, error) {
 	}
 }
 
-// followRollout is waitRollout on the workload alone.
-func followRollout(ctx context.Context, k workloadKind) (Rollout, error) {
+// followRollout is waitRollout on the workload alone, from cur (a read of it); a watch the server
+// closes is opened again from a fresh read.
+func followRollout(ctx context.Context, k workloadKind, cur snapshot) (Rollout, error) {
 	var last Rollout
 	for {
-		cur, err := k.get(ctx)
-		if err != nil {
-			return last, err
-		}
 		last = cur.rollout
 		if last.Done || last.Failed {
 			return last, nil
@@ -99,6 +96,9 @@ func followRollout(ctx context.Context, k workloadKind) (Rollout, error) {
 		watcher.Stop()
 		if err != nil || !closed {
 			return r, err
+		}
+		if cur, err = k.get(ctx); err != nil {
+			return last, err
 		}
 	}
 }
