@@ -372,3 +372,35 @@ func TestK8sStuckRolloutIsRolledBackThroughTheAPI(t *testing.T) {
 		t.Errorf("the workload after the rollback: %v %v, want web:v1 with 2 ready", d, err)
 	}
 }
+
+// Bad input on the real control plane says what is wrong and changes nothing: a container the workload
+// lacks, a workload that is gone, a revision that does not exist (issue 17).
+func TestK8sBadInputSaysWhatIsWrongAndChangesNothing(t *testing.T) {
+	f, client, ns := kubeFixture(t, "bad", 1)
+	rolledOut(t, client, ns, "web")
+	deploy := func(name, container string) map[string]any {
+		body := fmt.Sprintf(`{"service":"web","version":"v2","platform":"k8s","image":"registry.example/web:v2",`+
+			`"workloads":[{"namespace":%q,"kind":"Deployment","name":%q,"container":%q}]}`, ns, name, container)
+		code, acc := f.do(t, "POST", "/api/v1/deployments", body)
+		if code != http.StatusAccepted {
+			t.Fatalf("POST = %d %v", code, acc)
+		}
+		return f.waitState(t, acc["id"].(string))["nodes"].([]any)[0].(map[string]any)
+	}
+	if n := deploy("web", "nope"); n["state"] != "failed" || !strings.Contains(fmt.Sprint(n["last_error"]), `no container "nope" (the pod has [app])`) {
+		t.Errorf("a container the workload lacks = %v", n)
+	}
+	if n := deploy("gone", "app"); n["state"] != "failed" || !strings.Contains(fmt.Sprint(n["last_error"]), "Deployment "+ns+"/gone not found") {
+		t.Errorf("a workload that is gone = %v", n)
+	}
+	if code, b := f.do(t, "GET", "/api/v1/workloads/"+ns+"/Deployment/gone/revisions", ""); code != http.StatusNotFound {
+		t.Errorf("revisions of a workload that is gone = %d %v", code, b)
+	}
+	if code, b := f.do(t, "POST", "/api/v1/workloads/"+ns+"/Deployment/web/rollback", `{"service":"web","to_revision":99}`); code != http.StatusConflict || b["code"] != "no_such_revision" {
+		t.Errorf("a revision that does not exist = %d %v", code, b)
+	}
+	d, err := client.AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil || d.Spec.Template.Spec.Containers[0].Image != "registry.example/web:v1" || d.Generation != 1 {
+		t.Errorf("the workload after bad input: %v %v, want web:v1 untouched (generation 1)", d, err)
+	}
+}
