@@ -70,6 +70,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		"idempotency": {{{Key: "deployment_id", Value: 1}}},
 		"cleanups":    {{{Key: "started_at", Value: -1}}, {{Key: "state", Value: 1}}},
 		"drift":       {{{Key: "started_at", Value: -1}}, {{Key: "state", Value: 1}}},
+		"leases":      {{{Key: "name", Value: 1}, {Key: "generation", Value: -1}}},
 	} {
 		for _, k := range keys {
 			if _, err := db.Collection(coll).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: k}); err != nil {

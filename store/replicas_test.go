@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// openReplicas opens n stores on one database, each with a client of its own and none of the others'
+// in-process state (locks, cache), as n nodeexec replicas do: on the embedded server, or with
+// NODEEXEC_TEST_STORE_PG_URL on FerretDB over that PostgreSQL, through one front end (as replicas share
+// one, docs/shared-database.md).
+func openReplicas(t *testing.T, n int) []*Store {
+	t.Helper()
+	ctx := context.Background()
+	uri, name := "", "nodeexec_test"
+	if u := sharedTestURL(); u != "" {
+		fe, err := StartFrontend(ctx, u, "127.0.0.1:0", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(fe.Stop)
+		uri, name = fe.URI, fmt.Sprintf("t_replicas_%d", time.Now().UnixNano())
+	} else {
+		e, err := StartEmbedded(ctx, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Stop)
+		uri = e.URI
+	}
+	out := make([]*Store, n)
+	for i := range out {
+		s, err := Open(ctx, uri, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = s
+	}
+	t.Cleanup(func() {
+		_ = out[0].client.Database(name).Drop(context.Background())
+		for _, s := range out {
+			_ = s.Close(context.Background())
+		}
+	})
+	return out
+}
+
+// Many replicas ask for the cleanup lease for one scheduled tick at the same moment, 20 ticks running:
+// each tick is taken by exactly one of them, and the others are told it was taken.
+func TestEachTickIsTakenByExactlyOneReplica(t *testing.T) {
+	replicas := openReplicas(t, 6)
+	ctx := context.Background()
+	for i := range 20 {
+		tick := t0.Add(time.Duration(i) * time.Hour)
+		var won sync.Map
+		var wg sync.WaitGroup
+		errs := make([]error, len(replicas))
+		for r, s := range replicas {
+			wg.Go(func() {
+				holder := fmt.Sprintf("replica-%d", r)
+				if _, err := s.TakeLease(ctx, CleanupLease, holder, fmt.Sprintf("p%d-%d", i, r), tick, tick.Add(time.Second), time.Minute); err == nil {
+					won.Store(holder, true)
+				} else {
+					errs[r] = err
+				}
+			})
+		}
+		wg.Wait()
+		var winners []string
+		won.Range(func(k, _ any) bool { winners = append(winners, k.(string)); return true })
+		if len(winners) != 1 {
+			t.Fatalf("tick %d taken by %v, want exactly one replica", i, winners)
+		}
+		for r, err := range errs {
+			var held *LeaseHeldError
+			if err != nil && (!errors.As(err, &held) || held.Lease.Holder != winners[0]) {
+				t.Errorf("tick %d, replica-%d: %v; want the lease held by %s", i, r, err, winners[0])
+			}
+		}
+		l, err := replicas[0].Lease(ctx, CleanupLease)
+		if err != nil || l.Holder != winners[0] || !l.Tick.Equal(tick) {
+			t.Fatalf("tick %d: the lease reads %+v %v, want %s's", i, l, err, winners[0])
+		}
+		if err := replicas[0].ReleaseLease(ctx, CleanupLease, winners[0], l.Pass, tick.Add(2*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A stale holder (its lease expired and another replica took it) can neither renew nor give back the
+// lease: its generation is no longer the newest, whatever it writes on its own.
+func TestAStaleHolderCannotRenewOrGiveBackANewerLease(t *testing.T) {
+	replicas := openReplicas(t, 2)
+	a, b := replicas[0], replicas[1]
+	ctx := context.Background()
+	if _, err := a.TakeLease(ctx, "l", "a", "p1", time.Time{}, t0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := b.TakeLease(ctx, "l", "b", "p2", time.Time{}, t0.Add(2*time.Minute), time.Minute)
+	if err != nil || taken.Generation != 2 {
+		t.Fatalf("b takes the expired lease: %+v %v", taken, err)
+	}
+	if err := a.RenewLease(ctx, "l", "a", "p1", t0.Add(2*time.Minute), time.Hour); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("the stale holder renews: %v, want ErrLeaseLost", err)
+	}
+	if err := a.ReleaseLease(ctx, "l", "a", "p1", t0.Add(2*time.Minute)); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("the stale holder gives back: %v, want ErrLeaseLost", err)
+	}
+	if l, err := a.Lease(ctx, "l"); err != nil || l.Holder != "b" || !l.Expires.Equal(t0.Add(3*time.Minute)) {
+		t.Errorf("the lease after the stale holder's tries = %+v %v, want b's, untouched", l, err)
+	}
+}
