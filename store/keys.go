@@ -125,22 +125,44 @@ func (s *Store) ForgetKey(ctx context.Context, key, deploymentID string) error {
 // TakeOverKey moves a key whose owner never recorded a deployment to deploymentID, if the owner is
 // still orphanOwner and reserved it before notAfter (a request whose database failed between the key
 // and the record). It returns the key's owner afterwards.
+//
+// Of requests (on any replica) that take over one orphaned key at once, one wins: each inserts a ticket
+// whose unique _id names the key and the orphan, and the database lets one in. Every taker then makes
+// the move the ticket says, the same write each, so a winner that dies before it does is completed by
+// the others.
 func (s *Store) TakeOverKey(ctx context.Context, key, orphanOwner, deploymentID, fingerprint string, notAfter, at time.Time) (string, error) {
-	res, err := s.idempotency().UpdateOne(ctx,
-		bson.M{"_id": key, "deployment_id": orphanOwner, "created_at": bson.M{"$lt": notAfter}},
-		bson.M{"$set": bson.M{"deployment_id": deploymentID, "fingerprint": fingerprint, "created_at": at}})
-	if err != nil {
-		return "", fmt.Errorf("take over idempotency key: %w", err)
-	}
-	if res.ModifiedCount == 1 {
-		return deploymentID, nil
-	}
 	k, err := s.keyOwner(ctx, key)
 	if err != nil {
 		return "", err
 	}
-	return k.DeploymentID, nil
+	if k.DeploymentID != orphanOwner || !k.CreatedAt.Before(notAfter) {
+		return k.DeploymentID, nil
+	}
+	t := keyTakeover{ID: orphanOwner + " " + key, Key: key, To: deploymentID, Fingerprint: fingerprint, At: at}
+	if _, err := s.keyTakeovers().InsertOne(ctx, t); mongo.IsDuplicateKeyError(err) {
+		if err := s.keyTakeovers().FindOne(ctx, bson.M{"_id": t.ID}).Decode(&t); err != nil {
+			return "", fmt.Errorf("take over idempotency key: read the winner: %w", err)
+		}
+	} else if err != nil {
+		return "", fmt.Errorf("take over idempotency key: %w", err)
+	}
+	if _, err := s.idempotency().UpdateOne(ctx, bson.M{"_id": key, "deployment_id": orphanOwner},
+		bson.M{"$set": bson.M{"deployment_id": t.To, "fingerprint": t.Fingerprint, "created_at": t.At}}); err != nil {
+		return "", fmt.Errorf("take over idempotency key: %w", err)
+	}
+	return t.To, nil
 }
+
+// keyTakeover is the ticket of one key's takeover from one orphaned owner.
+type keyTakeover struct {
+	ID          string    `bson:"_id"` // "<orphan owner> <key>"
+	Key         string    `bson:"key"`
+	To          string    `bson:"to"`
+	Fingerprint string    `bson:"fingerprint"`
+	At          time.Time `bson:"at"`
+}
+
+func (s *Store) keyTakeovers() *mongo.Collection { return s.nodes.Database().Collection("key_takeovers") }
 
 // KeyReservedAt is when a key's owner reserved it.
 func (s *Store) KeyReservedAt(ctx context.Context, key string) (time.Time, error) {

@@ -77,6 +77,10 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (Pruned, error) {
 		return p, fmt.Errorf("prune drift passes: %w", err)
 	}
 	p.DriftPasses = res.DeletedCount
+	// Takeover tickets matter only while their takeover runs (seconds).
+	if _, err := s.keyTakeovers().DeleteMany(ctx, bson.M{"at": bson.M{"$lt": cutoff}}); err != nil {
+		return p, fmt.Errorf("prune key takeovers: %w", err)
+	}
 	return p, nil
 }
 

@@ -114,3 +114,34 @@ func TestAStaleHolderCannotRenewOrGiveBackANewerLease(t *testing.T) {
 		t.Errorf("the lease after the stale holder's tries = %+v %v, want b's, untouched", l, err)
 	}
 }
+
+// Replicas that take over one orphaned idempotency key at once (its request recorded no deployment)
+// agree on one new owner, and the key says so.
+func TestOneReplicaTakesOverAnOrphanedKey(t *testing.T) {
+	replicas := openReplicas(t, 6)
+	ctx := context.Background()
+	if _, err := replicas[0].ReserveKey(ctx, "k1", "d-orphan", "f0", t0); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, len(replicas))
+	errs := make([]error, len(replicas))
+	var wg sync.WaitGroup
+	for r, s := range replicas {
+		wg.Go(func() {
+			got[r], errs[r] = s.TakeOverKey(ctx, "k1", "d-orphan", fmt.Sprintf("d-%d", r), "f1", t0.Add(time.Hour), t0.Add(2*time.Hour))
+		})
+	}
+	wg.Wait()
+	for r := range replicas {
+		if errs[r] != nil || got[r] != got[0] {
+			t.Fatalf("owners after the takeovers = %v (errors %v), want one", got, errs)
+		}
+	}
+	if k, err := replicas[0].keyOwner(ctx, "k1"); err != nil || k.DeploymentID != got[0] || !k.CreatedAt.Equal(t0.Add(2*time.Hour)) {
+		t.Errorf("the key = %+v %v, want owned by %s", k, err, got[0])
+	}
+	// Taken over, it is no orphan of d-orphan any more.
+	if owner, err := replicas[1].TakeOverKey(ctx, "k1", "d-orphan", "d-late", "f2", t0.Add(time.Hour), t0.Add(3*time.Hour)); err != nil || owner != got[0] {
+		t.Errorf("a late takeover = %s %v, want %s", owner, err, got[0])
+	}
+}
