@@ -45,7 +45,8 @@ pg-up:
 pg-down:
 	hack/pg down
 
-# End-to-end: real ansible-playbook over real SSH to real systemd hosts; a real Kubernetes API server; a
+# End-to-end: real ansible-playbook over real SSH to real systemd hosts (and the web console in a real
+# headless Chromium against them, cmd/nodeexec; NODEEXEC_UI_SCREENSHOTS=1 refreshes docs/console/); a real Kubernetes API server; a
 # real PostgreSQL server (two serve processes on one shared database), on which the store's own tests
 # then run again (NODEEXEC_TEST_STORE_PG_URL, set for ./store/... only).
 # One package at a time (-p 1): the suites share the test hosts, and some take a host off the network.

@@ -22,6 +22,19 @@ type Status struct {
 	Status string `json:"status"`
 }
 
+// Whoami is GET /api/v1/whoami: what the asking token may do. Never the token itself.
+type Whoami struct {
+	// Name is the token's name in the tokens file; absent when the server runs without tokens.
+	Name string `json:"name,omitempty"`
+	// Scope is the widest of read and deploy the token has: "deploy" may also start, roll back and
+	// cancel deployments.
+	Scope string `json:"scope"`
+	// Scopes are the token's scopes as the tokens file gives them.
+	Scopes []string `json:"scopes"`
+	// Auth is false when the server runs without tokens (loopback only): every request may do all.
+	Auth bool `json:"auth"`
+}
+
 // Accepted answers a request that starts a deployment (or cancels one): its id and state.
 type Accepted struct {
 	ID    string `json:"id"`

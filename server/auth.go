@@ -10,6 +10,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"gopkg.in/yaml.v3"
+
+	"github.com/nodeexec/nodeexec/api"
 )
 
 // Scope is what a token may do. Deploy includes read. Admin (running the operator's allow-listed
@@ -119,6 +121,26 @@ func (a *authorizer) require(want Scope) gin.HandlerFunc {
 			return
 		}
 		c.Set("token_name", found.Name)
+		c.Set("token_scopes", found.Scopes)
 		c.Next()
 	}
+}
+
+// whoami tells a client what its own token may do (the web console shows the deploy buttons by it):
+// the token's name and scopes, never the token. Without tokens configured every request may do all.
+func whoami(c *gin.Context) {
+	scopes, auth := c.Get("token_scopes")
+	t := Token{Name: c.GetString("token_name")}
+	t.Scopes, _ = scopes.([]Scope)
+	if !auth {
+		t.Scopes = []Scope{ScopeRead, ScopeDeploy, ScopeAdmin}
+	}
+	out := api.Whoami{Name: t.Name, Scope: string(ScopeRead), Auth: auth, Scopes: []string{}}
+	if t.allows(ScopeDeploy) {
+		out.Scope = string(ScopeDeploy)
+	}
+	for _, s := range t.Scopes {
+		out.Scopes = append(out.Scopes, string(s))
+	}
+	c.JSON(http.StatusOK, out)
 }

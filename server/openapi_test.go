@@ -299,6 +299,7 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 		{"HealthCheck", api.HealthCheck{}, false},
 		{"Unit", api.Unit{}, false},
 		{"Error", api.Error{}, true},
+		{"Whoami", api.Whoami{}, true},
 		{"Deployment", api.Deployment{}, true},
 		{"Batch", api.Batch{}, true},
 		{"DeploymentNode", api.DeploymentNode{}, true},

@@ -115,6 +115,7 @@ func New(cfg Config) *Server {
 	// Under the read scope like every other read: Prometheus sends the token (docs/metrics.md).
 	s.router.GET("/metrics", read, gin.WrapH(s.metrics.Handler()))
 	api := s.router.Group("/api/v1")
+	api.GET("/whoami", read, whoami)
 	api.POST("/deployments", deploy, s.takingNew, s.createDeployment)
 	api.GET("/deployments", read, s.listDeployments)
 	api.GET("/deployments/:id", read, s.getDeployment)

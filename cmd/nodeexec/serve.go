@@ -18,6 +18,7 @@ import (
 
 	"github.com/nodeexec/nodeexec/cleanup"
 	"github.com/nodeexec/nodeexec/config"
+	"github.com/nodeexec/nodeexec/console"
 	"github.com/nodeexec/nodeexec/drift"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/k8s"
@@ -205,10 +206,11 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// The web console (/ui/) beside the API: static files, which call the API with the operator's token.
+	hs := &http.Server{Handler: console.Mount(srv.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.WithField("listen", ln.Addr().String()).Info("nodeexec serving")
+	log.WithFields(logrus.Fields{"listen": ln.Addr().String(), "console": "http://" + ln.Addr().String() + console.Prefix}).Info("nodeexec serving")
 	select {
 	case err := <-errc:
 		return false, err
