@@ -152,3 +152,8 @@ func (c *Client) Forget(ctx context.Context, service, host, requestedBy string) 
 	}
 	return callFor[api.Deployment](ctx, c, http.MethodDelete, path, nil, once)
 }
+
+// Version is the server's build (GET /api/v1/version).
+func (c *Client) Version(ctx context.Context) (*api.BuildInfo, error) {
+	return callFor[api.BuildInfo](ctx, c, http.MethodGet, "/api/v1/version", nil, retryable)
+}

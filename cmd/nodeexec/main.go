@@ -71,6 +71,7 @@ Without a server (the executor, straight from this machine):
   nodeexec direct cleanup  --service S --keep N --nodes H1,H2 [options]
   nodeexec playbooks [--dir DIR]    write the bundled playbooks and roles out, print where
   nodeexec config check [--config FILE] [serve's flags]   check the configuration serve would use, print it (secrets masked)
+  nodeexec version [--remote]       this build (--version too); --remote: the server's too
 
 Run 'nodeexec COMMAND -h' for a command's options.
 `
@@ -90,6 +91,9 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd, rest := args[0], args[1:]
+	if cmd == "--version" {
+		cmd = "version"
+	}
 	var err error
 	var ok bool
 	switch cmd {
@@ -141,6 +145,8 @@ func run(args []string) int {
 		ok, err = playbooksCmd(rest)
 	case "config":
 		ok, err = configCmd(rest)
+	case "version":
+		ok, err = versionCmd(ctx, rest)
 	default:
 		fmt.Fprintf(os.Stderr, "nodeexec: unknown command %q\n\n%s", cmd, usage)
 		return 2
