@@ -41,8 +41,8 @@ func clientFlags(name string, o *clientOpts) *flag.FlagSet {
 func parseArgs(fs *flag.FlagSet, args []string, want int, what string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, errUsage
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			break

@@ -77,11 +77,11 @@ func sshFlags(fs *flag.FlagSet, c *common) {
 }
 
 func (c *common) parse(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	if c.loadErr != nil {
 		return &executor.ValidationError{Field: "config", Reason: c.loadErr.Error()}
-	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "nodeexec: unexpected arguments %q\n", fs.Args())
@@ -156,9 +156,8 @@ func (c *common) execute(fs *flag.FlagSet, args []string, finish func() request,
 // directCmd runs an operation straight from this machine, without a server or database: the executor
 // alone, as an operator's tool.
 func directCmd(ctx context.Context, args []string) (bool, error) {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, "nodeexec direct: want one of deploy, rollback, status, cleanup\n")
-		return false, errUsage
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		return false, wantSubcommand("direct", args)
 	}
 	switch args[0] {
 	case "deploy":
@@ -170,8 +169,8 @@ func directCmd(ctx context.Context, args []string) (bool, error) {
 	case "cleanup":
 		return directCleanup(ctx, args[1:])
 	}
-	fmt.Fprintf(os.Stderr, "nodeexec direct: unknown operation %q (deploy, rollback, status, cleanup)\n", args[0])
-	return false, errUsage
+	fmt.Fprintf(os.Stderr, "nodeexec direct: unknown operation %q (deploy, rollback, status, cleanup)\n\n", args[0])
+	return false, wantSubcommand("direct", nil)
 }
 
 func directDeploy(ctx context.Context, args []string) (bool, error) {
