@@ -399,7 +399,7 @@ func TestRollbackToTakesTheNodesToTheTargetsVersion(t *testing.T) {
 	v3 := run(deployArgs(url, "v3", "--detach")...)
 	run("status", v3, "--watch", "--server", url)
 	rb := run("rollback", "--server", url, "--to", v1, "--detach", v3)
-	if out := run("status", rb, "--watch", "--server", url, "--json"); !strings.Contains(out, `"target_deployment_id": "`+v1+`"`) || !strings.Contains(out, `"rollback_of": "`+v3+`"`) {
+	if out := run("status", rb, "--watch", "--server", url, "--json"); !strings.Contains(out, `"target_deployment_id":"`+v1+`"`) || !strings.Contains(out, `"rollback_of":"`+v3+`"`) {
 		t.Errorf("rollback --to:\n%s", out)
 	}
 	if out := run("nodes", "--server", url, "--service", "demo"); strings.Count(out, "rolled_back  v1") != 2 {

@@ -37,7 +37,7 @@ const (
 var sectionTitles = []string{
 	sectionServer: "The server:",
 	sectionClient: "Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127.0.0.1:8080;\n" +
-		"token from --token-file FILE or $NODEEXEC_TOKEN):",
+		"token from --token-file FILE or $NODEEXEC_TOKEN; -o table|wide|json, --json for -o json):",
 	sectionDirect: "Without a server (the executor, straight from this machine):",
 	sectionTool:   "This tool:",
 }

@@ -30,7 +30,7 @@ import (
 type common struct {
 	service string
 	nodes   string
-	asJSON  bool
+	output  outputFormat
 	verbose bool
 	cfg     config.Config
 	// loadErr is why the configuration could not be read; parse reports it.
@@ -57,7 +57,7 @@ func newFlags(name string, c *common, args []string) *flag.FlagSet {
 	fs := flag.NewFlagSet("nodeexec "+name, flag.ContinueOnError)
 	fs.StringVar(&c.service, "service", "", "service name (also the systemd unit name)")
 	fs.StringVar(&c.nodes, "nodes", "", "comma-separated hosts (DNS names or IPs)")
-	fs.BoolVar(&c.asJSON, "json", false, "print results as JSON")
+	outputFlags(fs, &c.output)
 	sshFlags(fs, c)
 	return fs
 }
@@ -84,8 +84,7 @@ func (c *common) parse(fs *flag.FlagSet, args []string) error {
 		return &executor.ValidationError{Field: "config", Reason: c.loadErr.Error()}
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "nodeexec: unexpected arguments %q\n", fs.Args())
-		return errUsage
+		return &usageError{msg: fmt.Sprintf("%s: unexpected arguments %q", fs.Name(), fs.Args()), fs: fs}
 	}
 	return nil
 }
@@ -150,7 +149,7 @@ func (c *common) execute(fs *flag.FlagSet, args []string, finish func() request,
 		return false, err
 	}
 	results, err := op(e)
-	return report(c.asJSON, results, err, want)
+	return report(c.output == outputJSON, results, err, want)
 }
 
 // directCmd runs an operation straight from this machine, without a server or database: the executor

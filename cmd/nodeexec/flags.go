@@ -23,7 +23,7 @@ var errHelp = errors.New("help")
 var collectFlags func(*flag.FlagSet)
 
 // parseFlags parses a command's flags. -h or --help prints the command's help on standard output
-// (errHelp); a flag that is wrong is named, with the help, on standard error (errUsage).
+// (errHelp); a flag that is wrong is a usageError, which run reports with the help.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if collectFlags != nil {
 		collectFlags(fs)
@@ -38,9 +38,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		writeCommandHelp(os.Stdout, fs)
 		return errHelp
 	}
-	fmt.Fprintf(os.Stderr, "%s: %v\n\n", fs.Name(), err)
-	writeCommandHelp(os.Stderr, fs)
-	return errUsage
+	return &usageError{msg: fmt.Sprintf("%s: %v", fs.Name(), err), fs: fs}
 }
 
 // writeCommandHelp writes a command's usage lines from the table of commands, and its flags. fs is named

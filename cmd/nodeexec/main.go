@@ -56,16 +56,21 @@ func run(args []string) int {
 		return 2
 	}
 	ok, err := c.run(ctx, rest)
+	asJSON := wantsJSON(rest)
 	switch {
 	case errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errUsage):
+		var ue *usageError
+		if errors.As(err, &ue) { // the others have said why already
+			reportError(cmd, err, asJSON, true)
+		}
 		return 2
 	case executor.IsValidation(err), isBadRequest(err), isFlagError(err):
-		fmt.Fprintf(os.Stderr, "nodeexec %s: invalid input: %v\n", cmd, err)
+		reportError(cmd, err, asJSON, true)
 		return 2
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "nodeexec %s: %v\n", cmd, withHint(err))
+		reportError(cmd, withHint(err), asJSON, false)
 		return 1
 	case !ok:
 		return 1

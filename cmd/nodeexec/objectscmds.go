@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -113,8 +112,8 @@ func podsCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(list)
+	if o.json() {
+		return true, writeJSON(o.out, list)
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tPHASE\tREADY\tRESTARTS\tNODE\tCREATED")
@@ -152,8 +151,8 @@ func historyCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(list)
+	if o.json() {
+		return true, writeJSON(o.out, list)
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REVISION\tIMAGE\tCHANGE-CAUSE\tCREATED\tCURRENT")

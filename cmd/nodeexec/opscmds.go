@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -70,8 +69,8 @@ func serviceStatusCmd(ctx context.Context, args []string) (bool, error) {
 	for _, n := range out.Nodes {
 		ok = ok && n.Error == "" && n.Running
 	}
-	if o.asJSON {
-		return ok, json.NewEncoder(o.out).Encode(out)
+	if o.json() {
+		return ok, writeJSON(o.out, out)
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tRUNNING\tUNIT\tPID\tSINCE\tUPTIME\tMEMORY\tCPU\tCURRENT\tPREVIOUS\tRUNS\tERROR")
@@ -138,8 +137,8 @@ func adhocCmd(ctx context.Context, args []string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if o.asJSON {
-			return true, json.NewEncoder(o.out).Encode(out)
+		if o.json() {
+			return true, writeJSON(o.out, out)
 		}
 		tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tSERVICE\tARGV")
@@ -157,8 +156,8 @@ func adhocCmd(ctx context.Context, args []string) (bool, error) {
 	for _, n := range run.Nodes {
 		ok = ok && n.Error == "" && n.RC == 0
 	}
-	if o.asJSON {
-		return ok, json.NewEncoder(o.out).Encode(run)
+	if o.json() {
+		return ok, writeJSON(o.out, run)
 	}
 	for _, n := range run.Nodes {
 		head := fmt.Sprintf("== %s: exit %d", n.Host, n.RC)

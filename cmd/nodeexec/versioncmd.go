@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -28,8 +27,8 @@ func versionCmd(ctx context.Context, args []string) (bool, error) {
 			return false, err
 		}
 	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(builds)
+	if o.json() {
+		return true, writeJSON(o.out, builds)
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\tVERSION\tCOMMIT\tBUILD DATE\tGO")
