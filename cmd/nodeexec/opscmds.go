@@ -190,12 +190,12 @@ func splitNodes(s string) []executor.Node {
 	return out
 }
 
-// wireHealth is a health check as the API takes it; nil when it checks no port (the unit alone).
+// wireHealth is a health check as the API takes it; nil when it checks no port and asks nothing of the
+// unit beyond being active (the server's default).
 func wireHealth(h executor.HealthCheck) *api.HealthCheck {
-	if h.HTTPPort == 0 && h.TCPPort == 0 {
+	if h.HTTPPort == 0 && h.TCPPort == 0 && h.Stable == 0 && h.Interval == 0 {
 		return nil
 	}
-	return &api.HealthCheck{HTTPPort: h.HTTPPort, HTTPPath: h.HTTPPath, HTTPStatus: h.HTTPStatus,
-		TCPPort: h.TCPPort, Retries: h.Retries, DelaySeconds: int(h.Delay.Seconds()),
-		IntervalMS: int(h.Interval.Milliseconds()), StableSeconds: int(h.Stable.Seconds())}
+	wire := fullHealth(h)
+	return &wire
 }
