@@ -113,6 +113,8 @@ func init() {
 			usage: "  nodeexec config check [--config FILE] [serve's flags]   check the configuration serve would use, print it (secrets masked)\n"},
 		{name: "version", section: sectionTool, run: versionCmd,
 			usage: "  nodeexec version [--remote]       this build (--version too); --remote: the server's too\n"},
+		{name: "completion", section: sectionTool, run: completionCmd,
+			usage: "  nodeexec completion bash|zsh|fish  a completion script: source <(nodeexec completion bash); nodeexec completion fish | source\n"},
 		{name: "help", section: sectionTool, run: helpCmd,
 			usage: "  nodeexec help [COMMAND]           this help, or a command's with its options (COMMAND -h too)\n"},
 	}
