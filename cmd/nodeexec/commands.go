@@ -74,7 +74,7 @@ func init() {
 		{name: "cancel", section: sectionClient, run: cancelCmd,
 			usage: "  nodeexec cancel   <deployment-id>\n"},
 		{name: "logs", section: sectionClient, run: logsCmd,
-			usage: "  nodeexec logs     <deployment-id> [--lines N] [--node H] [--source service|events]\n"},
+			usage: "  nodeexec logs     <deployment-id> [--lines N] [--node H] [--source service|events]   then each failed node's failure block\n"},
 		{name: "list", section: sectionClient, run: listCmd,
 			usage: "  nodeexec list     [--service S] [--state X]\n"},
 		{name: "nodes", section: sectionClient, run: nodesCmd,

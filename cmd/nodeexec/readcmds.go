@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/client"
@@ -175,51 +174,6 @@ func forgetCmd(ctx context.Context, args []string) (bool, error) {
 		return true, writeJSON(o.out, d)
 	}
 	fmt.Fprintf(o.out, "forgot node %s of %s (it ran %s); recorded as %s\n", *host, *service, dash(d.Version), d.ID)
-	return true, nil
-}
-
-func logsCmd(ctx context.Context, args []string) (bool, error) {
-	var o clientOpts
-	fs := clientFlags("logs", &o)
-	lines := fs.Int("lines", 100, "the newest lines, in all")
-	node := fs.String("node", "", "only this node, workload or pod")
-	source := fs.String("source", api.LogSourceService, "service (the service's own log: the unit's journal, the pods' logs) or events (the deployment's own)")
-	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec logs <deployment-id>")
-	if err != nil {
-		return false, err
-	}
-	c, err := o.client()
-	if err != nil {
-		return false, err
-	}
-	if *lines < 1 {
-		return false, &executor.ValidationError{Field: "lines", Reason: fmt.Sprintf("want a number from 1 to %d", executor.MaxLogLines)}
-	}
-	out, err := c.Logs(ctx, pos[0], client.LogsOptions{Lines: *lines, PodName: *node, Source: *source})
-	if err != nil {
-		return false, err
-	}
-	if o.json() {
-		return true, writeJSON(o.out, out)
-	}
-	// One block a node or pod, in the order their lines come: "== <node or pod> (<container>)".
-	last := ""
-	for _, l := range out.Logs {
-		if head := l.PodName + " (" + l.Container + ")"; head != last {
-			fmt.Fprintf(o.out, "== %s\n", head)
-			last = head
-		}
-		fmt.Fprintf(o.out, "%s %s\n", l.Timestamp.Format(time.RFC3339), l.Message)
-	}
-	for _, e := range out.Errors {
-		fmt.Fprintf(o.out, "!! %s: %s\n", e.PodName, e.Error)
-	}
-	for _, f := range out.Failures {
-		fmt.Fprintf(o.out, "!! %s %s: %s (%d failed tasks; -o json shows them and the evidence)\n", f.PodName, f.State, f.Error, len(f.FailedTasks))
-	}
-	if out.Error != "" {
-		fmt.Fprintf(o.out, "!! %s\n", out.Error)
-	}
 	return true, nil
 }
 
