@@ -101,7 +101,8 @@ func init() {
 		{name: "pods", section: sectionClient, run: podsCmd,
 			usage: "  nodeexec pods     -n NS [-l SELECTOR]               the pods now: phase, ready, restarts, node\n"},
 		{name: "history", section: sectionClient, run: historyCmd,
-			usage: "  nodeexec history  -w NS/Kind/NAME[:CONTAINER]       a workload's revisions (rollout history)\n"},
+			usage: "  nodeexec history  -w NS/Kind/NAME[:CONTAINER]       a workload's revisions (rollout history)\n" +
+				"  nodeexec history  --service S [--node H]            the deployments that touched a service, or one node of it, newest first\n"},
 		{name: "direct", section: sectionDirect, run: directCmd, subcommands: []string{"deploy", "rollback", "status", "cleanup"},
 			usage: "  nodeexec direct deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]\n" +
 				"  nodeexec direct rollback --service S [--to V] --nodes H1,H2 [options]\n" +
