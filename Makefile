@@ -8,8 +8,16 @@ export PATH := $(PATH):/usr/local/go/bin
 
 .PHONY: build run test e2e test-all bench bench-api bench-smoke demo hosts-up hosts-down kube-up kube-down pg-up pg-down deps lint clean
 
+# What `nodeexec version` and GET /api/v1/version report: the nearest tag and commit ("-dirty" with
+# changes not committed); the commit and its date too, for builds the Go toolchain records no VCS
+# information in (-buildvcs=false, a git worktree).
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null)
+BUILDINFO := github.com/nodeexec/nodeexec/internal/buildinfo
+LDFLAGS   := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(shell git rev-parse HEAD 2>/dev/null) \
+	-X $(BUILDINFO).buildDate=$(shell git log -1 --format=%cI 2>/dev/null)
+
 build:
-	$(GO) build -o bin/nodeexec ./cmd/nodeexec
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/nodeexec ./cmd/nodeexec
 
 deps:
 	hack/deps

@@ -69,3 +69,17 @@ const (
 	DeliveryPull Delivery = "pull"
 	DeliveryPush Delivery = "push"
 )
+
+// BuildInfo is GET /api/v1/version and `nodeexec version`: which build of nodeexec this is.
+type BuildInfo struct {
+	// Version is the release (set at build time, or the module's version), "devel" for a build from
+	// a work tree without one.
+	Version string `json:"version"`
+	// Commit is the VCS revision the binary was built from; empty when the build did not record one.
+	Commit string `json:"commit"`
+	// Modified says the work tree had changes not committed when it was built.
+	Modified bool `json:"modified"`
+	// BuildDate is the commit's time (RFC 3339) as the build recorded it; empty when it did not.
+	BuildDate string `json:"build_date"`
+	GoVersion string `json:"go_version"`
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,6 +120,9 @@ func TestEveryCallAgainstTheRealServer(t *testing.T) {
 	}
 	if next, err := c.List(ctx, client.ListOptions{Service: "web", Cursor: page.NextCursor}); err != nil || len(next.Deployments) != 1 || next.Deployments[0].ID != acc.ID {
 		t.Errorf("List's next page = %+v, %v", next, err)
+	}
+	if v, err := c.Version(ctx); err != nil || v.Version == "" || v.GoVersion != runtime.Version() {
+		t.Errorf("Version = %+v, %v", v, err)
 	}
 }
 

@@ -59,7 +59,9 @@ func (c *Client) Get(ctx context.Context, id string) (*api.Deployment, error) {
 // ListOptions filter a page of deployments; zero values are left out (Limit 0: the server's default).
 type ListOptions struct {
 	Service string
-	State   api.State
+	// Node lists only the deployments that had this node (GET /api/v1/deployments?node=).
+	Node  string
+	State api.State
 	// Drifted lists only the nodes the last drift pass found differing from their record.
 	Drifted bool
 	Limit   int
@@ -68,7 +70,7 @@ type ListOptions struct {
 
 // List is a page of deployments, newest first (GET /api/v1/deployments).
 func (c *Client) List(ctx context.Context, o ListOptions) (*api.DeploymentList, error) {
-	q := pageQuery(map[string]string{"service": o.Service, "state": string(o.State), "cursor": o.Cursor}, o.Limit)
+	q := pageQuery(map[string]string{"service": o.Service, "node": o.Node, "state": string(o.State), "cursor": o.Cursor}, o.Limit)
 	return callFor[api.DeploymentList](ctx, c, http.MethodGet, "/api/v1/deployments?"+q.Encode(), nil, retryable)
 }
 
@@ -151,4 +153,9 @@ func (c *Client) Forget(ctx context.Context, service, host, requestedBy string) 
 		path += "?" + url.Values{"requested_by": {requestedBy}}.Encode()
 	}
 	return callFor[api.Deployment](ctx, c, http.MethodDelete, path, nil, once)
+}
+
+// Version is the server's build (GET /api/v1/version).
+func (c *Client) Version(ctx context.Context) (*api.BuildInfo, error) {
+	return callFor[api.BuildInfo](ctx, c, http.MethodGet, "/api/v1/version", nil, retryable)
 }

@@ -268,6 +268,7 @@ func (e *Engine) retryTransient(x *run, exec executor.Executor, g group, res []e
 			if r.Transient && r.State == executor.StateFailed {
 				at[r.Host] = i
 				hosts = append(hosts, r.Host)
+				// The CLI's live table reads this wording (cmd/nodeexec/live.go, parseRetry).
 				evs = append(evs, store.Event{Type: store.EventNode, Node: r.Host, State: executor.StateDeploying,
 					Message: fmt.Sprintf("%s; retry %d of %d in %s", r.LastError, n, p.MaxRetries, p.Delay(n))})
 			}

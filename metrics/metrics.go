@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/internal/buildinfo"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -72,7 +73,14 @@ func New() *Metrics {
 			Help: "Nodes the last drift pass found differing from their record, by service and kind (version, unit_inactive, image_changed, unreachable). Set from each pass's result.",
 		}, []string{"service", "kind"}),
 	}
-	m.reg.MustRegister(m.deployments, m.duration, m.rollbacks, m.checks, m.inFlight, m.executorRuns, m.drifted,
+	// Which build serves, the way Prometheus' own exporters say it: one series at 1, the build in its labels.
+	build := buildinfo.Read()
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "nodeexec_build_info",
+		Help: "The build of nodeexec this process runs (as GET /api/v1/version and `nodeexec version` say): always 1, the build in the labels.",
+	}, []string{"version", "commit", "go_version"})
+	buildInfo.WithLabelValues(build.Version, build.Commit, build.GoVersion).Set(1)
+	m.reg.MustRegister(m.deployments, m.duration, m.rollbacks, m.checks, m.inFlight, m.executorRuns, m.drifted, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

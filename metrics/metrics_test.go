@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/internal/buildinfo"
 	"github.com/nodeexec/nodeexec/store"
 )
 
@@ -104,4 +106,17 @@ func TestFlightMovesFromQueuedToRunningAndOutOnce(t *testing.T) {
 	var none *Metrics // a run without metrics (reconcile) records nothing and does not fail
 	none.Queued(executor.PlatformK8s, "demo").Done()
 	none.Ended(&store.Deployment{})
+}
+
+func TestBuildInfoIsOneSeriesNamingThisBuild(t *testing.T) {
+	m := New()
+	b := buildinfo.Read()
+	want := fmt.Sprintf(`
+# HELP nodeexec_build_info The build of nodeexec this process runs (as GET /api/v1/version and `+"`nodeexec version`"+` say): always 1, the build in the labels.
+# TYPE nodeexec_build_info gauge
+nodeexec_build_info{commit=%q,go_version=%q,version=%q} 1
+`, b.Commit, b.GoVersion, b.Version)
+	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(want), "nodeexec_build_info"); err != nil {
+		t.Error(err)
+	}
 }

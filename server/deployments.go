@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 
@@ -392,9 +393,13 @@ func (s *Server) cancelDeployment(c *gin.Context) {
 }
 
 func (s *Server) listDeployments(c *gin.Context) {
-	f := store.DeploymentFilter{Service: c.Query("service"), State: executor.State(c.Query("state")), Cursor: c.Query("cursor")}
+	f := store.DeploymentFilter{Service: c.Query("service"), Node: c.Query("node"), State: executor.State(c.Query("state")), Cursor: c.Query("cursor")}
 	var ok bool
 	if f.Limit, ok = s.listing(c, f.Service, f.State, defaultPageSize); !ok {
+		return
+	}
+	if len(f.Node) > maxNodeName || strings.ContainsFunc(f.Node, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		failField(c, "node", "want a node's host, or a workload's namespace/name")
 		return
 	}
 	page, next, err := s.cfg.Store.ListDeployments(c.Request.Context(), f)
@@ -404,6 +409,9 @@ func (s *Server) listDeployments(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, api.DeploymentList{Deployments: listOf(page, renderDeployment), NextCursor: next})
 }
+
+// maxNodeName bounds ?node=: a DNS name (253), or a namespace/name (63 + 1 + 253).
+const maxNodeName = 317
 
 // listing checks a listing's optional service and state filters and reads its page size (def unless
 // ?limit= says); false after answering 400.

@@ -336,6 +336,7 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 		{"RestartRequest", api.RestartRequest{}, false},
 		{"ServiceStatuses", api.ServiceStatuses{}, true},
 		{"ServiceStatus", api.ServiceStatus{}, true},
+		{"BuildInfo", api.BuildInfo{}, true},
 		{"Resources", api.Resources{}, true},
 		{"AdhocRequest", api.AdhocRequest{}, false},
 		{"AdhocRun", api.AdhocRun{}, true},

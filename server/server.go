@@ -19,6 +19,7 @@ import (
 	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
+	"github.com/nodeexec/nodeexec/internal/buildinfo"
 	"github.com/nodeexec/nodeexec/metrics"
 	"github.com/nodeexec/nodeexec/notify"
 	"github.com/nodeexec/nodeexec/retry"
@@ -134,6 +135,7 @@ func New(cfg Config) *Server {
 	api.POST("/adhoc", admin, s.takingNew, s.runCommand)
 	api.GET("/nodes", read, s.listNodes)
 	api.GET("/services", read, s.listServices)
+	api.GET("/version", read, func(c *gin.Context) { c.JSON(http.StatusOK, buildinfo.Read()) })
 	api.DELETE("/nodes/:service/:host", deploy, s.forgetNode)
 	api.POST("/reports", deploy, s.createReport)
 	mgmt := s.router.Group("/internal/v1/deploy", read)

@@ -717,7 +717,16 @@ func TestListDeploymentsFiltersAndPages(t *testing.T) {
 	if list := page2["deployments"].([]any); len(list) != 1 || list[0].(map[string]any)["id"] != ids[0] || page2["next_cursor"] != "" {
 		t.Errorf("page 2 = %v", page2)
 	}
-	for q, field := range map[string]string{"limit=0": "limit", "limit=x": "limit", "state=bogus": "state", "cursor=zzz": "cursor", "service=../x": "service"} {
+	// ?node= picks the deployments that had the node, newest first.
+	if _, byNode := f.do(t, "GET", "/api/v1/deployments?service=demo&node=10.0.0.2", ""); len(byNode["deployments"].([]any)) != 1 ||
+		byNode["deployments"].([]any)[0].(map[string]any)["id"] != ids[1] {
+		t.Errorf("?node=10.0.0.2 = %v", byNode)
+	}
+	if _, none := f.do(t, "GET", "/api/v1/deployments?node=10.9.9.9", ""); len(none["deployments"].([]any)) != 0 {
+		t.Errorf("?node of no deployment = %v", none)
+	}
+	for q, field := range map[string]string{"limit=0": "limit", "limit=x": "limit", "state=bogus": "state", "cursor=zzz": "cursor", "service=../x": "service",
+		"node=a%20b": "node"} {
 		if code, b := f.do(t, "GET", "/api/v1/deployments?"+q, ""); code != 400 || b["field"] != field {
 			t.Errorf("%s = %d %v", q, code, b)
 		}

@@ -280,8 +280,10 @@ func (e *UnreleasedError) Unwrap() error { return e.Err }
 // DeploymentFilter selects deployments for a listing.
 type DeploymentFilter struct {
 	Service string
-	State   executor.State
-	Limit   int
+	// Node picks the deployments that had this node (its host, or a workload's namespace/name).
+	Node  string
+	State executor.State
+	Limit int
 	// Cursor is the last deployment of the previous page, as NextCursor returned it.
 	Cursor string
 }
@@ -294,6 +296,9 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) (page [
 	}
 	if f.State != "" {
 		filter["state"] = f.State
+	}
+	if f.Node != "" {
+		filter["nodes.host"] = f.Node
 	}
 	if f.Cursor != "" {
 		at, id, err := decodeCursor(f.Cursor)

@@ -64,8 +64,9 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	db := s.nodes.Database()
 	for coll, keys := range map[string][]bson.D{
-		"nodes":         {{{Key: "service", Value: 1}}},
-		"deployments":   {{{Key: "service", Value: 1}, {Key: "created_at", Value: -1}}, {{Key: "created_at", Value: -1}}, {{Key: "state", Value: 1}}},
+		"nodes": {{{Key: "service", Value: 1}}},
+		"deployments": {{{Key: "service", Value: 1}, {Key: "created_at", Value: -1}}, {{Key: "created_at", Value: -1}}, {{Key: "state", Value: 1}},
+			{{Key: "nodes.host", Value: 1}, {Key: "created_at", Value: -1}}},
 		"events":        {{{Key: "deployment_id", Value: 1}}},
 		"idempotency":   {{{Key: "deployment_id", Value: 1}}},
 		"cleanups":      {{{Key: "started_at", Value: -1}}, {{Key: "state", Value: 1}}},

@@ -21,7 +21,8 @@ func deployApplications(ctx context.Context, o clientOpts, fs *flag.FlagSet, fil
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "service", "version", "nodes", "package-url", "sha256", "exec", "exec-args", "workloads", "image", "env", "config",
-			"health-port", "health-path", "health-status", "tcp-port", "health-retries", "health-delay", "health-interval", "health-stable":
+			"health-port", "health-path", "health-status", "tcp-port", "health-retries", "health-delay", "health-interval", "health-stable",
+			"unit-env", "stable-seconds":
 			own = append(own, "--"+f.Name)
 		}
 	})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -60,13 +59,13 @@ func (o *clientOpts) passToFollow(follow, what string, detach bool, start func()
 		return "", false, err
 	}
 	if detach {
-		if o.asJSON {
-			return id, true, json.NewEncoder(o.out).Encode(started)
+		if o.json() {
+			return id, true, writeJSON(o.out, started)
 		}
 		fmt.Fprintln(o.out, id)
 		return id, true, nil
 	}
-	if !o.asJSON {
+	if !o.json() {
 		fmt.Fprintf(os.Stderr, "%s %s started; following it (Ctrl-C stops following, not the pass)\n", what, id)
 	}
 	return id, false, nil
@@ -85,7 +84,7 @@ func (o *clientOpts) followCleanup(ctx context.Context, c *client.Client, id str
 		}
 		for _, n := range pass.Nodes {
 			key := n.Service + "/" + n.Host
-			if o.asJSON || shown[key] || n.State == api.NodePending || n.State == api.NodeCleaning {
+			if o.json() || shown[key] || n.State == api.NodePending || n.State == api.NodeCleaning {
 				continue
 			}
 			shown[key] = true
@@ -127,10 +126,8 @@ func listOrNone(l []string) string {
 }
 
 func (o *clientOpts) printCleanup(p *api.Cleanup) error {
-	if o.asJSON {
-		enc := json.NewEncoder(o.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(p)
+	if o.json() {
+		return writeJSON(o.out, p)
 	}
 	fmt.Fprintf(o.out, "\ncleanup pass %s (%s, on %s): %s", p.ID, p.Trigger, p.Runner, p.State)
 	if p.Error != "" {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nodeexec/nodeexec/client"
+	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/retry"
 )
 
@@ -24,7 +25,9 @@ func newAPIClient(server, tokenFile string) (*client.Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("token file: %w", err)
 		}
-		token = strings.TrimSpace(string(data))
+		if token = strings.TrimSpace(string(data)); token == "" {
+			return nil, &executor.ValidationError{Field: "--token-file", Reason: tokenFile + " is empty: put the API token in it"}
+		}
 	}
 	// A person runs the command and sees its answer at once: a refused request is not sent again
 	// (the same command again is safe; a deploy carries an idempotency key). A dropped event stream
@@ -32,11 +35,14 @@ func newAPIClient(server, tokenFile string) (*client.Client, error) {
 	return client.New(server, client.WithToken(token), client.WithRetry(retry.Policy{}))
 }
 
-// withHint adds what to do to an error of a server that did not answer.
+// withHint adds what to do to an error of a server that did not answer, or that wants a token.
 func withHint(err error) error {
 	var ce *client.ConnError
 	if errors.As(err, &ce) {
 		return fmt.Errorf("%w (is `nodeexec serve` running? set --server or NODEEXEC_SERVER)", err)
+	}
+	if client.HasCode(err, client.CodeUnauthorized) {
+		return fmt.Errorf("%w: give an API token the server knows with --token-file FILE or in $NODEEXEC_TOKEN", err)
 	}
 	return err
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -264,6 +266,40 @@ func TestTokenIsSentAndNeverPrinted(t *testing.T) {
 	}
 }
 
+// A server that wants a token says how to give one: no token, an unknown one, an empty token file.
+func TestMissingTokenSaysHowToGiveOne(t *testing.T) {
+	const secret = "s3cret-token-0123456789"
+	url := apiServer(t, &scriptedExecutor{}, server.Token{Name: "ops", Token: secret, Scopes: []server.Scope{server.ScopeRead}})
+	empty := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, env string
+		args      []string
+		code      int
+		want      []string
+	}{
+		{"no token", "", nil, 1, []string{"missing bearer token", "--token-file", "NODEEXEC_TOKEN"}},
+		{"an unknown token", "not-" + secret, nil, 1, []string{"unknown bearer token", "--token-file", "NODEEXEC_TOKEN"}},
+		{"an empty token file", "", []string{"--token-file", empty}, 2, []string{empty + " is empty"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("NODEEXEC_TOKEN", c.env)
+			code, _, stderr := runCaptured(t, append([]string{"list", "--server", url}, c.args...))
+			if code != c.code {
+				t.Errorf("exit %d, want %d", code, c.code)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q lacks %q", stderr, w)
+				}
+			}
+		})
+	}
+}
+
 // The live table is a function of the events seen.
 func TestBoardShowsEachNodesStateAndLatestStep(t *testing.T) {
 	d := &api.Deployment{ID: "d-1", Kind: "deploy", Service: "demo", Version: "v2", State: api.StatePending,
@@ -363,7 +399,7 @@ func TestRollbackToTakesTheNodesToTheTargetsVersion(t *testing.T) {
 	v3 := run(deployArgs(url, "v3", "--detach")...)
 	run("status", v3, "--watch", "--server", url)
 	rb := run("rollback", "--server", url, "--to", v1, "--detach", v3)
-	if out := run("status", rb, "--watch", "--server", url, "--json"); !strings.Contains(out, `"target_deployment_id": "`+v1+`"`) || !strings.Contains(out, `"rollback_of": "`+v3+`"`) {
+	if out := run("status", rb, "--watch", "--server", url, "--json"); !strings.Contains(out, `"target_deployment_id":"`+v1+`"`) || !strings.Contains(out, `"rollback_of":"`+v3+`"`) {
 		t.Errorf("rollback --to:\n%s", out)
 	}
 	if out := run("nodes", "--server", url, "--service", "demo"); strings.Count(out, "rolled_back  v1") != 2 {

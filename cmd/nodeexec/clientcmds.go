@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,15 +22,18 @@ import (
 type clientOpts struct {
 	server    string
 	tokenFile string
-	asJSON    bool
+	output    outputFormat
 	out       io.Writer
 }
+
+func (o *clientOpts) json() bool { return o.output == outputJSON }
+func (o *clientOpts) wide() bool { return o.output == outputWide }
 
 func clientFlags(name string, o *clientOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("nodeexec "+name, flag.ContinueOnError)
 	fs.StringVar(&o.server, "server", envOr("NODEEXEC_SERVER", "http://127.0.0.1:8080"), "nodeexec server URL")
 	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the API token (default: $NODEEXEC_TOKEN)")
-	fs.BoolVar(&o.asJSON, "json", false, "print JSON (events as NDJSON while following)")
+	outputFlags(fs, &o.output)
 	o.out = os.Stdout
 	return fs
 }
@@ -41,8 +43,8 @@ func clientFlags(name string, o *clientOpts) *flag.FlagSet {
 func parseArgs(fs *flag.FlagSet, args []string, want int, what string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, errUsage
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			break
@@ -52,11 +54,9 @@ func parseArgs(fs *flag.FlagSet, args []string, want int, what string) ([]string
 	}
 	if len(pos) != want {
 		if want == 0 {
-			fmt.Fprintf(os.Stderr, "%s: unexpected arguments %q\n", fs.Name(), pos)
-		} else {
-			fmt.Fprintf(os.Stderr, "%s: want %s\n", fs.Name(), what)
+			return nil, &usageError{msg: fmt.Sprintf("%s: unexpected arguments %q", fs.Name(), pos), fs: fs}
 		}
-		return nil, errUsage
+		return nil, &usageError{msg: fmt.Sprintf("%s: want %s", fs.Name(), what), fs: fs}
 	}
 	return pos, nil
 }
@@ -79,13 +79,13 @@ func (o *clientOpts) start(ctx context.Context, c *client.Client, send func() (*
 		return false, err
 	}
 	if detach {
-		if o.asJSON {
-			return true, json.NewEncoder(o.out).Encode(accepted)
+		if o.json() {
+			return true, writeJSON(o.out, accepted)
 		}
 		fmt.Fprintln(o.out, accepted.ID)
 		return true, nil
 	}
-	if !o.asJSON {
+	if !o.json() {
 		fmt.Fprintf(os.Stderr, "deployment %s accepted; following it (Ctrl-C stops following, not the deployment)\n", accepted.ID)
 	}
 	d, err := o.watch(ctx, c, accepted.ID)
@@ -101,7 +101,7 @@ func (o *clientOpts) watch(ctx context.Context, c *client.Client, id string) (*a
 	if err != nil {
 		return nil, err
 	}
-	v := newView(o.out, o.asJSON, d)
+	v := newView(o.out, o.json(), d)
 	final, err := c.Follow(ctx, id, v.event)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -114,10 +114,8 @@ func (o *clientOpts) watch(ctx context.Context, c *client.Client, id string) (*a
 }
 
 func (o *clientOpts) printDeployment(d *api.Deployment) error {
-	if o.asJSON {
-		enc := json.NewEncoder(o.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(d)
+	if o.json() {
+		return writeJSON(o.out, d)
 	}
 	what := strings.TrimSpace(d.Service + " " + d.Version)
 	if len(d.Applications) > 0 {
@@ -139,6 +137,14 @@ func (o *clientOpts) printDeployment(d *api.Deployment) error {
 				fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", a.Service, a.Version, a.DeploymentID, n.Host, n.State,
 					dash(n.FromVersion), dash(n.CurrentVersion), dash(n.PrevVersion), n.Changed, n.LastError)
 			}
+		}
+		return tw.Flush()
+	}
+	if o.wide() { // the version each node is taken to, and what became of its own record
+		fmt.Fprintln(tw, "NODE\tSTATE\tFROM\tTARGET\tCURRENT\tPREVIOUS\tCHANGED\tRECORD KEPT\tERROR")
+		for _, n := range d.Nodes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\n", n.Host, n.State, dash(n.FromVersion), dash(n.TargetVersion), dash(n.CurrentVersion),
+				dash(n.PrevVersion), n.Changed, dash(n.RecordKept), n.LastError)
 		}
 		return tw.Flush()
 	}
@@ -193,8 +199,8 @@ func cancelCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(out)
+	if o.json() {
+		return true, writeJSON(o.out, out)
 	}
 	fmt.Fprintf(o.out, "cancelling %s; follow it: nodeexec status %s --watch\n", pos[0], pos[0])
 	return true, nil

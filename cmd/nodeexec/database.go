@@ -21,22 +21,12 @@ import (
 // docs/shared-database.md.
 func databaseCmd(ctx context.Context, args []string) (bool, error) {
 	fs := flag.NewFlagSet("nodeexec database", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: nodeexec database (--postgresql-url-file FILE | --postgresql-url URL) [--listen 127.0.0.1:27018]
-
-Serves the MongoDB wire protocol (FerretDB) over a PostgreSQL database, for several nodeexec replicas to
-share: start them with --mongo-uri mongodb://LISTEN/. Loopback only. Not yet safe for replicas that
-deploy at once: see docs/shared-database.md.
-
-`)
-		fs.PrintDefaults()
-	}
 	urlFile := fs.String("postgresql-url-file", os.Getenv("NODEEXEC_POSTGRESQL_URL_FILE"),
 		"file holding the PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE (a URL with a password goes here)")
 	rawURL := fs.String("postgresql-url", "", "the PostgreSQL URL, when it carries no password (a trusted socket, or ~/.pgpass)")
 	listen := fs.String("listen", envOr("NODEEXEC_DATABASE_LISTEN", "127.0.0.1:27018"), "loopback address to serve MongoDB clients on")
-	if err := fs.Parse(args); err != nil {
-		return false, errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return false, err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "nodeexec database: unexpected argument %q\n", fs.Arg(0))

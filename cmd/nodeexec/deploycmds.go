@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/executor"
@@ -15,11 +16,13 @@ import (
 // rollback. Each follows what it started (clientOpts.start) unless --detach.
 
 // deployCmd asks the server for a deployment and follows it to its end: nodes with a package, or
-// Kubernetes workloads with an image.
+// Kubernetes workloads with an image. Every field of the API's request has a flag; --from-file reads the
+// request itself, and flags given beside it override its fields.
 func deployCmd(ctx context.Context, args []string) (bool, error) {
 	var o clientOpts
 	fs := clientFlags("deploy", &o)
 	var req executor.DeployRequest
+	var extra deployExtras
 	nodes := fs.String("nodes", "", "comma-separated hosts (DNS names or IPs)")
 	fs.StringVar(&req.Service, "service", "", "service name (also the systemd unit name)")
 	fs.StringVar(&req.Version, "version", "", "version to deploy")
@@ -28,64 +31,73 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	deliveryFlag(fs, &req.Delivery)
 	fs.StringVar(&req.Unit.Args, "exec-args", "", "arguments for the service's binary in the default unit")
 	fs.StringVar(&req.Unit.Exec, "exec", "", "binary inside the release (default bin/<service>)")
+	req.Unit.Env = map[string]string{}
+	fs.Func("unit-env", "NAME=VALUE in the default unit's environment (the request's unit.env); repeat for more", keyValue(req.Unit.Env))
 	healthFlags(fs, &req.Health)
+	fs.Func("stable-seconds", "same as --health-stable, in seconds (the request's health.stable_seconds)", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a number of seconds, not %q", v)
+		}
+		req.Health.Stable = time.Duration(n) * time.Second
+		return nil
+	})
+	fs.IntVar(&extra.batchSize, "batch-size", 0, "physical: deploy this many nodes at a time, one run each (default: all in one run)")
+	fs.BoolVar(&extra.stopOnFailure, "stop-on-failure", false, "start no batch after one in which a node failed")
+	fs.IntVar(&extra.maxUnavailable, "max-unavailable-nodes", 0, "physical: at most this many of the service's nodes out of service at once, "+
+		"across its deployments in flight (the request's max_unavailable; 0: no bound)")
 	workloads := fs.String("workloads", "", "Kubernetes: comma-separated namespace/Kind/name[:container] (Kind Deployment or StatefulSet), instead of --nodes")
 	fs.StringVar(&req.Image, "image", "", "Kubernetes: the image the workloads' container gets")
 	strategyFlags(fs, &req.Strategy)
-	key := fs.String("idempotency-key", "", "the same key again returns the same deployment instead of a second run")
-	by := fs.String("requested-by", envOr("USER", ""), "who asks (recorded with the deployment)")
+	fs.StringVar(&extra.key, "idempotency-key", "", "the same key again returns the same deployment instead of a second run")
+	fs.StringVar(&extra.by, "requested-by", envOr("USER", ""), "who asks (recorded with the deployment)")
 	detach := fs.Bool("detach", false, "print the deployment id and return; do not follow it")
-	env, config := map[string]string{}, map[string]string{}
-	fs.Func("env", "NAME=VALUE the service gets in its environment (the unit's, or the container's); repeat for more", keyValue(env))
-	fs.Func("config", "NAME=VALUE of the service's configuration, given to it as --env is; repeat for more", keyValue(config))
+	extra.env, extra.config = map[string]string{}, map[string]string{}
+	fs.Func("env", "NAME=VALUE the service gets in its environment (the unit's, or the container's); repeat for more", keyValue(extra.env))
+	fs.Func("config", "NAME=VALUE of the service's configuration, given to it as --env is; repeat for more", keyValue(extra.config))
 	appsFile := fs.String("applications", "", "a JSON file (- for stdin) with a list of applications to deploy as one deployment, each "+
 		`{"service","version","nodes","package_url","sha256","health","unit","environment","config"} or with "workloads" and "image"; `+
 		"instead of --service, --version, their targets and package")
+	fromFile := fs.String("from-file", "", "a JSON file (- for stdin) holding the whole deploy request as POST /api/v1/deployments takes it "+
+		"(docs/api.md); flags given beside it override its fields; the server checks it")
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return false, err
 	}
+	if *appsFile != "" && *fromFile != "" {
+		return false, &executor.ValidationError{Field: "--from-file", Reason: "give the applications in the file's \"applications\", or --applications, not both"}
+	}
 	if *appsFile != "" {
-		shared := api.DeployRequest{IdempotencyKey: *key, RequestedBy: *by, Delivery: api.Delivery(req.Delivery)}
+		shared := api.DeployRequest{IdempotencyKey: extra.key, RequestedBy: extra.by, Delivery: api.Delivery(req.Delivery),
+			BatchSize: extra.batchSize, StopOnFailure: extra.stopOnFailure, MaxUnavailable: extra.maxUnavailable}
 		if req.Strategy != (executor.Strategy{}) {
 			strategy := api.Strategy(req.Strategy)
 			shared.Strategy = &strategy
 		}
 		return deployApplications(ctx, o, fs, *appsFile, shared, *detach)
 	}
-	for _, h := range strings.Split(*nodes, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			req.Nodes = append(req.Nodes, executor.Node{Host: h})
-		}
-	}
+	req.Nodes = splitNodes(*nodes)
 	var err error
 	if req.Workloads, err = parseWorkloads(*workloads); err != nil {
 		return false, err
 	}
-	// The same checks the server makes, before anything is sent.
-	if err := req.Validate(); err != nil {
-		return false, err
-	}
-	if err := validLabels(*key, *by); err != nil {
-		return false, err
+	body := deployBody(req, extra)
+	if *fromFile != "" {
+		if body, err = overlayDeployFile(*fromFile, req, extra, fs); err != nil {
+			return false, err
+		}
+	} else {
+		// The same checks the server makes, before anything is sent.
+		if err := req.Validate(); err != nil {
+			return false, err
+		}
+		if err := validLabels(extra.key, extra.by); err != nil {
+			return false, err
+		}
 	}
 	c, err := o.client()
 	if err != nil {
 		return false, err
 	}
-	body := api.DeployRequest{Service: req.Service, Version: req.Version, IdempotencyKey: *key, RequestedBy: *by,
-		Environment: nonEmpty(env), Config: nonEmpty(config)}
-	if len(req.Workloads) > 0 {
-		body.Platform, body.Workloads, body.Image = api.PlatformK8s, wireWorkloads(req.Workloads), req.Image
-		if req.Strategy != (executor.Strategy{}) {
-			strategy := api.Strategy(req.Strategy)
-			body.Strategy = &strategy
-		}
-		return o.start(ctx, c, func() (*api.Accepted, error) { return c.Deploy(ctx, body) }, *detach, api.StateSuccess)
-	}
-	body.Nodes, body.PackageURL, body.SHA256 = hostsOf(req.Nodes), req.Package.URL, req.Package.SHA256
-	body.Delivery = api.Delivery(req.Delivery)
-	body.Unit = api.Unit{Exec: req.Unit.Exec, Args: req.Unit.Args}
-	body.Health = wireHealth(req.Health)
 	return o.start(ctx, c, func() (*api.Accepted, error) { return c.Deploy(ctx, body) }, *detach, api.StateSuccess)
 }
 

@@ -30,7 +30,7 @@ import (
 type common struct {
 	service string
 	nodes   string
-	asJSON  bool
+	output  outputFormat
 	verbose bool
 	cfg     config.Config
 	// loadErr is why the configuration could not be read; parse reports it.
@@ -57,7 +57,7 @@ func newFlags(name string, c *common, args []string) *flag.FlagSet {
 	fs := flag.NewFlagSet("nodeexec "+name, flag.ContinueOnError)
 	fs.StringVar(&c.service, "service", "", "service name (also the systemd unit name)")
 	fs.StringVar(&c.nodes, "nodes", "", "comma-separated hosts (DNS names or IPs)")
-	fs.BoolVar(&c.asJSON, "json", false, "print results as JSON")
+	outputFlags(fs, &c.output)
 	sshFlags(fs, c)
 	return fs
 }
@@ -77,15 +77,14 @@ func sshFlags(fs *flag.FlagSet, c *common) {
 }
 
 func (c *common) parse(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	if c.loadErr != nil {
 		return &executor.ValidationError{Field: "config", Reason: c.loadErr.Error()}
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "nodeexec: unexpected arguments %q\n", fs.Args())
-		return errUsage
+		return &usageError{msg: fmt.Sprintf("%s: unexpected arguments %q", fs.Name(), fs.Args()), fs: fs}
 	}
 	return nil
 }
@@ -150,15 +149,14 @@ func (c *common) execute(fs *flag.FlagSet, args []string, finish func() request,
 		return false, err
 	}
 	results, err := op(e)
-	return report(c.asJSON, results, err, want)
+	return report(c.output == outputJSON, results, err, want)
 }
 
 // directCmd runs an operation straight from this machine, without a server or database: the executor
 // alone, as an operator's tool.
 func directCmd(ctx context.Context, args []string) (bool, error) {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, "nodeexec direct: want one of deploy, rollback, status, cleanup\n")
-		return false, errUsage
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		return false, wantSubcommand("direct", args)
 	}
 	switch args[0] {
 	case "deploy":
@@ -170,8 +168,8 @@ func directCmd(ctx context.Context, args []string) (bool, error) {
 	case "cleanup":
 		return directCleanup(ctx, args[1:])
 	}
-	fmt.Fprintf(os.Stderr, "nodeexec direct: unknown operation %q (deploy, rollback, status, cleanup)\n", args[0])
-	return false, errUsage
+	fmt.Fprintf(os.Stderr, "nodeexec direct: unknown operation %q (deploy, rollback, status, cleanup)\n\n", args[0])
+	return false, wantSubcommand("direct", nil)
 }
 
 func directDeploy(ctx context.Context, args []string) (bool, error) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -59,7 +58,7 @@ func (o *clientOpts) followDrift(ctx context.Context, c *client.Client, id strin
 		}
 		for _, n := range pass.Nodes {
 			key := n.Service + "/" + n.Host
-			if o.asJSON || shown[key] || n.State == "pending" || n.State == "reading" {
+			if o.json() || shown[key] || n.State == "pending" || n.State == "reading" {
 				continue
 			}
 			shown[key] = true
@@ -99,10 +98,8 @@ func driftLine(n api.DriftNode) string {
 }
 
 func (o *clientOpts) printDrift(p *api.DriftPass) error {
-	if o.asJSON {
-		enc := json.NewEncoder(o.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(p)
+	if o.json() {
+		return writeJSON(o.out, p)
 	}
 	fmt.Fprintf(o.out, "\ndrift pass %s (%s, on %s): %s", p.ID, p.Trigger, p.Runner, p.State)
 	if p.Error != "" {

@@ -71,8 +71,8 @@ func TestDriftRunsAPassAndNodesListsTheDrifted(t *testing.T) {
 		}
 	}
 	code, out, _ = runCaptured(t, []string{"nodes", "--server", hs.URL, "--drifted", "--json"})
-	var nodes []map[string]any
-	if err := json.Unmarshal([]byte(out), &nodes); err != nil || code != 0 || len(nodes) != 1 || nodes[0]["host"] != "10.0.0.1" || nodes[0]["current_version"] != "v4" {
+	var list struct{ Nodes []map[string]any } // the API's object, not a bare array
+	if err := json.Unmarshal([]byte(out), &list); err != nil || code != 0 || len(list.Nodes) != 1 || list.Nodes[0]["host"] != "10.0.0.1" || list.Nodes[0]["current_version"] != "v4" {
 		t.Errorf("nodes --drifted: exit %d %v\n%s", code, err, out)
 	}
 	if code, _, errOut := runCaptured(t, []string{"drift", "--server", hs.URL, "--service", "no such"}); code != 2 || !strings.Contains(errOut, "service") {

@@ -3,13 +3,65 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nodeexec/nodeexec/executor"
 )
 
-// errUsage means the flags were wrong; the flag package has already said why.
+// errUsage means the flags were wrong; why has been said already, on standard error.
 var errUsage = errors.New("usage")
+
+// errHelp means a command's help was asked for and printed (exit status 0).
+var errHelp = errors.New("help")
+
+// collectFlags, when set, receives every command's flags instead of their being parsed: completion
+// learns each command's flags from the flag sets the commands really parse.
+var collectFlags func(*flag.FlagSet)
+
+// parseFlags parses a command's flags. -h or --help prints the command's help on standard output
+// (errHelp); a flag that is wrong is a usageError, which run reports with the help.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if collectFlags != nil {
+		collectFlags(fs)
+		return errHelp
+	}
+	fs.SetOutput(io.Discard) // the flag package's own report would go to stderr even for -h
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		writeCommandHelp(os.Stdout, fs)
+		return errHelp
+	}
+	return &usageError{msg: fmt.Sprintf("%s: %v", fs.Name(), err), fs: fs}
+}
+
+// writeCommandHelp writes a command's usage lines from the table of commands, and its flags. fs is named
+// "nodeexec COMMAND [SUBCOMMAND]".
+func writeCommandHelp(w io.Writer, fs *flag.FlagSet) {
+	words := strings.Fields(strings.TrimPrefix(fs.Name(), "nodeexec "))
+	fmt.Fprintln(w, "Usage:")
+	if c, ok := lookup(words[0]); ok {
+		for _, line := range strings.SplitAfter(c.usage, "\n") {
+			// a command with subcommands: the line of the one asked for
+			if len(words) == 1 || strings.HasPrefix(strings.TrimSpace(line), fs.Name()+" ") {
+				fmt.Fprint(w, line)
+			}
+		}
+		if c.about != "" {
+			fmt.Fprint(w, "\n"+c.about)
+		}
+	}
+	fmt.Fprintln(w, "\nOptions:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
 
 // deliveryFlag is how the package reaches the nodes.
 func deliveryFlag(fs *flag.FlagSet, d *executor.Delivery) {

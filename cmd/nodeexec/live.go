@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 
@@ -24,6 +25,9 @@ type board struct {
 type boardRow struct {
 	host, version, step, err string
 	state                    api.State
+	// retry is "retry N of M" once the node failed transiently and is tried again; waiting is how long
+	// until that try, while it has not started.
+	retry, waiting string
 }
 
 func newBoard(d *api.Deployment) *board {
@@ -52,15 +56,19 @@ func (b *board) apply(ev api.Event) {
 	case api.EventNode:
 		r := b.row(ev.Node)
 		r.state = ev.State
+		if reason, retry, in, ok := parseRetry(ev.Message); ok && !executor.State(ev.State).Terminal() {
+			r.retry, r.waiting, r.err, r.step = retry, in, reason, ""
+		}
 		if executor.State(ev.State).Terminal() {
-			r.step = ""
+			r.step, r.waiting = "", ""
 			if ev.State == api.StateFailed || ev.State == api.StateRolledBack {
 				r.err = ev.Message
 			}
 		}
 	case api.EventStep:
 		if ev.Step != nil {
-			b.row(ev.Node).step = stepSummary(*ev.Step)
+			r := b.row(ev.Node)
+			r.step, r.waiting = stepSummary(*ev.Step), ""
 		}
 	}
 }
@@ -72,11 +80,36 @@ func (b *board) lines() []string {
 	fmt.Fprintf(tw, "NODE\tSTATE\tVERSION\tLAST STEP\tERROR\n")
 	for _, h := range b.order {
 		r := b.rows[h]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.host, r.state, dash(r.version), dash(clip(r.step, 48)), clip(r.err, 80))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.host, r.state, dash(r.version), dash(clip(r.stepCell(), 48)), clip(r.err, 80))
 	}
 	tw.Flush()
 	out := []string{fmt.Sprintf("%s: %s", b.title, b.state)}
 	return append(out, strings.Split(strings.TrimRight(sb.String(), "\n"), "\n")...)
+}
+
+// stepCell is the node's latest step, or the retry it waits for; a node being tried again says so.
+func (r *boardRow) stepCell() string {
+	switch {
+	case r.waiting != "":
+		return r.retry + " in " + r.waiting
+	case r.retry != "" && r.step != "":
+		return r.step + " [" + r.retry + "]"
+	}
+	return r.step
+}
+
+// retryMessage is how the engine says a node failed transiently and will be tried again:
+// "<why>; retry N of M in <delay>" (engine/run.go).
+var retryMessage = regexp.MustCompile(`^(.*); (retry [0-9]+ of [0-9]+) in ([^ ]+)$`)
+
+// parseRetry reads a node event's message as a retry: why the last try failed, "retry N of M", and
+// the delay before it.
+func parseRetry(msg string) (reason, retry, in string, ok bool) {
+	m := retryMessage.FindStringSubmatch(msg)
+	if m == nil {
+		return "", "", "", false
+	}
+	return m[1], m[2], m[3], true
 }
 
 func stepSummary(st api.Step) string {

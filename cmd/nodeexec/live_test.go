@@ -90,3 +90,41 @@ func TestLiveViewRedrawsItsTableInPlaceOnATerminal(t *testing.T) {
 		t.Errorf("not a terminal: mode %d, output %q", p.mode, plain.String())
 	}
 }
+
+// A node the engine tries again after a transient failure shows the retry it waits for, then the
+// retry it is on.
+func TestBoardShowsRetries(t *testing.T) {
+	b := newBoard(&api.Deployment{ID: "d-1", Kind: "deploy", Service: "demo", Version: "v2", State: api.StateDeploying,
+		Nodes: []api.DeploymentNode{{Host: "h1", TargetVersion: "v2", State: api.StateDeploying}}})
+	row := func() string { return b.lines()[2] }
+	b.apply(api.Event{Type: api.EventNode, Node: "h1", State: api.StateDeploying, Message: "UNREACHABLE: ssh timed out; retry 1 of 3 in 2s"})
+	if got := row(); !strings.Contains(got, "retry 1 of 3 in 2s") || !strings.Contains(got, "UNREACHABLE: ssh timed out") {
+		t.Errorf("waiting to retry: %q", got)
+	}
+	b.apply(api.Event{Type: api.EventStep, Node: "h1", Step: &api.Step{Name: "Download the package", Changed: true}})
+	if got := row(); !strings.Contains(got, "Download the package (changed) [retry 1 of 3]") || strings.Contains(got, "in 2s") {
+		t.Errorf("retrying: %q", got)
+	}
+	b.apply(api.Event{Type: api.EventNode, Node: "h1", State: api.StateSuccess})
+	if got := row(); strings.Contains(got, "retry") || !strings.Contains(got, "success") {
+		t.Errorf("done: %q", got)
+	}
+}
+
+func TestParseRetryReadsTheEnginesRetryMessage(t *testing.T) {
+	cases := []struct {
+		msg, reason, retry, in string
+		ok                     bool
+	}{
+		{"UNREACHABLE: timed out; retry 2 of 5 in 1.5s", "UNREACHABLE: timed out", "retry 2 of 5", "1.5s", true},
+		{"a; b; retry 1 of 1 in 1m0s", "a; b", "retry 1 of 1", "1m0s", true},
+		{"Check health: 503", "", "", "", false},
+		{"retry 1 of 3 in 2s", "", "", "", false},
+	}
+	for _, c := range cases {
+		reason, retry, in, ok := parseRetry(c.msg)
+		if reason != c.reason || retry != c.retry || in != c.in || ok != c.ok {
+			t.Errorf("parseRetry(%q) = %q, %q, %q, %v", c.msg, reason, retry, in, ok)
+		}
+	}
+}

@@ -32,127 +32,45 @@ import (
 	"github.com/nodeexec/nodeexec/executor/ansible"
 )
 
-const usage = `nodeexec: deploy services to nodes with the bundled Ansible playbooks
-
-The server:
-  nodeexec serve [--config FILE] [--listen 127.0.0.1:8080] [--mongo-uri URI | --data-dir DIR] [--tokens-file F] [ssh options]
-  nodeexec database --postgresql-url-file FILE [--listen 127.0.0.1:27018]   a database several serve replicas share
-                                                    (FerretDB over PostgreSQL; docs/shared-database.md)
-
-Client of a running server (--server URL, default $NODEEXEC_SERVER or http://127.0.0.1:8080):
-  nodeexec deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
-  nodeexec deploy   --service S --version V --image IMG --workloads NS/Deployment/NAME[:CONTAINER] [--strategy blue-green] [options]
-  nodeexec deploy   --applications FILE.json [options]   several services as one deployment ([--env|--config NAME=VALUE] for one)
-  nodeexec scale    --service S --workloads NS/Kind/NAME --replicas N
-  nodeexec status   <deployment-id> [--watch]
-  nodeexec rollback <deployment-id> [--to <target-deployment-id>]   back to what each node ran before, or to what the target left it on
-  nodeexec rollback --workload NS/Kind/NAME --to-revision N --service S   a Kubernetes workload back to a revision (see history)
-  nodeexec cancel   <deployment-id>
-  nodeexec logs     <deployment-id> [--lines N] [--node H] [--source service|events]
-  nodeexec list     [--service S] [--state X]
-  nodeexec nodes    [--service S [--host H]] [--version V] [--state X]   node records, every service's or one's
-  nodeexec services                                  each service: its nodes, which versions run where
-  nodeexec forget   --service S --host H             forget a node (a decommissioned host); recorded
-  nodeexec cleanup  [--follow CLEANUP-ID] [--detach]   run a cleanup pass now (old releases, old records) and follow it
-  nodeexec drift    [--service S] [--follow DRIFT-ID] [--detach]   read every node, compare it with its record, and follow it
-  nodeexec restart  --service S --nodes H1,H2 [--health-port P ...] [--batch-size N]   restart and verify, follow it
-  nodeexec service-status --service S --nodes H1,H2   running, main PID, since when, and the node's recorded version
-  nodeexec adhoc    --name NAME --nodes H1,H2 [--service S]   run a command of the server's allow-list (admin token)
-  nodeexec adhoc    --list                            the allow-list
-  nodeexec apply    -n NS -f FILE [--dry-run]         server-side apply a manifest (- reads stdin), recorded; each object's outcome
-  nodeexec delete   -n NS -l SELECTOR [--dry-run]     delete the Deployments, StatefulSets, Services, ConfigMaps, Secrets it picks
-  nodeexec pods     -n NS [-l SELECTOR]               the pods now: phase, ready, restarts, node
-  nodeexec history  -w NS/Kind/NAME[:CONTAINER]       a workload's revisions (rollout history)
-
-Without a server (the executor, straight from this machine):
-  nodeexec direct deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]
-  nodeexec direct rollback --service S [--to V] --nodes H1,H2 [options]
-  nodeexec direct status   --service S --nodes H1,H2 [options]
-  nodeexec direct cleanup  --service S --keep N --nodes H1,H2 [options]
-  nodeexec playbooks [--dir DIR]    write the bundled playbooks and roles out, print where
-  nodeexec config check [--config FILE] [serve's flags]   check the configuration serve would use, print it (secrets masked)
-
-Run 'nodeexec COMMAND -h' for a command's options.
-`
-
 func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
 func run(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(os.Stderr, usage)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	if len(args) == 0 {
+		writeUsage(os.Stderr)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd, rest := args[0], args[1:]
-	var err error
-	var ok bool
 	switch cmd {
-	case "deploy":
-		ok, err = deployCmd(ctx, rest)
-	case "rollback":
-		ok, err = rollbackCmd(ctx, rest)
-	case "scale":
-		ok, err = scaleCmd(ctx, rest)
-	case "status":
-		ok, err = statusCmd(ctx, rest)
-	case "cancel":
-		ok, err = cancelCmd(ctx, rest)
-	case "list":
-		ok, err = listCmd(ctx, rest)
-	case "nodes":
-		ok, err = nodesCmd(ctx, rest)
-	case "logs":
-		ok, err = logsCmd(ctx, rest)
-	case "cleanup":
-		ok, err = cleanupCmd(ctx, rest)
-	case "drift":
-		ok, err = driftCmd(ctx, rest)
-	case "restart":
-		ok, err = restartCmd(ctx, rest)
-	case "service-status":
-		ok, err = serviceStatusCmd(ctx, rest)
-	case "services":
-		ok, err = servicesCmd(ctx, rest)
-	case "forget":
-		ok, err = forgetCmd(ctx, rest)
-	case "adhoc":
-		ok, err = adhocCmd(ctx, rest)
-	case "apply":
-		ok, err = applyCmd(ctx, rest)
-	case "delete":
-		ok, err = deleteCmd(ctx, rest)
-	case "pods":
-		ok, err = podsCmd(ctx, rest)
-	case "history":
-		ok, err = historyCmd(ctx, rest)
-	case "direct":
-		ok, err = directCmd(ctx, rest)
-	case "serve":
-		ok, err = serveCmd(ctx, rest)
-	case "database":
-		ok, err = databaseCmd(ctx, rest)
-	case "playbooks":
-		ok, err = playbooksCmd(rest)
-	case "config":
-		ok, err = configCmd(rest)
-	default:
-		fmt.Fprintf(os.Stderr, "nodeexec: unknown command %q\n\n%s", cmd, usage)
+	case "-h", "--help", "-help":
+		cmd = "help"
+	case "--version", "-version":
+		cmd = "version"
+	}
+	c, found := lookup(cmd)
+	if !found {
+		unknownCommand(cmd)
 		return 2
 	}
+	ok, err := c.run(ctx, rest)
+	asJSON := wantsJSON(rest)
 	switch {
+	case errors.Is(err, errHelp):
+		return 0
 	case errors.Is(err, errUsage):
+		var ue *usageError
+		if errors.As(err, &ue) { // the others have said why already
+			reportError(cmd, err, asJSON, true)
+		}
 		return 2
 	case executor.IsValidation(err), isBadRequest(err), isFlagError(err):
-		fmt.Fprintf(os.Stderr, "nodeexec %s: invalid input: %v\n", cmd, err)
+		reportError(cmd, err, asJSON, true)
 		return 2
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "nodeexec %s: %v\n", cmd, withHint(err))
+		reportError(cmd, withHint(err), asJSON, false)
 		return 1
 	case !ok:
 		return 1
@@ -170,8 +88,8 @@ func isBadRequest(err error) bool {
 func playbooksCmd(args []string) (bool, error) {
 	fs := flag.NewFlagSet("nodeexec playbooks", flag.ContinueOnError)
 	dir := fs.String("dir", "", "directory to write into (default: the user cache dir)")
-	if err := fs.Parse(args); err != nil {
-		return false, errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return false, err
 	}
 	root := *dir
 	if root == "" {

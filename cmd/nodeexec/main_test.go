@@ -49,9 +49,69 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 	}
 }
 
-func TestHelpExitsZero(t *testing.T) {
-	if code, _, stderr := runCaptured(t, []string{"help"}); code != 0 || !strings.Contains(stderr, "nodeexec deploy") {
-		t.Errorf("help: exit %d, %q", code, stderr)
+// Asking for help is not an error: it goes to standard output, exit status 0, for every way of asking.
+func TestHelpGoesToStdoutAndExitsZero(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string // what the help must show
+	}{
+		{[]string{"--help"}, "nodeexec deploy   --service S"},
+		{[]string{"-h"}, "nodeexec direct deploy"},
+		{[]string{"help"}, "nodeexec version"},
+		{[]string{"help", "deploy"}, "-package-url"},
+		{[]string{"deploy", "-h"}, "-package-url"},
+		{[]string{"deploy", "--help"}, "-package-url"},
+		{[]string{"status", "d-1", "--help"}, "-watch"},
+		{[]string{"help", "direct"}, "nodeexec direct rollback"},
+		{[]string{"direct", "status", "-h"}, "-ssh-key"},
+		{[]string{"help", "direct", "cleanup"}, "nodeexec direct cleanup  --service S --keep N"},
+		{[]string{"config", "check", "-h"}, "-tokens-file"},
+		{[]string{"serve", "--help"}, "-listen"},
+		{[]string{"database", "-h"}, "FerretDB"},
+		{[]string{"playbooks", "-h"}, "-dir"},
+		{[]string{"version", "-h"}, "-remote"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, stdout, stderr := runCaptured(t, c.args)
+			if code != 0 || !strings.Contains(stdout, c.want) || stderr != "" {
+				t.Errorf("exit %d, stdout lacks %q or stderr is not empty:\nstdout: %s\nstderr: %s", code, c.want, stdout, stderr)
+			}
+		})
+	}
+	// A command's help is its own: its lines of the usage, not the others'.
+	if _, stdout, _ := runCaptured(t, []string{"help", "cancel"}); strings.Contains(stdout, "nodeexec deploy") {
+		t.Errorf("help cancel shows other commands:\n%s", stdout)
+	}
+}
+
+// What is not a command or a flag is bad input: exit status 2, and the usage that says what is, on
+// standard error only.
+func TestWrongWordsExitTwoWithTheUsageOnStderr(t *testing.T) {
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"nodeexec serve", "nodeexec deploy"}},
+		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`, "nodeexec deploy"}},
+		{[]string{"help", "frobnicate"}, []string{`unknown command "frobnicate"`}},
+		{[]string{"list", "--bogus"}, []string{"flag provided but not defined: -bogus", "nodeexec list", "-service"}},
+		{[]string{"direct"}, []string{"want one of deploy, rollback", "nodeexec direct status"}},
+		{[]string{"direct", "status", "--bogus"}, []string{"-bogus", "nodeexec direct status", "-ssh-key"}},
+		{[]string{"config"}, []string{"want one of check"}},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, stdout, stderr := runCaptured(t, c.args)
+			if code != 2 || stdout != "" {
+				t.Errorf("exit %d, stdout %q; want 2 and nothing on stdout", code, stdout)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
 	}
 }
 
@@ -79,4 +139,17 @@ func runCaptured(t *testing.T, args []string) (int, string, string) {
 	stopOut, stopErr := capture(&os.Stdout), capture(&os.Stderr)
 	code := run(args)
 	return code, stopOut(), stopErr()
+}
+
+// Every command of the table answers `help NAME` with its own usage lines: none is missing from the help.
+func TestEveryCommandHasItsHelp(t *testing.T) {
+	for _, c := range commands {
+		if c.name == "help" {
+			continue
+		}
+		code, stdout, stderr := runCaptured(t, []string{"help", c.name})
+		if code != 0 || !strings.Contains(stdout, "nodeexec "+c.name) {
+			t.Errorf("help %s: exit %d\nstdout: %s\nstderr: %s", c.name, code, stdout, stderr)
+		}
+	}
 }

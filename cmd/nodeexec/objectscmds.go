@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -113,8 +112,8 @@ func podsCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(list)
+	if o.json() {
+		return true, writeJSON(o.out, list)
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tPHASE\tREADY\tRESTARTS\tNODE\tCREATED")
@@ -130,15 +129,27 @@ func podsCmd(ctx context.Context, args []string) (bool, error) {
 	return true, nil
 }
 
-// historyCmd prints a Kubernetes workload's revisions, newest first, as `kubectl rollout history`.
+// historyCmd prints a Kubernetes workload's revisions, newest first, as `kubectl rollout history`; or,
+// with --service, the deployments that touched a service or one of its nodes.
 func historyCmd(ctx context.Context, args []string) (bool, error) {
 	var o clientOpts
 	fs := clientFlags("history", &o)
 	var ref string
 	fs.StringVar(&ref, "w", "", "the workload: namespace/Kind/name[:container] (Kind Deployment or StatefulSet)")
 	fs.StringVar(&ref, "workload", "", "same as -w")
+	var h serviceHistory
+	fs.StringVar(&h.service, "service", "", "instead of -w: the deployments that touched this service, newest first")
+	fs.StringVar(&h.node, "node", "", "with --service: only those that touched this node (a host, or a workload's namespace/name)")
+	fs.IntVar(&h.limit, "limit", 20, "with --service: how many (1-200)")
+	fs.StringVar(&h.cursor, "cursor", "", "with --service: the next page, as a previous history printed")
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return false, err
+	}
+	switch {
+	case ref != "" && h.service != "":
+		return false, &executor.ValidationError{Field: "--service", Reason: "give -w for a workload's revisions, or --service for a service's deployments, not both"}
+	case h.service != "" || h.node != "":
+		return h.print(ctx, &o)
 	}
 	w, err := oneWorkload(ref)
 	if err != nil {
@@ -152,8 +163,8 @@ func historyCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(list)
+	if o.json() {
+		return true, writeJSON(o.out, list)
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REVISION\tIMAGE\tCHANGE-CAUSE\tCREATED\tCURRENT")

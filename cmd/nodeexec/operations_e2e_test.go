@@ -169,11 +169,8 @@ func TestAPIRestartStatusPushAndAdhocOnTheHosts(t *testing.T) {
 	}
 }
 
-// lastJSON is the final deployment the CLI prints with --json, indented, after the events' NDJSON lines.
+// lastJSON is the final deployment the CLI prints with --json: the last line, after the events' NDJSON.
 func lastJSON(out []byte) []byte {
-	s := string(out)
-	if i := strings.LastIndex(s, "\n{\n"); i >= 0 {
-		return []byte(s[i+1:])
-	}
-	return out
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return []byte(lines[len(lines)-1])
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -70,8 +69,8 @@ func serviceStatusCmd(ctx context.Context, args []string) (bool, error) {
 	for _, n := range out.Nodes {
 		ok = ok && n.Error == "" && n.Running
 	}
-	if o.asJSON {
-		return ok, json.NewEncoder(o.out).Encode(out)
+	if o.json() {
+		return ok, writeJSON(o.out, out)
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tRUNNING\tUNIT\tPID\tSINCE\tUPTIME\tMEMORY\tCPU\tCURRENT\tPREVIOUS\tRUNS\tERROR")
@@ -138,8 +137,8 @@ func adhocCmd(ctx context.Context, args []string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if o.asJSON {
-			return true, json.NewEncoder(o.out).Encode(out)
+		if o.json() {
+			return true, writeJSON(o.out, out)
 		}
 		tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tSERVICE\tARGV")
@@ -157,8 +156,8 @@ func adhocCmd(ctx context.Context, args []string) (bool, error) {
 	for _, n := range run.Nodes {
 		ok = ok && n.Error == "" && n.RC == 0
 	}
-	if o.asJSON {
-		return ok, json.NewEncoder(o.out).Encode(run)
+	if o.json() {
+		return ok, writeJSON(o.out, run)
 	}
 	for _, n := range run.Nodes {
 		head := fmt.Sprintf("== %s: exit %d", n.Host, n.RC)
@@ -191,12 +190,12 @@ func splitNodes(s string) []executor.Node {
 	return out
 }
 
-// wireHealth is a health check as the API takes it; nil when it checks no port (the unit alone).
+// wireHealth is a health check as the API takes it; nil when it checks no port and asks nothing of the
+// unit beyond being active (the server's default).
 func wireHealth(h executor.HealthCheck) *api.HealthCheck {
-	if h.HTTPPort == 0 && h.TCPPort == 0 {
+	if h.HTTPPort == 0 && h.TCPPort == 0 && h.Stable == 0 && h.Interval == 0 {
 		return nil
 	}
-	return &api.HealthCheck{HTTPPort: h.HTTPPort, HTTPPath: h.HTTPPath, HTTPStatus: h.HTTPStatus,
-		TCPPort: h.TCPPort, Retries: h.Retries, DelaySeconds: int(h.Delay.Seconds()),
-		IntervalMS: int(h.Interval.Milliseconds()), StableSeconds: int(h.Stable.Seconds())}
+	wire := fullHealth(h)
+	return &wire
 }

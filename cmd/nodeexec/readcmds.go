@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/client"
@@ -36,15 +34,10 @@ func listCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(page)
+	if o.json() {
+		return true, writeJSON(o.out, page)
 	}
-	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSERVICE\tVERSION\tSTATE\tNODES\tCREATED")
-	for _, d := range page.Deployments {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Kind, d.Service, d.Version, d.State, len(d.Nodes), d.CreatedAt.Format("2006-01-02 15:04:05"))
-	}
-	tw.Flush()
+	o.printDeployments(page.Deployments)
 	if page.NextCursor != "" {
 		fmt.Fprintf(o.out, "more: nodeexec list --cursor %s\n", page.NextCursor)
 	}
@@ -72,6 +65,7 @@ func nodesCmd(ctx context.Context, args []string) (bool, error) {
 		return false, err
 	}
 	var nodes []api.Node
+	var one bool
 	switch {
 	case *host != "":
 		if *service == "" {
@@ -84,21 +78,42 @@ func nodesCmd(ctx context.Context, args []string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		nodes = append(nodes, *n)
+		nodes, one = append(nodes, *n), true
 	default:
 		if nodes, err = c.AllNodes(ctx, client.NodeListOptions{Service: *service, Version: *version, State: api.State(*state), Drifted: *drifted}); err != nil {
 			return false, err
 		}
 	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(nodes)
+	switch {
+	case o.json() && one: // as GET /api/v1/nodes/{service}/{host} answers
+		return true, writeJSON(o.out, nodes[0])
+	case o.json(): // as GET /api/v1/nodes answers, every page in one
+		return true, writeJSON(o.out, api.NodeList{Nodes: nodes})
 	}
+	return true, o.printNodes(nodes)
+}
+
+// printNodes is the table of node records; wide adds the platform, the version a deployment is putting
+// there, and drift.
+func (o *clientOpts) printNodes(nodes []api.Node) error {
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tNODE\tSTATE\tCURRENT\tPREVIOUS\tDEPLOYMENT\tUPDATED\tERROR")
-	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Service, n.Host, n.State, dash(n.CurrentVersion), dash(n.PrevVersion), dash(n.DeploymentID), n.UpdatedAt.Format("2006-01-02 15:04:05"), n.LastError)
+	head := "SERVICE\tNODE\tSTATE\tCURRENT\tPREVIOUS\tDEPLOYMENT\tUPDATED"
+	if o.wide() {
+		head += "\tPLATFORM\tDEPLOYING\tDRIFT"
 	}
-	return true, tw.Flush()
+	fmt.Fprintln(tw, head+"\tERROR")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s", n.Service, n.Host, n.State, dash(n.CurrentVersion), dash(n.PrevVersion), dash(n.DeploymentID), n.UpdatedAt.Format("2006-01-02 15:04:05"))
+		if o.wide() {
+			drift := "-"
+			if n.Drift != nil {
+				drift = n.Drift.Kind
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%s", n.Platform, dash(n.DeployingVersion), drift)
+		}
+		fmt.Fprintf(tw, "\t%s\n", n.LastError)
+	}
+	return tw.Flush()
 }
 
 // servicesCmd lists every service nodeexec has a node of: its nodes, which versions run where.
@@ -116,8 +131,8 @@ func servicesCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(services)
+	if o.json() { // as GET /api/v1/services answers
+		return true, writeJSON(o.out, api.ServiceList{Services: services})
 	}
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tPLATFORM\tNODES\tFAILED\tHELD\tVERSIONS")
@@ -155,54 +170,31 @@ func forgetCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(d)
+	if o.json() {
+		return true, writeJSON(o.out, d)
 	}
 	fmt.Fprintf(o.out, "forgot node %s of %s (it ran %s); recorded as %s\n", *host, *service, dash(d.Version), d.ID)
 	return true, nil
 }
 
-func logsCmd(ctx context.Context, args []string) (bool, error) {
-	var o clientOpts
-	fs := clientFlags("logs", &o)
-	lines := fs.Int("lines", 100, "the newest lines, in all")
-	node := fs.String("node", "", "only this node, workload or pod")
-	source := fs.String("source", api.LogSourceService, "service (the service's own log: the unit's journal, the pods' logs) or events (the deployment's own)")
-	pos, err := parseArgs(fs, args, 1, "one deployment id: nodeexec logs <deployment-id>")
-	if err != nil {
-		return false, err
+// printDeployments is the table of deployments; wide adds who asked, when it ended, and why it failed.
+func (o *clientOpts) printDeployments(ds []api.Deployment) {
+	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	head := "ID\tKIND\tSERVICE\tVERSION\tSTATE\tNODES\tCREATED"
+	if o.wide() {
+		head += "\tREQUESTED BY\tFINISHED\tERROR"
 	}
-	c, err := o.client()
-	if err != nil {
-		return false, err
-	}
-	if *lines < 1 {
-		return false, &executor.ValidationError{Field: "lines", Reason: fmt.Sprintf("want a number from 1 to %d", executor.MaxLogLines)}
-	}
-	out, err := c.Logs(ctx, pos[0], client.LogsOptions{Lines: *lines, PodName: *node, Source: *source})
-	if err != nil {
-		return false, err
-	}
-	if o.asJSON {
-		return true, json.NewEncoder(o.out).Encode(out)
-	}
-	// One block a node or pod, in the order their lines come: "== <node or pod> (<container>)".
-	last := ""
-	for _, l := range out.Logs {
-		if head := l.PodName + " (" + l.Container + ")"; head != last {
-			fmt.Fprintf(o.out, "== %s\n", head)
-			last = head
+	fmt.Fprintln(tw, head)
+	for _, d := range ds {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s", d.ID, d.Kind, d.Service, d.Version, d.State, len(d.Nodes), d.CreatedAt.Format("2006-01-02 15:04:05"))
+		if o.wide() {
+			finished := "-"
+			if d.FinishedAt != nil {
+				finished = d.FinishedAt.Format("2006-01-02 15:04:05")
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%s", dash(d.RequestedBy), finished, d.Error)
 		}
-		fmt.Fprintf(o.out, "%s %s\n", l.Timestamp.Format(time.RFC3339), l.Message)
+		fmt.Fprintln(tw)
 	}
-	for _, e := range out.Errors {
-		fmt.Fprintf(o.out, "!! %s: %s\n", e.PodName, e.Error)
-	}
-	for _, f := range out.Failures {
-		fmt.Fprintf(o.out, "!! %s %s: %s (%d failed tasks; --json shows them and the evidence)\n", f.PodName, f.State, f.Error, len(f.FailedTasks))
-	}
-	if out.Error != "" {
-		fmt.Fprintf(o.out, "!! %s\n", out.Error)
-	}
-	return true, nil
+	tw.Flush()
 }

@@ -115,8 +115,7 @@ func checkServe(ctx context.Context, c *common, fs *flag.FlagSet, args []string,
 // read of it is not the configuration.
 func configCmd(args []string) (bool, error) {
 	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprint(os.Stderr, "nodeexec config: want check: nodeexec config check [--config FILE] [serve's flags]\n")
-		return false, errUsage
+		return false, wantSubcommand("config", args)
 	}
 	var c common
 	fs := serveFlags(&c, args[1:])
