@@ -162,7 +162,9 @@ type keyTakeover struct {
 	At          time.Time `bson:"at"`
 }
 
-func (s *Store) keyTakeovers() *mongo.Collection { return s.nodes.Database().Collection("key_takeovers") }
+func (s *Store) keyTakeovers() *mongo.Collection {
+	return s.nodes.Database().Collection("key_takeovers")
+}
 
 // KeyReservedAt is when a key's owner reserved it.
 func (s *Store) KeyReservedAt(ctx context.Context, key string) (time.Time, error) {
