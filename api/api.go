@@ -35,6 +35,31 @@ type Whoami struct {
 	Auth bool `json:"auth"`
 }
 
+// DryRun answers POST /api/v1/deployments?dry_run=true: what the deploy would do to each node, from
+// the node's own record read now. Nothing was claimed, recorded or changed.
+type DryRun struct {
+	DryRun   bool         `json:"dry_run"`
+	Service  string       `json:"service"`
+	Version  string       `json:"version"`
+	Platform string       `json:"platform"`
+	Nodes    []DryRunNode `json:"nodes"`
+}
+
+// DryRunNode is what a deploy would do to one node (a host, or a workload's namespace/name).
+type DryRunNode struct {
+	Host string `json:"host"`
+	// Action is change (From -> To), unchanged (it already runs To: left alone), held (a deployment or a
+	// pass holds it now: the deploy would be refused with 409, HeldBy names the holder), or unreachable
+	// (the node could not be read: Error says why).
+	Action string `json:"action"`
+	From   string `json:"from,omitempty"`
+	To     string `json:"to"`
+	// Recorded is the version nodeexec's record says (which the node's own may differ from).
+	Recorded string `json:"recorded,omitempty"`
+	HeldBy   string `json:"held_by,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
 // Accepted answers a request that starts a deployment (or cancels one): its id and state.
 type Accepted struct {
 	ID    string `json:"id"`

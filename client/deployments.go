@@ -18,6 +18,13 @@ func (c *Client) Deploy(ctx context.Context, req api.DeployRequest) (*api.Accept
 	return c.start(ctx, "/api/v1/deployments", req)
 }
 
+// DryRun asks what a deploy would do to each node, from the node's own record read now (POST
+// /api/v1/deployments?dry_run=true): which would change from which version, which are left alone,
+// which are held and by whom, which cannot be reached. Nothing is claimed, recorded or changed.
+func (c *Client) DryRun(ctx context.Context, req api.DeployRequest) (*api.DryRun, error) {
+	return callFor[api.DryRun](ctx, c, http.MethodPost, "/api/v1/deployments?dry_run=true", req, retryable)
+}
+
 // Rollback starts the rollback of what a finished deployment changed (POST
 // /api/v1/deployments/{id}/rollback): each node it switched goes back to the version it ran before. A
 // deployment still running is 409 not_finished; one that changed nothing, 409 nothing_to_roll_back.

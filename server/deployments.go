@@ -28,17 +28,28 @@ func (s *Server) createDeployment(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	dry, err := dryRunOf(c)
+	if err == nil && dry && len(body.Applications) > 0 {
+		err = &executor.ValidationError{Field: "dry_run", Reason: "a dry run reads one service's nodes; ask for each application on its own"}
+	}
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
 	if len(body.Applications) > 0 {
 		s.createApplications(c, body, platform)
 		return
 	}
 	// Validated before anything is written: bad input leaves no trace.
 	d, err := deploymentOf(body, platform, "d-"+randomID())
-	if err != nil {
+	switch {
+	case err != nil:
 		s.failErr(c, err)
-		return
+	case dry:
+		s.dryRun(c, d)
+	default:
+		s.submit(c, d)
 	}
-	s.submit(c, d)
 }
 
 // platformOf is the platform a deploy names (physical when none), if this server has its executor.
@@ -147,32 +158,6 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
-}
-
-// createScale starts a scale of Kubernetes workloads: recorded and run like a deployment (it holds the
-// workloads, so it never runs beside a deploy to them), leaving their version as it is.
-func (s *Server) createScale(c *gin.Context) {
-	var body api.ScaleRequest
-	if !s.decodeStrict(c, &body, bodyRequired) {
-		return
-	}
-	if _, ok := k8sAs[executor.Scaler](s, c, "scale"); !ok {
-		return
-	}
-	if body.Replicas == nil {
-		failField(c, "replicas", "is required")
-		return
-	}
-	workloads := workloadsOf(body.Workloads)
-	for _, err := range []error{executor.ValidateReplicas(*body.Replicas), executor.ValidateService(body.Service), executor.ValidateWorkloads(workloads)} {
-		if err != nil {
-			s.failErr(c, err)
-			return
-		}
-	}
-	d := engine.Scale("d-"+randomID(), body.Service, workloads, *body.Replicas)
-	d.RequestedBy, d.IdempotencyKey = body.RequestedBy, body.IdempotencyKey
-	s.submit(c, d)
 }
 
 // unavailableError refuses a max_unavailable that is out of range, not for physical nodes, or that the

@@ -300,6 +300,8 @@ func TestOpenAPISchemasMatchTheGoTypes(t *testing.T) {
 		{"Unit", api.Unit{}, false},
 		{"Error", api.Error{}, true},
 		{"Whoami", api.Whoami{}, true},
+		{"DryRun", api.DryRun{}, true},
+		{"DryRunNode", api.DryRunNode{}, true},
 		{"Deployment", api.Deployment{}, true},
 		{"Batch", api.Batch{}, true},
 		{"DeploymentNode", api.DeploymentNode{}, true},

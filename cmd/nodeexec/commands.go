@@ -59,7 +59,8 @@ func init() {
 			usage: "  nodeexec deploy   --service S --version V --package-url URL --sha256 HEX --nodes H1,H2 [options]\n" +
 				"  nodeexec deploy   --service S --version V --image IMG --workloads NS/Deployment/NAME[:CONTAINER] [--strategy blue-green] [options]\n" +
 				"  nodeexec deploy   --applications FILE.json [options]   several services as one deployment ([--env|--config NAME=VALUE] for one)\n" +
-				"  nodeexec deploy   --from-file REQUEST.json [options]   the API's deploy request from a file; options given override its fields\n",
+				"  nodeexec deploy   --from-file REQUEST.json [options]   the API's deploy request from a file; options given override its fields\n" +
+				"  nodeexec deploy   ... --dry-run                      read each node now and say what the deploy would do; change nothing\n",
 			about: "Every field of the API's deploy request (docs/api.md) has an option: --batch-size, --stop-on-failure,\n" +
 				"--max-unavailable-nodes, --env, --config, --unit-env, --delivery, --health-*, --stable-seconds, the Kubernetes\n" +
 				"--strategy options. With --from-file the file is the request and the options given beside it replace\n" +

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nodeexec/nodeexec/api"
@@ -52,6 +53,8 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	fs.StringVar(&extra.key, "idempotency-key", "", "the same key again returns the same deployment instead of a second run")
 	fs.StringVar(&extra.by, "requested-by", envOr("USER", ""), "who asks (recorded with the deployment)")
 	detach := fs.Bool("detach", false, "print the deployment id and return; do not follow it")
+	dryRun := fs.Bool("dry-run", false, "read each node now and print what the deploy would do to it (change from which version, "+
+		"left alone, held and by whom, unreachable); change nothing")
 	extra.env, extra.config = map[string]string{}, map[string]string{}
 	fs.Func("env", "NAME=VALUE the service gets in its environment (the unit's, or the container's); repeat for more", keyValue(extra.env))
 	fs.Func("config", "NAME=VALUE of the service's configuration, given to it as --env is; repeat for more", keyValue(extra.config))
@@ -65,6 +68,9 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	}
 	if *appsFile != "" && *fromFile != "" {
 		return false, &executor.ValidationError{Field: "--from-file", Reason: "give the applications in the file's \"applications\", or --applications, not both"}
+	}
+	if *appsFile != "" && *dryRun {
+		return false, &executor.ValidationError{Field: "--dry-run", Reason: "a dry run reads one service's nodes: run it for each application"}
 	}
 	if *appsFile != "" {
 		shared := api.DeployRequest{IdempotencyKey: extra.key, RequestedBy: extra.by, Delivery: api.Delivery(req.Delivery),
@@ -98,7 +104,32 @@ func deployCmd(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if *dryRun {
+		plan, err := c.DryRun(ctx, body)
+		if err != nil {
+			return false, err
+		}
+		return true, o.printDryRun(plan)
+	}
 	return o.start(ctx, c, func() (*api.Accepted, error) { return c.Deploy(ctx, body) }, *detach, api.StateSuccess)
+}
+
+// printDryRun shows what a deploy would do, a node a line.
+func (o *clientOpts) printDryRun(p *api.DryRun) error {
+	if o.json() { // as the API answers
+		return writeJSON(o.out, p)
+	}
+	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "dry run: %s %s (%s), nothing changed\n", p.Service, p.Version, p.Platform)
+	fmt.Fprintln(tw, "NODE\tACTION\tFROM\tTO\tRECORDED\tDETAIL")
+	for _, n := range p.Nodes {
+		detail := n.Error
+		if n.HeldBy != "" {
+			detail = "held by " + n.HeldBy
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.Action, dash(n.From), n.To, dash(n.Recorded), detail)
+	}
+	return tw.Flush()
 }
 
 // wireWorkloads are workloads as the API takes them.

@@ -17,7 +17,7 @@ import (
 
 // deployFlagsThatAreNoField are deploy's flags that set no field of the request.
 var deployFlagsThatAreNoField = map[string]bool{"server": true, "token-file": true, "o": true, "output": true, "json": true,
-	"detach": true, "applications": true, "from-file": true}
+	"detach": true, "dry-run": true, "applications": true, "from-file": true}
 
 // Every flag of deploy overrides its field over --from-file: none is forgotten in deployFlagFields.
 func TestEveryDeployFlagIsAFieldOfTheRequest(t *testing.T) {
