@@ -48,13 +48,7 @@ func deployApplications(ctx context.Context, o clientOpts, fs *flag.FlagSet, fil
 // readApplications reads a JSON list of applications from file (- : stdin), refusing a field the API
 // does not know (a typo must not be dropped silently).
 func readApplications(file string) ([]api.Application, error) {
-	var data []byte
-	var err error
-	if file == "-" {
-		data, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
-	} else {
-		data, err = os.ReadFile(file)
-	}
+	data, err := readFileOrStdin(file)
 	if err != nil {
 		return nil, badApplications("%v", err)
 	}
@@ -96,4 +90,12 @@ func nonEmpty(m map[string]string) map[string]string {
 		return nil
 	}
 	return m
+}
+
+// readFileOrStdin reads a request file a command was given, or standard input for "-" (1 MiB at most).
+func readFileOrStdin(file string) ([]byte, error) {
+	if file == "-" {
+		return io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+	}
+	return os.ReadFile(file)
 }

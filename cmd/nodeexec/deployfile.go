@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"io"
-	"os"
 
 	"github.com/nodeexec/nodeexec/api"
 	"github.com/nodeexec/nodeexec/executor"
@@ -70,13 +68,7 @@ func overlayDeployFile(file string, req executor.DeployRequest, x deployExtras, 
 // know (a typo must not be dropped silently).
 func readDeployRequest(file string) (api.DeployRequest, error) {
 	var body api.DeployRequest
-	var data []byte
-	var err error
-	if file == "-" {
-		data, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
-	} else {
-		data, err = os.ReadFile(file)
-	}
+	data, err := readFileOrStdin(file)
 	if err != nil {
 		return body, &executor.ValidationError{Field: "--from-file", Reason: err.Error()}
 	}
