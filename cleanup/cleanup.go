@@ -54,8 +54,9 @@ type Runner struct {
 	cfg Config
 	log logrus.FieldLogger
 	// wait blocks until the given time (true) or until ctx ends (false): the schedule's clock.
-	wait func(ctx context.Context, until time.Time) bool
-	runs *lease.Runs
+	wait  func(ctx context.Context, until time.Time) bool
+	lease *lease.Keeper
+	runs  *lease.Runs
 }
 
 // ErrStopped means the runner was stopped (nodeexec is shutting down).
@@ -78,7 +79,15 @@ func New(cfg Config) *Runner {
 	if cfg.Holder == "" {
 		cfg.Holder = lease.DefaultHolder()
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger.WithField("component", "cleanup"), wait: lease.SleepUntil, runs: lease.NewRuns()}
+	log := cfg.Logger.WithField("component", "cleanup")
+	r := &Runner{cfg: cfg, log: log, wait: lease.SleepUntil, runs: lease.NewRuns()}
+	// One pass at a time across every replica on the database.
+	r.lease = &lease.Keeper{Store: cfg.Store, Name: store.CleanupLease, Holder: cfg.Holder, TTL: cfg.LeaseTTL, Now: cfg.Now, Log: log,
+		Ended: func(ctx context.Context, pass string) bool {
+			prev, err := cfg.Store.Cleanup(ctx, pass)
+			return err == nil && prev.FinishedAt != nil
+		}}
+	return r
 }
 
 // Go starts the schedule in the background (nothing without one); Stop ends it.
@@ -135,7 +144,7 @@ func (r *Runner) Start(ctx context.Context, token string) (*store.Cleanup, error
 	if !r.runs.Go(func(ctx context.Context) { r.pass(ctx, c) }) {
 		bg := context.WithoutCancel(ctx)
 		r.end(bg, c, ErrStopped.Error())
-		r.releaseLease(bg, c.ID)
+		r.lease.Release(bg, c.ID)
 		return nil, ErrStopped
 	}
 	return &started, nil
@@ -145,7 +154,7 @@ func (r *Runner) Start(ctx context.Context, token string) (*store.Cleanup, error
 func (r *Runner) begin(ctx context.Context, trigger, token string, tick time.Time) (*store.Cleanup, error) {
 	id := store.NewCleanupID()
 	now := r.cfg.Now().UTC()
-	if err := r.takeLease(ctx, id, tick, now); err != nil {
+	if err := r.lease.Take(ctx, id, tick, now); err != nil {
 		return nil, err
 	}
 	c := &store.Cleanup{ID: id, Trigger: trigger, Token: token, Runner: r.cfg.Holder, State: store.CleanupRunning,
@@ -155,7 +164,7 @@ func (r *Runner) begin(ctx context.Context, trigger, token string, tick time.Tim
 		c.Tick = &t
 	}
 	if err := r.cfg.Store.CreateCleanup(ctx, c); err != nil {
-		r.releaseLease(context.WithoutCancel(ctx), id)
+		r.lease.Release(context.WithoutCancel(ctx), id)
 		return nil, err
 	}
 	return c, nil
@@ -170,9 +179,9 @@ func (r *Runner) pass(parent context.Context, c *store.Cleanup) {
 	log.Info("cleanup pass started")
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	stopRenewing := r.holdLease(ctx, cancel, c.ID)
+	stopRenewing := r.lease.Hold(ctx, cancel, c.ID, errLeaseLost)
 	bg := context.WithoutCancel(ctx)
-	defer r.releaseLease(bg, c.ID)
+	defer r.lease.Release(bg, c.ID)
 	defer stopRenewing()
 
 	var problems []string

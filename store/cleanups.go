@@ -11,7 +11,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/nodeexec/nodeexec/executor"
 )
@@ -114,16 +113,9 @@ var ErrCleanupEnded = errors.New("the cleanup pass was already ended")
 
 // SaveCleanup writes a running pass's progress, or its end: only while the record still says running.
 func (s *Store) SaveCleanup(ctx context.Context, c *Cleanup) error {
-	res, err := s.cleanups().UpdateOne(ctx, bson.M{"_id": c.ID, "state": CleanupRunning}, bson.M{"$set": bson.M{
+	return savePass(ctx, s.cleanups(), "cleanup pass", c.ID, CleanupRunning, bson.M{
 		"state": c.State, "error": c.Error, "nodes": c.Nodes, "pruned": c.Pruned, "finished_at": c.FinishedAt,
-	}})
-	if err != nil {
-		return fmt.Errorf("record cleanup pass %s: %w", c.ID, err)
-	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("record cleanup pass %s: %w", c.ID, ErrCleanupEnded)
-	}
-	return nil
+	}, ErrCleanupEnded)
 }
 
 // Cleanup reads one pass.
@@ -146,22 +138,14 @@ func (s *Store) RunningCleanups(ctx context.Context) ([]Cleanup, error) {
 // holds the cleanup lease for it (a runner that died stops renewing it).
 func (s *Store) cleanupAlive(ctx context.Context, id string, now time.Time) bool {
 	c, err := s.Cleanup(ctx, id)
-	if err != nil || c.State != CleanupRunning {
-		return false
-	}
-	l, err := s.Lease(ctx, CleanupLease)
-	return err == nil && l.Pass == id && l.Holder == c.Runner && l.Expires.After(now)
+	return err == nil && s.passAlive(ctx, CleanupLease, id, c.Runner, c.State == CleanupRunning, now)
 }
 
 // PhysicalNodes lists every physical node record, by service then host (a scan: for cleanup passes,
 // never a request's hot path).
 func (s *Store) PhysicalNodes(ctx context.Context) ([]Node, error) {
-	cur, err := s.nodes.Find(ctx, bson.M{"platform": executor.PlatformPhysical}, options.Find().SetSort(bson.M{"_id": 1}))
+	out, err := s.nodesWhere(ctx, bson.M{"platform": executor.PlatformPhysical})
 	if err != nil {
-		return nil, fmt.Errorf("list physical nodes: %w", err)
-	}
-	out := []Node{}
-	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("list physical nodes: %w", err)
 	}
 	return out, nil

@@ -7,13 +7,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/nodeexec/nodeexec/executor"
 )
@@ -147,19 +147,15 @@ func (s *Store) CreateDriftPass(ctx context.Context, p *DriftPass) error {
 }
 
 // SaveDriftPass writes a running pass's progress, or its end: only while the record still says running
-// (ErrCleanupEnded-like: a pass found abandoned was ended by another).
+// (a pass found abandoned was ended by another).
 func (s *Store) SaveDriftPass(ctx context.Context, p *DriftPass) error {
-	res, err := s.driftPasses().UpdateOne(ctx, bson.M{"_id": p.ID, "state": DriftRunning}, bson.M{"$set": bson.M{
+	return savePass(ctx, s.driftPasses(), "drift pass", p.ID, DriftRunning, bson.M{
 		"state": p.State, "error": p.Error, "nodes": p.Nodes, "finished_at": p.FinishedAt,
-	}})
-	if err != nil {
-		return fmt.Errorf("record drift pass %s: %w", p.ID, err)
-	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("record drift pass %s: it was already ended", p.ID)
-	}
-	return nil
+	}, errDriftPassEnded)
 }
+
+// errDriftPassEnded means a drift pass's record was already ended.
+var errDriftPassEnded = errors.New("it was already ended")
 
 // DriftPass reads one pass.
 func (s *Store) DriftPass(ctx context.Context, id string) (*DriftPass, error) {
@@ -180,11 +176,7 @@ func (s *Store) RunningDriftPasses(ctx context.Context) ([]DriftPass, error) {
 // drift lease for it.
 func (s *Store) driftAlive(ctx context.Context, id string, now time.Time) bool {
 	p, err := s.DriftPass(ctx, id)
-	if err != nil || p.State != DriftRunning {
-		return false
-	}
-	l, err := s.Lease(ctx, DriftLease)
-	return err == nil && l.Pass == id && l.Holder == p.Runner && l.Expires.After(now)
+	return err == nil && s.passAlive(ctx, DriftLease, id, p.Runner, p.State == DriftRunning, now)
 }
 
 // KnownNodes lists every node record, by service then host, or one service's (a scan: for drift
@@ -194,12 +186,8 @@ func (s *Store) KnownNodes(ctx context.Context, service string) ([]Node, error) 
 	if service != "" {
 		filter["service"] = service
 	}
-	cur, err := s.nodes.Find(ctx, filter, options.Find().SetSort(bson.M{"_id": 1}))
+	out, err := s.nodesWhere(ctx, filter)
 	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	out := []Node{}
-	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	return out, nil

@@ -68,3 +68,40 @@ func runningPasses[T any](ctx context.Context, coll *mongo.Collection, what, run
 	}
 	return out, nil
 }
+
+// savePass writes a running pass's progress, or its end (set), only while its record still says
+// running; ended is the error when it no longer does (the pass that found it abandoned ended it).
+func savePass(ctx context.Context, coll *mongo.Collection, what, id, running string, set bson.M, ended error) error {
+	res, err := coll.UpdateOne(ctx, bson.M{"_id": id, "state": running}, bson.M{"$set": set})
+	if err != nil {
+		return fmt.Errorf("record %s %s: %w", what, id, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("record %s %s: %w", what, id, ended)
+	}
+	return nil
+}
+
+// passAlive reports whether a pass still runs: its record says so (running) and its runner still
+// holds the pass's lease for it (a runner that died stops renewing it).
+func (s *Store) passAlive(ctx context.Context, leaseName, id, runner string, running bool, now time.Time) bool {
+	if !running {
+		return false
+	}
+	l, err := s.Lease(ctx, leaseName)
+	return err == nil && l.Pass == id && l.Holder == runner && l.Expires.After(now)
+}
+
+// nodesWhere lists the node records filter picks, by service then host (a scan: for the passes, never
+// a request's hot path).
+func (s *Store) nodesWhere(ctx context.Context, filter bson.M) ([]Node, error) {
+	cur, err := s.nodes.Find(ctx, filter, options.Find().SetSort(bson.M{"_id": 1}))
+	if err != nil {
+		return nil, err
+	}
+	out := []Node{}
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,38 +1,17 @@
 package cleanup
 
-// The cleanup lease (package lease): one pass at a time across every replica on the database; passes a
-// stopped replica left running are ended at the next start.
+// Passes a stopped replica left running are ended by the next pass, under the cleanup lease.
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/nodeexec/nodeexec/executor"
-	"github.com/nodeexec/nodeexec/lease"
 	"github.com/nodeexec/nodeexec/store"
-	"github.com/sirupsen/logrus"
 )
-
-// keeper is the cleanup lease of this runner's passes.
-func (r *Runner) keeper() *lease.Keeper {
-	return &lease.Keeper{Store: r.cfg.Store, Name: store.CleanupLease, Holder: r.cfg.Holder, TTL: r.cfg.LeaseTTL, Now: r.cfg.Now, Log: r.log,
-		Ended: func(ctx context.Context, pass string) bool {
-			prev, err := r.cfg.Store.Cleanup(ctx, pass)
-			return err == nil && prev.FinishedAt != nil
-		}}
-}
-
-func (r *Runner) takeLease(ctx context.Context, id string, tick, now time.Time) error {
-	return r.keeper().Take(ctx, id, tick, now)
-}
-
-func (r *Runner) releaseLease(ctx context.Context, id string) { r.keeper().Release(ctx, id) }
-
-func (r *Runner) holdLease(ctx context.Context, cancel context.CancelCauseFunc, id string) (stop func()) {
-	return r.keeper().Hold(ctx, cancel, id, errLeaseLost)
-}
 
 // endAbandoned ends the passes a stopped nodeexec left running. Under the lease no other pass runs, so
 // every other record that still says running is one: the nodes it held are given back as they were
