@@ -45,7 +45,8 @@ func rolloutErr(r Rollout, err error) error {
 // waitRollout watches the workload until its rollout is done or has failed, or ctx ends. It reads the
 // object once, then follows its changes; a watch the server closes is opened again from a fresh read.
 // Beside it, stuckWatch follows the pods: one of the newest revision that cannot start fails the
-// rollout at once.
+// rollout at once. Each change of the workload this watch sees is passed on to it (changed), so that it
+// judges again which pods are the newest.
 func waitRollout(ctx context.Context, k workloadKind) (Rollout, error) {
 	cur, err := k.get(ctx)
 	if err != nil {
@@ -61,13 +62,14 @@ func waitRollout(ctx context.Context, k workloadKind) (Rollout, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stuck := make(chan string, 1)
+	changed := make(chan struct{}, 1)
 	go func() {
-		if why := stuckWatch(ctx, k, k.pods(), sel); why != "" {
+		if why := stuckWatch(ctx, k, k.pods(), sel, changed); why != "" {
 			stuck <- why
 			cancel()
 		}
 	}()
-	r, err := followRollout(ctx, k, cur)
+	r, err := followRollout(ctx, k, cur, changed)
 	if err == nil && (r.Done || r.Failed) {
 		return r, nil // the workload's own word comes first
 	}
@@ -80,8 +82,8 @@ func waitRollout(ctx context.Context, k workloadKind) (Rollout, error) {
 }
 
 // followRollout is waitRollout on the workload alone, from cur (a read of it); a watch the server
-// closes is opened again from a fresh read.
-func followRollout(ctx context.Context, k workloadKind, cur snapshot) (Rollout, error) {
+// closes is opened again from a fresh read. Each change it sees is signalled on changed.
+func followRollout(ctx context.Context, k workloadKind, cur snapshot, changed chan<- struct{}) (Rollout, error) {
 	var last Rollout
 	for {
 		last = cur.rollout
@@ -92,7 +94,7 @@ func followRollout(ctx context.Context, k workloadKind, cur snapshot) (Rollout, 
 		if err != nil {
 			return last, err
 		}
-		r, closed, err := follow(ctx, watcher, k, &last)
+		r, closed, err := follow(ctx, watcher, k, &last, changed)
 		watcher.Stop()
 		if err != nil || !closed {
 			return r, err
@@ -100,11 +102,21 @@ func followRollout(ctx context.Context, k workloadKind, cur snapshot) (Rollout, 
 		if cur, err = k.get(ctx); err != nil {
 			return last, err
 		}
+		signal(changed)
 	}
 }
 
-// follow reads watch events until the rollout ends (closed=false) or the watch closes (closed=true).
-func follow(ctx context.Context, watcher watch.Interface, k workloadKind, last *Rollout) (Rollout, bool, error) {
+// signal tells the receiver something changed, without waiting: one pending signal stands for many.
+func signal(changed chan<- struct{}) {
+	select {
+	case changed <- struct{}{}:
+	default:
+	}
+}
+
+// follow reads watch events until the rollout ends (closed=false) or the watch closes (closed=true),
+// signalling each change of the workload on changed.
+func follow(ctx context.Context, watcher watch.Interface, k workloadKind, last *Rollout, changed chan<- struct{}) (Rollout, bool, error) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -123,6 +135,7 @@ func follow(ctx context.Context, watcher watch.Interface, k workloadKind, last *
 			if !ok {
 				continue
 			}
+			signal(changed)
 			*last = r
 			if last.Done || last.Failed {
 				return *last, false, nil

@@ -61,8 +61,8 @@ func stuckPod(p *corev1.Pod) string {
 // cannot become ready, as soon as its status says so; "" when ctx ends first or the pods cannot be
 // watched (then the rollout's own watch and deadline decide, as before). Which revision is the newest
 // is known only once the controller has seen the spec, which may be after the pod failed: a stuck pod
-// is kept, and judged again whenever the workload changes.
-func stuckWatch(ctx context.Context, k workloadKind, pods podAPI, sel labels.Selector) string {
+// is kept, and judged again whenever the rollout's watch sees the workload change (changed).
+func stuckWatch(ctx context.Context, k workloadKind, pods podAPI, sel labels.Selector, changed <-chan struct{}) string {
 	for ctx.Err() == nil {
 		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 		if err != nil {
@@ -72,18 +72,15 @@ func stuckWatch(ctx context.Context, k workloadKind, pods podAPI, sel labels.Sel
 		for i := range list.Items {
 			s.see(&list.Items[i], false)
 		}
+		if why := s.judge(ctx); why != "" {
+			return why
+		}
 		pw, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: sel.String(), ResourceVersion: list.ResourceVersion})
 		if err != nil {
 			return ""
 		}
-		ww, err := k.watch(ctx, "") // starts with the workload as it is now
-		if err != nil {
-			pw.Stop()
-			return ""
-		}
-		why := s.follow(ctx, pw, ww)
+		why := s.follow(ctx, pw, changed)
 		pw.Stop()
-		ww.Stop()
 		if why != "" {
 			return why
 		}
@@ -133,9 +130,9 @@ func (s *stuckPods) judge(ctx context.Context) string {
 	return ""
 }
 
-// follow reads the pods' and the workload's events until a pod of the newest revision is stuck, or a
-// watch ends ("": list again).
-func (s *stuckPods) follow(ctx context.Context, pods, workload watch.Interface) string {
+// follow reads the pods' events, and the signals that the workload changed, until a pod of the newest
+// revision is stuck, or the pods' watch ends ("": list again).
+func (s *stuckPods) follow(ctx context.Context, pods watch.Interface, changed <-chan struct{}) string {
 	for {
 		select {
 		case <-ctx.Done():
@@ -149,10 +146,7 @@ func (s *stuckPods) follow(ctx context.Context, pods, workload watch.Interface) 
 				continue
 			}
 			s.see(p, ev.Type == watch.Deleted)
-		case ev, ok := <-workload.ResultChan():
-			if !ok || ev.Type == watch.Error {
-				return ""
-			}
+		case <-changed:
 		}
 		if why := s.judge(ctx); why != "" {
 			return why
