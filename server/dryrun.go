@@ -38,22 +38,18 @@ func (s *Server) dryRun(c *gin.Context, d *store.Deployment) {
 	if !targetsFit(c, d) {
 		return
 	}
-	ctx, done, ok := s.inspection(c)
-	if !ok {
-		return
-	}
-	defer done()
-	ctx, cancel := context.WithTimeout(ctx, serviceCheckTimeout)
-	defer cancel()
-	read, err := s.readVersions(ctx, d)
+	read, err := s.readVersions(c, d)
 	if err != nil {
+		if c.IsAborted() {
+			return // the request ended while it waited for an inspection slot
+		}
 		s.runFailed(c, "reading the nodes", err)
 		return
 	}
 	out := api.DryRun{DryRun: true, Service: d.Service, Version: d.Version, Platform: string(d.Platform), Nodes: []api.DryRunNode{}}
 	for _, dn := range d.Nodes {
 		n := api.DryRunNode{Host: dn.Host, To: dn.TargetVersion}
-		rec, err := s.cfg.Store.Node(ctx, d.Service, dn.Host)
+		rec, err := s.cfg.Store.Node(c.Request.Context(), d.Service, dn.Host)
 		if err == nil {
 			n.Recorded = rec.CurrentVersion
 		}
@@ -78,37 +74,45 @@ func (s *Server) dryRun(c *gin.Context, d *store.Deployment) {
 // nodeVersion is what one node says it runs, or why it could not be read.
 type nodeVersion struct{ version, err string }
 
-// readVersions reads what each node of d runs now: a physical node's own record (the release its
-// service runs, else the version its record names), a workload's live image.
-func (s *Server) readVersions(ctx context.Context, d *store.Deployment) (map[string]nodeVersion, error) {
+// readVersions reads what each node of d runs now: a physical node's unit and own record (readUnits:
+// the release its service runs, else the version its record names), a workload's live image.
+func (s *Server) readVersions(c *gin.Context, d *store.Deployment) (map[string]nodeVersion, error) {
+	out := map[string]nodeVersion{}
+	if d.Platform != executor.PlatformK8s {
+		units := s.readUnits(c, d)
+		if units.unsupported {
+			return nil, &executor.ValidationError{Field: "dry_run", Reason: "this server's executor cannot read the nodes"}
+		}
+		if units.err != nil {
+			return nil, units.err
+		}
+		for host, st := range units.byHost {
+			v := st.RunningVersion
+			if v == "" {
+				v = st.CurrentVersion
+			}
+			out[host] = nodeVersion{version: v, err: st.Error}
+		}
+		return out, nil
+	}
 	exec, err := s.executorFor(d.Platform)
 	if err != nil {
 		return nil, err
 	}
-	targets := d.Targets()
-	out := map[string]nodeVersion{}
-	if d.Platform == executor.PlatformK8s {
-		results, err := exec.Status(ctx, executor.StatusRequest{Service: d.Service, Workloads: targets.Workloads})
-		for _, r := range results {
-			if r.State == executor.StateFailed && r.CurrentVersion == "" {
-				out[r.Host] = nodeVersion{err: r.LastError}
-				continue
-			}
-			out[r.Host] = nodeVersion{version: r.CurrentVersion}
-		}
-		return out, err
-	}
-	inspector, ok := exec.(executor.ServiceInspector)
+	ctx, done, ok := s.inspection(c)
 	if !ok {
-		return nil, &executor.ValidationError{Field: "dry_run", Reason: "this server's executor cannot read the nodes"}
+		return nil, c.Request.Context().Err()
 	}
-	statuses, err := inspector.ServiceStatus(ctx, executor.StatusRequest{Service: d.Service, Nodes: targets.Nodes})
-	for _, st := range statuses {
-		v := st.RunningVersion
-		if v == "" {
-			v = st.CurrentVersion
+	defer done()
+	ctx, cancel := context.WithTimeout(ctx, serviceCheckTimeout)
+	defer cancel()
+	results, err := exec.Status(ctx, executor.StatusRequest{Service: d.Service, Workloads: d.Targets().Workloads})
+	for _, r := range results {
+		if r.State == executor.StateFailed && r.CurrentVersion == "" {
+			out[r.Host] = nodeVersion{err: r.LastError}
+			continue
 		}
-		out[st.Host] = nodeVersion{version: v, err: st.Error}
+		out[r.Host] = nodeVersion{version: r.CurrentVersion}
 	}
 	return out, err
 }

@@ -404,3 +404,36 @@ func TestK8sBadInputSaysWhatIsWrongAndChangesNothing(t *testing.T) {
 		t.Errorf("the workload after bad input: %v %v, want web:v1 untouched (generation 1)", d, err)
 	}
 }
+
+// A dry run of a Kubernetes deploy reads each workload's live image and changes nothing.
+func TestK8sDryRunReadsTheLiveImageAndChangesNothing(t *testing.T) {
+	f, client, ns := kubeFixture(t, "dry", 1)
+	rolledOut(t, client, ns, "web")
+	plan := func(version string) map[string]string {
+		t.Helper()
+		body := fmt.Sprintf(`{"service":"web","version":%q,"platform":"k8s","image":"registry.example/web:%s",`+
+			`"workloads":[{"namespace":%q,"kind":"Deployment","name":"web"},{"namespace":%q,"kind":"Deployment","name":"gone"}]}`, version, version, ns, ns)
+		code, p := f.do(t, "POST", "/api/v1/deployments?dry_run=true", body)
+		if code != http.StatusOK || p["platform"] != "k8s" {
+			t.Fatalf("dry run of %s = %d %v", version, code, p)
+		}
+		out := map[string]string{}
+		for _, raw := range p["nodes"].([]any) {
+			n := raw.(map[string]any)
+			out[n["host"].(string)] = fmt.Sprintf("%v %v->%v %v", n["action"], n["from"], n["to"], n["error"])
+		}
+		return out
+	}
+	web, gone := ns+"/web", ns+"/gone"
+	got := plan("v2")
+	if got[web] != "change v1->v2 <nil>" || !strings.Contains(got[gone], "unreachable <nil>->v2 Deployment "+gone+" not found") {
+		t.Errorf("dry run of v2 = %v", got)
+	}
+	if got := plan("v1"); got[web] != "unchanged v1->v1 <nil>" {
+		t.Errorf("dry run of v1 = %v", got)
+	}
+	d, err := client.AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil || d.Spec.Template.Spec.Containers[0].Image != "registry.example/web:v1" || d.Generation != 1 {
+		t.Errorf("the workload after the dry runs: %v %v, want web:v1 untouched", d, err)
+	}
+}
