@@ -48,15 +48,7 @@ const settle = 3 * time.Second
 // done-rule (k8s.DeploymentRollout) and have their own client, without client-side rate limit, whose
 // HTTP requests are counted. Run: eval "$(hack/kube env)"; go test -tags e2e -run '^$' -bench K8s ./bench/
 func BenchmarkK8sRollout(b *testing.B) {
-	path := os.Getenv("NODEEXEC_TEST_KUBECONFIG")
-	if path == "" {
-		b.Skip("set NODEEXEC_TEST_KUBECONFIG (eval \"$(hack/kube env)\" after hack/kube up)")
-	}
-	_, cfg, err := k8s.NewClient(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	admin := clientset(b, cfg, nil)
+	cfg, admin := controlPlane(b)
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
 	for _, k := range []int{1, 10, 50} {
@@ -107,6 +99,21 @@ func BenchmarkK8sRollout(b *testing.B) {
 			}
 		})
 	}
+}
+
+// controlPlane is hack/kube's control plane: its client configuration and an admin client (skipped
+// when it is not up).
+func controlPlane(b *testing.B) (*rest.Config, kubernetes.Interface) {
+	b.Helper()
+	path := os.Getenv("NODEEXEC_TEST_KUBECONFIG")
+	if path == "" {
+		b.Skip("set NODEEXEC_TEST_KUBECONFIG (eval \"$(hack/kube env)\" after hack/kube up)")
+	}
+	_, cfg, err := k8s.NewClient(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cfg, clientset(b, cfg, nil)
 }
 
 // clientset is a client of its own for one side, its HTTP requests counted in calls (nil: not counted;
@@ -261,13 +268,8 @@ func (f *fleet) viaPolling(b *testing.B, c kubernetes.Interface, calls *atomic.I
 // read the Deployment at once and on every tick until the rollout is done, as
 // wait.PollUntilContextCancel(ctx, every, true, ...) would.
 func pollRollout(ctx context.Context, c kubernetes.Interface, w executor.Workload, img string, every time.Duration) error {
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-		"containers": []map[string]any{{"name": w.Container, "image": img}}}}}})
-	if err != nil {
-		return err
-	}
 	deployments := c.AppsV1().Deployments(w.Namespace)
-	if _, err := deployments.Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := deployments.Patch(ctx, w.Name, types.StrategicMergePatchType, imagePatch(w.Container, img), metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("set the image: %w", err)
 	}
 	tick := time.NewTicker(every)
@@ -290,6 +292,13 @@ func pollRollout(ctx context.Context, c kubernetes.Interface, w executor.Workloa
 		case <-tick.C:
 		}
 	}
+}
+
+// imagePatch is a strategic merge patch of one container's image (by container name).
+func imagePatch(container, img string) []byte {
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"containers": []map[string]any{{"name": container, "image": img}}}}}})
+	return patch
 }
 
 // checkPods fails the benchmark unless every Deployment has exactly its replicas as pods of version

@@ -4,7 +4,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -38,15 +36,7 @@ const defaultDeadline = 600 * time.Second
 // The two alternate on the same Deployment. A side that can only end at the 600 s default runs only
 // with NODEEXEC_BENCH_LONG=1 (it is 600 s by construction otherwise, and would take CI's budget).
 func BenchmarkK8sStuckRollout(b *testing.B) {
-	path := os.Getenv("NODEEXEC_TEST_KUBECONFIG")
-	if path == "" {
-		b.Skip("set NODEEXEC_TEST_KUBECONFIG (eval \"$(hack/kube env)\" after hack/kube up)")
-	}
-	_, cfg, err := k8s.NewClient(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	admin := clientset(b, cfg, nil)
+	_, admin := controlPlane(b)
 	log := logrus.New()
 	log.SetLevel(logrus.ErrorLevel)
 	long := os.Getenv("NODEEXEC_BENCH_LONG") == "1"
@@ -173,9 +163,7 @@ type deploymentsAPI interface {
 
 func setImage(b *testing.B, d deploymentsAPI, w executor.Workload, img string) {
 	b.Helper()
-	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-		"containers": []corev1.Container{{Name: w.Container, Image: img}}}}}})
-	if _, err := d.Patch(context.Background(), w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := d.Patch(context.Background(), w.Name, types.StrategicMergePatchType, imagePatch(w.Container, img), metav1.PatchOptions{}); err != nil {
 		b.Fatal(err)
 	}
 }
