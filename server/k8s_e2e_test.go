@@ -211,17 +211,7 @@ func TestK8sDeployEventsStatusRollbackThroughTheAPI(t *testing.T) {
 func TestK8sRollbackOfTheFirstDeployOntoAWorkloadMadeElsewhere(t *testing.T) {
 	f, client, ns := kubeFixture(t, "first", 3)
 	ctx := context.Background()
-	web, err := client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, Spec: appsv1.StatefulSetSpec{
-		Replicas: web.Spec.Replicas, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}, ServiceName: "db",
-		Template: *web.Spec.Template.DeepCopy()}}
-	sts.Spec.Template.Labels = map[string]string{"app": "db"}
-	if _, err := client.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	dbBesideWeb(t, client, ns)
 	for _, w := range []struct{ kind, name string }{{"Deployment", "web"}, {"StatefulSet", "db"}} {
 		body := fmt.Sprintf(`{"service":%q,"version":"v2","platform":"k8s","image":"registry.example/web:v2",`+
 			`"workloads":[{"namespace":%q,"kind":%q,"name":%q}]}`, w.name, ns, w.kind, w.name)
@@ -435,5 +425,23 @@ func TestK8sDryRunReadsTheLiveImageAndChangesNothing(t *testing.T) {
 	d, err := client.AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
 	if err != nil || d.Spec.Template.Spec.Containers[0].Image != "registry.example/web:v1" || d.Generation != 1 {
 		t.Errorf("the workload after the dry runs: %v %v, want web:v1 untouched", d, err)
+	}
+}
+
+// dbBesideWeb makes a StatefulSet "db" with the "web" Deployment's pod template and size (app=db),
+// made outside nodeexec.
+func dbBesideWeb(t *testing.T, client kubernetes.Interface, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	web, err := client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, Spec: appsv1.StatefulSetSpec{
+		Replicas: web.Spec.Replicas, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}, ServiceName: "db",
+		Template: *web.Spec.Template.DeepCopy()}}
+	sts.Spec.Template.Labels = map[string]string{"app": "db"}
+	if _, err := client.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }

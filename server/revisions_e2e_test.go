@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -21,17 +20,7 @@ import (
 func TestK8sRevisionsAndARollbackToTheFirstRevision(t *testing.T) {
 	f, client, ns := kubeFixture(t, "rev", 2)
 	ctx := context.Background()
-	web, err := client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, Spec: appsv1.StatefulSetSpec{
-		Replicas: web.Spec.Replicas, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}, ServiceName: "db",
-		Template: *web.Spec.Template.DeepCopy()}}
-	sts.Spec.Template.Labels = map[string]string{"app": "db"}
-	if _, err := client.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	dbBesideWeb(t, client, ns)
 	for _, w := range []struct{ kind, name string }{{"Deployment", "web"}, {"StatefulSet", "db"}} {
 		t.Run(w.kind, func(t *testing.T) {
 			path := fmt.Sprintf("/api/v1/workloads/%s/%s/%s/", ns, w.kind, w.name)
