@@ -196,6 +196,20 @@ func TestConsoleFollowsADeployLiveRollsItBackAndShowsAFailedReleasesJournal(t *t
 		until(`document.querySelector('#confirm').open && document.activeElement.id === 'confirm-no'`, quick),
 		chromedp.KeyEvent(kb.Escape),
 		until(`!document.querySelector('#confirm').open && location.hash === '#/deployments/`+second+`'`, quick))
+	// The dialog's close event is dispatched after it closed: a question asked again at once must not be
+	// answered by the last one's late event (it was, and the confirmed rollback below then did nothing).
+	b.do("a question asked again at once keeps its own answer", quick,
+		chromedp.Evaluate[chromedp.Void](`(() => {
+			const dialog = document.querySelector('#confirm'), rollback = document.querySelector('#rollback');
+			window.lateClose = false;
+			rollback.click();
+			dialog.addEventListener('close', () => { window.lateClose = true; }, { once: true });
+			dialog.close();
+			rollback.click();
+		})()`),
+		until(`window.lateClose === true && document.querySelector('#confirm').open`, quick),
+		chromedp.Click(chromedp.CSS("#confirm-no")),
+		until(`!document.querySelector('#confirm').open && location.hash === '#/deployments/`+second+`'`, quick))
 	start = time.Now()
 	b.do("the rollback button, confirmed, rolls v2 back", deployWait,
 		chromedp.Click(chromedp.CSS("#rollback")),

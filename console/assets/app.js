@@ -18,27 +18,44 @@ function status(message) {
   statusLine.textContent = message || '';
 }
 
-// confirm asks in a modal dialog (focus stays in it; Escape says no) and resolves true on yes.
+// settlePending answers the question the dialog asks now, if any (see confirm).
+let settlePending = null;
+
+// confirm asks in a modal dialog (focus stays in it; Escape says no) and resolves true on yes. One
+// question at a time: each settles once, from its own buttons or Escape (the cancel event, fired as
+// the key is handled), and removes its listeners then. A close event settles it only while the dialog
+// is closed: the event is dispatched after the dialog closed, so an earlier question's can arrive when
+// the next is already open (Escape, then a quick click asks again).
 function confirm(title, text, yes) {
+  if (settlePending) settlePending(false);
   const dialog = document.getElementById('confirm');
   document.getElementById('confirm-title').textContent = title;
   document.getElementById('confirm-text').textContent = text;
   const yesButton = document.getElementById('confirm-yes');
+  const noButton = document.getElementById('confirm-no');
   yesButton.textContent = yes;
   return new Promise((resolve) => {
-    const done = (answer) => () => dialog.close(answer);
-    const onYes = done('yes');
-    const onNo = done('no');
-    yesButton.addEventListener('click', onYes);
-    document.getElementById('confirm-no').addEventListener('click', onNo);
-    dialog.addEventListener('close', () => {
+    const settle = (answer) => {
       yesButton.removeEventListener('click', onYes);
-      document.getElementById('confirm-no').removeEventListener('click', onNo);
-      resolve(dialog.returnValue === 'yes');
-    }, { once: true });
-    dialog.returnValue = '';
+      noButton.removeEventListener('click', onNo);
+      dialog.removeEventListener('cancel', onNo);
+      dialog.removeEventListener('close', onClose);
+      settlePending = null;
+      if (dialog.open) dialog.close();
+      resolve(answer);
+    };
+    const onYes = () => settle(true);
+    const onNo = () => settle(false);
+    const onClose = () => {
+      if (!dialog.open) settle(false);
+    };
+    settlePending = settle;
+    yesButton.addEventListener('click', onYes);
+    noButton.addEventListener('click', onNo);
+    dialog.addEventListener('cancel', onNo);
+    dialog.addEventListener('close', onClose);
     dialog.showModal();
-    document.getElementById('confirm-no').focus();
+    noButton.focus();
   });
 }
 
