@@ -390,7 +390,10 @@ func TestE2EPhysicalLifecycle(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		req := env.deployRequest("v1")
-		req.Health.Delay = 2 * time.Second
+		// The run must hold the nodes long enough to be seen mid-run: the checks must keep passing for 5 s
+		// (Delay no longer waits: verification watches the unit, and this deploy used to end within a
+		// second, sometimes before the lock holder was ever read).
+		req.Health.Stable = 5 * time.Second
 		type outcome struct {
 			res []executor.NodeResult
 			err error
