@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/nodeexec/nodeexec/executor"
 )
 
@@ -305,10 +303,7 @@ func TestACleanupPassHoldsNodesWhileItRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	age := func() { // the claim is older than the orphan grace
-		if _, err := s.nodes.UpdateOne(ctx, bson.M{"_id": "demo/h1"}, bson.M{"$set": bson.M{"updated_at": now.Add(-2 * OrphanGrace)}}); err != nil {
-			t.Fatal(err)
-		}
-		s.writing("demo/h1")
+		ageClaim(t, s, "demo/h1", now.Add(-2*OrphanGrace))
 	}
 	age()
 	var busy *BusyError

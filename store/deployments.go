@@ -221,17 +221,31 @@ func (s *Store) UpdateObjects(ctx context.Context, d *Deployment) error {
 }
 
 // Release gives a claimed node back as it was before the claim, when its deployment never ran on it.
+// A node the deployment does not hold (any more) is left as it is.
 func (s *Store) Release(ctx context.Context, deploymentID string, before *Node) error {
+	id := before.ID
+	if held, err := s.holds(ctx, id, deploymentID); err != nil || !held {
+		return err
+	}
+	if err := s.restore(ctx, deploymentID, before); err != nil {
+		return fmt.Errorf("release %s: %w", id, err)
+	}
+	return s.giveBack(ctx, id, deploymentID)
+}
+
+// restore writes back the record a holder claimed (removes it if the claim created it), if the record
+// still names holder as deploying it.
+func (s *Store) restore(ctx context.Context, holder string, before *Node) error {
 	id := before.ID
 	defer s.lockNode(id)()
 	defer s.writing(id)
-	set := bson.M{"state": before.State, "deploying_version": "", "deployment_id": before.DeploymentID, "last_error": before.LastError}
+	mine := bson.M{"_id": id, "deployment_id": holder, "state": executor.StateDeploying}
 	if before.State == "" {
-		// The claim created the record: remove it again.
-		_, err := s.nodes.DeleteOne(ctx, bson.M{"_id": id, "deployment_id": deploymentID, "state": executor.StateDeploying})
+		_, err := s.nodes.DeleteOne(ctx, mine)
 		return err
 	}
-	_, err := s.nodes.UpdateOne(ctx, bson.M{"_id": id, "deployment_id": deploymentID, "state": executor.StateDeploying}, bson.M{"$set": set})
+	set := bson.M{"state": before.State, "deploying_version": "", "deployment_id": before.DeploymentID, "last_error": before.LastError}
+	_, err := s.nodes.UpdateOne(ctx, mine, bson.M{"$set": set})
 	return err
 }
 

@@ -207,6 +207,20 @@ func (s *Store) GiveBack(ctx context.Context, passID string, prior *Node, o Obse
 		return s.Release(ctx, passID, prior) // the claim created the record (it was forgotten meanwhile)
 	}
 	id := prior.ID
+	if held, err := s.holds(ctx, id, passID); err != nil {
+		return fmt.Errorf("give back %s: %w", id, err)
+	} else if !held {
+		return fmt.Errorf("give back %s: drift pass %s: %w", id, passID, ErrNotHeld)
+	}
+	if err := s.writeObserved(ctx, passID, prior, o); err != nil {
+		return err
+	}
+	return s.giveBack(ctx, id, passID)
+}
+
+// writeObserved writes back the record of a node a drift pass held, with what it observed.
+func (s *Store) writeObserved(ctx context.Context, passID string, prior *Node, o Observed) error {
+	id := prior.ID
 	defer s.lockNode(id)()
 	defer s.writing(id)
 	set := bson.M{"state": prior.State, "deploying_version": "", "deployment_id": prior.DeploymentID, "last_error": prior.LastError}

@@ -37,6 +37,11 @@ type HandRun struct {
 // the record as it was before (nil when this call created it).
 func (s *Store) RecordHandRun(ctx context.Context, deploymentID string, st executor.NodeStatus) (*Node, error) {
 	id := NodeID(st.Service, st.Host)
+	release, err := s.holdBriefly(ctx, id, st.Host, deploymentID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	defer s.lockNode(id)()
 	defer s.writing(id)
 	now := time.Now().UTC()
@@ -49,7 +54,7 @@ func (s *Store) RecordHandRun(ctx context.Context, deploymentID string, st execu
 		"$setOnInsert": bson.M{"created_at": now},
 	}
 	var before Node
-	err := s.nodes.FindOneAndUpdate(ctx, filter, update,
+	err = s.nodes.FindOneAndUpdate(ctx, filter, update,
 		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&before)
 	switch {
 	case mongo.IsDuplicateKeyError(err):
@@ -65,4 +70,19 @@ func (s *Store) RecordHandRun(ctx context.Context, deploymentID string, st execu
 		return nil, fmt.Errorf("record hand run on %s: %w", id, err)
 	}
 	return &before, nil
+}
+
+// holdBriefly takes node id's claim for a write of one record on behalf of what (a manual record's id,
+// "forget"), and returns how to give it back. A node held by another is a *BusyError naming host and
+// the holder.
+func (s *Store) holdBriefly(ctx context.Context, id, host, what string) (release func(), err error) {
+	holder := briefHolder(what)
+	now := time.Now().UTC()
+	if _, _, err := s.take(ctx, id, holder, func(c *claimTicket) bool { return s.orphaned(ctx, c, now) }); err != nil {
+		if busy := (*BusyError)(nil); errors.As(err, &busy) {
+			busy.Node = host
+		}
+		return nil, err
+	}
+	return func() { _ = s.giveBack(context.WithoutCancel(ctx), id, holder) }, nil
 }

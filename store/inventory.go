@@ -138,11 +138,19 @@ func (s *Store) Services(ctx context.Context) ([]ServiceSummary, error) {
 // or read by any pass; a later deploy to it records it anew.
 func (s *Store) ForgetNode(ctx context.Context, service, host string) (*Node, error) {
 	id := NodeID(service, host)
+	if _, err := s.readNode(ctx, id); err != nil {
+		return nil, err // not there: nothing to hold
+	}
+	release, err := s.holdBriefly(ctx, id, host, "forget")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	defer s.lockNode(id)()
 	defer s.writing(id)
 	var n Node
 	held := bson.A{executor.StateDeploying, executor.StatePending}
-	err := s.nodes.FindOneAndDelete(ctx, bson.M{"_id": id, "state": bson.M{"$nin": held}}).Decode(&n)
+	err = s.nodes.FindOneAndDelete(ctx, bson.M{"_id": id, "state": bson.M{"$nin": held}}).Decode(&n)
 	if err == nil {
 		return &n, nil
 	}

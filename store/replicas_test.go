@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nodeexec/nodeexec/executor"
 )
 
 // openReplicas opens n stores on one database, each with a client of its own and none of the others'
@@ -145,3 +149,116 @@ func TestOneReplicaTakesOverAnOrphanedKey(t *testing.T) {
 		t.Errorf("a late takeover = %s %v, want %s", owner, err, got[0])
 	}
 }
+
+// Replicas claim overlapping nodes over and over, each claim a deployment of its own: no two ever hold
+// one node at once. Occupancy is this test's own record, taken while the claim is held, not the store's.
+// (With claims made atomic by a lock inside each process, replicas on PostgreSQL shared nodes.)
+func TestNoTwoReplicasEverHoldOneNode(t *testing.T) {
+	replicas := openReplicas(t, 4)
+	ctx := context.Background()
+	const nodes, workers, rounds = 6, 3, 25
+	type stay struct {
+		id         string
+		start, end time.Time
+	}
+	var mu sync.Mutex
+	stays := map[string][]stay{} // host -> who held it when, as this test saw it
+	var won, busy atomicCount
+	var wg sync.WaitGroup
+	for r, s := range replicas {
+		for w := range workers {
+			wg.Go(func() {
+				for i := range rounds {
+					host := fmt.Sprintf("h%d", (r+w+i)%nodes)
+					id := fmt.Sprintf("d-%d-%d-%d", r, w, i)
+					if _, err := s.Claim(ctx, "demo", host, executor.PlatformPhysical, id, "v1"); err != nil {
+						if b := (*BusyError)(nil); !errors.As(err, &b) {
+							t.Errorf("claim %s: %v", host, err)
+						}
+						busy.add()
+						continue
+					}
+					won.add()
+					start := time.Now()
+					_, _ = s.Node(ctx, "demo", host) // hold it a read's time
+					end := time.Now()
+					if _, err := s.Finish(ctx, id, executor.NodeStatus{Host: host, Service: "demo", State: executor.StateSuccess, CurrentVersion: "v1"}); err != nil {
+						t.Errorf("finish %s on %s: %v", id, host, err)
+					}
+					mu.Lock()
+					stays[host] = append(stays[host], stay{id, start, end})
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	overlaps := 0
+	for host, ss := range stays {
+		sort.Slice(ss, func(i, j int) bool { return ss[i].start.Before(ss[j].start) })
+		for i := 1; i < len(ss); i++ {
+			if ss[i].start.Before(ss[i-1].end) {
+				overlaps++
+				t.Errorf("%s held %s while %s did", ss[i].id, host, ss[i-1].id)
+			}
+		}
+	}
+	t.Logf("%d claims won, %d refused as busy, %d overlaps", won.get(), busy.get(), overlaps)
+	if won.get() == 0 || busy.get() == 0 {
+		t.Errorf("the replicas did not contend: %d won, %d busy", won.get(), busy.get())
+	}
+	for h := range nodes {
+		if n, err := replicas[0].Node(ctx, "demo", fmt.Sprintf("h%d", h)); err == nil && n.State == executor.StateDeploying {
+			t.Errorf("h%d is left deploying: %+v", h, n)
+		}
+	}
+}
+
+// Replicas that take over one orphaned claim at once: one gets the node, the others are told it holds it.
+func TestOneReplicaTakesOverAnOrphanedClaim(t *testing.T) {
+	replicas := openReplicas(t, 6)
+	ctx := context.Background()
+	if _, err := replicas[0].Claim(ctx, "demo", "h1", executor.PlatformPhysical, "ghost", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	ageClaim(t, replicas[0], "demo/h1", time.Now().UTC().Add(-2*OrphanGrace))
+	errs := make([]error, len(replicas))
+	var wg sync.WaitGroup
+	for r, s := range replicas {
+		wg.Go(func() {
+			_, errs[r] = s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, fmt.Sprintf("d-%d", r), "v2")
+		})
+	}
+	wg.Wait()
+	var winners []string
+	for r, err := range errs {
+		var b *BusyError
+		switch {
+		case err == nil:
+			winners = append(winners, fmt.Sprintf("d-%d", r))
+		case !errors.As(err, &b):
+			t.Errorf("d-%d: %v", r, err)
+		}
+	}
+	if len(winners) != 1 {
+		t.Fatalf("the orphan was taken over by %v, want exactly one", winners)
+	}
+	if n, err := replicas[1].Node(ctx, "demo", "h1"); err != nil || n.DeploymentID != winners[0] {
+		t.Errorf("node = %+v %v, want held by %s", n, err, winners[0])
+	}
+	// The ghost is a stale holder now: it can neither finish nor give back the node.
+	if _, err := replicas[2].Finish(ctx, "ghost", executor.NodeStatus{Host: "h1", Service: "demo", State: executor.StateFailed}); !errors.Is(err, ErrNotHeld) {
+		t.Errorf("the stale holder finishes: %v, want ErrNotHeld", err)
+	}
+	if err := replicas[2].Release(ctx, "ghost", &Node{ID: "demo/h1", State: executor.StateSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := replicas[1].Node(ctx, "demo", "h1"); n == nil || n.DeploymentID != winners[0] || n.State != executor.StateDeploying {
+		t.Errorf("after the stale holder's tries, node = %+v, want still held by %s", n, winners[0])
+	}
+}
+
+type atomicCount struct{ n atomic.Int64 }
+
+func (c *atomicCount) add()       { c.n.Add(1) }
+func (c *atomicCount) get() int64 { return c.n.Load() }

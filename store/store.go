@@ -1,6 +1,7 @@
 // Package store keeps what nodeexec knows in MongoDB (or the embedded FerretDB): one document per node,
-// keyed "<service>/<host>" so hot lookups hit _id. Every state change is one conditional update of one
-// document (compare-and-swap): no transactions, which the embedded server does not have.
+// keyed "<service>/<host>" so hot lookups hit _id. No transactions, which the embedded server does not
+// have, and no conditional update that must be atomic, which FerretDB's are not: what replicas must never
+// both do (hold a node, take a lease or an idempotency key) is an insert with a unique _id.
 package store
 
 import (
@@ -23,17 +24,18 @@ import (
 type Store struct {
 	client *mongo.Client
 	nodes  *mongo.Collection
-	// FerretDB's SQLite handler does not run a conditional findAndModify atomically: under concurrency two
-	// claims of one free node both matched (TestOnlyOneOfConcurrentClaimsWins caught it). MongoDB does.
-	// The embedded server serves only this process, so serializing conditional updates per node here
-	// makes them compare-and-swap on both. Several nodeexec replicas need a real MongoDB.
+	// stripes serialize this process's writes of one node with the cache's fills, so a cached record is
+	// always the stored one. They make no guarantee between writers: a node's claim ticket does (claims.go).
 	stripes [64]sync.Mutex
 	// cache holds node records for reads when this process is their only writer (nil otherwise).
 	cache *nodeCache
 }
 
-// lockNode serializes conditional updates of one node within this process.
+// lockNode serializes this process's writes of one node while it caches records (nothing otherwise).
 func (s *Store) lockNode(id string) func() {
+	if s.cache == nil {
+		return func() {}
+	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
 	m := &s.stripes[h.Sum32()%uint32(len(s.stripes))]
@@ -163,45 +165,57 @@ func (e *BusyError) Error() string {
 	if IsCleanupID(e.DeploymentID) {
 		return fmt.Sprintf("node %s is held by cleanup pass %s while it removes old releases; retry when it ends (GET /api/v1/cleanups/%s)", e.Node, e.DeploymentID, e.DeploymentID)
 	}
+	if strings.HasPrefix(e.DeploymentID, briefPrefix) {
+		return fmt.Sprintf("node %s is held for a moment while its record is written (%s); retry", e.Node, e.DeploymentID)
+	}
 	return fmt.Sprintf("node %s is being deployed by deployment %s", e.Node, e.DeploymentID)
 }
 
-// Claim marks a node deploying for deploymentID, in one conditional update: it succeeds only if no other
-// deployment holds the node, so two deploys that touch the same node can never both run. Claiming again
-// by the same deployment succeeds (a retry). It returns the record as it was before the claim (State ""
-// when the claim created it), which Release restores if the deployment never runs.
+// Claim marks a node deploying for deploymentID: it takes the node's claim ticket (claims.go), which one
+// claimer gets when several claim a free node at once, in this process or another replica, and then
+// writes the node's record. Claiming again by the same deployment succeeds (a retry). It returns the
+// record as it was before the claim (State "" when the claim created it), which Release restores if the
+// deployment never runs. A node held by another is a *BusyError naming the holder.
 func (s *Store) Claim(ctx context.Context, service, host string, platform executor.Platform, deploymentID, version string) (*Node, error) {
 	id := NodeID(service, host)
-	defer s.lockNode(id)()
-	defer s.writing(id)
 	now := time.Now().UTC()
-	filter := bson.M{"_id": id, "$or": bson.A{
-		bson.M{"state": bson.M{"$ne": executor.StateDeploying}},
-		bson.M{"deployment_id": deploymentID},
-	}}
-	update := bson.M{
+	fresh, over, err := s.take(ctx, id, deploymentID, func(c *claimTicket) bool { return s.orphaned(ctx, c, now) })
+	if err != nil {
+		return nil, err
+	}
+	before, err := s.markDeploying(ctx, id, bson.M{
 		"$set": bson.M{"service": service, "host": host, "platform": platform, "state": executor.StateDeploying,
 			"deploying_version": version, "deployment_id": deploymentID, "last_error": "", "updated_at": now},
 		"$setOnInsert": bson.M{"created_at": now, "current_version": "", "prev_version": ""},
-	}
-	var before Node
-	err := s.nodes.FindOneAndUpdate(ctx, filter, update,
-		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&before)
-	switch {
-	case errors.Is(err, mongo.ErrNoDocuments):
-		return &Node{ID: id, Service: service, Host: host, Platform: platform}, nil // created by this claim
-	case mongo.IsDuplicateKeyError(err):
-		// The node exists and the filter did not match it: someone else holds it.
-		holder, getErr := s.readNode(ctx, id)
-		if getErr != nil {
-			return nil, fmt.Errorf("claim %s: held, and reading the holder failed: %w", id, getErr)
+	})
+	if err != nil {
+		if fresh { // the record was not written: the claim leaves nothing behind
+			_ = s.giveBack(context.WithoutCancel(ctx), id, deploymentID)
 		}
-		if s.orphaned(ctx, holder, now) {
-			return s.takeOver(ctx, holder, update)
-		}
-		return nil, &BusyError{Node: id, DeploymentID: holder.DeploymentID}
-	case err != nil:
 		return nil, fmt.Errorf("claim %s: %w", id, err)
+	}
+	if before == nil {
+		return &Node{ID: id, Service: service, Host: host, Platform: platform}, nil // created by this claim
+	}
+	if over != nil && before.State == executor.StateDeploying && before.DeploymentID != deploymentID {
+		orphanedBefore(before, over)
+	}
+	return before, nil
+}
+
+// markDeploying writes a claimed node's record (its claim's holder is its only writer) and returns it
+// as it was (nil: the write created it).
+func (s *Store) markDeploying(ctx context.Context, id string, update bson.M) (*Node, error) {
+	defer s.lockNode(id)()
+	defer s.writing(id)
+	var before Node
+	err := s.nodes.FindOneAndUpdate(ctx, bson.M{"_id": id}, update,
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&before)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	return &before, nil
 }
@@ -213,51 +227,31 @@ func (s *Store) Claim(ctx context.Context, service, host string, platform execut
 // runs (its nodeexec stopped, and with it the renewal of the pass's lease).
 const OrphanGrace = time.Minute
 
-func (s *Store) orphaned(ctx context.Context, n *Node, now time.Time) bool {
-	if n.State != executor.StateDeploying || now.Sub(n.UpdatedAt) < OrphanGrace {
-		return false
-	}
-	if IsCleanupID(n.DeploymentID) {
-		return !s.cleanupAlive(ctx, n.DeploymentID, now)
-	}
-	if IsDriftID(n.DeploymentID) {
-		return !s.driftAlive(ctx, n.DeploymentID, now)
-	}
-	_, err := s.Deployment(ctx, n.DeploymentID)
-	return errors.Is(err, ErrNotFound)
-}
-
-// takeOver claims a node held by an orphaned claim, if it is still the same claim.
-func (s *Store) takeOver(ctx context.Context, orphan *Node, update bson.M) (*Node, error) {
-	filter := bson.M{"_id": orphan.ID, "deployment_id": orphan.DeploymentID, "state": executor.StateDeploying, "updated_at": orphan.UpdatedAt}
-	var before Node
-	err := s.nodes.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&before)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, &BusyError{Node: orphan.ID, DeploymentID: orphan.DeploymentID}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("claim %s: %w", orphan.ID, err)
-	}
-	// The state the orphan claimed from is lost; the versions on the record are still the node's. If
-	// this claim is given back too, the node says what happened rather than pretend a state.
-	before.State, before.DeploymentID = executor.StateFailed, ""
-	before.LastError = "a request claimed this node and failed before it was recorded; it did not touch the node"
-	if IsCleanupID(orphan.DeploymentID) {
-		before.LastError = "cleanup pass " + orphan.DeploymentID + " held this node and stopped before giving it back"
-	}
-	if IsDriftID(orphan.DeploymentID) {
-		before.LastError = "drift pass " + orphan.DeploymentID + " held this node and stopped before giving it back"
-	}
-	return &before, nil
-}
-
-// Finish records how a node's deployment ended. Only the deployment that holds the node may finish it,
-// and only into a state the state machine allows from deploying.
+// Finish records how a node's deployment ended and gives the node back. Only the deployment that holds
+// the node may finish it, and only into a state the state machine allows from deploying. Finishing
+// again after a failure to give the node back (a retry) finishes what is left.
 func (s *Store) Finish(ctx context.Context, deploymentID string, st executor.NodeStatus) (*Node, error) {
 	if err := executor.CheckTransition(executor.StateDeploying, st.State); err != nil {
 		return nil, err
 	}
 	id := NodeID(st.Service, st.Host)
+	if held, err := s.holds(ctx, id, deploymentID); err != nil {
+		return nil, fmt.Errorf("finish %s: %w", id, err)
+	} else if !held {
+		return nil, fmt.Errorf("finish %s: deployment %s: %w", id, deploymentID, ErrNotHeld)
+	}
+	n, err := s.writeFinish(ctx, id, deploymentID, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.giveBack(ctx, id, deploymentID); err != nil && !errors.Is(err, ErrNotHeld) {
+		return nil, fmt.Errorf("finish %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// writeFinish writes a finished node's record, or finds it written by an earlier try.
+func (s *Store) writeFinish(ctx context.Context, id, deploymentID string, st executor.NodeStatus) (*Node, error) {
 	defer s.lockNode(id)()
 	defer s.writing(id)
 	filter := bson.M{"_id": id, "deployment_id": deploymentID, "state": executor.StateDeploying}
@@ -270,6 +264,10 @@ func (s *Store) Finish(ctx context.Context, deploymentID string, st executor.Nod
 	var n Node
 	err := s.nodes.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&n)
 	if errors.Is(err, mongo.ErrNoDocuments) {
+		prev, readErr := s.readNode(ctx, id)
+		if readErr == nil && prev.DeploymentID == deploymentID && prev.State == st.State {
+			return prev, nil // an earlier try wrote it, and failed to give the node back
+		}
 		return nil, fmt.Errorf("finish %s: deployment %s: %w", id, deploymentID, ErrNotHeld)
 	}
 	if err != nil {

@@ -295,10 +295,7 @@ func TestOrphanedClaimIsTakenOverAfterTheGrace(t *testing.T) {
 		t.Fatalf("a fresh claim must hold: %v", err)
 	}
 	old := time.Now().UTC().Add(-2 * OrphanGrace)
-	if _, err := s.nodes.UpdateOne(ctx, bson.M{"_id": "demo/h1"}, bson.M{"$set": bson.M{"updated_at": old}}); err != nil {
-		t.Fatal(err)
-	}
-	s.writing("demo/h1") // the test wrote past the Store
+	ageClaim(t, s, "demo/h1", old)
 	before, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d2", "v3")
 	if err != nil {
 		t.Fatalf("claim over the orphan: %v", err)
@@ -313,10 +310,7 @@ func TestOrphanedClaimIsTakenOverAfterTheGrace(t *testing.T) {
 	if _, _, err := s.CreateDeployment(ctx, &Deployment{ID: "d2", Kind: KindDeploy, Service: "demo", Nodes: []DeploymentNode{}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.nodes.UpdateOne(ctx, bson.M{"_id": "demo/h1"}, bson.M{"$set": bson.M{"updated_at": old}}); err != nil {
-		t.Fatal(err)
-	}
-	s.writing("demo/h1") // the test wrote past the Store
+	ageClaim(t, s, "demo/h1", old)
 	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d3", "v4"); !errors.As(err, &busy) || busy.DeploymentID != "d2" {
 		t.Errorf("claim over a recorded deployment: %v", err)
 	}
@@ -403,4 +397,17 @@ func TestCachedReadsNeverGoBackInTime(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// ageClaim makes node id's claim look taken at at, as if it had been left that long ago.
+func ageClaim(t *testing.T, s *Store, id string, at time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := s.holding(ctx, id)
+	if err != nil || cur.ID == "" {
+		t.Fatalf("no claim ticket on %s: %v", id, err)
+	}
+	if _, err := s.claimTickets().UpdateOne(ctx, bson.M{"_id": cur.ID}, bson.M{"$set": bson.M{"at": at}}); err != nil {
+		t.Fatal(err)
+	}
 }
