@@ -41,6 +41,7 @@ type Config struct {
 	Timeouts      Timeouts   `yaml:"timeouts"`
 	Push          Push       `yaml:"push"`
 	Adhoc         Adhoc      `yaml:"adhoc"`
+	Replica       Replica    `yaml:"replica"`
 	// Webhooks are told how each deployment ended (see Webhook).
 	Webhooks []Webhook `yaml:"webhooks"`
 }
@@ -157,6 +158,7 @@ func Default() Config {
 		Push:     Push{MaxBytes: 1 << 30},
 		Adhoc:    Adhoc{Commands: executor.AllowList{}, MaxOutput: 64 << 10, Timeout: Duration(time.Minute)},
 		Webhooks: []Webhook{},
+		Replica:  Replica{Lease: Duration(DefaultReplicaLease)},
 	}
 }
 
@@ -214,6 +216,8 @@ var Env = []struct{ Name, Setting string }{
 	{"NODEEXEC_DRIFT_BATCH_SIZE", "drift.batch_size"},
 	{"NODEEXEC_RETRY_MAX", "retry.max_retries"},
 	{"NODEEXEC_DEPLOY_TIMEOUT", "timeouts.deploy"},
+	{"NODEEXEC_REPLICA_NAME", "replica.name"},
+	{"NODEEXEC_REPLICA_LEASE", "replica.lease"},
 }
 
 func (c *Config) applyEnv(env func(string) string) error {
@@ -235,10 +239,11 @@ func (c *Config) set(setting, v string) error {
 		"database.name": &c.Database.Name, "database.data_dir": &c.Database.DataDir, "nodes.ssh_user": &c.Nodes.SSHUser,
 		"nodes.ssh_key": &c.Nodes.SSHKey, "nodes.base_dir": &c.Nodes.BaseDir, "nodes.playbook_dir": &c.Nodes.PlaybookDir,
 		"kubernetes.kubeconfig": &c.Kubernetes.Kubeconfig, "cleanup.schedule": &c.Cleanup.Schedule,
-		"drift.schedule": &c.Drift.Schedule}
+		"drift.schedule": &c.Drift.Schedule, "replica.name": &c.Replica.Name}
 	num := map[string]*int{"max_concurrent": &c.MaxConcurrent, "nodes.ssh_port": &c.Nodes.SSHPort, "retry.max_retries": &c.Retry.MaxRetries, "cleanup.keep": &c.Cleanup.Keep, "cleanup.batch_size": &c.Cleanup.BatchSize,
 		"drift.batch_size": &c.Drift.BatchSize}
-	dur := map[string]*Duration{"shutdown_grace": &c.ShutdownGrace, "timeouts.deploy": &c.Timeouts.Deploy, "cleanup.retention": &c.Cleanup.Retention}
+	dur := map[string]*Duration{"shutdown_grace": &c.ShutdownGrace, "timeouts.deploy": &c.Timeouts.Deploy, "cleanup.retention": &c.Cleanup.Retention,
+		"replica.lease": &c.Replica.Lease}
 	flag := map[string]*bool{"nodes.insecure_host_keys": &c.Nodes.InsecureHostKeys, "nodes.become": &c.Nodes.Become}
 	switch {
 	case str[setting] != nil:
@@ -294,6 +299,7 @@ func (c Config) Check() []Problem {
 	out = append(out, c.Cleanup.check()...)
 	out = append(out, c.Drift.check()...)
 	out = append(out, c.Adhoc.check()...)
+	out = append(out, c.Replica.check()...)
 	if c.Push.MaxBytes < 1<<20 || c.Push.MaxBytes > 1<<40 {
 		bad("push.max_bytes", "want 1 MiB (%d) to 1 TiB, not %d", 1<<20, c.Push.MaxBytes)
 	}

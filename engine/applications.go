@@ -88,7 +88,7 @@ func (e *Engine) SubmitApplications(ctx context.Context, d *store.Deployment, ap
 	}
 	// d first: an application recorded without it would run alone after a crash in between, where d
 	// recorded alone is ended at the next start (its missing applications failed, nothing ran for them).
-	got, created, err := e.cfg.Store.CreateDeployment(ctx, d)
+	got, created, err := e.create(ctx, d)
 	if err != nil {
 		return refuse(err)
 	}
@@ -97,7 +97,7 @@ func (e *Engine) SubmitApplications(ctx context.Context, d *store.Deployment, ap
 		return Accepted{ID: got.ID, State: got.State}, nil
 	}
 	for i, a := range apps {
-		if _, _, err := e.cfg.Store.CreateDeployment(ctx, a); err != nil {
+		if _, _, err := e.create(ctx, a); err != nil {
 			giveBack(i)
 			e.abandon(context.WithoutCancel(ctx), d, apps[:i], fmt.Errorf("recording application %s failed: %w; nothing was started", a.Service, err))
 			return Accepted{}, err

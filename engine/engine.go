@@ -52,6 +52,8 @@ type Config struct {
 	StoreRetry retry.Policy
 	// KeyWait and KeyOrphanAfter: see DefaultKeyWait; zero: the defaults.
 	KeyWait, KeyOrphanAfter time.Duration
+	// Replica places this engine among replicas sharing the database (replicas.go).
+	Replica ReplicaConfig
 	// Hooks let tests act at points a real fault would strike; leave them nil in production.
 	Hooks Hooks
 }
@@ -88,6 +90,11 @@ type Engine struct {
 	// ctx is the parent of every run: Shutdown cancels it.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// self is this process as a replica; stopWatch ends its heartbeats (Shutdown), watching waits for them.
+	self      store.Replica
+	stopWatch chan struct{}
+	stopOnce  sync.Once
+	watching  sync.WaitGroup
 }
 
 // errShuttingDown is the cause of runs cancelled because the engine stops.
@@ -116,9 +123,10 @@ func New(cfg Config) *Engine {
 	if cfg.KeyOrphanAfter <= 0 {
 		cfg.KeyOrphanAfter = DefaultKeyOrphanAfter
 	}
+	self := newReplica(&cfg.Replica)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Engine{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent), metrics: cfg.Metrics,
-		drain: make(chan struct{}), ctx: ctx, cancel: cancel}
+		drain: make(chan struct{}), ctx: ctx, cancel: cancel, self: self, stopWatch: make(chan struct{})}
 }
 
 // Executor is the executor of a platform, or a ValidationError naming the platform when this engine
@@ -154,6 +162,8 @@ func (e *Engine) Shutdown() {
 	e.StopTaking()
 	e.cancel(errShuttingDown)
 	e.runs.wg.Wait()
+	e.stopOnce.Do(func() { close(e.stopWatch) })
+	e.watching.Wait()
 	e.background.Wait()
 }
 

@@ -109,7 +109,7 @@ func (e *Engine) RunObjects(ctx context.Context, d *store.Deployment) (got *stor
 	now := time.Now().UTC()
 	d.State, d.StartedAt, d.Objects = executor.StateDeploying, &now, planned
 	// Recorded before the cluster is called: a crash from here on leaves a record in flight.
-	if _, _, err := e.cfg.Store.CreateDeployment(ctx, d); err != nil {
+	if _, _, err := e.create(ctx, d); err != nil {
 		e.forgetKey(ctx, d)
 		return nil, false, err
 	}

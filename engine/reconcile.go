@@ -18,12 +18,17 @@ const errInterrupted = "interrupted: nodeexec stopped during the run; each node'
 // nodes they still hold are asked what they really run (status.yml, from the node's own record, after
 // releasing the dead run's node locks), and each node and the deployment get a true final state. A node
 // that runs the target version is a success; anything else is failed, saying what the node runs.
-// Call it at start, before taking submissions.
+// Among replicas on one database, only what this replica's earlier incarnation left, or a dead
+// replica's, is finished here: the others' runs go on. Call it at start, before taking submissions.
 func (e *Engine) Reconcile(ctx context.Context) error {
-	lost, err := e.cfg.Store.InFlight(ctx)
-	if err != nil {
+	if err := e.heartbeat(ctx); err != nil {
 		return err
 	}
+	return e.adopt(ctx, errInterrupted)
+}
+
+// settleLost ends deployments whose run is gone; why is their error.
+func (e *Engine) settleLost(ctx context.Context, lost []store.Deployment, why string) error {
 	// Applications first: a deployment of several then follows what they became.
 	var several []string
 	for i := range lost {
@@ -37,7 +42,7 @@ func (e *Engine) Reconcile(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := e.reconcile(ctx, &lost[i], errInterrupted); err != nil {
+		if err := e.reconcile(ctx, &lost[i], why); err != nil {
 			return fmt.Errorf("reconcile deployment %s: %w", lost[i].ID, err)
 		}
 	}

@@ -54,7 +54,7 @@ func (e *Engine) Submit(ctx context.Context, d *store.Deployment) (Accepted, err
 	for host, prior := range before {
 		op.claimed(d.Node(host), prior)
 	}
-	got, created, err := e.cfg.Store.CreateDeployment(ctx, d)
+	got, created, err := e.create(ctx, d)
 	admitted()
 	if err != nil || !created {
 		if relErr := e.cfg.Store.ReleaseAll(ctx, d.ID, before); relErr != nil {

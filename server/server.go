@@ -56,6 +56,8 @@ type Config struct {
 	Commands         executor.AllowList
 	CommandMaxOutput int
 	CommandTimeout   time.Duration
+	// Replica places this server among replicas sharing the database.
+	Replica engine.ReplicaConfig
 	// TuneEngine, when set, adjusts the engine's configuration before the engine is built: tests set
 	// its hooks and waits there.
 	TuneEngine func(*engine.Config)
@@ -93,7 +95,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, router: gin.New(), metrics: metrics.New(), notifier: notify.New(cfg.Notify),
 		inspections: make(chan struct{}, cfg.MaxConcurrent)}
 	ecfg := engine.Config{Executor: cfg.Executor, K8s: cfg.K8s, Store: cfg.Store, MaxConcurrent: cfg.MaxConcurrent, Logger: cfg.Logger,
-		Retry: cfg.Retry, DeployTimeout: cfg.DeployTimeout, Metrics: s.metrics, Notifier: s.notifier}
+		Retry: cfg.Retry, DeployTimeout: cfg.DeployTimeout, Metrics: s.metrics, Notifier: s.notifier, Replica: cfg.Replica}
 	if cfg.TuneEngine != nil {
 		cfg.TuneEngine(&ecfg)
 	}
@@ -164,6 +166,10 @@ func (s *Server) Handler() http.Handler { return s.router }
 // Reconcile finishes the deployments a previous process left in flight (engine.Reconcile). Call it at
 // start, before serving.
 func (s *Server) Reconcile(ctx context.Context) error { return s.engine.Reconcile(ctx) }
+
+// WatchReplicas heartbeats for this replica and takes over what dead replicas left in flight, until
+// Shutdown (engine.WatchReplicas). Call it after Reconcile.
+func (s *Server) WatchReplicas() { s.engine.WatchReplicas() }
 
 // Shutdown cancels running deployments and waits for them to record their end.
 func (s *Server) Shutdown() {

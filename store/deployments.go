@@ -71,10 +71,13 @@ type Deployment struct {
 	Batch       Batch                   `bson:"batch" json:"batch"`
 	RequestedBy string                  `bson:"requested_by,omitempty" json:"requested_by,omitempty"`
 	// Token is the name of the API token the request came with (none when the server runs without auth).
-	Token          string         `bson:"token,omitempty" json:"token,omitempty"`
-	IdempotencyKey string         `bson:"idempotency_key,omitempty" json:"idempotency_key,omitempty"`
-	State          executor.State `bson:"state" json:"state"`
-	Error          string         `bson:"error,omitempty" json:"error,omitempty"`
+	Token          string `bson:"token,omitempty" json:"token,omitempty"`
+	IdempotencyKey string `bson:"idempotency_key,omitempty" json:"idempotency_key,omitempty"`
+	// Owner is the replica that runs the deployment ("<name>@<incarnation>", replicas.go); another
+	// takes it over if that one dies with it in flight.
+	Owner string         `bson:"owner,omitempty" json:"owner,omitempty"`
+	State executor.State `bson:"state" json:"state"`
+	Error string         `bson:"error,omitempty" json:"error,omitempty"`
 	// Nodes is a list, not a map keyed by host: hosts hold dots, which MongoDB field names may not.
 	Nodes []DeploymentNode `bson:"nodes" json:"nodes"`
 	// Applications makes this a deployment of several applications (applications.go): it runs nothing

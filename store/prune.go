@@ -77,9 +77,12 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (Pruned, error) {
 		return p, fmt.Errorf("prune drift passes: %w", err)
 	}
 	p.DriftPasses = res.DeletedCount
-	// Takeover tickets matter only while their takeover runs (seconds).
+	// Takeover tickets matter only while their takeover runs (seconds, a lease).
 	if _, err := s.keyTakeovers().DeleteMany(ctx, bson.M{"at": bson.M{"$lt": cutoff}}); err != nil {
 		return p, fmt.Errorf("prune key takeovers: %w", err)
+	}
+	if _, err := s.deploymentTakeovers().DeleteMany(ctx, bson.M{"at": bson.M{"$lt": cutoff}}); err != nil {
+		return p, fmt.Errorf("prune deployment takeovers: %w", err)
 	}
 	return p, nil
 }

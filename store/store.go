@@ -69,12 +69,15 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		"nodes": {{{Key: "service", Value: 1}}},
 		"deployments": {{{Key: "service", Value: 1}, {Key: "created_at", Value: -1}}, {{Key: "created_at", Value: -1}}, {{Key: "state", Value: 1}},
 			{{Key: "nodes.host", Value: 1}, {Key: "created_at", Value: -1}}},
-		"events":        {{{Key: "deployment_id", Value: 1}}},
-		"idempotency":   {{{Key: "deployment_id", Value: 1}}},
-		"cleanups":      {{{Key: "started_at", Value: -1}}, {{Key: "state", Value: 1}}},
-		"drift":         {{{Key: "started_at", Value: -1}}, {{Key: "state", Value: 1}}},
-		"leases":        {{{Key: "name", Value: 1}, {Key: "generation", Value: -1}}},
-		"key_takeovers": {{{Key: "at", Value: 1}}},
+		"events":               {{{Key: "deployment_id", Value: 1}}},
+		"idempotency":          {{{Key: "deployment_id", Value: 1}}},
+		"cleanups":             {{{Key: "started_at", Value: -1}}, {{Key: "state", Value: 1}}},
+		"drift":                {{{Key: "started_at", Value: -1}}, {{Key: "state", Value: 1}}},
+		"leases":               {{{Key: "name", Value: 1}, {Key: "generation", Value: -1}}},
+		"key_takeovers":        {{{Key: "at", Value: 1}}},
+		"claims":               {{{Key: "node", Value: 1}, {Key: "generation", Value: -1}}},
+		"replicas":             {{{Key: "heartbeat_at", Value: 1}}},
+		"deployment_takeovers": {{{Key: "at", Value: 1}}},
 	} {
 		for _, k := range keys {
 			if _, err := db.Collection(coll).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: k}); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/nodeexec/nodeexec/config"
 	"github.com/nodeexec/nodeexec/console"
 	"github.com/nodeexec/nodeexec/drift"
+	"github.com/nodeexec/nodeexec/engine"
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/executor/k8s"
 	"github.com/nodeexec/nodeexec/notify"
@@ -42,6 +43,8 @@ func serveFlags(c *common, args []string) *flag.FlagSet {
 	fs.Var(&cfg.ShutdownGrace, "shutdown-grace", "on SIGTERM, how long running deployments may go on before they are cancelled (a second signal: at once)")
 	fs.StringVar(&cfg.Cleanup.Schedule, "cleanup-schedule", cfg.Cleanup.Schedule, `when cleanup passes run, a cron spec like "0 3 * * *" (empty: only on request)`)
 	fs.StringVar(&cfg.Drift.Schedule, "drift-schedule", cfg.Drift.Schedule, `when drift passes run, a cron spec like "*/30 * * * *" (empty: only on request)`)
+	fs.StringVar(&cfg.Replica.Name, "replica-name", cfg.Replica.Name, `this replica's name among replicas on one database, kept across restarts (default "<hostname>/<listen>")`)
+	fs.Var(&cfg.Replica.Lease, "replica-lease", "a replica silent this long is dead: another finishes its deployments in flight")
 	fs.IntVar(&cfg.Cleanup.Keep, "cleanup-keep", cfg.Cleanup.Keep, "releases each node keeps after a cleanup pass (at least 2)")
 	return fs
 }
@@ -183,7 +186,8 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	driftSchedule, _ := config.ParseSchedule(cfg.Drift.Schedule)
 	srv := backend.Service(server.Config{Executor: exec, K8s: kexec, Logger: log, MaxConcurrent: cfg.MaxConcurrent, Tokens: tokens,
 		Retry: cfg.Retry.Policy(), DeployTimeout: time.Duration(cfg.Timeouts.Deploy), Notify: hooks,
-		Commands: cfg.Adhoc.Commands, CommandMaxOutput: cfg.Adhoc.MaxOutput, CommandTimeout: time.Duration(cfg.Adhoc.Timeout)},
+		Commands: cfg.Adhoc.Commands, CommandMaxOutput: cfg.Adhoc.MaxOutput, CommandTimeout: time.Duration(cfg.Adhoc.Timeout),
+		Replica: engine.ReplicaConfig{Name: cfg.ReplicaName(), Lease: time.Duration(cfg.Replica.Lease)}},
 		cleanup.Config{Cleaner: exec, Schedule: schedule, Keep: cfg.Cleanup.Keep, PerService: cfg.Cleanup.PerService,
 			Retention: time.Duration(cfg.Cleanup.Retention), BatchSize: cfg.Cleanup.BatchSize, Logger: log},
 		drift.Config{Schedule: driftSchedule, BatchSize: cfg.Drift.BatchSize, Logger: log})
@@ -192,6 +196,7 @@ func serveCmd(ctx context.Context, args []string) (bool, error) {
 	if err := srv.Reconcile(ctx); err != nil {
 		log.WithError(err).Error("reconciling deployments left in flight failed; they stay in flight and are tried again at the next start")
 	}
+	srv.WatchReplicas()
 
 	srv.StartCleanups()
 	if schedule != nil {
