@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"time"
@@ -30,6 +31,10 @@ func (c Config) ReplicaName() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
+	}
+	if _, port, _ := net.SplitHostPort(c.Listen); port == "0" {
+		// Any free port: not a name another replica on this host cannot have too.
+		return fmt.Sprintf("%s/%s/%d", host, c.Listen, os.Getpid())
 	}
 	return host + "/" + c.Listen
 }

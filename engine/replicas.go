@@ -55,8 +55,8 @@ func (e *Engine) heartbeat(ctx context.Context) error {
 }
 
 // adopt takes over the deployments in flight whose owner is dead: a replica whose heartbeat is older
-// than the lease, an earlier incarnation of this replica or of another, or nobody (recorded before
-// owners were). Of replicas that adopt one at once, one gets it (store.TakeOverDeployment); it reads
+// than the lease, an earlier incarnation of this replica or of another, nobody (recorded before owners
+// were), or any other process when this one is the database's only user. Of replicas that adopt one at once, one gets it (store.TakeOverDeployment); it reads
 // each node's outcome from the node and gives the deployment a true end, as a restart does.
 func (e *Engine) adopt(ctx context.Context, why string) error {
 	flight, err := e.cfg.Store.InFlight(ctx)
@@ -74,6 +74,9 @@ func (e *Engine) adopt(ctx context.Context, why string) error {
 	alive := func(owner string) bool {
 		if owner == e.Owner() {
 			return true
+		}
+		if e.cfg.Store.Exclusive() {
+			return false // no other process uses the database: whoever owned it died
 		}
 		name, incarnation := store.SplitOwner(owner)
 		r, ok := replicas[name]

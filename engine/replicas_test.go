@@ -35,7 +35,7 @@ func inFlight(t *testing.T, records *store.Store, id, owner string, hosts ...str
 // that notice at once take it over once between them, read its nodes and end it. What an earlier
 // incarnation of a replica left is finished at its start, without waiting for the lease.
 func TestADeadReplicasDeploymentIsTakenOverOnceAndALiveOnesIsLeftAlone(t *testing.T) {
-	records := storetest.Open(t)
+	records := storetest.OpenReplica(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	if err := records.Heartbeat(ctx, store.Replica{Name: "a", Incarnation: "1", StartedAt: now, HeartbeatAt: now}); err != nil {
@@ -100,5 +100,26 @@ func TestADeadReplicasDeploymentIsTakenOverOnceAndALiveOnesIsLeftAlone(t *testin
 		if _, err := records.Claim(ctx, "demo", h, executor.PlatformPhysical, "d-next", "v3"); err != nil {
 			t.Errorf("the next deploy to %s: %v", h, err)
 		}
+	}
+}
+
+// On the embedded database this process is the only user: whatever another process left in flight is
+// finished at start, however fresh that process's last heartbeat (it was killed a moment ago).
+func TestTheEmbeddedDatabasesOnlyUserFinishesEverythingLeftInFlightAtStart(t *testing.T) {
+	records := storetest.Open(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := records.Heartbeat(ctx, store.Replica{Name: "killed", Incarnation: "1", StartedAt: now, HeartbeatAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	inFlight(t, records, "d-left", "killed@1", "10.0.0.1")
+	rex := &recoveringExecutor{runs: map[string]string{"10.0.0.1": "v1"}}
+	e := New(Config{Executor: rex, Store: records, Logger: quietLogger(), Replica: ReplicaConfig{Name: "restarted"}})
+	defer e.Shutdown()
+	if err := e.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := records.Deployment(ctx, "d-left"); d.State != executor.StateFailed || d.Error != errInterrupted {
+		t.Errorf("left in flight by the killed process = %+v; want ended at start", d)
 	}
 }

@@ -43,6 +43,10 @@ func (s *Store) lockNode(id string) func() {
 	return m.Unlock
 }
 
+// Exclusive says whether this process is the database's only user (the embedded server): then no other
+// replica can be running what the records say is in flight.
+func (s *Store) Exclusive() bool { return s.cache != nil }
+
 // Open connects to uri and checks the server answers.
 func Open(ctx context.Context, uri, database string) (*Store, error) {
 	client, err := mongo.Connect(options.Client().SetServerSelectionTimeout(5 * time.Second).ApplyURI(uri)) // the URI may set its own

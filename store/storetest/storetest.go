@@ -44,6 +44,22 @@ func Open(t testing.TB) *store.Store {
 	return st
 }
 
+// OpenReplica is a store as one of several replicas opens it: on a shared PostgreSQL when SharedEnv
+// names one, else on an embedded server reached by URI, so the store does not take itself for the
+// database's only user (store.Exclusive).
+func OpenReplica(t testing.TB) *store.Store {
+	t.Helper()
+	if u := os.Getenv(SharedEnv); u != "" {
+		return OpenShared(t, u)
+	}
+	st, err := store.Open(context.Background(), Database(t).URI, "nodeexec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	return st
+}
+
 // Frontend starts a FerretDB front end of the test's own over the PostgreSQL at pgURL.
 func Frontend(t testing.TB, pgURL string) *store.Frontend {
 	t.Helper()
