@@ -84,6 +84,10 @@ func (e *Engine) adopt(ctx context.Context, why string) error {
 	}
 	var lost []store.Deployment
 	for _, d := range flight {
+		if d.Owner == e.Owner() && d.CancelRequestedAt != nil && e.Cancel(d.ID) {
+			e.cfg.Logger.WithFields(logrus.Fields{"deployment_id": d.ID, "service": d.Service, "version": d.Version}).
+				Info("cancelling a deployment as asked of another replica")
+		}
 		if alive(d.Owner) {
 			continue
 		}
@@ -102,8 +106,8 @@ func (e *Engine) adopt(ctx context.Context, why string) error {
 	return e.settleLost(ctx, lost, why)
 }
 
-// WatchReplicas heartbeats for this replica and adopts what dead replicas left in flight, every sixth
-// of the lease, until Shutdown. Start it after Reconcile.
+// WatchReplicas heartbeats for this replica, cancels its runs whose cancel was asked of another
+// replica, and adopts what dead replicas left in flight, every sixth of the lease, until Shutdown. Start it after Reconcile.
 func (e *Engine) WatchReplicas() {
 	e.watching.Add(1)
 	go func() {

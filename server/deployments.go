@@ -354,7 +354,8 @@ func (s *Server) rollbackTo(c *gin.Context, orig *store.Deployment, targetID, id
 	return engine.RollbackTo(orig, target, current, id)
 }
 
-// cancelDeployment stops a deployment this process is running.
+// cancelDeployment stops a deployment: at once when this process runs it, else through the database,
+// by the replica that runs it.
 func (s *Server) cancelDeployment(c *gin.Context) {
 	id := c.Param("id")
 	running := s.engine.Cancel(id)
@@ -374,7 +375,18 @@ func (s *Server) cancelDeployment(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: "deployment " + id + " already ended " + string(d.State), Code: "finished"})
 		return
 	}
-	c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: "deployment " + id + " is not run by this nodeexec (another replica, or one that stopped; it is reconciled at start)", Code: "not_running_here"})
+	if s.cfg.Store.Exclusive() {
+		c.AbortWithStatusJSON(http.StatusConflict, api.Error{Error: "deployment " + id + " is not run by this nodeexec (it is being recorded, or reconciled at start)", Code: "not_running_here"})
+		return
+	}
+	// Another replica runs it (or took it over from one that died): it cancels it at its next heartbeat.
+	for _, cid := range append([]string{id}, d.ApplicationIDs()...) {
+		if err := s.cfg.Store.RequestCancel(c.Request.Context(), cid); err != nil {
+			s.failErr(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusAccepted, api.Accepted{ID: id, State: api.State(d.State)})
 }
 
 func (s *Server) listDeployments(c *gin.Context) {

@@ -87,3 +87,12 @@ func (d *Deployment) ApplicationsState(goal executor.State) executor.State {
 	}
 	return executor.StatePending
 }
+
+// ApplicationIDs are the ids of the deployments that carry out d's applications.
+func (d *Deployment) ApplicationIDs() []string {
+	ids := make([]string, 0, len(d.Applications))
+	for _, a := range d.Applications {
+		ids = append(ids, a.DeploymentID)
+	}
+	return ids
+}

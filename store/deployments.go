@@ -75,9 +75,12 @@ type Deployment struct {
 	IdempotencyKey string `bson:"idempotency_key,omitempty" json:"idempotency_key,omitempty"`
 	// Owner is the replica that runs the deployment ("<name>@<incarnation>", replicas.go); another
 	// takes it over if that one dies with it in flight.
-	Owner string         `bson:"owner,omitempty" json:"owner,omitempty"`
-	State executor.State `bson:"state" json:"state"`
-	Error string         `bson:"error,omitempty" json:"error,omitempty"`
+	Owner string `bson:"owner,omitempty" json:"owner,omitempty"`
+	// CancelRequestedAt is when a cancel was asked of a replica that does not run it: its owner
+	// cancels it at its next heartbeat.
+	CancelRequestedAt *time.Time     `bson:"cancel_requested_at,omitempty" json:"cancel_requested_at,omitempty"`
+	State             executor.State `bson:"state" json:"state"`
+	Error             string         `bson:"error,omitempty" json:"error,omitempty"`
 	// Nodes is a list, not a map keyed by host: hosts hold dots, which MongoDB field names may not.
 	Nodes []DeploymentNode `bson:"nodes" json:"nodes"`
 	// Applications makes this a deployment of several applications (applications.go): it runs nothing
@@ -375,6 +378,16 @@ func (s *Store) InFlight(ctx context.Context) ([]Deployment, error) {
 		return nil, fmt.Errorf("list deployments in flight: %w", err)
 	}
 	return out, nil
+}
+
+// RequestCancel asks the replica that runs deployment id to cancel it (CancelRequestedAt).
+func (s *Store) RequestCancel(ctx context.Context, id string) error {
+	_, err := s.deployments().UpdateOne(ctx, bson.M{"_id": id, "state": bson.M{"$in": bson.A{executor.StatePending, executor.StateDeploying}}},
+		bson.M{"$set": bson.M{"cancel_requested_at": time.Now().UTC()}})
+	if err != nil {
+		return fmt.Errorf("request the cancel of %s: %w", id, err)
+	}
+	return nil
 }
 
 // Nodes lists a service's node records (a scan: keep it off hot paths).
