@@ -56,12 +56,13 @@ pg-down:
 # End-to-end: real ansible-playbook over real SSH to real systemd hosts (and the web console in a real
 # headless Chromium against them, cmd/nodeexec; NODEEXEC_UI_SCREENSHOTS=1 refreshes docs/console/); a real Kubernetes API server; a
 # real PostgreSQL server (two serve processes on one shared database), on which the store's own tests
-# then run again (NODEEXEC_TEST_STORE_PG_URL, set for ./store/... only).
+# then run again (NODEEXEC_TEST_STORE_PG_URL), with the engine's replica tests (several stores on one database).
 # One package at a time (-p 1): the suites share the test hosts, and some take a host off the network.
 e2e: hosts-up kube-up pg-up
 	eval "$$(hack/kube env)" && eval "$$(hack/pg env)" && NODEEXEC_E2E=1 $(GO) test -p 1 -count=1 -timeout 45m -tags e2e -v -run . \
 		./executor/ansible/ ./executor/k8s/ ./internal/testbed/ ./cmd/nodeexec/ ./server/ ./client/
-	eval "$$(hack/pg env)" && NODEEXEC_TEST_STORE_PG_URL="$$NODEEXEC_TEST_PG_URL" $(GO) test -count=1 -timeout 10m -tags e2e -v -run . ./store/...
+	eval "$$(hack/pg env)" && NODEEXEC_TEST_STORE_PG_URL="$$NODEEXEC_TEST_PG_URL" $(GO) test -count=1 -timeout 10m -tags e2e -v -run . ./store/... && \
+		NODEEXEC_TEST_STORE_PG_URL="$$NODEEXEC_TEST_PG_URL" $(GO) test -count=1 -timeout 5m -v -run 'Replica|MaxUnavailable' ./engine/
 
 # One iteration of the smallest case keeps each benchmark working; `make bench` measures.
 bench-smoke: hosts-up kube-up

@@ -49,8 +49,11 @@ func (e *Engine) SubmitApplications(ctx context.Context, d *store.Deployment, ap
 	if before, err := e.keyedBefore(ctx, d); err != nil || before != nil {
 		return deref(before), err
 	}
-	e.admit.Lock()
-	admitted := sync.OnceFunc(e.admit.Unlock)
+	admitted, err := e.admission(ctx, append([]*store.Deployment{d}, apps...)...)
+	if err != nil {
+		e.forgetKey(ctx, d)
+		return Accepted{}, err
+	}
 	defer admitted()
 	claims := make([]map[string]*store.Node, 0, len(apps))
 	giveBack := func(from int) {

@@ -80,7 +80,8 @@ type Engine struct {
 	hub     hub
 	parents parents
 	metrics *metrics.Metrics
-	// admit serializes admissions (Submit): a max_unavailable check must see every deployment before it.
+	// admit serializes this process's admissions (admission): a max_unavailable check must see every
+	// deployment before it.
 	admit sync.Mutex
 	// background holds goroutines that outlive a request (releases after a database failure).
 	background sync.WaitGroup

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,7 +37,7 @@ func inFlight(t *testing.T, records *store.Store, id, owner string, hosts ...str
 // that notice at once take it over once between them, read its nodes and end it. What an earlier
 // incarnation of a replica left is finished at its start, without waiting for the lease.
 func TestADeadReplicasDeploymentIsTakenOverOnceAndALiveOnesIsLeftAlone(t *testing.T) {
-	records := storetest.OpenReplica(t)
+	records := storetest.OpenReplicas(t, 1)[0]
 	ctx := context.Background()
 	now := time.Now().UTC()
 	if err := records.Heartbeat(ctx, store.Replica{Name: "a", Incarnation: "1", StartedAt: now, HeartbeatAt: now}); err != nil {
@@ -123,3 +125,58 @@ func TestTheEmbeddedDatabasesOnlyUserFinishesEverythingLeftInFlightAtStart(t *te
 		t.Errorf("left in flight by the killed process = %+v; want ended at start", d)
 	}
 }
+
+// heldExecutor holds every deploy until its context ends: the deployment stays in flight.
+type heldExecutor struct{ noExecutor }
+
+func (heldExecutor) Deploy(ctx context.Context, _ executor.DeployRequest) ([]executor.NodeResult, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Two replicas admit deployments of one service at once, each with max_unavailable 2 over 2 nodes of
+// its own: with one in flight, the other must be refused, whichever replica it reaches. (A lock inside
+// each process let both in.)
+func TestMaxUnavailableHoldsAcrossReplicas(t *testing.T) {
+	stores := storetest.OpenReplicas(t, 2)
+	ctx := context.Background()
+	const rounds = 8
+	for round := range rounds {
+		var accepted atomicCounter
+		var wg sync.WaitGroup
+		engines := make([]*Engine, len(stores))
+		for i, st := range stores {
+			engines[i] = New(Config{Executor: heldExecutor{}, Store: st, Logger: quietLogger(), Replica: ReplicaConfig{Name: fmt.Sprintf("r%d", i)}})
+			wg.Go(func() {
+				hosts := []string{fmt.Sprintf("10.%d.%d.1", round, i), fmt.Sprintf("10.%d.%d.2", round, i)}
+				d := &store.Deployment{ID: fmt.Sprintf("d-%d-%d", round, i), Kind: store.KindDeploy, Service: fmt.Sprintf("svc%d", round),
+					Version: "v2", Platform: executor.PlatformPhysical, State: executor.StatePending, CreatedAt: time.Now().UTC(),
+					Batch: store.Batch{MaxUnavailable: 2}, Deploy: &executor.DeployRequest{}}
+				for _, h := range hosts {
+					d.Nodes = append(d.Nodes, store.DeploymentNode{Host: h, State: executor.StatePending, TargetVersion: "v2"})
+					d.Deploy.Nodes = append(d.Deploy.Nodes, executor.Node{Host: h})
+				}
+				_, err := engines[i].Submit(ctx, d)
+				var refused *UnavailableError
+				switch {
+				case err == nil:
+					accepted.add()
+				case !errors.As(err, &refused):
+					t.Errorf("round %d, replica %d: %v", round, i, err)
+				}
+			})
+		}
+		wg.Wait()
+		for _, e := range engines {
+			e.Shutdown()
+		}
+		if n := accepted.get(); n != 1 {
+			t.Fatalf("round %d: %d deployments admitted at once under max_unavailable 2 (2 nodes each); want 1", round, n)
+		}
+	}
+}
+
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) add()       { c.n.Add(1) }
+func (c *atomicCounter) get() int64 { return c.n.Load() }

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
@@ -29,10 +28,11 @@ func (e *Engine) Submit(ctx context.Context, d *store.Deployment) (Accepted, err
 	if before, err := e.keyedBefore(ctx, d); err != nil || before != nil {
 		return deref(before), err
 	}
-	// One admission at a time, from the bound's check to the record: two deployments checked at once
-	// would each count without the other.
-	e.admit.Lock()
-	admitted := sync.OnceFunc(e.admit.Unlock)
+	admitted, err := e.admission(ctx, d)
+	if err != nil {
+		e.forgetKey(ctx, d)
+		return Accepted{}, err
+	}
 	defer admitted()
 	if err := e.checkUnavailable(ctx, d); err != nil {
 		e.forgetKey(ctx, d)

@@ -2,8 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/nodeexec/nodeexec/executor"
 	"github.com/nodeexec/nodeexec/store"
@@ -80,4 +84,68 @@ func (e *Engine) checkUnavailable(ctx context.Context, d *store.Deployment) erro
 		}
 	}
 	return nil
+}
+
+// Admissions across replicas: how long one may hold a service's admission lease (a replica that died
+// holding it delays the others this long at most), and how long another waits for it.
+const (
+	admissionLeaseTTL = 10 * time.Second
+	admissionWait     = 15 * time.Second
+)
+
+// admission serializes admissions from the bound's check to the record: two deployments checked at
+// once would each count without the other. Within the process a mutex does it; across replicas on a
+// shared database, the admission lease of each physical service in play (a unique insert, store.Lease),
+// taken in name order so that two replicas never each wait for the other. admitted ends it.
+func (e *Engine) admission(ctx context.Context, ds ...*store.Deployment) (admitted func(), err error) {
+	e.admit.Lock()
+	var held []string
+	admitted = sync.OnceFunc(func() {
+		for _, name := range held {
+			_ = e.cfg.Store.ReleaseLease(context.WithoutCancel(ctx), name, e.Owner(), ds[0].ID, time.Now())
+		}
+		e.admit.Unlock()
+	})
+	if e.cfg.Store.Exclusive() {
+		return admitted, nil
+	}
+	var names []string
+	for _, d := range ds {
+		if d.Platform == executor.PlatformPhysical && !slices.Contains(names, "admission/"+d.Service) {
+			names = append(names, "admission/"+d.Service)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := e.takeAdmission(ctx, name, ds[0].ID); err != nil {
+			admitted()
+			return nil, err
+		}
+		held = append(held, name)
+	}
+	return admitted, nil
+}
+
+// takeAdmission waits (bounded) for a service's admission lease; other admissions hold it milliseconds.
+func (e *Engine) takeAdmission(ctx context.Context, name, id string) error {
+	deadline := time.Now().Add(admissionWait)
+	delay := 2 * time.Millisecond
+	for {
+		_, err := e.cfg.Store.TakeLease(ctx, name, e.Owner(), id, time.Time{}, time.Now(), admissionLeaseTTL)
+		var held *store.LeaseHeldError
+		switch {
+		case err == nil:
+			return nil
+		case !errors.As(err, &held):
+			return err
+		case time.Now().After(deadline):
+			return fmt.Errorf("%s: other replicas kept admitting deployments of the service for %s; try again: %w", name, admissionWait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+	}
 }

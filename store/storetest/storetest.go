@@ -44,20 +44,28 @@ func Open(t testing.TB) *store.Store {
 	return st
 }
 
-// OpenReplica is a store as one of several replicas opens it: on a shared PostgreSQL when SharedEnv
-// names one, else on an embedded server reached by URI, so the store does not take itself for the
-// database's only user (store.Exclusive).
-func OpenReplica(t testing.TB) *store.Store {
+// OpenReplicas is n stores on one database of the test's own, each with a client of its own, as n
+// replicas open it: on a shared PostgreSQL when SharedEnv names one, else on an embedded server reached
+// by URI, so that no store takes itself for the database's only user (store.Exclusive).
+func OpenReplicas(t testing.TB, n int) []*store.Store {
 	t.Helper()
+	uri, name := "", "nodeexec"
 	if u := os.Getenv(SharedEnv); u != "" {
-		return OpenShared(t, u)
+		uri, name = Frontend(t, u).URI, ScratchName()
+		t.Cleanup(func() { DropDatabase(t, uri, name) })
+	} else {
+		uri = Database(t).URI
 	}
-	st, err := store.Open(context.Background(), Database(t).URI, "nodeexec")
-	if err != nil {
-		t.Fatal(err)
+	out := make([]*store.Store, n)
+	for i := range out {
+		st, err := store.Open(context.Background(), uri, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close(context.Background()) })
+		out[i] = st
 	}
-	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	return st
+	return out
 }
 
 // Frontend starts a FerretDB front end of the test's own over the PostgreSQL at pgURL.
