@@ -82,6 +82,16 @@ func (e *Engine) adopt(ctx context.Context, why string) error {
 		r, ok := replicas[name]
 		return ok && r.Incarnation == incarnation && now.Sub(r.HeartbeatAt) < e.cfg.Replica.Lease
 	}
+	// A ticket's winner may have started after replicas was read: read them again before counting it dead.
+	aliveNow := func(owner string) bool {
+		if alive(owner) {
+			return true
+		}
+		if fresh, err := e.cfg.Store.Replicas(ctx); err == nil {
+			replicas = fresh
+		}
+		return alive(owner)
+	}
 	var lost []store.Deployment
 	for _, d := range flight {
 		if d.Owner == e.Owner() && d.CancelRequestedAt != nil && e.Cancel(d.ID) {
@@ -91,7 +101,7 @@ func (e *Engine) adopt(ctx context.Context, why string) error {
 		if alive(d.Owner) {
 			continue
 		}
-		won, err := e.cfg.Store.TakeOverDeployment(ctx, d.ID, d.Owner, e.Owner(), alive)
+		won, err := e.cfg.Store.TakeOverDeployment(ctx, d.ID, d.Owner, e.Owner(), aliveNow)
 		if err != nil {
 			return err
 		}
@@ -136,3 +146,6 @@ func (e *Engine) create(ctx context.Context, d *store.Deployment) (*store.Deploy
 	d.Owner = e.Owner()
 	return e.cfg.Store.CreateDeployment(ctx, d)
 }
+
+// ReplicaLease is how long a replica may be silent before it counts as dead.
+func (e *Engine) ReplicaLease() time.Duration { return e.cfg.Replica.Lease }

@@ -54,6 +54,11 @@ func TestADeadReplicasDeploymentIsTakenOverOnceAndALiveOnesIsLeftAlone(t *testin
 		defer engines[i].Shutdown()
 	}
 	engines[0].cfg.Replica.Name, engines[0].self.Name = "b", "b" // the restart of b
+	for _, e := range engines[1:] { // as each does at its start, before it adopts anything
+		if err := e.heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := engines[0].Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
