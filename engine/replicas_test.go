@@ -54,7 +54,8 @@ func TestADeadReplicasDeploymentIsTakenOverOnceAndALiveOnesIsLeftAlone(t *testin
 		defer engines[i].Shutdown()
 	}
 	engines[0].cfg.Replica.Name, engines[0].self.Name = "b", "b" // the restart of b
-	for _, e := range engines[1:] { // as each does at its start, before it adopts anything
+	// Each heartbeats at its start, before it adopts anything.
+	for _, e := range engines[1:] {
 		if err := e.heartbeat(ctx); err != nil {
 			t.Fatal(err)
 		}
