@@ -159,11 +159,13 @@ type Deployment struct {
 	DryRun      bool     `json:"dry_run,omitempty"`
 	RequestedBy string   `json:"requested_by,omitempty"`
 	// Token is the name of the API token the request came with.
-	Token          string           `json:"token,omitempty"`
-	IdempotencyKey string           `json:"idempotency_key,omitempty"`
-	State          State            `json:"state"`
-	Error          string           `json:"error,omitempty"`
-	Nodes          []DeploymentNode `json:"nodes"`
+	Token          string `json:"token,omitempty"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Replica is the nodeexec replica that runs it (ran it), "<name>@<incarnation>" (GET /api/v1/replicas).
+	Replica string           `json:"replica,omitempty"`
+	State   State            `json:"state"`
+	Error   string           `json:"error,omitempty"`
+	Nodes   []DeploymentNode `json:"nodes"`
 	// Applications are the services of a deployment of several (its own service, version and nodes are
 	// then empty): each one's deployment, state and nodes.
 	Applications []ApplicationDeployment `json:"applications,omitempty"`
@@ -338,4 +340,23 @@ type WorkloadRollbackRequest struct {
 	ToRevision     int64  `json:"to_revision"`
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	RequestedBy    string `json:"requested_by,omitempty"`
+}
+
+// NodeexecReplica is one nodeexec replica on the database, as its heartbeats say (GET /api/v1/replicas).
+type NodeexecReplica struct {
+	Name        string    `json:"name"`
+	Incarnation string    `json:"incarnation"`
+	StartedAt   time.Time `json:"started_at"`
+	HeartbeatAt time.Time `json:"heartbeat_at"`
+	// Alive: its last heartbeat is within the lease; This: it is the replica that answers.
+	Alive bool `json:"alive"`
+	This  bool `json:"this"`
+}
+
+// NodeexecReplicaList is GET /api/v1/replicas: every replica that ever heartbeat on the database, by name.
+type NodeexecReplicaList struct {
+	// LeaseSeconds is the answering replica's lease: a replica silent longer is dead, and its
+	// deployments in flight are taken over.
+	LeaseSeconds float64           `json:"lease_seconds"`
+	Replicas     []NodeexecReplica `json:"replicas"`
 }

@@ -26,7 +26,7 @@ func renderDeployment(d store.Deployment) api.Deployment {
 	out := api.Deployment{ID: d.ID, Kind: d.Kind, RollbackOf: d.RollbackOf, ParentID: d.ParentID, TargetDeploymentID: d.TargetDeploymentID, Service: d.Service, Version: d.Version,
 		Platform: api.Platform(d.Platform), Batch: api.Batch{Size: d.Batch.Size, StopOnFailure: d.Batch.StopOnFailure, MaxUnavailable: d.Batch.MaxUnavailable},
 		Replicas: replicasOf(d), Namespace: namespaceOf(d), Objects: listOf(d.Objects, renderObject), DryRun: d.DryRun(), RequestedBy: d.RequestedBy, Token: d.Token, IdempotencyKey: d.IdempotencyKey,
-		State: api.State(d.State), Error: d.Error, Nodes: listOf(d.Nodes, renderDeploymentNode),
+		Replica: d.Owner, State: api.State(d.State), Error: d.Error, Nodes: listOf(d.Nodes, renderDeploymentNode),
 		Applications: listOf(d.Applications, renderApplication),
 		CreatedAt:    d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
 	if d.HandRun != nil {

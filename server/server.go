@@ -138,6 +138,7 @@ func New(cfg Config) *Server {
 	api.GET("/nodes", read, s.listNodes)
 	api.GET("/services", read, s.listServices)
 	api.GET("/version", read, func(c *gin.Context) { c.JSON(http.StatusOK, buildinfo.Read()) })
+	api.GET("/replicas", read, s.listReplicas)
 	api.DELETE("/nodes/:service/:host", deploy, s.forgetNode)
 	api.POST("/reports", deploy, s.createReport)
 	mgmt := s.router.Group("/internal/v1/deploy", read)
