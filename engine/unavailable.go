@@ -50,7 +50,7 @@ func (e *Engine) checkUnavailable(ctx context.Context, d *store.Deployment) erro
 	if d.Platform != executor.PlatformPhysical {
 		return nil
 	}
-	flight, err := e.cfg.Store.InFlight(ctx)
+	flight, err := e.cfg.Store.InFlightOf(ctx, d.Service)
 	if err != nil {
 		return err
 	}

@@ -368,14 +368,27 @@ func decodeCursor(c string) (time.Time, string, error) {
 }
 
 // InFlight lists deployments that have not ended: after a restart, these are reconciled.
-func (s *Store) InFlight(ctx context.Context) ([]Deployment, error) {
-	cur, err := s.deployments().Find(ctx, bson.M{"state": bson.M{"$in": bson.A{executor.StatePending, executor.StateDeploying}}})
-	if err != nil {
-		return nil, fmt.Errorf("list deployments in flight: %w", err)
-	}
+func (s *Store) InFlight(ctx context.Context) ([]Deployment, error) { return s.InFlightOf(ctx, "") }
+
+// InFlightOf lists one service's deployments in flight ("": every service's). One query per state with
+// equality filters only: FerretDB runs those in PostgreSQL, where a $in would have it read and decode
+// the whole history of deployments at every admission.
+func (s *Store) InFlightOf(ctx context.Context, service string) ([]Deployment, error) {
 	out := []Deployment{}
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("list deployments in flight: %w", err)
+	for _, state := range []executor.State{executor.StatePending, executor.StateDeploying} {
+		filter := bson.D{{Key: "state", Value: state}}
+		if service != "" {
+			filter = append(filter, bson.E{Key: "service", Value: service})
+		}
+		cur, err := s.deployments().Find(ctx, filter)
+		if err != nil {
+			return nil, fmt.Errorf("list deployments in flight: %w", err)
+		}
+		var some []Deployment
+		if err := cur.All(ctx, &some); err != nil {
+			return nil, fmt.Errorf("list deployments in flight: %w", err)
+		}
+		out = append(out, some...)
 	}
 	return out, nil
 }
