@@ -44,7 +44,12 @@ func TestCleanupCheckNamesEachProblem(t *testing.T) {
 		{"a schedule in a time zone", func(c *Cleanup) { c.Schedule = "CRON_TZ=Europe/Berlin 30 2 * * 1-5" }, "", ""},
 		{"a descriptor", func(c *Cleanup) { c.Schedule = "@daily" }, "", ""},
 		{"not a cron spec", func(c *Cleanup) { c.Schedule = "every night" }, "cleanup.schedule", "not a cron spec"},
-		{"six fields", func(c *Cleanup) { c.Schedule = "0 0 3 * * *" }, "cleanup.schedule", "not a cron spec"},
+		{"six fields: seconds first", func(c *Cleanup) { c.Schedule = "30 0 3 * * *" }, "", ""},
+		{"every second", func(c *Cleanup) { c.Schedule = "* * * * * *" }, "", ""},
+		{"seven fields", func(c *Cleanup) { c.Schedule = "0 0 0 3 * * *" }, "cleanup.schedule", "not a cron spec"},
+		{"four fields", func(c *Cleanup) { c.Schedule = "0 3 * *" }, "cleanup.schedule", "not a cron spec"},
+		{"seconds out of range", func(c *Cleanup) { c.Schedule = "60 0 3 * * *" }, "cleanup.schedule", "not a cron spec"},
+		{"@every in six fields' clothing", func(c *Cleanup) { c.Schedule = "CRON_TZ=UTC @every 1s" }, "cleanup.schedule", "@every is not supported"},
 		{"@every drifts between replicas", func(c *Cleanup) { c.Schedule = "@every 1h" }, "cleanup.schedule", "@every is not supported"},
 		{"a date that never comes", func(c *Cleanup) { c.Schedule = "0 0 30 2 *" }, "cleanup.schedule", "never fires"},
 		{"keep 1 would remove the previous release", func(c *Cleanup) { c.Keep = 1 }, "cleanup.keep", "want 2"},
@@ -69,5 +74,28 @@ func TestCleanupCheckNamesEachProblem(t *testing.T) {
 				t.Errorf("problems %v (%s); want %q saying %q", got, reasons, c.want, c.reason)
 			}
 		})
+	}
+}
+
+// A six-field spec counts seconds: its ticks are whole seconds, the same on every replica.
+func TestASixFieldScheduleTicksOnTheSecond(t *testing.T) {
+	s, err := ParseSchedule("CRON_TZ=UTC */2 * * * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 12, 7, 3, 0, 0, 500_000_000, time.UTC)
+	first := s.Next(from)
+	if want := time.Date(2026, 12, 7, 3, 0, 2, 0, time.UTC); !first.Equal(want) {
+		t.Errorf("first tick after %s: %s, want %s", from, first, want)
+	}
+	if next := s.Next(first); next.Sub(first) != 2*time.Second {
+		t.Errorf("ticks %s then %s: want 2s apart", first, next)
+	}
+	daily, err := ParseSchedule("CRON_TZ=UTC 0 3 * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := daily.Next(from), time.Date(2026, 12, 8, 3, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("five fields still count minutes: next %s, want %s", got, want)
 	}
 }

@@ -49,10 +49,14 @@ func (d Drift) check() []Problem {
 	return out
 }
 
-// ParseSchedule reads a cleanup (or drift) schedule: a standard cron spec (five fields, or @daily, @hourly, …),
-// in the server's time zone unless it starts with CRON_TZ=<zone>. Empty is no schedule (nil). @every is
-// refused: its ticks count from each replica's start, so replicas would not agree on them and the
-// lease could not run each tick once.
+// scheduleParser reads standard cron specs (five fields, minute first, or @daily, @hourly, …) and, with a
+// sixth field in front, seconds: a schedule of seconds is for tests of the lease, not for production.
+var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule reads a cleanup (or drift) schedule: a standard cron spec (five fields, or @daily, @hourly,
+// …; six fields: seconds first), in the server's time zone unless it starts with CRON_TZ=<zone>. Empty is
+// no schedule (nil). @every is refused: its ticks count from each replica's start, so replicas would not
+// agree on them and the lease could not run each tick once.
 func ParseSchedule(spec string) (cron.Schedule, error) {
 	if strings.TrimSpace(spec) == "" {
 		return nil, nil
@@ -60,9 +64,10 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 	if strings.Contains(spec, "@every") {
 		return nil, fmt.Errorf("%q: @every is not supported (replicas would not agree on its ticks); use a cron spec like \"0 3 * * *\"", spec)
 	}
-	s, err := cron.ParseStandard(spec)
+	s, err := scheduleParser.Parse(spec)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not a cron spec like \"0 3 * * *\" (minute hour day-of-month month day-of-week): %v", spec, err)
+		return nil, fmt.Errorf("%q is not a cron spec like \"0 3 * * *\" (minute hour day-of-month month day-of-week; "+
+			"or six fields, seconds first: \"30 0 3 * * *\"): %v", spec, err)
 	}
 	if s.Next(time.Now()).IsZero() {
 		return nil, fmt.Errorf("%q never fires", spec)
