@@ -100,7 +100,9 @@ func startProcess(t *testing.T, name, msg string, env []string, bin string, args
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	scanned := make(chan struct{}) // the log is read to its end: nothing is logged after the test
 	t.Cleanup(func() {
+		defer func() { <-scanned }()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -126,6 +128,7 @@ func startProcess(t *testing.T, name, msg string, env []string, bin string, args
 			}
 		}
 		close(found)
+		close(scanned)
 	}()
 	select {
 	case line, ok := <-found:

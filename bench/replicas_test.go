@@ -1,0 +1,241 @@
+//go:build e2e
+
+package bench
+
+// BenchmarkReplicas measures the API of 1 and of 3 `nodeexec serve` processes on the shared database
+// (FerretDB over PostgreSQL, one `nodeexec database` front end; hack/pg up), in one run: deploy requests
+// accepted per second, and the Plan Layer's hot reads per second (GET a deployment, GET a node). The
+// replicas are built with the occupancy executor (-tags occupancy), which connects nowhere and holds each
+// node briefly: what is measured is nodeexec and its database, not Ansible. Each request deploys to a node
+// of its own, so nothing is refused.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nodeexec/nodeexec/store/storetest"
+)
+
+const (
+	replicaClients  = 30
+	replicaRequests = 300             // deploys per iteration
+	replicaReadTime = 3 * time.Second // each read endpoint, per iteration
+)
+
+func BenchmarkReplicas(b *testing.B) {
+	if os.Getenv("NODEEXEC_E2E") != "1" {
+		b.Skip("set NODEEXEC_E2E=1 and run hack/pg up (or `make bench`)")
+	}
+	pg := os.Getenv("NODEEXEC_TEST_PG_URL")
+	if pg == "" {
+		b.Skip(`NODEEXEC_TEST_PG_URL is not set: run hack/pg up, then eval "$(hack/pg env)"`)
+	}
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "nodeexec-occupancy")
+	if out, err := osexec.Command("go", "build", "-tags", "occupancy", "-o", bin, "../cmd/nodeexec").CombinedOutput(); err != nil {
+		b.Fatalf("build nodeexec -tags occupancy: %v\n%s", err, out)
+	}
+	urlFile := filepath.Join(dir, "pg.url")
+	if err := os.WriteFile(urlFile, []byte(pg+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	db := startLogging(b, "nodeexec database serving", nil, bin, "database", "--postgresql-url-file", urlFile, "--listen", "127.0.0.1:0")
+	mongoURI, _ := db["mongo_uri"].(string)
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
+			name := storetest.ScratchName()
+			b.Cleanup(func() { storetest.DropDatabase(b, mongoURI, name) })
+			env := []string{"NODEEXEC_OCCUPANCY_FILE=" + filepath.Join(b.TempDir(), "occupancy"), "NODEEXEC_OCCUPANCY_HOLD=10ms", "NODEEXEC_RETRY_MAX=0"}
+			var bases []string
+			for range n {
+				line := startLogging(b, "nodeexec serving", env, bin, "serve", "--listen", "127.0.0.1:0", "--max-concurrent", "16",
+					"--mongo-uri", mongoURI, "--database", name)
+				bases = append(bases, "http://"+line["listen"].(string))
+			}
+			var accepted, deploymentReads, nodeReads float64
+			b.ResetTimer()
+			for i := range b.N {
+				ids, hosts, perSecond := acceptDeploys(b, bases, fmt.Sprintf("rb%d", i))
+				accepted += perSecond
+				waitIdle(b, bases[0])
+				deploymentReads += readLoad(b, bases, func(rng *rand.Rand) string { return "/api/v1/deployments/" + ids[rng.IntN(len(ids))] })
+				nodeReads += readLoad(b, bases, func(rng *rand.Rand) string { return "/api/v1/nodes/bench-rep/" + hosts[rng.IntN(len(hosts))] })
+			}
+			b.ReportMetric(accepted/float64(b.N), "deploys-accepted/s")
+			b.ReportMetric(deploymentReads/float64(b.N), "deployment-reads/s")
+			b.ReportMetric(nodeReads/float64(b.N), "node-reads/s")
+		})
+	}
+}
+
+// acceptDeploys sends replicaRequests deploys, each to a node of its own, from replicaClients clients
+// round-robin over bases; every one must be accepted. It returns the deployments, their nodes, and how
+// many were accepted per second.
+func acceptDeploys(b *testing.B, bases []string, prefix string) (ids, hosts []string, perSecond float64) {
+	b.Helper()
+	ids, hosts = make([]string, replicaRequests), make([]string, replicaRequests)
+	next := make(chan int, replicaRequests)
+	for i := range replicaRequests {
+		hosts[i] = fmt.Sprintf("%s-h%04d", prefix, i)
+		next <- i
+	}
+	close(next)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range replicaClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				body, _ := json.Marshal(map[string]any{"service": "bench-rep", "version": "v1", "nodes": []string{hosts[i]},
+					"package_url": "http://127.0.0.1:1/bench-rep.tar.gz", "sha256": strings.Repeat("ab", 32)})
+				var out struct{ ID, Error string }
+				code, err := call(http.MethodPost, bases[c%len(bases)]+"/api/v1/deployments", body, &out)
+				if err != nil || code != http.StatusAccepted {
+					b.Errorf("deploy %s: %d %v %v", hosts[i], code, out.Error, err)
+				}
+				ids[i] = out.ID
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	return ids, hosts, float64(replicaRequests) / time.Since(start).Seconds()
+}
+
+// waitIdle waits (bounded) until no deployment is pending or deploying, so reads are measured alone.
+func waitIdle(b *testing.B, base string) {
+	b.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for _, state := range []string{"pending", "deploying"} {
+		for {
+			var page struct{ Deployments []json.RawMessage }
+			if code, err := call(http.MethodGet, base+"/api/v1/deployments?limit=1&state="+state, nil, &page); err != nil || code != http.StatusOK {
+				b.Fatalf("list %s deployments: %d %v", state, code, err)
+			}
+			if len(page.Deployments) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("deployments still %s after 3m", state)
+			}
+			time.Sleep(100 * time.Millisecond) // polling, bounded by the deadline
+		}
+	}
+}
+
+// readLoad has replicaClients clients GET path() round-robin over bases for replicaReadTime; each answer
+// must be 200. It returns the reads per second.
+func readLoad(b *testing.B, bases []string, path func(*rand.Rand) string) float64 {
+	b.Helper()
+	var reads atomic.Int64
+	stop := time.Now().Add(replicaReadTime)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range replicaClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), uint64(start.UnixNano())))
+			for time.Now().Before(stop) {
+				p := path(rng)
+				if code, err := call(http.MethodGet, bases[c%len(bases)]+p, nil, nil); err != nil || code != http.StatusOK {
+					b.Errorf("GET %s: %d %v", p, code, err)
+					return
+				}
+				reads.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(reads.Load()) / time.Since(start).Seconds()
+}
+
+var benchClient = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: replicaClients}}
+
+// call sends a request and decodes a JSON answer into out (nil: read and dropped).
+func call(method, url string, body []byte, out any) (int, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := benchClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		out = new(json.RawMessage)
+	}
+	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+}
+
+// startLogging starts bin and waits (bounded) for its JSON log line msg; it is stopped with SIGTERM at
+// the end. Lines above info are passed on.
+func startLogging(b *testing.B, msg string, env []string, bin string, args ...string) map[string]any {
+	b.Helper()
+	cmd := osexec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	scanned := make(chan struct{}) // the log is read to its end: nothing is logged after the benchmark
+	b.Cleanup(func() {
+		defer func() { <-scanned }()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	found := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line map[string]any
+			_ = json.Unmarshal(sc.Bytes(), &line)
+			if line["msg"] == msg {
+				found <- line
+			}
+			if lvl, _ := line["level"].(string); lvl == "error" || lvl == "fatal" {
+				b.Logf("%s: %s", args[0], sc.Text())
+			}
+		}
+		close(found)
+		close(scanned)
+	}()
+	select {
+	case line, ok := <-found:
+		if !ok {
+			b.Fatalf("%s %s exited before logging %q", bin, args[0], msg)
+		}
+		return line
+	case <-time.After(60 * time.Second):
+		b.Fatalf("%s %s did not log %q within 60s", bin, args[0], msg)
+	}
+	return nil
+}
