@@ -65,22 +65,25 @@ e2e: hosts-up kube-up pg-up
 		NODEEXEC_TEST_STORE_PG_URL="$$NODEEXEC_TEST_PG_URL" $(GO) test -count=1 -timeout 5m -v -run 'Replica|MaxUnavailable' ./engine/
 
 # One iteration of the smallest case keeps each benchmark working; `make bench` measures.
-bench-smoke: hosts-up kube-up
+bench-smoke: hosts-up kube-up pg-up
 	NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench '^(BenchmarkDeploy|BenchmarkAPIvsReference)$$/^hosts=1$$' -benchtime 1x -timeout 20m ./bench/
 	eval "$$(hack/kube env)" && $(GO) test -tags e2e -run '^$$' -bench 'K8sRollout/K=1$$/poll=1s$$' -benchtime 1x -timeout 10m ./bench/
+	eval "$$(hack/pg env)" && NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench '^BenchmarkReplicas$$' -benchtime 1x -timeout 10m ./bench/
 
 test-all: lint test e2e bench-smoke
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags e2e,occupancy ./...
 	ansible-playbook --syntax-check -i inventory/example/hosts.yml playbooks/*.yml bench/reference/deploy.yml >/dev/null
 	hack/redocly docs/openapi.yaml
 
 bench:
 	hack/testhosts up $(BENCH_HOSTS)
 	hack/kube up
-	eval "$$(hack/kube env)" && NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench . -benchtime 3x -timeout 150m ./bench/
+	hack/pg up
+	eval "$$(hack/kube env)" && eval "$$(hack/pg env)" && NODEEXEC_E2E=1 $(GO) test -tags e2e -run '^$$' -bench . -benchtime 3x -timeout 150m ./bench/
 
 # API reads under load on the embedded database: 10,000 nodes, 50 clients.
 bench-api:
