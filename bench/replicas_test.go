@@ -10,22 +10,20 @@ package bench
 // of its own, so nothing is refused.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nodeexec/nodeexec/internal/testbed"
 	"github.com/nodeexec/nodeexec/store/storetest"
 )
 
@@ -43,16 +41,8 @@ func BenchmarkReplicas(b *testing.B) {
 	if pg == "" {
 		b.Skip(`NODEEXEC_TEST_PG_URL is not set: run hack/pg up, then eval "$(hack/pg env)"`)
 	}
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "nodeexec-occupancy")
-	if out, err := osexec.Command("go", "build", "-tags", "occupancy", "-o", bin, "../cmd/nodeexec").CombinedOutput(); err != nil {
-		b.Fatalf("build nodeexec -tags occupancy: %v\n%s", err, out)
-	}
-	urlFile := filepath.Join(dir, "pg.url")
-	if err := os.WriteFile(urlFile, []byte(pg+"\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	db := startLogging(b, "nodeexec database serving", nil, bin, "database", "--postgresql-url-file", urlFile, "--listen", "127.0.0.1:0")
+	bin := testbed.BuildNodeexec(b, "occupancy")
+	db := testbed.StartDatabase(b, bin, pg, true)
 	mongoURI, _ := db["mongo_uri"].(string)
 	for _, n := range []int{1, 3} {
 		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
@@ -61,7 +51,7 @@ func BenchmarkReplicas(b *testing.B) {
 			env := []string{"NODEEXEC_OCCUPANCY_FILE=" + filepath.Join(b.TempDir(), "occupancy"), "NODEEXEC_OCCUPANCY_HOLD=10ms", "NODEEXEC_RETRY_MAX=0"}
 			var bases []string
 			for range n {
-				line := startLogging(b, "nodeexec serving", env, bin, "serve", "--listen", "127.0.0.1:0", "--max-concurrent", "16",
+				line := testbed.StartLogged(b, "replica", "nodeexec serving", true, env, bin, "serve", "--listen", "127.0.0.1:0", "--max-concurrent", "16",
 					"--mongo-uri", mongoURI, "--database", name)
 				bases = append(bases, "http://"+line["listen"].(string))
 			}
@@ -184,58 +174,4 @@ func call(method, url string, body []byte, out any) (int, error) {
 		out = new(json.RawMessage)
 	}
 	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
-}
-
-// startLogging starts bin and waits (bounded) for its JSON log line msg; it is stopped with SIGTERM at
-// the end. Lines above info are passed on.
-func startLogging(b *testing.B, msg string, env []string, bin string, args ...string) map[string]any {
-	b.Helper()
-	cmd := osexec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	scanned := make(chan struct{}) // the log is read to its end: nothing is logged after the benchmark
-	b.Cleanup(func() {
-		defer func() { <-scanned }()
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	found := make(chan map[string]any, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line map[string]any
-			_ = json.Unmarshal(sc.Bytes(), &line)
-			if line["msg"] == msg {
-				found <- line
-			}
-			if lvl, _ := line["level"].(string); lvl == "error" || lvl == "fatal" {
-				b.Logf("%s: %s", args[0], sc.Text())
-			}
-		}
-		close(found)
-		close(scanned)
-	}()
-	select {
-	case line, ok := <-found:
-		if !ok {
-			b.Fatalf("%s %s exited before logging %q", bin, args[0], msg)
-		}
-		return line
-	case <-time.After(60 * time.Second):
-		b.Fatalf("%s %s did not log %q within 60s", bin, args[0], msg)
-	}
-	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -59,16 +58,9 @@ func (r *recoveringExecutor) Recover(_ context.Context, req executor.RecoverRequ
 func TestReconcileFinishesALostDeploymentFromTheNodes(t *testing.T) {
 	records := storetest.Open(t)
 	ctx := context.Background()
-	d := &store.Deployment{ID: "d-lost", Kind: store.KindDeploy, Service: "demo", Version: "v2", Platform: executor.PlatformPhysical,
-		State: executor.StateDeploying, CreatedAt: time.Now().UTC(), Deploy: &executor.DeployRequest{}}
-	for _, h := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
-		d.Nodes = append(d.Nodes, store.DeploymentNode{Host: h, State: executor.StateDeploying, TargetVersion: "v2", FromVersion: "v1"})
-		d.Deploy.Nodes = append(d.Deploy.Nodes, executor.Node{Host: h})
-	}
-	if _, err := records.ClaimAll(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := records.CreateDeployment(ctx, d); err != nil {
+	inFlight(t, records, "d-lost", "", "10.0.0.1", "10.0.0.2", "10.0.0.3")
+	d, err := records.Deployment(ctx, "d-lost")
+	if err != nil {
 		t.Fatal(err)
 	}
 	// The dead run had finished 10.0.0.3 and recorded two events before it died.

@@ -50,7 +50,7 @@ func (e *Engine) checkUnavailable(ctx context.Context, d *store.Deployment) erro
 	if d.Platform != executor.PlatformPhysical {
 		return nil
 	}
-	flight, err := e.cfg.Store.InFlightOf(ctx, d.Service)
+	flight, err := e.cfg.Store.FlightOf(ctx, d.Service)
 	if err != nil {
 		return err
 	}
@@ -64,17 +64,16 @@ func (e *Engine) checkUnavailable(ctx context.Context, d *store.Deployment) erro
 	}
 	refusal := &UnavailableError{Service: d.Service, Total: d.Batch.Width(len(d.Nodes))}
 	for _, o := range flight {
-		if o.Service != d.Service || o.Platform != executor.PlatformPhysical || o.ID == d.ID {
+		if o.Platform != executor.PlatformPhysical || o.ID == d.ID {
 			continue
 		}
-		width := o.Batch.Width(len(o.Nodes))
-		refusal.Total += width
-		refusal.InFlight = append(refusal.InFlight, fmt.Sprintf("%s (%d at once)", o.ID, width))
+		refusal.Total += o.Width
+		refusal.InFlight = append(refusal.InFlight, fmt.Sprintf("%s (%d at once)", o.ID, o.Width))
 		if refusal.First == "" {
 			refusal.First = o.ID
 		}
-		if o.Batch.MaxUnavailable > 0 {
-			bounds = append(bounds, bound{o.Batch.MaxUnavailable, o.ID})
+		if o.MaxUnavailable > 0 {
+			bounds = append(bounds, bound{o.MaxUnavailable, o.ID})
 		}
 	}
 	for _, b := range bounds {

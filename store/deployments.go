@@ -182,7 +182,11 @@ func (s *Store) CreateDeployment(ctx context.Context, d *Deployment) (got *Deplo
 			return existing, false, err
 		}
 	}
+	if err := s.enterFlight(ctx, d); err != nil {
+		return nil, false, err
+	}
 	if _, err := s.deployments().InsertOne(ctx, d); err != nil {
+		s.leaveFlight(ctx, d.ID)
 		return nil, false, fmt.Errorf("record deployment: %w", err)
 	}
 	return d, true, nil
@@ -212,6 +216,9 @@ func (s *Store) UpdateDeployment(ctx context.Context, d *Deployment) error {
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)
 	}
+	if d.State.Terminal() {
+		s.leaveFlight(ctx, d.ID)
+	}
 	return nil
 }
 
@@ -222,6 +229,9 @@ func (s *Store) UpdateObjects(ctx context.Context, d *Deployment) error {
 	}})
 	if err != nil {
 		return fmt.Errorf("update %s %s: %w", d.Kind, d.ID, err)
+	}
+	if d.State.Terminal() {
+		s.leaveFlight(ctx, d.ID)
 	}
 	return nil
 }
@@ -365,32 +375,6 @@ func decodeCursor(c string) (time.Time, string, error) {
 		return time.Time{}, "", ErrBadCursor
 	}
 	return at, id, nil
-}
-
-// InFlight lists deployments that have not ended: after a restart, these are reconciled.
-func (s *Store) InFlight(ctx context.Context) ([]Deployment, error) { return s.InFlightOf(ctx, "") }
-
-// InFlightOf lists one service's deployments in flight ("": every service's). One query per state with
-// equality filters only: FerretDB runs those in PostgreSQL, where a $in would have it read and decode
-// the whole history of deployments at every admission.
-func (s *Store) InFlightOf(ctx context.Context, service string) ([]Deployment, error) {
-	out := []Deployment{}
-	for _, state := range []executor.State{executor.StatePending, executor.StateDeploying} {
-		filter := bson.D{{Key: "state", Value: state}}
-		if service != "" {
-			filter = append(filter, bson.E{Key: "service", Value: service})
-		}
-		cur, err := s.deployments().Find(ctx, filter)
-		if err != nil {
-			return nil, fmt.Errorf("list deployments in flight: %w", err)
-		}
-		var some []Deployment
-		if err := cur.All(ctx, &some); err != nil {
-			return nil, fmt.Errorf("list deployments in flight: %w", err)
-		}
-		out = append(out, some...)
-	}
-	return out, nil
 }
 
 // RequestCancel asks the replica that runs deployment id to cancel it (CancelRequestedAt).

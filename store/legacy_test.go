@@ -106,6 +106,9 @@ func TestADeploymentRecordedInTheOldFormReadsIntoTheFieldOfItsKind(t *testing.T)
 	for _, d := range page {
 		check("listed", d)
 	}
+	if err := s.indexInFlight(ctx); err != nil { // as the start of the nodeexec that finds them does
+		t.Fatal(err)
+	}
 	inFlight, err := s.InFlight(ctx)
 	if err != nil || len(inFlight) != 1 || inFlight[0].ID != "d-4" {
 		t.Fatalf("in flight = %+v, %v", inFlight, err)

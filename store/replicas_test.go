@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/nodeexec/nodeexec/executor"
 )
 
@@ -262,3 +264,39 @@ type atomicCount struct{ n atomic.Int64 }
 
 func (c *atomicCount) add()       { c.n.Add(1) }
 func (c *atomicCount) get() int64 { return c.n.Load() }
+
+// A node's newest claim ticket is found by _id from its head hint, also when the hint has fallen behind
+// the chain (a slow writer raced it back) or below what was pruned: the claim after it still collides
+// with, or follows, the real newest generation.
+func TestTheNewestClaimIsFoundWhateverItsHintSays(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	id := NodeID("demo", "h1")
+	for i := range 40 { // 80 generations: the first ones pruned
+		dep := fmt.Sprintf("d-%d", i)
+		if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, dep, "v1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Finish(ctx, dep, executor.NodeStatus{Service: "demo", Host: "h1", State: executor.StateSuccess, CurrentVersion: "v1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if first, _ := s.ticket(ctx, id, 1); first != nil {
+		t.Fatalf("generation 1 is still there after 80: not pruned")
+	}
+	for _, hint := range []int64{80, 70, 5} {
+		if _, err := s.claimHeads().UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"generation": hint}}); err != nil {
+			t.Fatal(err)
+		}
+		newest, err := s.holding(ctx, id)
+		if err != nil || newest.Generation != 80 || newest.Holder != "" {
+			t.Errorf("with the hint at %d: newest = %+v, %v; want generation 80, free", hint, newest, err)
+		}
+	}
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d-next", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, "demo", "h1", executor.PlatformPhysical, "d-other", "v2"); !errors.As(err, new(*BusyError)) {
+		t.Errorf("a second claim while d-next holds h1 = %v; want busy", err)
+	}
+}

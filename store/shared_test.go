@@ -15,7 +15,7 @@ const sharedStoreEnv = "NODEEXEC_TEST_STORE_PG_URL"
 // openSharedTestStore is a store in a database of the test's own (a schema, dropped at the end) on the
 // shared PostgreSQL at pgURL, behind a front end of the test's own, opened as a replica opens it: with
 // --mongo-uri, so no node cache.
-func openSharedTestStore(t *testing.T, pgURL string) *Store {
+func openSharedTestStore(t testing.TB, pgURL string) *Store {
 	t.Helper()
 	ctx := context.Background()
 	fe, err := StartFrontend(ctx, pgURL, "127.0.0.1:0", nil)

@@ -58,9 +58,11 @@ func Open(ctx context.Context, uri, database string) (*Store, error) {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	if err := s.ensureIndexes(ctx); err != nil {
-		_ = client.Disconnect(context.WithoutCancel(ctx))
-		return nil, err
+	for _, prepare := range []func(context.Context) error{s.ensureIndexes, s.indexInFlight} {
+		if err := prepare(ctx); err != nil {
+			_ = client.Disconnect(context.WithoutCancel(ctx))
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -82,6 +84,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		"claims":               {{{Key: "node", Value: 1}, {Key: "generation", Value: -1}}},
 		"replicas":             {{{Key: "heartbeat_at", Value: 1}}},
 		"deployment_takeovers": {{{Key: "at", Value: 1}}},
+		"in_flight":            {{{Key: "service", Value: 1}}},
 	} {
 		for _, k := range keys {
 			if _, err := db.Collection(coll).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: k}); err != nil {

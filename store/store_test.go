@@ -19,7 +19,7 @@ import (
 // The tests run on the real MongoDB wire protocol: the embedded FerretDB server, through the driver,
 // as nodeexec serve opens it (with the node cache, so every read after a write proves it is invalidated).
 // With NODEEXEC_TEST_STORE_PG_URL set, on FerretDB over that PostgreSQL instead (shared_test.go).
-func openTestStore(t *testing.T) *Store {
+func openTestStore(t testing.TB) *Store {
 	t.Helper()
 	if u := sharedTestURL(); u != "" {
 		return openSharedTestStore(t, u)

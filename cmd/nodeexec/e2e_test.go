@@ -338,23 +338,7 @@ func TestAPIKill9MidDeployIsReconciledAtRestart(t *testing.T) {
 	if state != "success" && state != "failed" {
 		t.Fatalf("deployment after restart = %v; want a final state", got)
 	}
-	for _, raw := range got["nodes"].([]any) {
-		n := raw.(map[string]any)
-		host := n["host"].(string)
-		serves := env.serving(host)
-		switch n["state"] {
-		case "success":
-			if serves != "v2" {
-				t.Errorf("%s recorded success but serves %q", host, serves)
-			}
-		case "failed":
-			if serves == "" || !strings.Contains(n["last_error"].(string), serves) {
-				t.Errorf("%s recorded failed with %q, serves %q", host, n["last_error"], serves)
-			}
-		default:
-			t.Errorf("%s left %v", host, n["state"])
-		}
-	}
+	nodesServeTheirRecords(t, env, got)
 	events, end := env.follow(id, nil)
 	if end == nil || len(events) < 4 || events[0]["seq"] != 1.0 {
 		t.Errorf("events after restart: %d, end %v", len(events), end)
@@ -555,5 +539,28 @@ func stillRunningAfter(procs []string, bound time.Duration) []string {
 			return left
 		}
 		time.Sleep(20 * time.Millisecond) // polling /proc: there is no event for another process's end
+	}
+}
+
+// nodesServeTheirRecords checks that each node of deployment got ended true to what it serves: success
+// serving the target, failed naming what it serves.
+func nodesServeTheirRecords(t *testing.T, env *apiEnv, got map[string]any) {
+	t.Helper()
+	for _, raw := range got["nodes"].([]any) {
+		n := raw.(map[string]any)
+		host := n["host"].(string)
+		serves := env.serving(host)
+		switch n["state"] {
+		case "success":
+			if serves != n["target_version"] {
+				t.Errorf("%s recorded success at %v but serves %q", host, n["target_version"], serves)
+			}
+		case "failed":
+			if serves == "" || !strings.Contains(n["last_error"].(string), serves) {
+				t.Errorf("%s recorded failed with %q, serves %q", host, n["last_error"], serves)
+			}
+		default:
+			t.Errorf("%s left %v", host, n["state"])
+		}
 	}
 }

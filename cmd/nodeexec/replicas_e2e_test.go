@@ -19,12 +19,13 @@ import (
 	"time"
 
 	"github.com/nodeexec/nodeexec/internal/occupancy"
+	"github.com/nodeexec/nodeexec/internal/testbed"
 )
 
 // 300 deploys from 30 clients over 40 hosts of 2 services, round-robin over 3 replicas.
 func TestThreeReplicasNeverDeployOneNodeAtOnce(t *testing.T) {
 	pg := needReplicaE2E(t, true)
-	bin := occupancyBinary(t)
+	bin := testbed.BuildNodeexec(t, "occupancy")
 	occFile := filepath.Join(t.TempDir(), "occupancy")
 	bases := startReplicas(t, bin, 3, occFile, "50ms", sharedDatabase(t, bin, pg)...)
 	l := deployLoad(t, bases, []string{"reptest-a", "reptest-b"}, 20, 300, 30)
@@ -35,7 +36,7 @@ func TestThreeReplicasNeverDeployOneNodeAtOnce(t *testing.T) {
 // The same load on one replica on the embedded database: the default, one process.
 func TestOneReplicaOnTheEmbeddedDatabaseNeverDeploysOneNodeAtOnce(t *testing.T) {
 	needReplicaE2E(t, false)
-	bin := occupancyBinary(t)
+	bin := testbed.BuildNodeexec(t, "occupancy")
 	occFile := filepath.Join(t.TempDir(), "occupancy")
 	bases := startReplicas(t, bin, 1, occFile, "50ms", "--data-dir", t.TempDir())
 	l := deployLoad(t, bases, []string{"reptest-a", "reptest-b"}, 40, 300, 30)
@@ -46,7 +47,7 @@ func TestOneReplicaOnTheEmbeddedDatabaseNeverDeploysOneNodeAtOnce(t *testing.T) 
 // The same idempotency key sent to the 3 replicas at once, for 10 keys: one deployment each.
 func TestOneIdempotencyKeySentToThreeReplicasAtOnceMakesOneDeployment(t *testing.T) {
 	pg := needReplicaE2E(t, true)
-	bin := occupancyBinary(t)
+	bin := testbed.BuildNodeexec(t, "occupancy")
 	bases := startReplicas(t, bin, 3, filepath.Join(t.TempDir(), "occupancy"), "10ms", sharedDatabase(t, bin, pg)...)
 	const service, keys = "reptest-idem", 10
 	for k := range keys {
@@ -100,7 +101,7 @@ func TestOneIdempotencyKeySentToThreeReplicasAtOnceMakesOneDeployment(t *testing
 // at the next tick would make that tick be skipped on every replica, which this test counts as missed).
 func TestEachCleanupTickRunsOnceAcrossThreeReplicas(t *testing.T) {
 	pg := needReplicaE2E(t, true)
-	bin := occupancyBinary(t)
+	bin := testbed.BuildNodeexec(t, "occupancy")
 	occFile := filepath.Join(t.TempDir(), "occupancy")
 	bases := startReplicas(t, bin, 3, occFile, "10ms", append(sharedDatabase(t, bin, pg), "--cleanup-schedule", "* * * * * *")...)
 	up := time.Now()

@@ -7,7 +7,6 @@ package main
 // occupancy file says of it.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -15,16 +14,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	osexec "os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nodeexec/nodeexec/internal/occupancy"
+	"github.com/nodeexec/nodeexec/internal/testbed"
 	"github.com/nodeexec/nodeexec/store/storetest"
 )
 
@@ -45,29 +42,11 @@ func needReplicaE2E(t *testing.T, pg bool) string {
 	return url
 }
 
-// occupancyBinary builds nodeexec with the occupancy executor (-tags occupancy): production builds lack it.
-func occupancyBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "nodeexec-occupancy")
-	if out, err := osexec.Command("go", "build", "-tags", "occupancy", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build nodeexec -tags occupancy: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // sharedDatabase starts one `nodeexec database` front end over PostgreSQL and names a fresh database in
 // it (dropped at the end): the arguments that put a replica on it.
 func sharedDatabase(t *testing.T, bin, pg string) []string {
 	t.Helper()
-	urlFile := filepath.Join(t.TempDir(), "pg.url") // the password goes in a file, never on a command line
-	if err := os.WriteFile(urlFile, []byte(pg+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := startProcess(t, "database", "nodeexec database serving", nil, bin, "database", "--postgresql-url-file", urlFile, "--listen", "127.0.0.1:0")
-	mongoURI, _ := db["mongo_uri"].(string)
-	if mongoURI == "" {
-		t.Fatalf("database serving line: %v", db)
-	}
+	mongoURI, _ := testbed.StartDatabase(t, bin, pg, true)["mongo_uri"].(string)
 	name := storetest.ScratchName()
 	t.Cleanup(func() { storetest.DropDatabase(t, mongoURI, name) }) // before the front end stops
 	return []string{"--mongo-uri", mongoURI, "--database", name}
@@ -81,65 +60,10 @@ func startReplicas(t *testing.T, bin string, n int, occFile, hold string, args .
 	var bases []string
 	for i := range n {
 		all := append([]string{"serve", "--listen", "127.0.0.1:0", "--max-concurrent", "16"}, args...)
-		line := startProcess(t, fmt.Sprintf("replica-%d", i), "nodeexec serving", env, bin, all...)
+		line := testbed.StartLogged(t, fmt.Sprintf("replica-%d", i), "nodeexec serving", true, env, bin, all...)
 		bases = append(bases, "http://"+line["listen"].(string))
 	}
 	return bases
-}
-
-// startProcess is startLogged that passes on only the lines above info: hundreds of deployments log
-// thousands of lines a test need not show.
-func startProcess(t *testing.T, name, msg string, env []string, bin string, args ...string) map[string]any {
-	t.Helper()
-	cmd := osexec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	scanned := make(chan struct{}) // the log is read to its end: nothing is logged after the test
-	t.Cleanup(func() {
-		defer func() { <-scanned }()
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	found := make(chan map[string]any, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64*1024), 1<<20)
-		for sc.Scan() {
-			var line map[string]any
-			_ = json.Unmarshal(sc.Bytes(), &line)
-			if line["msg"] == msg {
-				found <- line
-			}
-			if lvl, _ := line["level"].(string); lvl != "info" && lvl != "debug" {
-				t.Logf("%s: %s", name, sc.Text())
-			}
-		}
-		close(found)
-		close(scanned)
-	}()
-	select {
-	case line, ok := <-found:
-		if !ok {
-			t.Fatalf("%s exited before logging %q", name, msg)
-		}
-		return line
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not log %q within 60s", name, msg)
-	}
-	return nil
 }
 
 var replicaClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

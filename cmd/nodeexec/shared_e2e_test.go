@@ -8,67 +8,16 @@ package main
 // quickly; what is checked is that what one replica records, the other serves.
 
 import (
-	"bufio"
 	"encoding/json"
 	"net/http"
 	"os"
-	osexec "os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nodeexec/nodeexec/internal/testbed"
 	"github.com/nodeexec/nodeexec/store/storetest"
 )
-
-// startLogged starts bin with args and waits (bounded) for its JSON log line msg, returning that line.
-// The process is stopped with SIGTERM when the test ends.
-func startLogged(t *testing.T, name, msg string, env []string, bin string, args ...string) map[string]any {
-	t.Helper()
-	cmd := osexec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	found := make(chan map[string]any, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line map[string]any
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
-				found <- line
-			}
-			t.Logf("%s: %s", name, sc.Text())
-		}
-		close(found)
-	}()
-	select {
-	case line, ok := <-found:
-		if !ok {
-			t.Fatalf("%s exited before logging %q", name, msg)
-		}
-		return line
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not log %q within 60s", name, msg)
-	}
-	return nil
-}
 
 func getJSON(t *testing.T, url string) (int, map[string]any) {
 	t.Helper()
@@ -87,21 +36,9 @@ func TestTwoServeProcessesOnOneSharedDatabaseSeeEachOthersDeployments(t *testing
 	if pg == "" {
 		t.Skip(`NODEEXEC_TEST_PG_URL is not set: run hack/pg up, then eval "$(hack/pg env)" (or make e2e)`)
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "nodeexec")
-	if out, err := osexec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build nodeexec: %v\n%s", err, out)
-	}
-	// The password goes in a file, never on a command line.
-	urlFile := filepath.Join(dir, "pg.url")
-	if err := os.WriteFile(urlFile, []byte(pg+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := startLogged(t, "database", "nodeexec database serving", nil, bin, "database", "--postgresql-url-file", urlFile, "--listen", "127.0.0.1:0")
+	bin := testbed.BuildNodeexec(t)
+	db := testbed.StartDatabase(t, bin, pg, false)
 	mongoURI, _ := db["mongo_uri"].(string)
-	if !strings.HasPrefix(mongoURI, "mongodb://127.0.0.1:") {
-		t.Fatalf("database serving line: %v", db)
-	}
 	if shown, _ := db["postgresql"].(string); strings.Contains(shown, urlPassword(pg)) {
 		t.Fatalf("the database's log line shows the PostgreSQL password: %v", db)
 	}
@@ -109,7 +46,7 @@ func TestTwoServeProcessesOnOneSharedDatabaseSeeEachOthersDeployments(t *testing
 	t.Cleanup(func() { storetest.DropDatabase(t, mongoURI, name) }) // before the database stops
 
 	serve := func(replica string) string {
-		line := startLogged(t, replica, "nodeexec serving", []string{"NODEEXEC_RETRY_MAX=0"}, bin, "serve", "--listen", "127.0.0.1:0",
+		line := testbed.StartLogged(t, replica, "nodeexec serving", false, []string{"NODEEXEC_RETRY_MAX=0"}, bin, "serve", "--listen", "127.0.0.1:0",
 			"--mongo-uri", mongoURI, "--database", name, "--ssh-user", "root", "--ssh-port", "1", "--insecure-host-keys")
 		return "http://" + line["listen"].(string)
 	}

@@ -8,13 +8,12 @@ package main
 
 import (
 	"os"
-	osexec "os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nodeexec/nodeexec/internal/testbed"
 	"github.com/nodeexec/nodeexec/store/storetest"
 )
 
@@ -23,17 +22,7 @@ func TestAReplicaKilledMidDeployIsTakenOverByAnother(t *testing.T) {
 	if pg == "" || os.Getenv("NODEEXEC_E2E") != "1" {
 		t.Skip(`needs NODEEXEC_E2E=1, the test hosts and NODEEXEC_TEST_PG_URL (hack/pg up; eval "$(hack/pg env)"; or make e2e)`)
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "nodeexec")
-	if out, err := osexec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build nodeexec: %v\n%s", err, out)
-	}
-	urlFile := filepath.Join(dir, "pg.url")
-	if err := os.WriteFile(urlFile, []byte(pg+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := startLogged(t, "database", "nodeexec database serving", nil, bin, "database", "--postgresql-url-file", urlFile, "--listen", "127.0.0.1:0")
-	mongoURI, _ := db["mongo_uri"].(string)
+	mongoURI, _ := testbed.StartDatabase(t, testbed.BuildNodeexec(t), pg, false)["mongo_uri"].(string)
 	name := storetest.ScratchName()
 	t.Cleanup(func() { storetest.DropDatabase(t, mongoURI, name) })
 
@@ -74,23 +63,7 @@ func TestAReplicaKilledMidDeployIsTakenOverByAnother(t *testing.T) {
 	if e, _ := got["error"].(string); !strings.Contains(e, "replica that ran it stopped") {
 		t.Errorf("the deployment's error = %q; want it to say its replica stopped", e)
 	}
-	for _, raw := range got["nodes"].([]any) {
-		n := raw.(map[string]any)
-		host := n["host"].(string)
-		serves := b.serving(host)
-		switch n["state"] {
-		case "success":
-			if serves != "v2" {
-				t.Errorf("%s recorded success but serves %q", host, serves)
-			}
-		case "failed":
-			if serves == "" || !strings.Contains(n["last_error"].(string), serves) {
-				t.Errorf("%s recorded failed with %q, serves %q", host, n["last_error"], serves)
-			}
-		default:
-			t.Errorf("%s left %v", host, n["state"])
-		}
-	}
+	nodesServeTheirRecords(t, &b, got)
 	// The nodes are free and true to their records: the next deploy, on b, runs everywhere.
 	if end := b.deploy("v2"); end["state"] != "success" {
 		t.Fatalf("deploy on replica b after the takeover = %v", end)
