@@ -3,7 +3,8 @@
 package bench
 
 // BenchmarkReplicas measures the API of 1 and of 3 `nodeexec serve` processes on the shared database
-// (FerretDB over PostgreSQL, one `nodeexec database` front end; hack/pg up), in one run: deploy requests
+// (FerretDB over PostgreSQL, one `nodeexec database` front end; hack/pg up), and of one on the embedded
+// default, in one run: deploy requests
 // accepted per second, and the Plan Layer's hot reads per second (GET a deployment, GET a node). The
 // replicas are built with the occupancy executor (-tags occupancy), which connects nowhere and holds each
 // node briefly: what is measured is nodeexec and its database, not Ansible. Each request deploys to a node
@@ -44,15 +45,23 @@ func BenchmarkReplicas(b *testing.B) {
 	bin := testbed.BuildNodeexec(b, "occupancy")
 	db := testbed.StartDatabase(b, bin, pg, true)
 	mongoURI, _ := db["mongo_uri"].(string)
-	for _, n := range []int{1, 3} {
-		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
-			name := storetest.ScratchName()
-			b.Cleanup(func() { storetest.DropDatabase(b, mongoURI, name) })
+	// The embedded default (one process, its database inside) is what a user runs without a shared one.
+	for _, c := range []struct {
+		db string
+		n  int
+	}{{"embedded", 1}, {"shared", 1}, {"shared", 3}} {
+		b.Run(fmt.Sprintf("db=%s/replicas=%d", c.db, c.n), func(b *testing.B) {
+			where := []string{"--data-dir", b.TempDir()}
+			if c.db == "shared" {
+				name := storetest.ScratchName()
+				b.Cleanup(func() { storetest.DropDatabase(b, mongoURI, name) })
+				where = []string{"--mongo-uri", mongoURI, "--database", name}
+			}
 			env := []string{"NODEEXEC_OCCUPANCY_FILE=" + filepath.Join(b.TempDir(), "occupancy"), "NODEEXEC_OCCUPANCY_HOLD=10ms", "NODEEXEC_RETRY_MAX=0"}
 			var bases []string
-			for range n {
-				line := testbed.StartLogged(b, "replica", "nodeexec serving", true, env, bin, "serve", "--listen", "127.0.0.1:0", "--max-concurrent", "16",
-					"--mongo-uri", mongoURI, "--database", name)
+			for range c.n {
+				line := testbed.StartLogged(b, "replica", "nodeexec serving", true, env, bin,
+					append([]string{"serve", "--listen", "127.0.0.1:0", "--max-concurrent", "16"}, where...)...)
 				bases = append(bases, "http://"+line["listen"].(string))
 			}
 			var accepted, deploymentReads, nodeReads float64
