@@ -11,7 +11,6 @@ package bench
 // of its own, so nothing is refused.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -99,8 +98,8 @@ func acceptDeploys(b *testing.B, bases []string, prefix string) (ids, hosts []st
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				body, _ := json.Marshal(map[string]any{"service": "bench-rep", "version": "v1", "nodes": []string{hosts[i]},
-					"package_url": "http://127.0.0.1:1/bench-rep.tar.gz", "sha256": strings.Repeat("ab", 32)})
+				body := map[string]any{"service": "bench-rep", "version": "v1", "nodes": []string{hosts[i]},
+					"package_url": "http://127.0.0.1:1/bench-rep.tar.gz", "sha256": strings.Repeat("ab", 32)}
 				var out struct{ ID, Error string }
 				code, err := call(http.MethodPost, bases[c%len(bases)]+"/api/v1/deployments", body, &out)
 				if err != nil || code != http.StatusAccepted {
@@ -167,20 +166,7 @@ func readLoad(b *testing.B, bases []string, path func(*rand.Rand) string) float6
 
 var benchClient = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: replicaClients}}
 
-// call sends a request and decodes a JSON answer into out (nil: read and dropped).
-func call(method, url string, body []byte, out any) (int, error) {
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := benchClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if out == nil {
-		out = new(json.RawMessage)
-	}
-	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+// call sends a request with a JSON body (nil: none) and decodes a JSON answer into out (nil: dropped).
+func call(method, url string, body, out any) (int, error) {
+	return testbed.DoJSON(benchClient, method, url, body, out)
 }

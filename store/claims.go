@@ -80,8 +80,13 @@ func (s *Store) claimHeads() *mongo.Collection { return s.nodes.Database().Colle
 
 // ticket reads one generation of node's chain; nil when there is none.
 func (s *Store) ticket(ctx context.Context, node string, generation int64) (*claimTicket, error) {
+	return s.findTicket(ctx, node, bson.M{"_id": claimTicketID(node, generation)})
+}
+
+// findTicket reads the ticket of node's chain that filter finds first; nil when it finds none.
+func (s *Store) findTicket(ctx context.Context, node string, filter bson.M, opts ...options.Lister[options.FindOneOptions]) (*claimTicket, error) {
 	var t claimTicket
-	err := s.claimTickets().FindOne(ctx, bson.M{"_id": claimTicketID(node, generation)}).Decode(&t)
+	err := s.claimTickets().FindOne(ctx, filter, opts...).Decode(&t)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
@@ -122,15 +127,7 @@ func (s *Store) newestTicket(ctx context.Context, node string) (*claimTicket, er
 // scanNewestTicket finds node's newest ticket by a query on the node: correct whatever the hint says,
 // but a scan of every ticket on SQLite.
 func (s *Store) scanNewestTicket(ctx context.Context, node string) (*claimTicket, error) {
-	var t claimTicket
-	err := s.claimTickets().FindOne(ctx, bson.M{"node": node}, options.FindOne().SetSort(bson.D{{Key: "generation", Value: -1}})).Decode(&t)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read who holds %s: %w", node, err)
-	}
-	return &t, nil
+	return s.findTicket(ctx, node, bson.M{"node": node}, options.FindOne().SetSort(bson.D{{Key: "generation", Value: -1}}))
 }
 
 // pass inserts the generation after cur, held by holder ("": given back). False when another insert

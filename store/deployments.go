@@ -379,7 +379,7 @@ func decodeCursor(c string) (time.Time, string, error) {
 
 // RequestCancel asks the replica that runs deployment id to cancel it (CancelRequestedAt).
 func (s *Store) RequestCancel(ctx context.Context, id string) error {
-	_, err := s.deployments().UpdateOne(ctx, bson.M{"_id": id, "state": bson.M{"$in": bson.A{executor.StatePending, executor.StateDeploying}}},
+	_, err := s.deployments().UpdateOne(ctx, bson.M{"_id": id, "state": inFlightStates()},
 		bson.M{"$set": bson.M{"cancel_requested_at": time.Now().UTC()}})
 	if err != nil {
 		return fmt.Errorf("request the cancel of %s: %w", id, err)

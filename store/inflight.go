@@ -38,6 +38,11 @@ type FlightEntry struct {
 // between its two writes (recording a deployment takes milliseconds).
 const orphanAfter = 10 * time.Minute
 
+// inFlightStates matches the states of a deployment that has not ended.
+func inFlightStates() bson.M {
+	return bson.M{"$in": bson.A{executor.StatePending, executor.StateDeploying}}
+}
+
 func (s *Store) inFlight() *mongo.Collection { return s.nodes.Database().Collection("in_flight") }
 
 func flightEntry(d *Deployment) FlightEntry {
@@ -111,7 +116,7 @@ func (s *Store) InFlight(ctx context.Context) ([]Deployment, error) {
 // indexInFlight enters in the index every deployment in flight that it lacks: those recorded by a
 // nodeexec from before the index. One scan of the deployments, at start.
 func (s *Store) indexInFlight(ctx context.Context) error {
-	cur, err := s.deployments().Find(ctx, bson.M{"state": bson.M{"$in": bson.A{executor.StatePending, executor.StateDeploying}}})
+	cur, err := s.deployments().Find(ctx, bson.M{"state": inFlightStates()})
 	if err != nil {
 		return fmt.Errorf("index the deployments in flight: %w", err)
 	}

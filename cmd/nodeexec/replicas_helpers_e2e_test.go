@@ -7,8 +7,6 @@ package main
 // occupancy file says of it.
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -68,32 +66,18 @@ func startReplicas(t *testing.T, bin string, n int, occFile, hold string, args .
 
 var replicaClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
-// postJSON posts body and decodes the answer; a transport error is the error.
+// postJSON posts body to a replica and decodes the answer; a transport error is the error.
 func postJSON(base, path string, body any) (int, map[string]any, error) {
-	b, _ := json.Marshal(body)
-	resp, err := replicaClient.Post(base+path, "application/json", bytes.NewReader(b))
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
 	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("answer %d is not JSON: %w", resp.StatusCode, err)
-	}
-	return resp.StatusCode, out, nil
+	code, err := testbed.DoJSON(replicaClient, http.MethodPost, base+path, body, &out)
+	return code, out, err
 }
 
+// getReplicaJSON reads path from a replica.
 func getReplicaJSON(base, path string) (int, map[string]any, error) {
-	resp, err := replicaClient.Get(base + path)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
 	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("GET %s: answer %d is not JSON: %w", path, resp.StatusCode, err)
-	}
-	return resp.StatusCode, out, nil
+	code, err := testbed.DoJSON(replicaClient, http.MethodGet, base+path, nil, &out)
+	return code, out, err
 }
 
 // occupancyDeploy is a deploy of service to hosts; the occupancy executor fetches no package.

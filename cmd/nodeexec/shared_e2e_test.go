@@ -8,7 +8,6 @@ package main
 // quickly; what is checked is that what one replica records, the other serves.
 
 import (
-	"encoding/json"
 	"net/http"
 	"os"
 	"strings"
@@ -21,14 +20,12 @@ import (
 
 func getJSON(t *testing.T, url string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
+	var out map[string]any
+	code, err := testbed.DoJSON(http.DefaultClient, http.MethodGet, url, nil, &out)
+	if code == 0 {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return code, out
 }
 
 func TestTwoServeProcessesOnOneSharedDatabaseSeeEachOthersDeployments(t *testing.T) {
