@@ -2,13 +2,14 @@
 
 package bench
 
-// BenchmarkReplicas measures the API of 1 and of 3 `nodeexec serve` processes on the shared database
-// (FerretDB over PostgreSQL, one `nodeexec database` front end; hack/pg up), and of one on the embedded
-// default, in one run: deploy requests
-// accepted per second, and the Plan Layer's hot reads per second (GET a deployment, GET a node). The
-// replicas are built with the occupancy executor (-tags occupancy), which connects nowhere and holds each
-// node briefly: what is measured is nodeexec and its database, not Ansible. Each request deploys to a node
-// of its own, so nothing is refused.
+// BenchmarkReplicas measures the API of one `nodeexec serve` on the embedded default (what a user runs
+// without a shared database), and of 1 and of 3 on the shared database (FerretDB over PostgreSQL, one
+// `nodeexec database` front end; hack/pg up), all three up at once and taken in turn within every
+// iteration (the first one rotating): deploy requests accepted per second, the Plan Layer's hot reads
+// per second (GET a deployment, GET a node), and their ratios. The processes are built with the
+// occupancy executor (-tags occupancy), which connects nowhere and holds each node briefly: what is
+// measured is nodeexec and its database, not Ansible. Each request deploys to a node of its own, so
+// nothing is refused.
 
 import (
 	"encoding/json"
@@ -42,41 +43,50 @@ func BenchmarkReplicas(b *testing.B) {
 		b.Skip(`NODEEXEC_TEST_PG_URL is not set: run hack/pg up, then eval "$(hack/pg env)"`)
 	}
 	bin := testbed.BuildNodeexec(b, "occupancy")
-	db := testbed.StartDatabase(b, bin, pg, true)
-	mongoURI, _ := db["mongo_uri"].(string)
-	// The embedded default (one process, its database inside) is what a user runs without a shared one.
-	for _, c := range []struct {
-		db string
-		n  int
-	}{{"embedded", 1}, {"shared", 1}, {"shared", 3}} {
-		b.Run(fmt.Sprintf("db=%s/replicas=%d", c.db, c.n), func(b *testing.B) {
-			where := []string{"--data-dir", b.TempDir()}
-			if c.db == "shared" {
-				name := storetest.ScratchName()
-				b.Cleanup(func() { storetest.DropDatabase(b, mongoURI, name) })
-				where = []string{"--mongo-uri", mongoURI, "--database", name}
-			}
-			env := []string{"NODEEXEC_OCCUPANCY_FILE=" + filepath.Join(b.TempDir(), "occupancy"), "NODEEXEC_OCCUPANCY_HOLD=10ms", "NODEEXEC_RETRY_MAX=0"}
-			var bases []string
-			for range c.n {
-				line := testbed.StartLogged(b, "replica", "nodeexec serving", true, env, bin,
-					append([]string{"serve", "--listen", "127.0.0.1:0", "--max-concurrent", "16"}, where...)...)
-				bases = append(bases, "http://"+line["listen"].(string))
-			}
-			var accepted, deploymentReads, nodeReads float64
-			b.ResetTimer()
-			for i := range b.N {
-				ids, hosts, perSecond := acceptDeploys(b, bases, fmt.Sprintf("rb%d", i))
-				accepted += perSecond
-				waitIdle(b, bases[0])
-				deploymentReads += readLoad(b, bases, func(rng *rand.Rand) string { return "/api/v1/deployments/" + ids[rng.IntN(len(ids))] })
-				nodeReads += readLoad(b, bases, func(rng *rand.Rand) string { return "/api/v1/nodes/bench-rep/" + hosts[rng.IntN(len(hosts))] })
-			}
-			b.ReportMetric(accepted/float64(b.N), "deploys-accepted/s")
-			b.ReportMetric(deploymentReads/float64(b.N), "deployment-reads/s")
-			b.ReportMetric(nodeReads/float64(b.N), "node-reads/s")
-		})
+	mongoURI, _ := testbed.StartDatabase(b, bin, pg, true)["mongo_uri"].(string)
+	type setup struct {
+		name  string
+		bases []string
+		// per second, summed over the iterations
+		accepted, deploymentReads, nodeReads float64
 	}
+	start := func(name string, n int, where ...string) *setup {
+		env := []string{"NODEEXEC_OCCUPANCY_FILE=" + filepath.Join(b.TempDir(), "occupancy"), "NODEEXEC_OCCUPANCY_HOLD=10ms", "NODEEXEC_RETRY_MAX=0"}
+		s := &setup{name: name}
+		for range n {
+			line := testbed.StartLogged(b, name, "nodeexec serving", true, env, bin,
+				append([]string{"serve", "--listen", "127.0.0.1:0", "--max-concurrent", "16"}, where...)...)
+			s.bases = append(s.bases, "http://"+line["listen"].(string))
+		}
+		return s
+	}
+	shared := func() []string {
+		name := storetest.ScratchName()
+		b.Cleanup(func() { storetest.DropDatabase(b, mongoURI, name) })
+		return []string{"--mongo-uri", mongoURI, "--database", name}
+	}
+	setups := []*setup{start("embedded", 1, "--data-dir", b.TempDir()), start("shared1", 1, shared()...), start("shared3", 3, shared()...)}
+	b.ResetTimer()
+	for i := range b.N {
+		for k := range setups {
+			s := setups[(i+k)%len(setups)]
+			ids, hosts, perSecond := acceptDeploys(b, s.bases, fmt.Sprintf("rb%d", i))
+			s.accepted += perSecond
+			waitIdle(b, s.bases[0])
+			s.deploymentReads += readLoad(b, s.bases, func(rng *rand.Rand) string { return "/api/v1/deployments/" + ids[rng.IntN(len(ids))] })
+			s.nodeReads += readLoad(b, s.bases, func(rng *rand.Rand) string { return "/api/v1/nodes/bench-rep/" + hosts[rng.IntN(len(hosts))] })
+		}
+	}
+	for _, s := range setups {
+		b.ReportMetric(s.accepted/float64(b.N), s.name+"-deploys-accepted/s")
+		b.ReportMetric(s.deploymentReads/float64(b.N), s.name+"-deployment-reads/s")
+		b.ReportMetric(s.nodeReads/float64(b.N), s.name+"-node-reads/s")
+	}
+	embedded, one, three := setups[0], setups[1], setups[2]
+	b.ReportMetric(three.accepted/one.accepted, "accepted-3/1-replicas")
+	b.ReportMetric(three.deploymentReads/one.deploymentReads, "deployment-reads-3/1-replicas")
+	b.ReportMetric(one.accepted/embedded.accepted, "accepted-shared/embedded")
+	b.ReportMetric(one.nodeReads/embedded.nodeReads, "node-reads-shared/embedded")
 }
 
 // acceptDeploys sends replicaRequests deploys, each to a node of its own, from replicaClients clients
